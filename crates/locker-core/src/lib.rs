@@ -1,0 +1,17 @@
+//! Rules shared by the locker Worker and the browser module.
+//!
+//! Nothing in this crate performs I/O, reads a clock or looks at the environment: callers pass
+//! in what they know, so every rule is testable with plain `cargo test` and behaves the same on
+//! the host, in workerd and in the browser.
+
+pub mod bucket;
+pub mod hash;
+pub mod health;
+pub mod key;
+pub mod refs;
+
+pub use bucket::{BucketId, BucketIdentity};
+pub use hash::{HashError, Sha256Hex};
+pub use health::{Check, Health};
+pub use key::{ObjectKey, Tenant, TenantError};
+pub use refs::{LockerRef, LogicalPath, Namespace, RefError};

@@ -1,0 +1,95 @@
+//! Builds the two wasm artifacts, skipping each when its output is newer than its sources.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tools::Tools;
+use crate::util::{cargo, run, step, up_to_date, Result};
+
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Where the browser module's JS glue and wasm go (git-ignored, served as static assets).
+pub const WEB_PKG: &str = "www/pkg";
+
+/// What a wasm crate is built from: its own sources (not its build output), core, and the
+/// workspace settings.
+fn sources(root: &Path, krate: &str) -> Vec<PathBuf> {
+    let dir = root.join("crates").join(krate);
+    vec![
+        dir.join("src"),
+        dir.join("Cargo.toml"),
+        root.join("crates/locker-core/src"),
+        root.join("crates/locker-core/Cargo.toml"),
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+        root.join(".cargo/config.toml"),
+    ]
+}
+
+fn fresh(output: &Path, inputs: &[PathBuf], what: &str) -> bool {
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let fresh = up_to_date(output, &inputs);
+    if fresh {
+        println!("{what}: up to date");
+    }
+    fresh
+}
+
+/// `worker-build --release`: cargo build, wasm-bindgen, wasm-opt, and the JS shim.
+pub fn worker(root: &Path, tools: &Tools) -> Result<()> {
+    step("build the Worker")?;
+    let krate = root.join("crates/locker-worker");
+    let output = krate.join("build/index_bg.wasm");
+    if fresh(&output, &sources(root, "locker-worker"), "worker") {
+        return Ok(());
+    }
+    run(Command::new(&tools.worker_build)
+        .current_dir(&krate)
+        .arg("--release")
+        .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)
+        .env("WASM_OPT_BIN", &tools.wasm_opt))
+}
+
+/// The browser module: cargo build, `wasm-bindgen --target web` into www/pkg, wasm-opt.
+pub fn web(root: &Path, tools: &Tools) -> Result<()> {
+    step("build the browser module")?;
+    let out_dir = root.join(WEB_PKG);
+    let output = out_dir.join("locker_web_bg.wasm");
+    if fresh(&output, &sources(root, "locker-web"), "browser module") {
+        return Ok(());
+    }
+    cargo(
+        root,
+        &[
+            "build",
+            "--package",
+            "locker-web",
+            "--target",
+            WASM_TARGET,
+            "--release",
+        ],
+    )?;
+    let wasm = root
+        .join("target")
+        .join(WASM_TARGET)
+        .join("release/locker_web.wasm");
+    run(Command::new(&tools.wasm_bindgen)
+        .arg("--target")
+        .arg("web")
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .arg(&wasm))?;
+    run(Command::new(&tools.node)
+        .arg(&tools.wasm_opt)
+        .arg("-O3")
+        .arg("--enable-simd")
+        .arg("--enable-bulk-memory")
+        .arg("--enable-nontrapping-float-to-int")
+        .arg("--enable-sign-ext")
+        .arg("--enable-mutable-globals")
+        .arg("--enable-reference-types")
+        .arg("--enable-multivalue")
+        .arg(&output)
+        .arg("-o")
+        .arg(&output))
+}

@@ -1,0 +1,140 @@
+//! `cargo xtask dev|test|build`: the only entry points a person needs.
+//!
+//! Every command installs what it is missing first (idempotently), so a fresh machine needs
+//! nothing but Rust, Node and this repository.
+
+mod build;
+mod server;
+mod tools;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use util::{Error, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  dev [--port N]   install what is missing, build, apply migrations, and run the Worker under
+                   `wrangler dev` (local R2 and D1) serving the demo page; Ctrl-C stops it
+  test             everything `dev` needs plus Chromium, then fmt, clippy (host and wasm32),
+                   host unit tests, and the end-to-end tests against a fresh `wrangler dev`
+  build            install what is missing and build the Worker and the browser module
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("dev") => dev(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("build") => prepare(false).map(|_| ()),
+        Some("__reap") => server::reap(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(Error::msg(format!("unknown command\n\n{USAGE}"))),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask lives in `crates/xtask`.
+fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
+}
+
+/// Installs the toolchain and builds both wasm artifacts.
+fn prepare(with_browser: bool) -> Result<tools::Tools> {
+    let root = root();
+    let tools = tools::ensure(&root, with_browser)?;
+    build::worker(&root, &tools)?;
+    build::web(&root, &tools)?;
+    Ok(tools)
+}
+
+fn dev(args: &[String]) -> Result<()> {
+    let port = match args {
+        [] => None,
+        [flag, n] if flag == "--port" => Some(
+            n.parse::<u16>()
+                .map_err(|_| Error::msg(format!("--port wants a number, got {n:?}")))?,
+        ),
+        _ => {
+            return Err(Error::msg(format!(
+                "unexpected arguments {args:?}\n\n{USAGE}"
+            )))
+        }
+    };
+    let tools = prepare(false)?;
+    let root = root();
+    let state = root.join(".wrangler").join("state");
+    let port = match port {
+        Some(p) => p,
+        None => util::port_or_free(8787)?,
+    };
+    let server = server::Server::start(&root, &tools, &state, port, server::Log::Inherit)?;
+    println!();
+    println!("  locker is running: {}/", server.url());
+    println!("  health:            {}/healthz", server.url());
+    println!("  local state:       {}", state.display());
+    println!("  stop with Ctrl-C");
+    println!();
+    server.wait()
+}
+
+fn test(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        return Err(Error::msg(format!(
+            "unexpected arguments {args:?}\n\n{USAGE}"
+        )));
+    }
+    let root = root();
+    // Checks that need no build come first: a formatting slip fails in seconds, not minutes.
+    util::step("cargo fmt --check")?;
+    util::cargo(&root, &["fmt", "--all", "--", "--check"])?;
+    let tools = prepare(true)?;
+    util::step("clippy (host)")?;
+    util::cargo(
+        &root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    util::step("clippy (wasm32)")?;
+    util::cargo(
+        &root,
+        &[
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--target",
+            build::WASM_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    util::step("host unit tests")?;
+    util::cargo(&root, &["test", "--workspace"])?;
+    util::step("end-to-end tests")?;
+    server::e2e(&root, &tools)
+}

@@ -1,0 +1,285 @@
+//! Runs the Worker under `wrangler dev` and guarantees it stops.
+//!
+//! wrangler is node -> node -> workerd (+ esbuild); killing the first node alone leaves the
+//! rest running and holding the port. So wrangler starts in a process group of its own, and a
+//! small reaper process (this binary, `__reap`) holds the read end of a pipe whose write end
+//! only xtask has: when xtask ends for any reason, even SIGKILL, the pipe closes and the reaper
+//! ends the whole group. Both live outside the terminal's process group, so Ctrl-C reaches
+//! xtask alone and the shutdown goes through that one path.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::tools::Tools;
+use crate::util::{free_port, run, step, Error, Result};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `wrangler dev`.
+pub struct Server {
+    child: Child,
+    /// Dropping this closes the reaper's pipe, which ends the process group.
+    reaper: Option<(Child, ChildStdin)>,
+    port: u16,
+    stopped: bool,
+}
+
+/// Where wrangler's output goes.
+pub enum Log {
+    /// The terminal (for `dev`).
+    Inherit,
+    /// A file (for tests, whose own output must stay readable).
+    File(PathBuf),
+}
+
+fn wrangler(root: &Path, tools: &Tools) -> Command {
+    let mut cmd = Command::new(&tools.node);
+    cmd.arg(&tools.wrangler_js)
+        .current_dir(root)
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .stdin(Stdio::null());
+    cmd
+}
+
+impl Server {
+    /// Applies the migrations to `state`, starts `wrangler dev` on `port` and waits until
+    /// `/healthz` answers.
+    pub fn start(root: &Path, tools: &Tools, state: &Path, port: u16, log: Log) -> Result<Self> {
+        step("apply D1 migrations (local)")?;
+        run(wrangler(root, tools)
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(state))?;
+
+        step(&format!("start wrangler dev on 127.0.0.1:{port}"))?;
+        let inspector = free_port()?;
+        let mut cmd = wrangler(root, tools);
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .arg("--inspector-port")
+            .arg(inspector.to_string())
+            .arg("--persist-to")
+            .arg(state)
+            .process_group(0);
+        if let Log::File(path) = &log {
+            let file = File::create(path)?;
+            cmd.stdout(file.try_clone()?).stderr(file);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::msg(format!("could not start wrangler: {e}")))?;
+        let mut server = Self {
+            reaper: None,
+            port,
+            stopped: false,
+            child,
+        };
+        server.reaper = Some(spawn_reaper(server.child.id())?);
+        server.wait_ready(&log)?;
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Blocks until wrangler exits by itself (Ctrl-C ends xtask, and the reaper the rest).
+    pub fn wait(mut self) -> Result<()> {
+        let status = self.child.wait()?;
+        self.stopped = true;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::msg(format!("wrangler dev exited ({status})")))
+        }
+    }
+
+    fn wait_ready(&mut self, log: &Log) -> Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < READY_TIMEOUT {
+            if let Some(status) = self.child.try_wait()? {
+                self.stopped = true;
+                return Err(Error::msg(format!(
+                    "wrangler dev exited before it was ready ({status}){}",
+                    tail(log)
+                )));
+            }
+            if healthz_status(self.port).is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(Error::msg(format!(
+            "wrangler dev did not answer on port {} within {}s{}",
+            self.port,
+            READY_TIMEOUT.as_secs(),
+            tail(log)
+        )))
+    }
+
+    /// Ends the whole process group: SIGTERM, then SIGKILL for whatever is left after 10 s.
+    pub fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            let group = self.child.id();
+            signal_group(group, "TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while group_alive(group) && Instant::now() < deadline {
+                let _ = self.child.try_wait();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            signal_group(group, "KILL");
+            let _ = self.child.wait();
+        }
+        if let Some((mut reaper, pipe)) = self.reaper.take() {
+            drop(pipe);
+            let _ = reaper.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn_reaper(group: u32) -> Result<(Child, ChildStdin)> {
+    let exe = std::env::current_exe()?;
+    let mut reaper = Command::new(exe)
+        .arg("__reap")
+        .arg(group.to_string())
+        .stdin(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    let pipe = reaper
+        .stdin
+        .take()
+        .ok_or_else(|| Error::msg("reaper has no stdin"))?;
+    Ok((reaper, pipe))
+}
+
+/// `xtask __reap GROUP`: waits for stdin to close, then ends process group GROUP.
+pub fn reap(args: &[String]) -> Result<()> {
+    let group: u32 = args
+        .first()
+        .and_then(|g| g.parse().ok())
+        .ok_or_else(|| Error::msg("__reap wants a process group id"))?;
+    let mut sink = [0u8; 64];
+    let mut stdin = std::io::stdin();
+    // Nothing is ever written: read returns 0 (EOF) or an error only when xtask is gone.
+    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    if group_alive(group) {
+        signal_group(group, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while group_alive(group) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        signal_group(group, "KILL");
+    }
+    Ok(())
+}
+
+fn signal_group(group: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(format!("-{group}"))
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn group_alive(group: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", "--", &format!("-{group}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The status code of `GET /healthz`, or `None` if nothing answers yet.
+pub fn healthz_status(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 32];
+    let n = stream.read(&mut head).ok()?;
+    let line = std::str::from_utf8(&head[..n]).ok()?;
+    line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
+}
+
+fn tail(log: &Log) -> String {
+    let Log::File(path) = log else {
+        return String::new();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(40);
+    format!(
+        "\n--- last lines of {} ---\n{}",
+        path.display(),
+        lines[start..].join("\n")
+    )
+}
+
+/// The end-to-end suite: a fresh `wrangler dev` on its own port and throw-away state, the
+/// node test runner over tests/*.test.mjs, and the server stopped whatever happens.
+pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
+    let out = root.join("target/e2e");
+    std::fs::create_dir_all(&out)?;
+    let id = std::process::id();
+    let state = out.join(format!("state-{id}"));
+    let log = out.join(format!("wrangler-{id}.log"));
+    let tap = out.join(format!("e2e-{id}.tap"));
+    let port = free_port()?;
+    let outcome = (|| {
+        let server = Server::start(root, tools, &state, port, Log::File(log.clone()))?;
+        step("node --test tests/**/*.test.mjs")?;
+        let mut cmd = Command::new(&tools.node);
+        cmd.current_dir(root)
+            .args([
+                "--test",
+                "--test-concurrency=1",
+                "--test-timeout=300000",
+                "--test-reporter=spec",
+                "--test-reporter-destination=stdout",
+                "--test-reporter=tap",
+            ])
+            .arg(format!("--test-reporter-destination={}", tap.display()))
+            .arg("tests/**/*.test.mjs")
+            .env("LOCKER_URL", server.url())
+            .env("LOCKER_STATE", &state)
+            .env("E2E_OUTPUT", &out);
+        if let Some(chromium) = &tools.chromium {
+            cmd.env("CHROMIUM", chromium);
+        }
+        let result = run(&mut cmd);
+        drop(server);
+        result
+    })();
+    let _ = std::fs::remove_dir_all(&state);
+    let counts = std::fs::read_to_string(&tap).unwrap_or_default();
+    let count = |key: &str| {
+        counts
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    if outcome.is_err() {
+        println!("wrangler's log: {}", log.display());
+    }
+    println!(
+        "\ne2e: {} passed, {} failed",
+        count("# pass "),
+        count("# fail ")
+    );
+    outcome
+}

