@@ -9,6 +9,8 @@ pub mod hash;
 pub mod health;
 pub mod key;
 pub mod refs;
+pub mod sign;
+pub mod validate;
 
 pub use bucket::{BucketId, BucketIdentity};
 pub use hash::{HashError, Sha256Hex};

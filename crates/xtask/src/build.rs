@@ -18,6 +18,8 @@ fn sources(root: &Path, krate: &str) -> Vec<PathBuf> {
     vec![
         dir.join("src"),
         dir.join("Cargo.toml"),
+        // Files a crate embeds with include_str!.
+        dir.join("openapi.json"),
         root.join("crates/locker-core/src"),
         root.join("crates/locker-core/Cargo.toml"),
         root.join("Cargo.toml"),

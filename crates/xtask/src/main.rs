@@ -85,11 +85,28 @@ fn dev(args: &[String]) -> Result<()> {
         Some(p) => p,
         None => util::port_or_free(8787)?,
     };
-    let server = server::Server::start(&root, &tools, &state, port, server::Log::Inherit)?;
+    // The secrets live beside the local state, outside the repository, made once.
+    let secrets_file = state.join("secrets.env");
+    if server::Secrets::read(&secrets_file).is_none() {
+        server::Secrets::generate()?.write(&secrets_file)?;
+    }
+    let server = server::Server::start(
+        &root,
+        &tools,
+        &state,
+        port,
+        &secrets_file,
+        &[],
+        server::Log::Inherit,
+    )?;
     println!();
     println!("  locker is running: {}/", server.url());
     println!("  health:            {}/healthz", server.url());
     println!("  local state:       {}", state.display());
+    println!(
+        "  admin key:         in {} (LOCKER_ADMIN_KEY)",
+        secrets_file.display()
+    );
     println!("  stop with Ctrl-C");
     println!();
     server.wait()

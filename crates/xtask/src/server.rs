@@ -48,9 +48,18 @@ fn wrangler(root: &Path, tools: &Tools) -> Command {
 }
 
 impl Server {
-    /// Applies the migrations to `state`, starts `wrangler dev` on `port` and waits until
+    /// Applies the migrations to `state`, starts `wrangler dev` on `port` with the secrets in
+    /// `secrets` (an env file, so wrangler shows them as hidden) and `vars`, and waits until
     /// `/healthz` answers.
-    pub fn start(root: &Path, tools: &Tools, state: &Path, port: u16, log: Log) -> Result<Self> {
+    pub fn start(
+        root: &Path,
+        tools: &Tools,
+        state: &Path,
+        port: u16,
+        secrets: &Path,
+        vars: &[(&str, &str)],
+        log: Log,
+    ) -> Result<Self> {
         step("apply D1 migrations (local)")?;
         run(wrangler(root, tools)
             .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
@@ -65,7 +74,12 @@ impl Server {
             .arg(inspector.to_string())
             .arg("--persist-to")
             .arg(state)
+            .arg("--env-file")
+            .arg(secrets)
             .process_group(0);
+        for (name, value) in vars {
+            cmd.arg("--var").arg(format!("{name}:{value}"));
+        }
         if let Log::File(path) = &log {
             let file = File::create(path)?;
             cmd.stdout(file.try_clone()?).stderr(file);
@@ -238,9 +252,20 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
     let state = out.join(format!("state-{id}"));
     let log = out.join(format!("wrangler-{id}.log"));
     let tap = out.join(format!("e2e-{id}.tap"));
+    let secrets_file = out.join(format!("secrets-{id}.env"));
+    let secrets = Secrets::generate()?;
+    secrets.write(&secrets_file)?;
     let port = free_port()?;
     let outcome = (|| {
-        let server = Server::start(root, tools, &state, port, Log::File(log.clone()))?;
+        let server = Server::start(
+            root,
+            tools,
+            &state,
+            port,
+            &secrets_file,
+            &[("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN)],
+            Log::File(log.clone()),
+        )?;
         step("node --test tests/**/*.test.mjs")?;
         let mut cmd = Command::new(&tools.node);
         cmd.current_dir(root)
@@ -256,6 +281,8 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
             .arg("tests/**/*.test.mjs")
             .env("LOCKER_URL", server.url())
             .env("LOCKER_STATE", &state)
+            .env("LOCKER_ADMIN_KEY", &secrets.admin_key)
+            .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
             .env("E2E_OUTPUT", &out);
         if let Some(chromium) = &tools.chromium {
             cmd.env("CHROMIUM", chromium);
@@ -265,6 +292,7 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
         result
     })();
     let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_file(&secrets_file);
     let counts = std::fs::read_to_string(&tap).unwrap_or_default();
     let count = |key: &str| {
         counts
@@ -282,4 +310,56 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
         count("# fail ")
     );
     outcome
+}
+
+/// The origin the e2e tests use for cross-origin (CORS) requests.
+const E2E_CORS_ORIGIN: &str = "https://app.example";
+
+/// The Worker's two secrets, random per environment.
+pub struct Secrets {
+    pub signing_key: String,
+    pub admin_key: String,
+}
+
+impl Secrets {
+    pub fn generate() -> Result<Self> {
+        Ok(Self {
+            signing_key: random_hex(32)?,
+            admin_key: random_hex(32)?,
+        })
+    }
+
+    /// Reads an env file written by [`Secrets::write`].
+    pub fn read(path: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let get = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .map(str::to_owned)
+        };
+        Some(Self {
+            signing_key: get("LOCKER_SIGNING_KEY")?,
+            admin_key: get("LOCKER_ADMIN_KEY")?,
+        })
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(
+            path,
+            format!(
+                "LOCKER_SIGNING_KEY={}\nLOCKER_ADMIN_KEY={}\n",
+                self.signing_key, self.admin_key
+            ),
+        )?;
+        Ok(())
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

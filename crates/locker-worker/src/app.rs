@@ -1,0 +1,136 @@
+//! What every handler needs: bindings, the signer, the clock, and small D1 helpers.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use locker_core::sign::Signer;
+use locker_core::BucketId;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Bucket, D1Database, D1PreparedStatement, Date, Env, Request};
+
+use crate::bindings;
+use crate::error::{ApiError, ApiResult};
+
+/// Per-request context.
+pub struct App {
+    pub env: Env,
+    pub db: D1Database,
+    pub blobs: Bucket,
+    pub signer: Signer,
+    /// Request time, Unix milliseconds (one reading per request).
+    pub now_ms: u64,
+    /// The colo or the configured server name, for the access log.
+    pub server: String,
+    /// `scheme://host` of this Worker, for the URLs it signs.
+    pub origin: String,
+    /// Id of the bucket new uploads go to (the `BLOBS` binding).
+    pub bucket_id: BucketId,
+}
+
+impl App {
+    pub fn new(req: &Request, env: Env) -> ApiResult<Self> {
+        let secret = env
+            .secret(bindings::SIGNING_KEY)
+            .map(|s| s.to_string())
+            .map_err(|_| misconfigured("the LOCKER_SIGNING_KEY secret is not set"))?;
+        let signer = Signer::new(secret.as_bytes())
+            .map_err(|e| misconfigured(&format!("LOCKER_SIGNING_KEY: {e}")))?;
+        let url = req.url()?;
+        let origin = url.origin().ascii_serialization();
+        let bucket_id = crate::buckets::default_bucket_id(&env);
+        Ok(Self {
+            db: env.d1(bindings::DB)?,
+            blobs: env.bucket(bindings::BLOBS)?,
+            signer,
+            now_ms: Date::now().as_millis(),
+            server: crate::server_name(req, &env),
+            origin,
+            bucket_id,
+            env,
+        })
+    }
+
+    pub fn now_s(&self) -> u64 {
+        self.now_ms / 1000
+    }
+
+    /// A var from wrangler.toml, or `default` when unset or empty.
+    pub fn var(&self, name: &str, default: &str) -> String {
+        self.env
+            .var(name)
+            .map(|v| v.to_string())
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A prepared statement with its arguments bound.
+    pub fn stmt(&self, sql: &str, args: &[JsValue]) -> ApiResult<D1PreparedStatement> {
+        Ok(self.db.prepare(sql).bind(args)?)
+    }
+
+    /// The first row of a query, deserialized.
+    pub async fn first<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[JsValue],
+    ) -> ApiResult<Option<T>> {
+        Ok(self.stmt(sql, args)?.first::<T>(None).await?)
+    }
+
+    /// All rows of a query, deserialized.
+    pub async fn all<T: DeserializeOwned>(&self, sql: &str, args: &[JsValue]) -> ApiResult<Vec<T>> {
+        Ok(self.stmt(sql, args)?.all().await?.results::<T>()?)
+    }
+
+    /// Runs statements as one D1 batch (one transaction); returns each statement's change count.
+    pub async fn batch(&self, statements: Vec<D1PreparedStatement>) -> ApiResult<Vec<usize>> {
+        let results = self.db.batch(statements).await?;
+        results
+            .iter()
+            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
+            .collect()
+    }
+}
+
+fn misconfigured(message: &str) -> ApiError {
+    worker::console_error!("{message}");
+    ApiError::new(
+        500,
+        "misconfigured",
+        "the Worker is misconfigured; see its logs",
+    )
+}
+
+/// `n` random bytes from the runtime's CSPRNG.
+pub fn random_bytes(n: usize) -> ApiResult<Vec<u8>> {
+    let crypto: web_sys::Crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
+        .ok()
+        .and_then(|c| c.dyn_into().ok())
+        .ok_or_else(|| ApiError::new(500, "internal", "no crypto in this runtime"))?;
+    let mut buf = vec![0u8; n];
+    crypto
+        .get_random_values_with_u8_array(&mut buf)
+        .map_err(|_| ApiError::new(500, "internal", "random source failed"))?;
+    Ok(buf)
+}
+
+/// A random id: `prefix` + 16 random bytes in base64url (22 characters).
+pub fn random_id(prefix: &str) -> ApiResult<String> {
+    Ok(format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes(16)?)
+    ))
+}
+
+/// Shorthands for binding D1 arguments.
+pub fn s(v: &str) -> JsValue {
+    JsValue::from_str(v)
+}
+pub fn n(v: u64) -> JsValue {
+    // D1 numbers are f64; sizes and times stay far below 2^53.
+    JsValue::from_f64(v as f64)
+}
+pub fn opt(v: Option<&str>) -> JsValue {
+    v.map_or(JsValue::NULL, JsValue::from_str)
+}

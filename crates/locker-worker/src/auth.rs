@@ -1,0 +1,241 @@
+//! Who is calling: API keys (Bearer `lk_{id}.{secret}`), the bootstrap admin key (a Worker
+//! secret), and short-lived browser upload tokens (Bearer `lkt_{signed claims}`).
+//!
+//! Only `hex(sha256(secret))` of an API key is stored. Secrets are compared in constant time.
+
+use locker_core::sign::{constant_time_eq, UploadTokenClaims};
+use locker_core::validate::{self, ContentError, MAX_SINGLE_UPLOAD};
+use locker_core::{LogicalPath, Namespace, Sha256Hex, Tenant};
+use serde::{Deserialize, Serialize};
+use worker::Request;
+
+use crate::app::{s, App};
+use crate::bindings;
+use crate::error::{ApiError, ApiResult};
+use crate::log::LogEntry;
+
+pub const KEY_PREFIX: &str = "lk_";
+pub const TOKEN_PREFIX: &str = "lkt_";
+pub const BOOTSTRAP_KEY_ID: &str = "bootstrap";
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Read,
+    Write,
+    Delete,
+    /// Manage the tenant's keys and read its access log.
+    Admin,
+}
+
+/// An API key's scopes, stored as JSON in `api_keys.scopes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scopes {
+    /// Namespaces the key may touch; `["*"]` for all.
+    pub namespaces: Vec<String>,
+    pub ops: Vec<Op>,
+    /// Largest upload, bytes (default: the Worker's limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Allowed content types (default: the Worker's `LOCKER_ALLOWED_TYPES`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<String>>,
+}
+
+/// The authenticated caller.
+pub struct Principal {
+    pub key_id: String,
+    /// `None` only for the bootstrap admin, which manages keys but owns no files.
+    pub tenant: Option<Tenant>,
+    pub scopes: Scopes,
+    /// Set when the caller is a browser with an upload token.
+    pub token: Option<UploadTokenClaims>,
+}
+
+#[derive(Deserialize)]
+struct KeyRow {
+    tenant: String,
+    scopes: String,
+    secret_hash: String,
+    revoked: u8,
+}
+
+fn bearer(req: &Request) -> ApiResult<Option<String>> {
+    let Some(value) = req.headers().get("authorization")? else {
+        return Ok(None);
+    };
+    match value.strip_prefix("Bearer ") {
+        Some(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_owned())),
+        _ => Err(ApiError::unauthorized(
+            "Authorization must be 'Bearer <key or token>'",
+        )),
+    }
+}
+
+/// Authenticates the request. Records the key id in `log` as soon as it is known.
+pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiResult<Principal> {
+    let Some(credential) = bearer(req)? else {
+        return Err(ApiError::unauthorized("missing API key or upload token"));
+    };
+    if let Some(token) = credential.strip_prefix(TOKEN_PREFIX) {
+        let claims: UploadTokenClaims = app.signer.verify(token, app.now_s())?;
+        log.key_id = Some(claims.kid.clone());
+        log.tenant = Some(claims.t.to_string());
+        // A token dies with the key that minted it.
+        if claims.kid != BOOTSTRAP_KEY_ID {
+            let row: Option<KeyRow> = app
+                .first(
+                    "SELECT tenant, scopes, secret_hash, revoked FROM api_keys WHERE id = ?1",
+                    &[s(&claims.kid)],
+                )
+                .await?;
+            if !row.is_some_and(|r| r.revoked == 0 && r.tenant == claims.t.as_str()) {
+                return Err(ApiError::unauthorized(
+                    "the key that minted this token was revoked",
+                ));
+            }
+        }
+        return Ok(Principal {
+            key_id: claims.kid.clone(),
+            tenant: Some(claims.t.clone()),
+            scopes: Scopes {
+                namespaces: vec![claims.ns.to_string()],
+                ops: vec![Op::Write],
+                max_size: Some(claims.max),
+                types: (!claims.types.is_empty()).then(|| claims.types.clone()),
+            },
+            token: Some(claims),
+        });
+    }
+    if let Some(rest) = credential.strip_prefix(KEY_PREFIX) {
+        let (id, secret) = rest
+            .split_once('.')
+            .ok_or_else(|| ApiError::unauthorized("malformed API key"))?;
+        let row: Option<KeyRow> = app
+            .first(
+                "SELECT tenant, scopes, secret_hash, revoked FROM api_keys WHERE id = ?1",
+                &[s(id)],
+            )
+            .await?;
+        let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
+        let Some(row) = row.filter(|r| constant_time_eq(r.secret_hash.as_bytes(), hash.as_bytes()))
+        else {
+            return Err(ApiError::unauthorized("unknown API key"));
+        };
+        log.key_id = Some(id.to_owned());
+        log.tenant = Some(row.tenant.clone());
+        if row.revoked != 0 {
+            return Err(ApiError::unauthorized("this API key was revoked"));
+        }
+        let scopes: Scopes = serde_json::from_str(&row.scopes)
+            .map_err(|_| ApiError::new(500, "internal", "stored scopes are unreadable"))?;
+        return Ok(Principal {
+            key_id: id.to_owned(),
+            tenant: Some(Tenant::parse(&row.tenant)?),
+            scopes,
+            token: None,
+        });
+    }
+    let bootstrap = app.env.secret(bindings::ADMIN_KEY).map(|s| s.to_string());
+    if let Ok(admin) = bootstrap {
+        if admin.len() >= 32 && constant_time_eq(admin.as_bytes(), credential.as_bytes()) {
+            log.key_id = Some(BOOTSTRAP_KEY_ID.to_owned());
+            return Ok(Principal {
+                key_id: BOOTSTRAP_KEY_ID.to_owned(),
+                tenant: None,
+                scopes: Scopes {
+                    namespaces: vec!["*".into()],
+                    ops: vec![Op::Admin],
+                    max_size: None,
+                    types: None,
+                },
+                token: None,
+            });
+        }
+    }
+    Err(ApiError::unauthorized("unknown API key"))
+}
+
+impl Principal {
+    pub fn is_bootstrap(&self) -> bool {
+        self.key_id == BOOTSTRAP_KEY_ID && self.tenant.is_none()
+    }
+
+    /// The caller's tenant; the bootstrap admin has none and cannot touch files.
+    pub fn tenant(&self) -> ApiResult<&Tenant> {
+        self.tenant.as_ref().ok_or_else(|| {
+            ApiError::forbidden("the bootstrap key only manages keys; use a tenant key for files")
+        })
+    }
+
+    /// Requires `op`, and access to `namespace` when given.
+    pub fn require(&self, op: Op, namespace: Option<&Namespace>) -> ApiResult<()> {
+        if !self.scopes.ops.contains(&op) {
+            return Err(ApiError::forbidden(format!(
+                "this key may not {}",
+                match op {
+                    Op::Read => "read",
+                    Op::Write => "write",
+                    Op::Delete => "delete",
+                    Op::Admin => "administer",
+                }
+            )));
+        }
+        if let Some(ns) = namespace {
+            let allowed = self
+                .scopes
+                .namespaces
+                .iter()
+                .any(|n| n == "*" || n == ns.as_str());
+            if !allowed {
+                return Err(ApiError::forbidden(format!(
+                    "this key may not use namespace '{ns}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Requires write access to `path` in `namespace` (an upload token also binds a prefix).
+    pub fn require_write_path(&self, namespace: &Namespace, path: &LogicalPath) -> ApiResult<()> {
+        self.require(Op::Write, Some(namespace))?;
+        if let Some(token) = &self.token {
+            if !path.as_str().starts_with(&token.prefix) {
+                return Err(ApiError::forbidden(format!(
+                    "this token may only write paths starting with '{}'",
+                    token.prefix
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Largest upload and allowed types for this caller.
+    pub fn limits(&self, app: &App) -> (u64, Vec<String>) {
+        let max = self
+            .scopes
+            .max_size
+            .unwrap_or(MAX_SINGLE_UPLOAD)
+            .min(MAX_SINGLE_UPLOAD);
+        let types = self.scopes.types.clone().unwrap_or_else(|| {
+            app.var(bindings::ALLOWED_TYPES, "*/*")
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect()
+        });
+        (max, types)
+    }
+
+    /// Checks a declared size and type against this caller's limits.
+    pub fn check_content(&self, app: &App, size: u64, content_type: &str) -> ApiResult<()> {
+        validate::content_type(content_type)?;
+        let (max, types) = self.limits(app);
+        validate::size_within(size, max)?;
+        if !validate::type_allowed(content_type, &types) {
+            return Err(ContentError::TypeNotAllowed(content_type.to_owned()).into());
+        }
+        Ok(())
+    }
+}

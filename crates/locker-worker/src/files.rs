@@ -1,0 +1,353 @@
+//! Files: metadata with a signed download URL, paged listing, delete, and the signed download
+//! route that streams from R2.
+
+use locker_core::sign::GetClaims;
+use locker_core::validate::{content_disposition, must_download};
+use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use wasm_bindgen::JsValue;
+use worker::{Range, Request, Response};
+
+use crate::app::{n, s, App};
+use crate::auth::{Op, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::log::LogEntry;
+use crate::uploads::release_blob;
+
+/// Default and largest lifetime of a signed download URL, seconds.
+pub const GET_TTL_S: u64 = 300;
+pub const MAX_TTL_S: u64 = 7 * 24 * 3600;
+
+#[derive(Deserialize, Serialize, Clone)]
+pub struct FileRow {
+    pub namespace: String,
+    pub path: String,
+    pub sha256: String,
+    pub bucket_id: String,
+    pub size: u64,
+    pub content_type: String,
+    pub filename: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl FileRow {
+    fn locker_ref(&self) -> String {
+        format!("locker://{}/{}", self.namespace, self.path)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "ref": self.locker_ref(),
+            "namespace": self.namespace,
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "content_type": self.content_type,
+            "filename": self.filename,
+            "bucket_id": self.bucket_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+}
+
+const FILE_COLUMNS: &str =
+    "namespace, path, sha256, bucket_id, size, content_type, filename, created_at, updated_at";
+
+/// The caller's file at `namespace/path`; another tenant's answers exactly like a missing one.
+pub async fn find(
+    app: &App,
+    tenant: &Tenant,
+    ns: &Namespace,
+    path: &LogicalPath,
+) -> ApiResult<FileRow> {
+    let row: Option<FileRow> = app
+        .first(
+            &format!(
+                "SELECT {FILE_COLUMNS} FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3"
+            ),
+            &[s(tenant.as_str()), s(ns.as_str()), s(path.as_str())],
+        )
+        .await?;
+    row.ok_or_else(|| ApiError::not_found(format!("no file locker://{ns}/{path}")))
+}
+
+fn log_file(log: &mut LogEntry, tenant: &Tenant, row: &FileRow) {
+    log.tenant = Some(tenant.to_string());
+    log.namespace = Some(row.namespace.clone());
+    log.path = Some(row.path.clone());
+    log.sha256 = Some(row.sha256.clone());
+    log.bucket_id = Some(row.bucket_id.clone());
+}
+
+/// A signed download URL for `row`, valid `ttl` seconds.
+pub fn download_url(
+    app: &App,
+    tenant: &Tenant,
+    row: &FileRow,
+    ttl: u64,
+) -> ApiResult<(String, u64)> {
+    let exp = app.now_s() + ttl;
+    let name = row
+        .filename
+        .clone()
+        .unwrap_or_else(|| row.path.rsplit('/').next().unwrap_or(&row.path).to_owned());
+    let token = app.signer.sign(&GetClaims {
+        t: tenant.clone(),
+        sha256: Sha256Hex::parse(&row.sha256)?,
+        ct: row.content_type.clone(),
+        name,
+        exp,
+    });
+    Ok((format!("{}/v1/download?sig={token}", app.origin), exp))
+}
+
+/// `GET /v1/files/{namespace}/{path}`: metadata and a short-lived download URL.
+pub async fn get(
+    app: &App,
+    who: &Principal,
+    file: &LockerRef,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
+    log.namespace = Some(file.namespace.to_string());
+    log.path = Some(file.path.to_string());
+    who.require(Op::Read, Some(&file.namespace))?;
+    let tenant = who.tenant()?;
+    let row = find(app, tenant, &file.namespace, &file.path).await?;
+    log_file(log, tenant, &row);
+    let (url, expires_at) = download_url(app, tenant, &row, GET_TTL_S)?;
+    let mut body = row.to_json();
+    body["url"] = json!(url);
+    body["url_expires_at"] = json!(expires_at);
+    Ok(body)
+}
+
+/// `GET /v1/files?namespace=&prefix=&cursor=&limit=`: one page, ordered by path.
+pub async fn list(app: &App, who: &Principal, query: &[(String, String)]) -> ApiResult<Value> {
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let ns = Namespace::parse(get("namespace").unwrap_or_default())?;
+    who.require(Op::Read, Some(&ns))?;
+    let tenant = who.tenant()?;
+    let prefix = get("prefix").unwrap_or_default();
+    let cursor = get("cursor").unwrap_or_default();
+    let limit = match get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<u64>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 1000"))?,
+    };
+    let args: [JsValue; 5] = [
+        s(tenant.as_str()),
+        s(ns.as_str()),
+        s(prefix),
+        s(cursor),
+        n(limit),
+    ];
+    let rows: Vec<FileRow> = app
+        .all(
+            &format!(
+                "SELECT {FILE_COLUMNS} FROM files WHERE tenant = ?1 AND namespace = ?2 \
+                 AND substr(path, 1, length(?3)) = ?3 AND path > ?4 ORDER BY path LIMIT ?5"
+            ),
+            &args,
+        )
+        .await?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|r| r.path.clone()))
+        .flatten();
+    Ok(json!({
+        "files": rows.iter().map(FileRow::to_json).collect::<Vec<_>>(),
+        "cursor": next,
+    }))
+}
+
+/// `DELETE /v1/files/{namespace}/{path}`: removes the file; the bytes go only when no other
+/// file of the tenant points at them.
+pub async fn delete(
+    app: &App,
+    who: &Principal,
+    file: &LockerRef,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
+    log.namespace = Some(file.namespace.to_string());
+    log.path = Some(file.path.to_string());
+    who.require(Op::Delete, Some(&file.namespace))?;
+    let tenant = who.tenant()?;
+    let row = find(app, tenant, &file.namespace, &file.path).await?;
+    log_file(log, tenant, &row);
+    log.operation = Some("delete");
+    let changes = app
+        .batch(vec![
+            app.stmt(
+                "DELETE FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3 \
+                 AND sha256 = ?4",
+                &[
+                    s(tenant.as_str()),
+                    s(file.namespace.as_str()),
+                    s(file.path.as_str()),
+                    s(&row.sha256),
+                ],
+            )?,
+            log.statement(app, None)?,
+        ])
+        .await?;
+    log.written = true;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        return Err(ApiError::conflict(
+            "changed",
+            "the file changed while deleting; retry",
+        ));
+    }
+    let bytes_deleted = release_blob(app, tenant.as_str(), &row.sha256).await?;
+    Ok(json!({
+        "deleted": true,
+        "ref": file.to_string(),
+        "bytes_deleted": bytes_deleted,
+    }))
+}
+
+/// A parsed `Range: bytes=...` header; multi-range requests are answered in full (RFC 9110
+/// lets a server ignore Range).
+fn parse_range(header: Option<String>, size: u64) -> ApiResult<Option<(u64, u64)>> {
+    let Some(spec) = header.as_deref().and_then(|h| h.strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let unsatisfiable = || {
+        ApiError::new(
+            416,
+            "range_not_satisfiable",
+            format!("the file has {size} bytes"),
+        )
+    };
+    let (start, end) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let len: u64 = suffix.parse().map_err(|_| unsatisfiable())?;
+            if len == 0 || size == 0 {
+                return Err(unsatisfiable());
+            }
+            (size.saturating_sub(len), size - 1)
+        }
+        (from, "") => (
+            from.parse().map_err(|_| unsatisfiable())?,
+            size.saturating_sub(1),
+        ),
+        (from, to) => {
+            let from: u64 = from.parse().map_err(|_| unsatisfiable())?;
+            let to: u64 = to.parse().map_err(|_| unsatisfiable())?;
+            (from, to.min(size.saturating_sub(1)))
+        }
+    };
+    if start >= size || end < start {
+        return Err(unsatisfiable());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Streams a blob with headers that keep stored bytes from running as this origin's script.
+pub async fn serve(
+    app: &App,
+    req: &Request,
+    tenant: &Tenant,
+    sha256: &Sha256Hex,
+    content_type: &str,
+    name: &str,
+    log: &mut LogEntry,
+) -> ApiResult<Response> {
+    let key = ObjectKey::for_blob(tenant, sha256);
+    let head = app
+        .blobs
+        .head(key.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such file"))?;
+    let size = head.size();
+    let range = parse_range(req.headers().get("range")?, size)?;
+    let mut get = app.blobs.get(key.as_str());
+    if let Some((start, end)) = range {
+        get = get.range(Range::OffsetWithLength {
+            offset: start,
+            length: end - start + 1,
+        });
+    }
+    let object = get
+        .execute()
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such file"))?;
+    let body = object
+        .body()
+        .ok_or_else(|| ApiError::not_found("no such file"))?
+        .response_body()?;
+    let mut response = Response::from_body(body)?;
+    let headers = response.headers_mut();
+    headers.set("content-type", content_type)?;
+    headers.set(
+        "content-disposition",
+        &content_disposition(must_download(content_type), name),
+    )?;
+    headers.set("x-content-type-options", "nosniff")?;
+    headers.set("content-security-policy", "default-src 'none'; sandbox")?;
+    headers.set("cache-control", "private, max-age=300")?;
+    headers.set("accept-ranges", "bytes")?;
+    headers.set("etag", &format!("\"{sha256}\""))?;
+    log.operation = Some("download");
+    log.tenant = Some(tenant.to_string());
+    log.sha256 = Some(sha256.to_string());
+    log.bucket_id = Some(app.bucket_id.to_string());
+    let response = match range {
+        Some((start, end)) => {
+            headers.set("content-range", &format!("bytes {start}-{end}/{size}"))?;
+            headers.set("content-length", &(end - start + 1).to_string())?;
+            log.bytes = end - start + 1;
+            response.with_status(206)
+        }
+        None => {
+            headers.set("content-length", &size.to_string())?;
+            log.bytes = size;
+            response
+        }
+    };
+    Ok(response)
+}
+
+/// `GET /v1/download?sig=`: the signature is the credential.
+pub async fn download(
+    app: &App,
+    req: &Request,
+    sig: &str,
+    log: &mut LogEntry,
+) -> ApiResult<Response> {
+    let claims: GetClaims = app.signer.verify(sig, app.now_s())?;
+    // Only while some file of the tenant still points at these bytes.
+    let live: Option<FileRow> = app
+        .first(
+            &format!("SELECT {FILE_COLUMNS} FROM files WHERE tenant = ?1 AND sha256 = ?2 LIMIT 1"),
+            &[s(claims.t.as_str()), s(&claims.sha256.to_string())],
+        )
+        .await?;
+    if live.is_none() {
+        log.tenant = Some(claims.t.to_string());
+        return Err(ApiError::not_found("this file was deleted"));
+    }
+    serve(
+        app,
+        req,
+        &claims.t,
+        &claims.sha256,
+        &claims.ct,
+        &claims.name,
+        log,
+    )
+    .await
+}

@@ -1,0 +1,203 @@
+//! The original gateway API, kept working on top of the same code:
+//! `PUT/GET/DELETE /api/files/{namespace}/{path}` and `POST /api/signed-url`.
+//!
+//! `PUT` is a server-side upload through the Worker (for server clients, not browsers). With an
+//! `X-Locker-Sha256` header the body streams straight into R2, which checks the digest;
+//! without one the Worker must hash the body before it knows the key, so it buffers it, up to
+//! [`MAX_UNHASHED_BODY`].
+
+use locker_core::{LockerRef, Sha256Hex};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{Request, Response};
+
+use crate::app::{s, App};
+use crate::auth::{Op, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::files;
+use crate::log::LogEntry;
+use crate::uploads::{self, ReserveRequest};
+
+/// Largest body accepted without an `X-Locker-Sha256` header.
+pub const MAX_UNHASHED_BODY: u64 = 32 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct PathRow {
+    namespace: String,
+    path: String,
+}
+
+pub async fn put(
+    app: &App,
+    who: &Principal,
+    req: &mut Request,
+    file: &LockerRef,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
+    log.namespace = Some(file.namespace.to_string());
+    log.path = Some(file.path.to_string());
+    let headers = req.headers();
+    let content_type = headers
+        .get("content-type")?
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let size = headers
+        .get("content-length")?
+        .and_then(|l| l.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::new(411, "length_required", "send Content-Length"))?;
+    let declared = headers.get("x-locker-sha256")?;
+    who.require_write_path(&file.namespace, &file.path)?;
+    who.check_content(app, size, &content_type)?;
+    let (sha256, body) = match declared {
+        Some(hex) => (Sha256Hex::parse(&hex)?, None),
+        None if size > MAX_UNHASHED_BODY => {
+            return Err(ApiError::new(
+                413,
+                "too_large",
+                format!("bodies over {MAX_UNHASHED_BODY} bytes need an X-Locker-Sha256 header"),
+            ))
+        }
+        None => {
+            let bytes = req.bytes().await?;
+            (Sha256Hex::digest(&bytes), Some(bytes))
+        }
+    };
+    let spec = uploads::validate_request(
+        app,
+        who,
+        &ReserveRequest {
+            namespace: file.namespace.to_string(),
+            path: file.path.to_string(),
+            sha256: sha256.to_string(),
+            size,
+            content_type,
+            filename: None,
+            expires_in: None,
+        },
+    )?;
+    let existing: Option<PathRow> = app
+        .first(
+            "SELECT namespace, path FROM files WHERE tenant = ?1 AND sha256 = ?2 \
+             ORDER BY (namespace = ?3 AND path = ?4) LIMIT 1",
+            &[
+                s(spec.tenant.as_str()),
+                s(&sha256.to_string()),
+                s(spec.namespace.as_str()),
+                s(spec.path.as_str()),
+            ],
+        )
+        .await?;
+    if uploads::try_dedup(app, who, &spec, log).await?.is_some() {
+        let existing_ref = existing
+            .map(|e| format!("locker://{}/{}", e.namespace, e.path))
+            .unwrap_or_else(|| spec.locker_ref().to_string());
+        return Ok(json!({
+            "deduplicated": true,
+            "existing_ref": existing_ref,
+            "ref": spec.locker_ref().to_string(),
+            "sha256": sha256.to_string(),
+            "size_bytes": size,
+        }));
+    }
+    let data = match body {
+        Some(bytes) => worker::Data::Bytes(bytes),
+        None => match req.inner().body() {
+            Some(stream) => worker::Data::ReadableStream(stream),
+            None => worker::Data::Empty,
+        },
+    };
+    log.operation = Some("upload");
+    log.bucket_id = Some(app.bucket_id.to_string());
+    let stored = uploads::store(app, &spec, data).await?;
+    if !stored {
+        // Someone else's write of these bytes won the race; check what is there.
+        uploads::verify_stored(app, &spec).await?;
+    }
+    let (_, types) = who.limits(app);
+    let head = uploads::object_head(app, &spec.key()).await?;
+    if let Err(e) = locker_core::validate::magic_matches(&spec.content_type, &head, &types) {
+        // Bytes this request stored and no row points at yet: take them back.
+        if stored {
+            app.blobs.delete(spec.key().as_str()).await?;
+        }
+        return Err(e.into());
+    }
+    log.bytes = if stored { size } else { 0 };
+    uploads::commit(app, &spec, app.bucket_id.as_str(), None, log).await?;
+    let tenant = spec.tenant.clone();
+    let row = files::find(app, &tenant, &spec.namespace, &spec.path).await?;
+    let (url, _) = files::download_url(app, &tenant, &row, files::GET_TTL_S)?;
+    Ok(json!({
+        "ref": spec.locker_ref().to_string(),
+        "url": url,
+        "sha256": sha256.to_string(),
+        "size_bytes": size,
+    }))
+}
+
+/// `GET /api/files/{namespace}/{path}`: the bytes themselves.
+pub async fn get(
+    app: &App,
+    who: &Principal,
+    req: &Request,
+    file: &LockerRef,
+    log: &mut LogEntry,
+) -> ApiResult<Response> {
+    log.namespace = Some(file.namespace.to_string());
+    log.path = Some(file.path.to_string());
+    who.require(Op::Read, Some(&file.namespace))?;
+    let tenant = who.tenant()?.clone();
+    let row = files::find(app, &tenant, &file.namespace, &file.path).await?;
+    let name = row
+        .filename
+        .clone()
+        .unwrap_or_else(|| file.path.file_name().to_owned());
+    let sha = Sha256Hex::parse(&row.sha256)?;
+    log.path = Some(row.path.clone());
+    files::serve(app, req, &tenant, &sha, &row.content_type, &name, log).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedUrlRequest {
+    /// `namespace/path` or `locker://namespace/path`.
+    pub path: String,
+    /// Seconds, 1 to 604800 (7 days); default 3600.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// `POST /api/signed-url`.
+pub async fn signed_url(
+    app: &App,
+    who: &Principal,
+    body: SignedUrlRequest,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
+    let text = if body.path.starts_with(locker_core::refs::SCHEME) {
+        body.path.clone()
+    } else {
+        format!("{}{}", locker_core::refs::SCHEME, body.path)
+    };
+    let file: LockerRef = text.parse()?;
+    log.namespace = Some(file.namespace.to_string());
+    log.path = Some(file.path.to_string());
+    let ttl = body.expires_in.unwrap_or(3600);
+    if !(1..=files::MAX_TTL_S).contains(&ttl) {
+        return Err(ApiError::bad_request(
+            "invalid_expires_in",
+            format!("expires_in must be 1 to {} seconds", files::MAX_TTL_S),
+        ));
+    }
+    who.require(Op::Read, Some(&file.namespace))?;
+    let tenant = who.tenant()?.clone();
+    let row = files::find(app, &tenant, &file.namespace, &file.path).await?;
+    log.sha256 = Some(row.sha256.clone());
+    log.operation = Some("sign");
+    let (url, expires_at) = files::download_url(app, &tenant, &row, ttl)?;
+    Ok(json!({
+        "url": url,
+        "expires_at": expires_at,
+        "expires_in": ttl,
+        "ref": file.to_string(),
+    }))
+}

@@ -1,0 +1,265 @@
+//! API keys, browser upload tokens, and the admin's stats.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use locker_core::hash::to_hex;
+use locker_core::sign::UploadTokenClaims;
+use locker_core::validate::{self, ContentError};
+use locker_core::{Namespace, Sha256Hex, Tenant};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::{n, random_bytes, s, App};
+use crate::auth::{Op, Principal, Scopes, KEY_PREFIX, TOKEN_PREFIX};
+use crate::error::{ApiError, ApiResult};
+use crate::log::LogEntry;
+
+/// `POST /v1/keys`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Required for the bootstrap admin; a tenant admin may only name its own tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    pub namespaces: Vec<String>,
+    pub ops: Vec<Op>,
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    #[serde(default)]
+    pub types: Option<Vec<String>>,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+pub async fn create(
+    app: &App,
+    who: &Principal,
+    body: CreateKey,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
+    who.require(Op::Admin, None)?;
+    let tenant = match (&who.tenant, &body.tenant) {
+        (None, Some(t)) => Tenant::parse(t)?,
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "missing_tenant",
+                "name the key's tenant",
+            ))
+        }
+        (Some(own), Some(t)) if t != own.as_str() => {
+            return Err(ApiError::forbidden(
+                "a tenant admin may only create keys for its own tenant",
+            ))
+        }
+        (Some(own), _) => own.clone(),
+    };
+    log.tenant = Some(tenant.to_string());
+    if body.namespaces.is_empty() || body.ops.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_scopes",
+            "namespaces and ops must not be empty",
+        ));
+    }
+    for ns in &body.namespaces {
+        if ns != "*" {
+            Namespace::parse(ns)?;
+        }
+    }
+    for t in body.types.iter().flatten() {
+        if t != "*/*" && !t.ends_with("/*") {
+            validate::content_type(t)?;
+        }
+    }
+    if body.label.as_ref().is_some_and(|l| l.len() > 200) {
+        return Err(ApiError::bad_request(
+            "invalid_label",
+            "label must be at most 200 bytes",
+        ));
+    }
+    let scopes = Scopes {
+        namespaces: body.namespaces,
+        ops: body.ops,
+        max_size: body.max_size,
+        types: body.types,
+    };
+    let id = to_hex(&random_bytes(8)?);
+    let secret = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
+    let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
+    let scopes_json = serde_json::to_string(&scopes)
+        .map_err(|_| ApiError::new(500, "internal", "scopes did not encode"))?;
+    log.operation = Some("key_create");
+    log.key_id = Some(who.key_id.clone());
+    app.batch(vec![
+        app.stmt(
+            "INSERT INTO api_keys (id, tenant, scopes, secret_hash, label, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[
+                s(&id),
+                s(tenant.as_str()),
+                s(&scopes_json),
+                s(&hash),
+                crate::app::opt(body.label.as_deref()),
+                n(app.now_ms),
+            ],
+        )?,
+        log.statement(app, None)?,
+    ])
+    .await?;
+    log.written = true;
+    Ok(json!({
+        "id": id,
+        "key": format!("{KEY_PREFIX}{id}.{secret}"),
+        "tenant": tenant.to_string(),
+        "scopes": scopes,
+    }))
+}
+
+pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
+    who.require(Op::Admin, None)?;
+    log.operation = Some("key_revoke");
+    let tenant_filter = who.tenant.as_ref().map(|t| t.to_string());
+    let changes = app
+        .batch(vec![app.stmt(
+            "UPDATE api_keys SET revoked = 1, revoked_at = ?3 \
+                 WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2) AND revoked = 0",
+            &[
+                s(id),
+                crate::app::opt(tenant_filter.as_deref()),
+                n(app.now_ms),
+            ],
+        )?])
+        .await?;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        return Err(ApiError::not_found("no such active key"));
+    }
+    Ok(json!({ "id": id, "revoked": true }))
+}
+
+/// `POST /v1/tokens`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintToken {
+    pub namespace: String,
+    #[serde(default)]
+    pub path_prefix: String,
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Seconds; 1 to 3600, default 600.
+    #[serde(default)]
+    pub ttl: Option<u64>,
+}
+
+pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> ApiResult<Value> {
+    if who.token.is_some() {
+        return Err(ApiError::forbidden("an upload token cannot mint tokens"));
+    }
+    let ns = Namespace::parse(&body.namespace)?;
+    log.namespace = Some(ns.to_string());
+    who.require(Op::Write, Some(&ns))?;
+    let tenant = who.tenant()?.clone();
+    if !body.path_prefix.is_empty() {
+        // A prefix is a path or the start of one; it must not smuggle in what paths may not.
+        locker_core::LogicalPath::parse(body.path_prefix.trim_end_matches('/'))?;
+    }
+    let ttl = body.ttl.unwrap_or(600);
+    if !(1..=3600).contains(&ttl) {
+        return Err(ApiError::bad_request(
+            "invalid_ttl",
+            "ttl must be 1 to 3600 seconds",
+        ));
+    }
+    let (key_max, key_types) = who.limits(app);
+    let max = body.max_size.unwrap_or(key_max);
+    validate::size_within(max, key_max)?;
+    for t in &body.types {
+        let ok = t == "*/*" || t.ends_with("/*") || validate::content_type(t).is_ok();
+        if !ok {
+            return Err(ContentError::BadContentType.into());
+        }
+        // Every type the token allows must be allowed to the key too.
+        let probe = t.replace('*', "x");
+        if !validate::type_allowed(&probe, &key_types) && !key_types.iter().any(|k| k == t) {
+            return Err(ContentError::TypeNotAllowed(t.clone()).into());
+        }
+    }
+    let types = if body.types.is_empty() {
+        key_types
+    } else {
+        body.types
+    };
+    let exp = app.now_s() + ttl;
+    let claims = UploadTokenClaims {
+        t: tenant,
+        kid: who.key_id.clone(),
+        ns,
+        prefix: body.path_prefix.clone(),
+        max,
+        types: types.clone(),
+        exp,
+    };
+    log.operation = Some("token");
+    Ok(json!({
+        "token": format!("{TOKEN_PREFIX}{}", app.signer.sign(&claims)),
+        "expires_at": exp,
+        "namespace": claims.ns.to_string(),
+        "path_prefix": claims.prefix,
+        "max_size": max,
+        "types": types,
+    }))
+}
+
+#[derive(Deserialize)]
+struct Count {
+    n: u64,
+}
+
+/// `GET /v1/stats`: counts and integrity checks (orphans must be 0). A tenant admin sees its
+/// tenant; the bootstrap admin sees everything.
+pub async fn stats(app: &App, who: &Principal) -> ApiResult<Value> {
+    who.require(Op::Admin, None)?;
+    let tenant = who.tenant.as_ref().map(|t| t.to_string());
+    let t = crate::app::opt(tenant.as_deref());
+    let count = |sql: &'static str| {
+        let t = t.clone();
+        async move {
+            let row: Option<Count> = app.first(sql, &[t]).await?;
+            Ok::<u64, ApiError>(row.map_or(0, |c| c.n))
+        }
+    };
+    let mut objects = 0u64;
+    let mut cursor: Option<String> = None;
+    let prefix = tenant
+        .as_ref()
+        .map(|t| format!("t/{t}/"))
+        .unwrap_or_default();
+    loop {
+        let mut list = app.blobs.list().prefix(prefix.clone()).limit(1000);
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await?;
+        objects += page.objects().len() as u64;
+        match page.cursor().filter(|_| page.truncated()) {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(json!({
+        "files": count("SELECT COUNT(*) AS n FROM files WHERE ?1 IS NULL OR tenant = ?1").await?,
+        "blobs": count("SELECT COUNT(*) AS n FROM blobs WHERE ?1 IS NULL OR tenant = ?1").await?,
+        "uploads": {
+            "pending": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'pending'").await?,
+            "committed": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'committed'").await?,
+            "aborted": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'aborted'").await?,
+        },
+        "objects": objects,
+        "access_log": count("SELECT COUNT(*) AS n FROM access_log WHERE ?1 IS NULL OR tenant = ?1").await?,
+        "integrity": {
+            "files_without_bucket": count("SELECT COUNT(*) AS n FROM files f WHERE (?1 IS NULL OR f.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = f.bucket_id)").await?,
+            "blobs_without_bucket": count("SELECT COUNT(*) AS n FROM blobs x WHERE (?1 IS NULL OR x.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)").await?,
+            "files_without_verified_blob": count("SELECT COUNT(*) AS n FROM files f WHERE (?1 IS NULL OR f.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM blobs x WHERE x.tenant = f.tenant AND x.sha256 = f.sha256 AND x.verified = 1)").await?,
+        },
+    }))
+}

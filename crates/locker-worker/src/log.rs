@@ -1,0 +1,154 @@
+//! The access log: exactly one row per operation, written by the dispatcher unless the
+//! operation already wrote it inside its own D1 batch. Rows never hold a signature, a token or
+//! a key secret: only key ids, refs, digests and error messages that echo no credential.
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::D1PreparedStatement;
+
+use crate::app::{n, opt, s, App};
+use crate::auth::{Op, Principal};
+use crate::error::{ApiError, ApiResult};
+
+/// What one request did, filled in by its handler as facts become known.
+#[derive(Default, Debug)]
+pub struct LogEntry {
+    /// `reserve`, `upload`, `dedup`, `complete`, `abort`, `download`, `delete`, `list`, `stat`,
+    /// `key_create`, `key_revoke`, `token`; refusals are logged as `denied` or `failed`.
+    /// `None` means the request is not an operation (health, docs, preflight): no row.
+    pub operation: Option<&'static str>,
+    pub tenant: Option<String>,
+    pub bucket_id: Option<String>,
+    pub sha256: Option<String>,
+    pub namespace: Option<String>,
+    pub path: Option<String>,
+    pub key_id: Option<String>,
+    pub bytes: u64,
+    /// Set once the row was written (inside a batch), so the dispatcher does not write another.
+    pub written: bool,
+}
+
+impl LogEntry {
+    /// The INSERT for this entry; the caller runs it (alone or in a batch) and marks `written`.
+    pub fn statement(&self, app: &App, error: Option<&ApiError>) -> ApiResult<D1PreparedStatement> {
+        let operation = match error {
+            Some(e) if e.is_denial() => "denied",
+            Some(_) => "failed",
+            None => self.operation.unwrap_or("unknown"),
+        };
+        let message = error.map(|e| {
+            format!(
+                "{}: {} ({})",
+                e.status,
+                e.message,
+                self.operation.unwrap_or("request")
+            )
+        });
+        let args: [JsValue; 12] = [
+            opt(self.tenant.as_deref()),
+            opt(self.bucket_id.as_deref()),
+            s(operation),
+            opt(self.sha256.as_deref()),
+            opt(self.namespace.as_deref()),
+            opt(self.path.as_deref()),
+            s(&app.server),
+            opt(self.key_id.as_deref()),
+            n(u64::from(error.is_none())),
+            opt(message.as_deref()),
+            n(self.bytes),
+            n(app.now_ms),
+        ];
+        app.stmt(
+            "INSERT INTO access_log (tenant, bucket_id, operation, sha256, namespace, path, \
+             server, key_id, success, error, bytes, ts) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            &args,
+        )
+    }
+
+    /// Writes the row now, unless it was written already or this is not an operation.
+    pub async fn write(&mut self, app: &App, error: Option<&ApiError>) -> ApiResult<()> {
+        if self.written || self.operation.is_none() {
+            return Ok(());
+        }
+        self.written = true;
+        self.statement(app, error)?.run().await?;
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LogRow {
+    id: i64,
+    tenant: Option<String>,
+    bucket_id: Option<String>,
+    operation: String,
+    sha256: Option<String>,
+    namespace: Option<String>,
+    path: Option<String>,
+    server: String,
+    key_id: Option<String>,
+    success: u8,
+    error: Option<String>,
+    bytes: i64,
+    ts: i64,
+}
+
+/// `GET /v1/logs?since=&until=&operation=&bucket_id=&cursor=&limit=`, newest first.
+/// A tenant admin sees its tenant's rows; the bootstrap admin sees all.
+pub async fn list(
+    app: &App,
+    who: &Principal,
+    query: &[(String, String)],
+) -> ApiResult<serde_json::Value> {
+    who.require(Op::Admin, None)?;
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let int = |k: &str| -> ApiResult<Option<u64>> {
+        get(k)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request("invalid_query", format!("{k} must be a number"))
+                })
+            })
+            .transpose()
+    };
+    let limit = int("limit")?.unwrap_or(100).clamp(1, 1000);
+    let mut sql = String::from(
+        "SELECT id, tenant, bucket_id, operation, sha256, namespace, path, server, key_id, \
+         success, error, bytes, ts FROM access_log WHERE 1 = 1",
+    );
+    let mut args: Vec<JsValue> = Vec::new();
+    let mut bind = |sql: &mut String, clause: &str, v: JsValue| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if !who.is_bootstrap() {
+        bind(&mut sql, " AND tenant = ?", s(who.tenant()?.as_str()));
+    }
+    if let Some(v) = int("since")? {
+        bind(&mut sql, " AND ts >= ?", n(v));
+    }
+    if let Some(v) = int("until")? {
+        bind(&mut sql, " AND ts < ?", n(v));
+    }
+    if let Some(v) = get("operation") {
+        bind(&mut sql, " AND operation = ?", s(v));
+    }
+    if let Some(v) = get("bucket_id") {
+        bind(&mut sql, " AND bucket_id = ?", s(v));
+    }
+    if let Some(v) = int("cursor")? {
+        bind(&mut sql, " AND id < ?", n(v));
+    }
+    bind(&mut sql, " ORDER BY id DESC LIMIT ?", n(limit));
+    let rows: Vec<LogRow> = app.all(&sql, &args).await?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(serde_json::json!({ "entries": rows, "cursor": next }))
+}

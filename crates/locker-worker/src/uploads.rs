@@ -1,0 +1,676 @@
+//! The upload flow: reserve (or dedup), the data-plane PUT, complete, abort.
+//!
+//! Invariant: a `files` row only ever points at a `blobs` row whose bytes this Worker verified
+//! (size and SHA-256 of the stored object) and whose bucket is registered; every change to the
+//! registry is one D1 batch, and the access-log row of a commit is in that same batch.
+
+use locker_core::sign::PutClaims;
+use locker_core::validate::{self, MAX_SINGLE_UPLOAD, SNIFF_LEN};
+use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use wasm_bindgen::JsValue;
+use worker::{Conditional, HttpMetadata, Range, Request};
+
+use crate::app::{n, opt, random_id, s, App};
+use crate::auth::{Op, Principal};
+use crate::buckets;
+use crate::error::{ApiError, ApiResult};
+use crate::log::LogEntry;
+
+/// How long a signed upload URL stays valid, at most.
+const PUT_TTL_S: u64 = 60 * 60;
+
+/// `POST /v1/uploads`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    pub namespace: String,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub content_type: String,
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// Lifetime of the signed URL, seconds (1 to [`PUT_TTL_S`]; default [`PUT_TTL_S`]).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// A reservation as stored.
+#[derive(Deserialize, Serialize, Clone)]
+pub struct UploadRow {
+    pub id: String,
+    pub tenant: String,
+    pub namespace: String,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub content_type: String,
+    pub filename: Option<String>,
+    pub bucket_id: String,
+    pub key: String,
+    pub state: String,
+    pub expires_at: u64,
+}
+
+/// What a file row will hold, validated.
+pub struct FileSpec {
+    pub tenant: Tenant,
+    pub namespace: Namespace,
+    pub path: LogicalPath,
+    pub sha256: Sha256Hex,
+    pub size: u64,
+    pub content_type: String,
+    pub filename: String,
+}
+
+impl FileSpec {
+    pub fn locker_ref(&self) -> LockerRef {
+        LockerRef::new(self.namespace.clone(), self.path.clone())
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::for_blob(&self.tenant, &self.sha256)
+    }
+
+    fn from_row(row: &UploadRow) -> ApiResult<Self> {
+        let path = LogicalPath::parse(&row.path)?;
+        Ok(Self {
+            tenant: Tenant::parse(&row.tenant)?,
+            namespace: Namespace::parse(&row.namespace)?,
+            filename: row
+                .filename
+                .clone()
+                .unwrap_or_else(|| path.file_name().to_owned()),
+            path,
+            sha256: Sha256Hex::parse(&row.sha256)?,
+            size: row.size,
+            content_type: row.content_type.clone(),
+        })
+    }
+
+    fn log_into(&self, log: &mut LogEntry) {
+        log.tenant = Some(self.tenant.to_string());
+        log.namespace = Some(self.namespace.to_string());
+        log.path = Some(self.path.to_string());
+        log.sha256 = Some(self.sha256.to_string());
+    }
+}
+
+/// A display file name: the given one, else the path's last segment. No control characters,
+/// no path separators, at most 255 bytes.
+pub fn file_name(given: Option<&str>, path: &LogicalPath) -> ApiResult<String> {
+    match given {
+        None => Ok(path.file_name().to_owned()),
+        Some(name) => {
+            let ok = !name.is_empty()
+                && name.len() <= 255
+                && !name
+                    .chars()
+                    .any(|c| c.is_control() || c == '/' || c == '\\');
+            if ok {
+                Ok(name.to_owned())
+            } else {
+                Err(ApiError::bad_request(
+                    "invalid_filename",
+                    "filename must be 1 to 255 bytes without control characters, '/' or '\\'",
+                ))
+            }
+        }
+    }
+}
+
+/// Validates a reservation request against the caller's scopes and limits.
+pub fn validate_request(app: &App, who: &Principal, body: &ReserveRequest) -> ApiResult<FileSpec> {
+    let tenant = who.tenant()?.clone();
+    let namespace = Namespace::parse(&body.namespace)?;
+    let path = LogicalPath::parse(&body.path)?;
+    who.require_write_path(&namespace, &path)?;
+    let sha256 = Sha256Hex::parse(&body.sha256)?;
+    who.check_content(app, body.size, &body.content_type)?;
+    if body.size > MAX_SINGLE_UPLOAD {
+        return Err(validate::ContentError::TooLarge {
+            size: body.size,
+            limit: MAX_SINGLE_UPLOAD,
+        }
+        .into());
+    }
+    let filename = file_name(body.filename.as_deref(), &path)?;
+    Ok(FileSpec {
+        tenant,
+        namespace,
+        path,
+        sha256,
+        size: body.size,
+        content_type: body.content_type.clone(),
+        filename,
+    })
+}
+
+#[derive(Deserialize)]
+struct BlobRow {
+    size: u64,
+}
+
+#[derive(Deserialize)]
+struct ShaRow {
+    sha256: String,
+}
+
+/// The upsert of a file row. It only writes when a verified blob with the same size exists, so
+/// a file can never point at unverified bytes, even if the blob vanished since it was read.
+fn upsert_file(app: &App, spec: &FileSpec) -> ApiResult<worker::D1PreparedStatement> {
+    let args: [JsValue; 8] = [
+        s(spec.tenant.as_str()),
+        s(spec.namespace.as_str()),
+        s(spec.path.as_str()),
+        s(&spec.sha256.to_string()),
+        n(spec.size),
+        s(&spec.content_type),
+        s(&spec.filename),
+        n(app.now_ms),
+    ];
+    app.stmt(
+        "INSERT INTO files (tenant, namespace, path, sha256, bucket_id, size, content_type, \
+         filename, created_at, updated_at) \
+         SELECT ?1, ?2, ?3, ?4, b.bucket_id, ?5, ?6, ?7, ?8, ?8 FROM blobs b \
+         WHERE b.tenant = ?1 AND b.sha256 = ?4 AND b.verified = 1 AND b.size = ?5 \
+           AND b.bucket_id IN (SELECT id FROM buckets) \
+         ON CONFLICT (tenant, namespace, path) DO UPDATE SET sha256 = excluded.sha256, \
+           bucket_id = excluded.bucket_id, size = excluded.size, \
+           content_type = excluded.content_type, filename = excluded.filename, \
+           updated_at = excluded.updated_at",
+        &args,
+    )
+}
+
+/// The sha256 the path points at now, if any (to release it after an overwrite).
+pub(crate) async fn current_sha(app: &App, spec: &FileSpec) -> ApiResult<Option<String>> {
+    let row: Option<ShaRow> = app
+        .first(
+            "SELECT sha256 FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3",
+            &[
+                s(spec.tenant.as_str()),
+                s(spec.namespace.as_str()),
+                s(spec.path.as_str()),
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| r.sha256))
+}
+
+/// Deletes a blob's row and object once nothing of the tenant uses it: no file and no pending
+/// reservation. The row goes first, conditionally, so two releases cannot both delete, and a
+/// blob another file still uses is never touched.
+pub async fn release_blob(app: &App, tenant: &str, sha256: &str) -> ApiResult<bool> {
+    let changes = app
+        .batch(vec![app.stmt(
+            "DELETE FROM blobs WHERE tenant = ?1 AND sha256 = ?2 \
+             AND NOT EXISTS (SELECT 1 FROM files WHERE tenant = ?1 AND sha256 = ?2) \
+             AND NOT EXISTS (SELECT 1 FROM uploads WHERE tenant = ?1 AND sha256 = ?2 \
+                             AND state = 'pending')",
+            &[s(tenant), s(sha256)],
+        )?])
+        .await?;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        return Ok(false);
+    }
+    app.blobs
+        .delete(format!("t/{tenant}/sha256/{sha256}"))
+        .await?;
+    Ok(true)
+}
+
+/// After a path moved from `old` to another blob, releases `old` if nothing uses it.
+async fn release_replaced(app: &App, spec: &FileSpec, old: Option<String>) -> ApiResult<()> {
+    if let Some(old) = old.filter(|o| *o != spec.sha256.to_string()) {
+        release_blob(app, spec.tenant.as_str(), &old).await?;
+    }
+    Ok(())
+}
+
+/// The leading bytes of a stored object, for the magic-number check.
+pub(crate) async fn object_head(app: &App, key: &ObjectKey) -> ApiResult<Vec<u8>> {
+    let object = app
+        .blobs
+        .get(key.as_str())
+        .range(Range::Prefix {
+            length: SNIFF_LEN as u64,
+        })
+        .execute()
+        .await?;
+    match object.as_ref().and_then(|o| o.body()) {
+        Some(body) => Ok(body.bytes().await?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Tries to satisfy the request from bytes the tenant already stored. `Ok(None)`: not stored.
+pub async fn try_dedup(
+    app: &App,
+    who: &Principal,
+    spec: &FileSpec,
+    log: &mut LogEntry,
+) -> ApiResult<Option<Value>> {
+    let blob: Option<BlobRow> = app
+        .first(
+            "SELECT size FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1",
+            &[s(spec.tenant.as_str()), s(&spec.sha256.to_string())],
+        )
+        .await?;
+    let Some(blob) = blob else {
+        return Ok(None);
+    };
+    if blob.size != spec.size {
+        return Err(ApiError::bad_request(
+            "size_mismatch",
+            "these bytes are already stored with another size: sha256 or size is wrong",
+        ));
+    }
+    // The same bytes may be declared as another type than before: check it against them.
+    let (_, types) = who.limits(app);
+    validate::magic_matches(
+        &spec.content_type,
+        &object_head(app, &spec.key()).await?,
+        &types,
+    )?;
+    let old = current_sha(app, spec).await?;
+    log.operation = Some("dedup");
+    log.bucket_id = Some(app.bucket_id.to_string());
+    spec.log_into(log);
+    let changes = app
+        .batch(vec![upsert_file(app, spec)?, log.statement(app, None)?])
+        .await?;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        // The blob was released between the read and the write: upload the bytes instead.
+        return Ok(None);
+    }
+    log.written = true;
+    release_replaced(app, spec, old).await?;
+    Ok(Some(json!({
+        "status": "deduplicated",
+        "deduplicated": true,
+        "ref": spec.locker_ref().to_string(),
+        "sha256": spec.sha256.to_string(),
+        "size": spec.size,
+    })))
+}
+
+/// `POST /v1/uploads`: dedup answer, or a reservation with a signed data-plane PUT URL.
+pub async fn reserve(
+    app: &App,
+    who: &Principal,
+    body: ReserveRequest,
+    log: &mut LogEntry,
+) -> ApiResult<(u16, Value)> {
+    log.namespace = Some(body.namespace.clone());
+    log.path = Some(body.path.clone());
+    let spec = validate_request(app, who, &body)?;
+    spec.log_into(log);
+    if let Some(answer) = try_dedup(app, who, &spec, log).await? {
+        return Ok((200, answer));
+    }
+    let ttl = body.expires_in.unwrap_or(PUT_TTL_S);
+    if !(1..=PUT_TTL_S).contains(&ttl) {
+        return Err(ApiError::bad_request(
+            "invalid_expires_in",
+            format!("expires_in must be 1 to {PUT_TTL_S} seconds"),
+        ));
+    }
+    let id = random_id("up_")?;
+    let expires_at = app.now_s() + ttl;
+    let args: [JsValue; 14] = [
+        s(&id),
+        s(spec.tenant.as_str()),
+        s(spec.namespace.as_str()),
+        s(spec.path.as_str()),
+        s(&spec.sha256.to_string()),
+        n(spec.size),
+        s(&spec.content_type),
+        s(&spec.filename),
+        s(app.bucket_id.as_str()),
+        s(spec.key().as_str()),
+        s(&who.key_id),
+        n(app.now_ms),
+        n(expires_at * 1000),
+        opt(None),
+    ];
+    log.operation = Some("reserve");
+    log.bucket_id = Some(app.bucket_id.to_string());
+    app.batch(vec![
+        buckets::register_default(app)?,
+        app.stmt(
+            "INSERT INTO uploads (id, tenant, namespace, path, sha256, size, content_type, \
+             filename, bucket_id, key, key_id, created_at, expires_at, multipart_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            &args,
+        )?,
+        log.statement(app, None)?,
+    ])
+    .await?;
+    log.written = true;
+    let token = app.signer.sign(&PutClaims {
+        uid: id.clone(),
+        sha256: spec.sha256,
+        size: spec.size,
+        ct: spec.content_type.clone(),
+        exp: expires_at,
+    });
+    Ok((
+        201,
+        json!({
+            "status": "upload",
+            "upload_id": id,
+            "method": "PUT",
+            "url": format!("{}/v1/data/{id}?sig={token}", app.origin),
+            "headers": { "content-type": spec.content_type },
+            "expires_at": expires_at,
+            "ref": spec.locker_ref().to_string(),
+        }),
+    ))
+}
+
+async fn load_upload(app: &App, id: &str) -> ApiResult<Option<UploadRow>> {
+    app.first(
+        "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, bucket_id, \
+         key, state, expires_at FROM uploads WHERE id = ?1",
+        &[s(id)],
+    )
+    .await
+}
+
+/// A reservation of the caller's tenant; another tenant's answers exactly like a missing one.
+async fn own_upload(app: &App, who: &Principal, id: &str) -> ApiResult<UploadRow> {
+    let tenant = who.tenant()?;
+    match load_upload(app, id).await? {
+        Some(row) if row.tenant == tenant.as_str() => Ok(row),
+        _ => Err(ApiError::not_found("no such upload")),
+    }
+}
+
+/// `PUT /v1/data/{id}?sig=`: the signature is the credential. Streams the body into R2 with
+/// the expected SHA-256 and a create-only condition, so R2 itself refuses wrong bytes and a
+/// second write.
+pub async fn data_put(
+    app: &App,
+    req: &Request,
+    id: &str,
+    sig: &str,
+    log: &mut LogEntry,
+) -> ApiResult<(u16, Value)> {
+    let claims: PutClaims = app.signer.verify(sig, app.now_s())?;
+    if claims.uid != id {
+        return Err(ApiError::forbidden(
+            "the signature does not match this request",
+        ));
+    }
+    let row = load_upload(app, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such upload"))?;
+    let spec = FileSpec::from_row(&row)?;
+    spec.log_into(log);
+    log.bucket_id = Some(row.bucket_id.clone());
+    if row.state != "pending" {
+        return Err(ApiError::conflict(
+            "upload_closed",
+            format!("this upload is {}; ask for a new URL", row.state),
+        ));
+    }
+    if claims.sha256 != spec.sha256 || claims.size != spec.size || claims.ct != spec.content_type {
+        return Err(ApiError::forbidden(
+            "the signature does not match this request",
+        ));
+    }
+    let content_type = req.headers().get("content-type")?.unwrap_or_default();
+    if content_type != spec.content_type {
+        return Err(ApiError::bad_request(
+            "content_type_mismatch",
+            format!("Content-Type must be {}", spec.content_type),
+        ));
+    }
+    let length = req
+        .headers()
+        .get("content-length")?
+        .and_then(|l| l.parse::<u64>().ok());
+    match length {
+        None => {
+            return Err(ApiError::new(
+                411,
+                "length_required",
+                "send Content-Length (chunked bodies are refused)",
+            ))
+        }
+        Some(len) if len != spec.size => {
+            return Err(ApiError::bad_request(
+                "size_mismatch",
+                format!(
+                    "the body is {len} bytes; this URL is for exactly {}",
+                    spec.size
+                ),
+            ))
+        }
+        Some(_) => {}
+    }
+    let body = req.inner().body();
+    let data = match body {
+        Some(stream) => worker::Data::ReadableStream(stream),
+        None => worker::Data::Empty,
+    };
+    log.operation = Some("upload");
+    if store(app, &spec, data).await? {
+        log.bytes = spec.size;
+        Ok((201, json!({ "status": "stored", "size": spec.size })))
+    } else {
+        Ok((200, json!({ "status": "exists", "size": spec.size })))
+    }
+}
+
+/// Writes `data` at the blob's key, create-only and checked against the expected SHA-256 by R2
+/// itself. `Ok(false)`: the key already held an object; since the key is the content hash and
+/// every write is hash-checked, those are these bytes.
+pub(crate) async fn store(app: &App, spec: &FileSpec, data: worker::Data) -> ApiResult<bool> {
+    let put = app
+        .blobs
+        .put(spec.key().as_str(), data)
+        .sha256(spec.sha256.as_bytes().to_vec())
+        .http_metadata(HttpMetadata {
+            content_type: Some(spec.content_type.clone()),
+            ..Default::default()
+        })
+        .only_if(Conditional {
+            etag_does_not_match: Some("*".into()),
+            ..Default::default()
+        })
+        .execute()
+        .await;
+    match put {
+        Ok(stored) => Ok(stored.is_some()),
+        Err(e) => {
+            let text = e.to_string().to_lowercase();
+            if text.contains("sha-256") || text.contains("sha256") || text.contains("checksum") {
+                Err(ApiError::bad_request(
+                    "sha256_mismatch",
+                    "the body's SHA-256 is not the expected one; nothing was stored",
+                ))
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Size and SHA-256 of the stored object. R2 reports the checksum it verified on put; an
+/// object without one (written by something else) is hashed by streaming it through the
+/// runtime's native digest.
+pub(crate) async fn verify_stored(app: &App, spec: &FileSpec) -> ApiResult<()> {
+    let Some(object) = app.blobs.head(spec.key().as_str()).await? else {
+        return Err(ApiError::conflict(
+            "not_uploaded",
+            "no bytes were uploaded for this reservation yet",
+        ));
+    };
+    if object.size() != spec.size {
+        return Err(ApiError::new(
+            422,
+            "size_mismatch",
+            format!("stored {} bytes, expected {}", object.size(), spec.size),
+        ));
+    }
+    let digest = match object.checksum().sha256 {
+        Some(d) => d,
+        None => crate::verify::stream_sha256(app, spec.key().as_str()).await?,
+    };
+    if digest.as_slice() != spec.sha256.as_bytes() {
+        return Err(ApiError::new(
+            422,
+            "sha256_mismatch",
+            "the stored bytes do not have the reserved SHA-256",
+        ));
+    }
+    Ok(())
+}
+
+fn committed_answer(spec: &FileSpec) -> Value {
+    json!({
+        "status": "complete",
+        "deduplicated": false,
+        "ref": spec.locker_ref().to_string(),
+        "sha256": spec.sha256.to_string(),
+        "size": spec.size,
+    })
+}
+
+/// `POST /v1/uploads/{id}/complete`: verify the stored bytes, then commit blob + file + log in
+/// one batch. Idempotent: completing a committed upload answers the same ref again.
+pub async fn complete(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
+    let row = own_upload(app, who, id).await?;
+    let spec = FileSpec::from_row(&row)?;
+    spec.log_into(log);
+    log.bucket_id = Some(row.bucket_id.clone());
+    log.operation = Some("complete");
+    match row.state.as_str() {
+        "committed" => return Ok(committed_answer(&spec)),
+        "pending" => {}
+        other => {
+            return Err(ApiError::conflict(
+                "upload_closed",
+                format!("this upload is {other}"),
+            ))
+        }
+    }
+    verify_stored(app, &spec).await?;
+    let (_, types) = who.limits(app);
+    if let Err(e) = validate::magic_matches(
+        &spec.content_type,
+        &object_head(app, &spec.key()).await?,
+        &types,
+    ) {
+        discard(app, &row).await?;
+        return Err(e.into());
+    }
+    log.bytes = spec.size;
+    commit(app, &spec, &row.bucket_id, Some(id), log).await?;
+    Ok(committed_answer(&spec))
+}
+
+/// Commits verified bytes: blob (verified) + file + the reservation's state + the log row, in
+/// one batch; then releases the blob the path pointed at before, if nothing else uses it.
+pub async fn commit(
+    app: &App,
+    spec: &FileSpec,
+    bucket_id: &str,
+    upload_id: Option<&str>,
+    log: &mut LogEntry,
+) -> ApiResult<()> {
+    let old = current_sha(app, spec).await?;
+    let blob_args: [JsValue; 7] = [
+        s(spec.tenant.as_str()),
+        s(&spec.sha256.to_string()),
+        s(bucket_id),
+        s(spec.key().as_str()),
+        n(spec.size),
+        s(&spec.content_type),
+        n(app.now_ms),
+    ];
+    let mut statements = vec![
+        buckets::register_default(app)?,
+        app.stmt(
+            "INSERT INTO blobs (tenant, sha256, bucket_id, key, size, content_type, \
+             verified, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7) \
+             ON CONFLICT (tenant, sha256) DO UPDATE SET verified = 1",
+            &blob_args,
+        )?,
+        upsert_file(app, spec)?,
+        log.statement(app, None)?,
+    ];
+    if let Some(id) = upload_id {
+        statements.push(app.stmt(
+            "UPDATE uploads SET state = 'committed', finished_at = ?2 \
+             WHERE id = ?1 AND state = 'pending'",
+            &[s(id), n(app.now_ms)],
+        )?);
+    }
+    let changes = app.batch(statements).await?;
+    log.written = true;
+    if changes.get(2).copied().unwrap_or(0) == 0 {
+        return Err(ApiError::new(
+            500,
+            "internal",
+            "the file row was not written",
+        ));
+    }
+    release_replaced(app, spec, old).await
+}
+
+/// Marks a pending reservation aborted and removes its bytes if nothing else needs them.
+async fn discard(app: &App, row: &UploadRow) -> ApiResult<bool> {
+    let changes = app
+        .batch(vec![app.stmt(
+            "UPDATE uploads SET state = 'aborted', finished_at = ?2 \
+             WHERE id = ?1 AND state = 'pending'",
+            &[s(&row.id), n(app.now_ms)],
+        )?])
+        .await?;
+    let aborted = changes.first().copied().unwrap_or(0) == 1;
+    if aborted {
+        let verified: Option<BlobRow> = app
+            .first(
+                "SELECT size FROM blobs WHERE tenant = ?1 AND sha256 = ?2",
+                &[s(&row.tenant), s(&row.sha256)],
+            )
+            .await?;
+        let others: Option<ShaRow> = app
+            .first(
+                "SELECT sha256 FROM uploads WHERE tenant = ?1 AND sha256 = ?2 \
+                 AND state = 'pending' LIMIT 1",
+                &[s(&row.tenant), s(&row.sha256)],
+            )
+            .await?;
+        if verified.is_none() && others.is_none() {
+            app.blobs.delete(row.key.as_str()).await?;
+        }
+    }
+    Ok(aborted)
+}
+
+/// `DELETE /v1/uploads/{id}`: abort a pending reservation.
+pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
+    who.require(Op::Write, None)?;
+    let row = own_upload(app, who, id).await?;
+    let spec = FileSpec::from_row(&row)?;
+    spec.log_into(log);
+    log.operation = Some("abort");
+    if row.state != "pending" || !discard(app, &row).await? {
+        return Err(ApiError::conflict(
+            "upload_closed",
+            format!("this upload is {}", row.state),
+        ));
+    }
+    Ok(json!({ "status": "aborted", "upload_id": id }))
+}
