@@ -399,18 +399,22 @@ pub async fn data_put(
     sig: &str,
     log: &mut LogEntry,
 ) -> ApiResult<(u16, Value)> {
+    // The row first, so a refused attempt is logged against the tenant whose upload it targets.
+    let row = load_upload(app, id).await?;
+    let spec = row.as_ref().map(FileSpec::from_row).transpose()?;
+    if let (Some(row), Some(spec)) = (&row, &spec) {
+        spec.log_into(log);
+        log.bucket_id = Some(row.bucket_id.clone());
+    }
     let claims: PutClaims = app.signer.verify(sig, app.now_s())?;
     if claims.uid != id {
         return Err(ApiError::forbidden(
             "the signature does not match this request",
         ));
     }
-    let row = load_upload(app, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such upload"))?;
-    let spec = FileSpec::from_row(&row)?;
-    spec.log_into(log);
-    log.bucket_id = Some(row.bucket_id.clone());
+    let (Some(row), Some(spec)) = (row, spec) else {
+        return Err(ApiError::not_found("no such upload"));
+    };
     if row.state != "pending" {
         return Err(ApiError::conflict(
             "upload_closed",
