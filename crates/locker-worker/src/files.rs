@@ -74,12 +74,24 @@ pub async fn find(
     row.ok_or_else(|| ApiError::not_found(format!("no file locker://{ns}/{path}")))
 }
 
-fn log_file(log: &mut LogEntry, tenant: &Tenant, row: &FileRow) {
+/// The caller's file at `file`, after checking `op` on its namespace; the log learns the ref
+/// first (so a refusal names it) and then the blob.
+pub async fn authorized<'p>(
+    app: &App,
+    who: &'p Principal,
+    file: &LockerRef,
+    op: Op,
+    log: &mut LogEntry,
+) -> ApiResult<(&'p Tenant, FileRow)> {
+    log.namespace = Some(file.namespace.to_string());
+    log.path = Some(file.path.to_string());
+    who.require(op, Some(&file.namespace))?;
+    let tenant = who.tenant()?;
+    let row = find(app, tenant, &file.namespace, &file.path).await?;
     log.tenant = Some(tenant.to_string());
-    log.namespace = Some(row.namespace.clone());
-    log.path = Some(row.path.clone());
     log.sha256 = Some(row.sha256.clone());
     log.bucket_id = Some(row.bucket_id.clone());
+    Ok((tenant, row))
 }
 
 /// A signed download URL for `row`, valid `ttl` seconds.
@@ -111,12 +123,7 @@ pub async fn get(
     file: &LockerRef,
     log: &mut LogEntry,
 ) -> ApiResult<Value> {
-    log.namespace = Some(file.namespace.to_string());
-    log.path = Some(file.path.to_string());
-    who.require(Op::Read, Some(&file.namespace))?;
-    let tenant = who.tenant()?;
-    let row = find(app, tenant, &file.namespace, &file.path).await?;
-    log_file(log, tenant, &row);
+    let (tenant, row) = authorized(app, who, file, Op::Read, log).await?;
     let (url, expires_at) = download_url(app, tenant, &row, GET_TTL_S)?;
     let mut body = row.to_json();
     body["url"] = json!(url);
@@ -178,12 +185,7 @@ pub async fn delete(
     file: &LockerRef,
     log: &mut LogEntry,
 ) -> ApiResult<Value> {
-    log.namespace = Some(file.namespace.to_string());
-    log.path = Some(file.path.to_string());
-    who.require(Op::Delete, Some(&file.namespace))?;
-    let tenant = who.tenant()?;
-    let row = find(app, tenant, &file.namespace, &file.path).await?;
-    log_file(log, tenant, &row);
+    let (tenant, row) = authorized(app, who, file, Op::Delete, log).await?;
     log.operation = Some("delete");
     let changes = app
         .batch(vec![

@@ -142,18 +142,13 @@ pub async fn get(
     file: &LockerRef,
     log: &mut LogEntry,
 ) -> ApiResult<Response> {
-    log.namespace = Some(file.namespace.to_string());
-    log.path = Some(file.path.to_string());
-    who.require(Op::Read, Some(&file.namespace))?;
-    let tenant = who.tenant()?.clone();
-    let row = files::find(app, &tenant, &file.namespace, &file.path).await?;
+    let (tenant, row) = files::authorized(app, who, file, Op::Read, log).await?;
     let name = row
         .filename
         .clone()
         .unwrap_or_else(|| file.path.file_name().to_owned());
     let sha = Sha256Hex::parse(&row.sha256)?;
-    log.path = Some(row.path.clone());
-    files::serve(app, req, &tenant, &sha, &row.content_type, &name, log).await
+    files::serve(app, req, tenant, &sha, &row.content_type, &name, log).await
 }
 
 #[derive(Deserialize)]
@@ -179,8 +174,6 @@ pub async fn signed_url(
         format!("{}{}", locker_core::refs::SCHEME, body.path)
     };
     let file: LockerRef = text.parse()?;
-    log.namespace = Some(file.namespace.to_string());
-    log.path = Some(file.path.to_string());
     let ttl = body.expires_in.unwrap_or(3600);
     if !(1..=files::MAX_TTL_S).contains(&ttl) {
         return Err(ApiError::bad_request(
@@ -188,12 +181,8 @@ pub async fn signed_url(
             format!("expires_in must be 1 to {} seconds", files::MAX_TTL_S),
         ));
     }
-    who.require(Op::Read, Some(&file.namespace))?;
-    let tenant = who.tenant()?.clone();
-    let row = files::find(app, &tenant, &file.namespace, &file.path).await?;
-    log.sha256 = Some(row.sha256.clone());
-    log.operation = Some("sign");
-    let (url, expires_at) = files::download_url(app, &tenant, &row, ttl)?;
+    let (tenant, row) = files::authorized(app, who, &file, Op::Read, log).await?;
+    let (url, expires_at) = files::download_url(app, tenant, &row, ttl)?;
     Ok(json!({
         "url": url,
         "expires_at": expires_at,
