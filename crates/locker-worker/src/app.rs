@@ -56,12 +56,7 @@ impl App {
 
     /// A var from wrangler.toml, or `default` when unset or empty.
     pub fn var(&self, name: &str, default: &str) -> String {
-        self.env
-            .var(name)
-            .map(|v| v.to_string())
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| default.to_owned())
+        env_var(&self.env, name, default)
     }
 
     /// A prepared statement with its arguments bound.
@@ -91,6 +86,15 @@ impl App {
             .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
             .collect()
     }
+}
+
+/// A var from wrangler.toml, or `default` when unset or empty.
+pub fn env_var(env: &Env, name: &str, default: &str) -> String {
+    env.var(name)
+        .map(|v| v.to_string())
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 fn misconfigured(message: &str) -> ApiError {

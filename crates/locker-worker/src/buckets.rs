@@ -4,17 +4,9 @@ use locker_core::{BucketId, BucketIdentity};
 use wasm_bindgen::JsValue;
 use worker::{D1PreparedStatement, Env};
 
-use crate::app::{n, s, App};
+use crate::app::{env_var as var, n, s, App};
 use crate::bindings;
 use crate::error::ApiResult;
-
-fn var(env: &Env, name: &str, default: &str) -> String {
-    env.var(name)
-        .map(|v| v.to_string())
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
 
 struct DefaultBucket {
     account_id: String,
