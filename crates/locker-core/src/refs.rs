@@ -119,6 +119,29 @@ impl LogicalPath {
         Ok(Self(s.to_owned()))
     }
 
+    /// A path for a file picked by a user: `prefix` followed by `file_name` made safe, since a
+    /// file name is user input (`..`, `\\`, `%2e`, control characters and `/` are replaced by
+    /// `_`, an over-long name keeps its end, where the extension is). The prefix is taken as
+    /// given and must itself be valid (empty, or ending in `/`).
+    pub fn for_file_name(prefix: &str, file_name: &str) -> Result<Self, RefError> {
+        let mut name: String = file_name
+            .trim()
+            .chars()
+            .map(|c| match c {
+                '/' | '\\' | '%' => '_',
+                c if c.is_control() => '_',
+                c => c,
+            })
+            .collect();
+        if name.is_empty() || name == "." || name == ".." {
+            name = "file".to_owned();
+        }
+        while name.len() > MAX_SEGMENT_LEN {
+            name.remove(0);
+        }
+        Self::parse(&format!("{prefix}{name}"))
+    }
+
     /// The path as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -205,6 +228,25 @@ mod tests {
 
     fn r(s: &str) -> Result<LockerRef, RefError> {
         s.parse()
+    }
+
+    #[test]
+    fn file_names_become_safe_paths() {
+        let p = |prefix: &str, name: &str| LogicalPath::for_file_name(prefix, name).map(|p| p.0);
+        assert_eq!(p("", "report.pdf"), Ok("report.pdf".into()));
+        assert_eq!(p("up/", "a b (1).png"), Ok("up/a b (1).png".into()));
+        assert_eq!(p("", ".."), Ok("file".into()));
+        assert_eq!(p("", "  "), Ok("file".into()));
+        assert_eq!(p("", "..\\x"), Ok(".._x".into()));
+        assert_eq!(p("", "a/../b"), Ok("a_.._b".into()));
+        assert_eq!(p("", "%2e%2e"), Ok("_2e_2e".into()));
+        assert_eq!(p("", "a\u{7}b\nc"), Ok("a_b_c".into()));
+        let long = format!("{}.tar.gz", "x".repeat(300));
+        let path = p("", &long).unwrap();
+        assert_eq!(path.len(), MAX_SEGMENT_LEN);
+        assert!(path.ends_with(".tar.gz"));
+        // A bad prefix is still refused: only the file name is user input to be repaired.
+        assert_eq!(p("../", "a"), Err(RefError::DotSegment));
     }
 
     #[test]
