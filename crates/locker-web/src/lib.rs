@@ -1,17 +1,25 @@
-//! The locker browser module: talks to the Worker from a web page.
+//! The locker browser module: hashes files in a Web Worker and uploads them to a locker Worker.
 //!
-//! Every export returns `Result<_, JsError>`, so a failure reaches JavaScript as a rejected
-//! promise with a message, never as a panic that kills the module.
+//! Every export returns a `Result` or a rejecting promise, so a failure reaches JavaScript as
+//! an `Error` with a message (a `LockerError` with a `code` for uploads), never as a panic that
+//! kills the module.
 
-use std::fmt::Display;
+mod digest;
+mod error;
+mod hash_worker;
+mod js;
+mod slots;
+mod transfer;
+mod uploader;
 
 use locker_core::Health;
 use wasm_bindgen::prelude::*;
 
-/// The one conversion from any Rust error to what JavaScript sees.
-fn js_error(context: &str, e: impl Display) -> JsError {
-    JsError::new(&format!("{context}: {e}"))
-}
+pub use digest::{hash_blob_js, Sha256};
+pub use hash_worker::{hash_file, hash_worker_main};
+pub use uploader::Uploader;
+
+use crate::error::LockerError;
 
 /// The module's version (its crate version).
 #[wasm_bindgen]
@@ -24,17 +32,25 @@ pub fn version() -> String {
 /// Resolves to the Worker's answer (also when it reports `degraded`, so a page can show why);
 /// rejects when the Worker cannot be reached or answers something that is not a health report.
 #[wasm_bindgen(js_name = fetchHealth)]
-pub async fn fetch_health(endpoint: String) -> Result<JsValue, JsError> {
+pub async fn fetch_health(endpoint: String) -> Result<JsValue, JsValue> {
     let url = format!("{}/healthz", endpoint.trim_end_matches('/'));
     let response = gloo_net::http::Request::get(&url)
         .send()
         .await
-        .map_err(|e| js_error("the Worker could not be reached", e))?;
+        .map_err(|e| {
+            LockerError::new(
+                error::code::NETWORK,
+                format!("the Worker could not be reached: {e}"),
+            )
+        })?;
     let status = response.status();
-    let health: Health = response
-        .json()
-        .await
-        .map_err(|e| js_error(&format!("unexpected answer (HTTP {status})"), e))?;
-    let json = serde_json::to_string(&health).map_err(|e| js_error("encoding", e))?;
-    js_sys::JSON::parse(&json).map_err(|_| JsError::new("could not hand the answer to JS"))
+    let health: Health = response.json().await.map_err(|e| {
+        LockerError::new(
+            error::code::BAD_ANSWER,
+            format!("unexpected answer (HTTP {status}): {e}"),
+        )
+    })?;
+    let json = serde_json::to_string(&health)
+        .map_err(|e| LockerError::new(error::code::BAD_ANSWER, e.to_string()))?;
+    js_sys::JSON::parse(&json)
 }

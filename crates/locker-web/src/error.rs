@@ -1,0 +1,113 @@
+//! The one error type of the module and how JavaScript sees it: an `Error` named `LockerError`
+//! with a machine-readable `code`, the HTTP `status` when there was one, and `retryable`.
+
+use std::fmt;
+
+use js_sys::Reflect;
+use wasm_bindgen::prelude::*;
+
+/// Codes the module itself produces; everything else is the Worker's own `error.code`.
+pub mod code {
+    pub const ABORTED: &str = "aborted";
+    pub const NETWORK: &str = "network";
+    pub const INVALID: &str = "invalid_argument";
+    pub const TOO_LARGE: &str = "too_large";
+    pub const TYPE_NOT_ALLOWED: &str = "type_not_allowed";
+    pub const BAD_ANSWER: &str = "bad_answer";
+    pub const HASH_FAILED: &str = "hash_failed";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockerError {
+    pub code: String,
+    pub message: String,
+    pub status: Option<u16>,
+}
+
+impl LockerError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            status: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(code::INVALID, message)
+    }
+
+    pub fn aborted() -> Self {
+        Self::new(code::ABORTED, "the upload was cancelled")
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// A JavaScript exception or rejection, with what was being done.
+    pub fn from_js(context: &str, e: JsValue) -> Self {
+        let detail = Reflect::get(&e, &"message".into())
+            .ok()
+            .and_then(|m| m.as_string())
+            .or_else(|| e.as_string())
+            .unwrap_or_else(|| "unknown error".into());
+        Self::new(code::NETWORK, format!("{context}: {detail}"))
+    }
+
+    /// What a rejected promise carried: a `LockerError` made by [`From`] below keeps its code and
+    /// status; anything else is a network-level failure.
+    pub fn from_rejection(e: JsValue) -> Self {
+        let code = Reflect::get(&e, &"code".into())
+            .ok()
+            .and_then(|c| c.as_string());
+        match code {
+            Some(code) => Self {
+                code,
+                message: Reflect::get(&e, &"message".into())
+                    .ok()
+                    .and_then(|m| m.as_string())
+                    .unwrap_or_default(),
+                status: Reflect::get(&e, &"status".into())
+                    .ok()
+                    .and_then(|s| s.as_f64())
+                    .map(|s| s as u16),
+            },
+            None => Self::from_js("failed", e),
+        }
+    }
+
+    /// Worth trying again: the network failed, the server had a passing problem (5xx), or asked
+    /// us to slow down (429). A 4xx is a refusal: asking again gets the same answer.
+    pub fn retryable(&self) -> bool {
+        match self.status {
+            Some(s) => s == 429 || s >= 500,
+            None => self.code == code::NETWORK,
+        }
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        self.code == code::ABORTED
+    }
+}
+
+impl fmt::Display for LockerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<LockerError> for JsValue {
+    fn from(e: LockerError) -> Self {
+        let error = js_sys::Error::new(&e.message);
+        error.set_name("LockerError");
+        let retryable = e.retryable();
+        let status = e.status.map_or(JsValue::NULL, JsValue::from);
+        // Setting own properties on a fresh Error cannot fail.
+        let _ = Reflect::set(&error, &"code".into(), &e.code.into());
+        let _ = Reflect::set(&error, &"status".into(), &status);
+        let _ = Reflect::set(&error, &"retryable".into(), &retryable.into());
+        error.into()
+    }
+}

@@ -1,0 +1,234 @@
+//! Hashing in a dedicated Web Worker, so a large file never blocks the page.
+//!
+//! The page starts a module worker from a tiny script (a Blob URL) that imports this same
+//! module, receives the page's compiled `WebAssembly.Module` (no second download or compile),
+//! and calls [`hash_worker_main`]. The protocol, all plain objects:
+//! page -> worker: the Module, then `{blob, chunkSize}`;
+//! worker -> page: `{type: "ready"}`, `{type: "progress", bytes}`, then
+//! `{type: "done", sha256}` or `{type: "error", code, message}`.
+//! Cancelling terminates the worker: nothing outlives it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{
+    AbortSignal, Blob, BlobPropertyBag, DedicatedWorkerGlobalScope, MessageEvent, Url, Worker,
+    WorkerOptions, WorkerType,
+};
+
+use crate::digest::{chunk_size, hash_blob};
+use crate::error::{code, LockerError};
+use crate::js::{get, obj, on_abort};
+
+#[wasm_bindgen]
+extern "C" {
+    type ImportMeta;
+    #[wasm_bindgen(thread_local_v2, js_namespace = import, js_name = meta)]
+    static IMPORT_META: ImportMeta;
+    #[wasm_bindgen(method, getter)]
+    fn url(this: &ImportMeta) -> String;
+}
+
+/// The worker's entry point. Not for direct use: the worker script calls it.
+#[wasm_bindgen(js_name = hashWorkerMain)]
+pub fn hash_worker_main() -> Result<(), JsValue> {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().dyn_into()?;
+    let reply = scope.clone();
+    let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let scope = reply.clone();
+        spawn_local(async move {
+            let answer = match job(&scope, &event.data()).await {
+                Ok(sha256) => obj(&[("type", "done".into()), ("sha256", sha256.into())]),
+                Err(e) => obj(&[
+                    ("type", "error".into()),
+                    ("code", e.code.into()),
+                    ("message", e.message.into()),
+                ]),
+            };
+            // The page is gone if this fails; there is nobody left to tell.
+            let _ = scope.post_message(&answer);
+        });
+    });
+    scope.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    // The handler lives as long as the worker does.
+    onmessage.forget();
+    scope.post_message(&obj(&[("type", "ready".into())]))
+}
+
+async fn job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) -> Result<String, LockerError> {
+    let blob: Blob = get(data, "blob")
+        .dyn_into()
+        .map_err(|_| LockerError::invalid("the hash worker needs a Blob"))?;
+    let chunk = chunk_size(get(data, "chunkSize").as_f64().map(|c| c as u32))?;
+    hash_blob(&blob, chunk, |bytes| {
+        let _ = scope.post_message(&obj(&[
+            ("type", "progress".into()),
+            ("bytes", bytes.into()),
+        ]));
+    })
+    .await
+}
+
+fn worker_script() -> Result<String, LockerError> {
+    let module_url = IMPORT_META.with(ImportMeta::url);
+    let quoted = serde_json::to_string(&module_url)
+        .map_err(|e| LockerError::new(code::HASH_FAILED, e.to_string()))?;
+    Ok(format!(
+        "import init, {{ hashWorkerMain }} from {quoted};\n\
+         self.onmessage = async (e) => {{\n  \
+           self.onmessage = null;\n  \
+           await init({{ module_or_path: e.data }});\n  \
+           hashWorkerMain();\n\
+         }};\n"
+    ))
+}
+
+fn start_worker() -> Result<(Worker, String), LockerError> {
+    let fail = |e: JsValue| LockerError::from_js("could not start the hash worker", e);
+    let parts = Array::of1(&worker_script()?.into());
+    let bag = BlobPropertyBag::new();
+    bag.set_type("text/javascript");
+    let script = Blob::new_with_str_sequence_and_options(&parts, &bag).map_err(fail)?;
+    let url = Url::create_object_url_with_blob(&script).map_err(fail)?;
+    let options = WorkerOptions::new();
+    options.set_type(WorkerType::Module);
+    options.set_name("locker-hash");
+    let worker = Worker::new_with_options(&url, &options).map_err(fail)?;
+    Ok((worker, url))
+}
+
+/// Everything that must be undone when a hash ends, however it ends.
+struct Running {
+    worker: Worker,
+    url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.worker.terminate();
+        let _ = Url::revoke_object_url(&self.url);
+    }
+}
+
+/// Hashes `blob` in a new Web Worker. `progress(bytes_hashed)` runs on the page.
+pub async fn hash_in_worker(
+    blob: &Blob,
+    chunk: u32,
+    signal: Option<&AbortSignal>,
+    progress: impl Fn(f64) + 'static,
+) -> Result<String, LockerError> {
+    if signal.is_some_and(AbortSignal::aborted) {
+        return Err(LockerError::aborted());
+    }
+    let (worker, url) = start_worker()?;
+    let running = Running { worker, url };
+    let settle: Rc<RefCell<Option<(js_sys::Function, js_sys::Function)>>> = Rc::default();
+    let done = {
+        let settle = settle.clone();
+        Promise::new(&mut move |resolve, reject| {
+            *settle.borrow_mut() = Some((resolve, reject));
+        })
+    };
+    let finish = {
+        let settle = settle.clone();
+        move |result: Result<JsValue, LockerError>| {
+            if let Some((resolve, reject)) = settle.borrow_mut().take() {
+                let _ = match result {
+                    Ok(v) => resolve.call1(&JsValue::NULL, &v),
+                    Err(e) => reject.call1(&JsValue::NULL, &e.into()),
+                };
+            }
+        }
+    };
+
+    let job = obj(&[("blob", blob.into()), ("chunkSize", chunk.into())]);
+    let on_message = {
+        let worker = running.worker.clone();
+        let finish = finish.clone();
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let data = event.data();
+            match get(&data, "type").as_string().as_deref() {
+                Some("ready") => {
+                    if let Err(e) = worker.post_message(&job) {
+                        finish(Err(LockerError::from_js("could not send the file", e)));
+                    }
+                }
+                Some("progress") => progress(get(&data, "bytes").as_f64().unwrap_or(0.0)),
+                Some("done") => finish(Ok(get(&data, "sha256"))),
+                _ => finish(Err(LockerError::new(
+                    &get(&data, "code")
+                        .as_string()
+                        .unwrap_or_else(|| code::HASH_FAILED.into()),
+                    get(&data, "message")
+                        .as_string()
+                        .unwrap_or_else(|| "hashing failed".into()),
+                ))),
+            }
+        })
+    };
+    let on_error = {
+        let finish = finish.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let detail = get(&event, "message").as_string().unwrap_or_else(|| {
+                "the worker script did not load (check the page's CSP worker-src)".into()
+            });
+            finish(Err(LockerError::new(
+                code::HASH_FAILED,
+                format!("the hash worker failed: {detail}"),
+            )));
+        })
+    };
+    running
+        .worker
+        .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    running
+        .worker
+        .set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    let _abort = signal.map(|s| {
+        let finish = finish.clone();
+        on_abort(s, move || finish(Err(LockerError::aborted())))
+    });
+    running
+        .worker
+        .post_message(&wasm_bindgen::module())
+        .map_err(|e| LockerError::from_js("could not start the hash worker", e))?;
+
+    let outcome = JsFuture::from(done).await;
+    drop(running);
+    match outcome {
+        Ok(sha) => sha
+            .as_string()
+            .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the worker sent no digest")),
+        Err(e) => Err(LockerError::from_rejection(e)),
+    }
+}
+
+/// `hashFile(blob, {chunkSize, onProgress, signal})`: SHA-256 of a File or Blob in a new Web
+/// Worker, read as a stream into reused buffers (constant memory). Resolves to 64 lowercase hex
+/// digits; rejects with a `LockerError` (`code: "aborted"` when the signal fired).
+#[wasm_bindgen(js_name = hashFile, unchecked_return_type = "string")]
+pub async fn hash_file(
+    blob: Blob,
+    #[wasm_bindgen(
+        unchecked_optional_param_type = "{ chunkSize?: number; onProgress?: (bytes: number) => void; signal?: AbortSignal }"
+    )]
+    options: Option<js_sys::Object>,
+) -> Result<JsValue, JsValue> {
+    let options = JsValue::from(options.unwrap_or_default());
+    let chunk = chunk_size(get(&options, "chunkSize").as_f64().map(|c| c as u32))?;
+    let signal = get(&options, "signal").dyn_into::<AbortSignal>().ok();
+    let on_progress = get(&options, "onProgress")
+        .dyn_into::<js_sys::Function>()
+        .ok();
+    let digest = hash_in_worker(&blob, chunk, signal.as_ref(), move |bytes| {
+        if let Some(f) = &on_progress {
+            let _ = f.call1(&JsValue::NULL, &bytes.into());
+        }
+    })
+    .await?;
+    Ok(digest.into())
+}

@@ -1,0 +1,104 @@
+//! Small helpers for talking to JavaScript values: property access, plain objects, timers and
+//! abort signals. Property access on objects the module created cannot fail; where it can
+//! (caller-supplied values), a missing or throwing property reads as `undefined`.
+
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::AbortSignal;
+
+use crate::error::LockerError;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `setTimeout`, in a window and in a worker alike.
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(handle: &JsValue);
+}
+
+/// `value[name]`, or `undefined`.
+pub fn get(value: &JsValue, name: &str) -> JsValue {
+    if !value.is_object() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(value, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A string property, if it is one.
+pub fn get_string(value: &JsValue, name: &str) -> Option<String> {
+    get(value, name).as_string()
+}
+
+/// A number property, if it is one.
+pub fn get_number(value: &JsValue, name: &str) -> Option<f64> {
+    get(value, name).as_f64()
+}
+
+/// A plain object with the given properties.
+pub fn obj(props: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in props {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o.into()
+}
+
+/// Runs `f` once when `signal` aborts. The listener is removed when the guard is dropped.
+pub struct AbortListener {
+    signal: AbortSignal,
+    closure: Closure<dyn FnMut()>,
+}
+
+pub fn on_abort(signal: &AbortSignal, f: impl FnOnce() + 'static) -> AbortListener {
+    let mut f = Some(f);
+    let closure = Closure::<dyn FnMut()>::new(move || {
+        if let Some(f) = f.take() {
+            f();
+        }
+    });
+    let _ = signal.add_event_listener_with_callback("abort", closure.as_ref().unchecked_ref());
+    AbortListener {
+        signal: signal.clone(),
+        closure,
+    }
+}
+
+impl Drop for AbortListener {
+    fn drop(&mut self) {
+        let _ = self
+            .signal
+            .remove_event_listener_with_callback("abort", self.closure.as_ref().unchecked_ref());
+    }
+}
+
+/// Fails with [`LockerError::aborted`] if `signal` has already fired.
+pub fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), LockerError> {
+    if signal.is_some_and(AbortSignal::aborted) {
+        Err(LockerError::aborted())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits `ms` milliseconds, or until `signal` aborts (then fails with `aborted`).
+pub async fn sleep(ms: f64, signal: Option<&AbortSignal>) -> Result<(), LockerError> {
+    check_aborted(signal)?;
+    let mut handle = JsValue::UNDEFINED;
+    let mut reject_fn: Option<Function> = None;
+    let timer = Promise::new(&mut |resolve, reject| {
+        handle = set_timeout(&resolve, ms);
+        reject_fn = Some(reject);
+    });
+    let _listener = match (signal, reject_fn) {
+        (Some(s), Some(reject)) => Some(on_abort(s, move || {
+            let _ = reject.call1(&JsValue::NULL, &LockerError::aborted().into());
+        })),
+        _ => None,
+    };
+    let outcome = JsFuture::from(timer).await;
+    clear_timeout(&handle);
+    outcome.map(|_| ()).map_err(LockerError::from_rejection)
+}
