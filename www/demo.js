@@ -1,5 +1,6 @@
 // The demo page: loads the browser module and shows what the Worker says about itself.
-import init, { fetchHealth, version } from "./pkg/locker_web.js";
+import { fetchHealth, version } from "./pkg/locker_web.js";
+import { loadModule } from "./locker-upload.js";
 
 const status = document.getElementById("health");
 
@@ -9,7 +10,7 @@ function show(state, text) {
 }
 
 try {
-  await init();
+  await loadModule();
   const health = await fetchHealth(location.origin);
   show(health.status, `Worker ${health.version} is ${health.status} (module ${version()})`);
   const line = (check) => `${check.ok ? "ok" : "failing"}: ${check.detail} (${check.ms} ms)`;
@@ -20,3 +21,14 @@ try {
 } catch (error) {
   show("error", `Could not load the health report: ${error.message ?? error}`);
 }
+
+// The upload widget's outcome, as a host page would show it.
+const outcome = document.getElementById("outcome");
+const widget = document.getElementById("uploader");
+widget.addEventListener("locker-complete", (e) => {
+  const { ref, deduplicated, size } = e.detail;
+  outcome.textContent = `${deduplicated ? "Already stored" : "Stored"}: ${ref} (${size} bytes)`;
+});
+widget.addEventListener("locker-error", (e) => {
+  outcome.textContent = `Refused: ${e.detail.error.message}`;
+});

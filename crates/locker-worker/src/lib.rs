@@ -4,6 +4,7 @@
 mod app;
 mod auth;
 mod buckets;
+mod demo;
 mod error;
 mod files;
 mod gateway;
@@ -173,6 +174,7 @@ fn known_route(segs: &[&str]) -> bool {
             | ["v1", "stats"]
             | ["api", "files", _, _, ..]
             | ["api", "signed-url"]
+            | ["demo", "token"]
     )
 }
 
@@ -193,6 +195,9 @@ async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
             let mut r = Response::ok(OPENAPI)?;
             r.headers_mut().set("content-type", "application/json")?;
             return Ok(r);
+        }
+        (Method::Post, ["demo", "echo"]) => {
+            return json_response(200, &demo::echo(req, &env).await?);
         }
         _ => {}
     }
@@ -240,6 +245,11 @@ async fn operation(
         (Method::Get, ["v1", "download"]) => {
             log.operation = Some("download");
             return files::download(app, req, sig(query)?, log).await;
+        }
+        // The demo's stand-in for a site backend; it holds the credential itself.
+        (Method::Post, ["demo", "token"]) => {
+            log.operation = Some("token");
+            return json_response(201, &demo::token(app, log)?);
         }
         _ => {}
     }

@@ -96,7 +96,7 @@ fn dev(args: &[String]) -> Result<()> {
         &state,
         port,
         &secrets_file,
-        &[],
+        &[(server::DEMO_VAR, "on")],
         server::Log::Inherit,
     )?;
     println!();

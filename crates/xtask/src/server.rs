@@ -263,7 +263,7 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
             &state,
             port,
             &secrets_file,
-            &[("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN)],
+            &[("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN), (DEMO_VAR, "on")],
             Log::File(log.clone()),
         )?;
         step("node --test tests/**/*.test.mjs")?;
@@ -311,6 +311,9 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
     );
     outcome
 }
+
+/// Turns on the demo page's token and echo routes (never set in wrangler.toml).
+pub const DEMO_VAR: &str = "LOCKER_DEMO";
 
 /// The origin the e2e tests use for cross-origin (CORS) requests.
 const E2E_CORS_ORIGIN: &str = "https://app.example";

@@ -1,0 +1,75 @@
+// Helpers for driving the <locker-upload> widget on the demo page in Chromium.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { api, createKey, tenantName } from "./api.mjs";
+import { openPage } from "./env.mjs";
+
+/**
+ * A fresh tenant with a key, and the demo page with its token route answered by a token that
+ * this tenant's key minted: the test plays the site backend the README asks for, so each test
+ * sees only its own files. `token` are extra POST /v1/tokens fields (max_size, types, ...).
+ */
+export async function widgetPage(browser, label, token = {}) {
+  const tenant = tenantName(label);
+  const { key } = await createKey(tenant);
+  const { page, errors } = await openPage(browser, "/");
+  const minted = [];
+  await page.route("**/demo/token", async (route) => {
+    const res = await api("POST", "/v1/tokens", { key, json: { namespace: "demo", ...token } });
+    assert.equal(res.status, 201, res.text);
+    minted.push(res.data);
+    await route.fulfill({ json: res.data });
+  });
+  return { page, errors, key, tenant, minted };
+}
+
+/** Picks files through the widget's file input. `files`: [{name, mimeType, buffer}]. */
+export async function pick(page, files) {
+  await page.locator("locker-upload input[type=file]").setInputFiles(files);
+}
+
+/** The widget row of `name` once it reached `state`. */
+export async function rowIn(page, name, state, timeout = 60_000) {
+  const row = page.locator(`locker-upload li[data-state="${state}"]`, { hasText: name });
+  await row.waitFor({ timeout });
+  return row;
+}
+
+/** Every request the page makes, for asserting what went over the wire. */
+export function recordRequests(page) {
+  const seen = [];
+  page.on("request", (r) => seen.push({ method: r.method(), url: r.url(), bytes: r.postDataBuffer()?.length ?? 0 }));
+  return seen;
+}
+
+/** Resident memory (bytes) of the renderer processes of the Chromium this test process runs. */
+export function rendererRss() {
+  const parent = new Map();
+  const cmdline = new Map();
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      parent.set(pid, stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      cmdline.set(pid, readFileSync(`/proc/${pid}/cmdline`, "utf8"));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const mine = (pid) => {
+    for (let p = pid; p && p !== "0" && p !== "1"; p = parent.get(p)) {
+      if (p === String(process.pid)) return true;
+    }
+    return false;
+  };
+  let total = 0;
+  for (const [pid, cmd] of cmdline) {
+    if (!cmd.includes("--type=renderer") || !mine(pid)) continue;
+    try {
+      const rss = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m);
+      total += Number(rss?.[1] ?? 0) * 1024;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return total;
+}

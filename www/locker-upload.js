@@ -1,0 +1,393 @@
+// <locker-upload>: a form-associated upload element built on the locker browser module.
+//
+//   <form method="post" action="/save">
+//     <locker-upload name="attachments" namespace="demo" token-url="/my/token" multiple required>
+//     </locker-upload>
+//     <button>Save</button>
+//   </form>
+//   <script type="module" src="https://files.example.com/locker-upload.js"></script>
+//
+// Each uploaded file adds its ref (`locker://namespace/path`) to the form under `name`.
+// Attributes: endpoint (the Worker; default: where this script came from), namespace,
+// token-url (POSTed to for an upload token), accept, max-size (bytes), multiple, required,
+// disabled, concurrency. Theme it with the --locker-* custom properties below.
+import init, { Uploader } from "./pkg/locker_web.js";
+
+let ready;
+/**
+ * Loads the wasm module once per page. A page that also uses the module directly calls this
+ * instead of the module's own `init()`, so the module is never instantiated twice.
+ */
+export function loadModule() {
+  ready ??= init();
+  return ready;
+}
+
+const STYLE = `
+:host {
+  --_accent: var(--locker-accent, #2563eb);
+  --_fg: var(--locker-fg, #1f2937);
+  --_muted: var(--locker-muted, #6b7280);
+  --_bg: var(--locker-bg, #ffffff);
+  --_border: var(--locker-border, #cbd5e1);
+  --_error: var(--locker-error, #b91c1c);
+  --_success: var(--locker-success, #15803d);
+  --_radius: var(--locker-radius, 8px);
+  --_focus: var(--locker-focus, #f59e0b);
+  display: block;
+  font: var(--locker-font, inherit);
+  color: var(--_fg);
+}
+:host([hidden]) { display: none; }
+.drop {
+  border: 2px dashed var(--_border);
+  border-radius: var(--_radius);
+  background: var(--_bg);
+  padding: 1rem;
+  display: flex;
+  flex-wrap: wrap;
+  gap: .5rem 1rem;
+  align-items: center;
+}
+:host([data-dragging]) .drop { border-color: var(--_accent); }
+:host([invalid]) .drop { border-color: var(--_error); }
+button {
+  font: inherit;
+  border-radius: calc(var(--_radius) / 2);
+  border: 1px solid var(--_border);
+  background: var(--_bg);
+  color: var(--_fg);
+  padding: .3rem .7rem;
+  cursor: pointer;
+}
+button.pick { background: var(--_accent); border-color: var(--_accent); color: #fff; }
+button:focus-visible { outline: 3px solid var(--_focus); outline-offset: 2px; }
+button:disabled { opacity: .5; cursor: not-allowed; }
+.hint { color: var(--_muted); }
+ul { list-style: none; margin: .5rem 0 0; padding: 0; display: grid; gap: .4rem; }
+li {
+  border: 1px solid var(--_border);
+  border-radius: var(--_radius);
+  background: var(--_bg);
+  padding: .5rem .75rem;
+  display: grid;
+  grid-template-columns: 1fr auto;
+  gap: .25rem .75rem;
+  align-items: center;
+}
+.name { font-weight: 600; overflow-wrap: anywhere; }
+.size, .status { color: var(--_muted); font-size: .9em; }
+.actions { grid-row: span 2; display: flex; gap: .4rem; }
+progress { width: 100%; accent-color: var(--_accent); height: .5rem; }
+li[data-state="stored"] .status, li[data-state="deduplicated"] .status { color: var(--_success); }
+li[data-state="error"] .status { color: var(--_error); }
+.ref { font-family: ui-monospace, monospace; font-size: .85em; overflow-wrap: anywhere; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+`;
+
+const DONE = new Set(["stored", "deduplicated"]);
+const ACTIVE = new Set(["waiting", "hashing", "uploading"]);
+
+function formatSize(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i += 1;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  Object.assign(node, props);
+  node.append(...children);
+  return node;
+}
+
+export class LockerUpload extends HTMLElement {
+  static formAssociated = true;
+  static observedAttributes = ["accept", "multiple", "disabled", "required"];
+
+  #internals = this.attachInternals();
+  #rows = [];
+  #uploader = null;
+  #input;
+  #pick;
+  #list;
+  #live;
+
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: "open" });
+    this.#input = el("input", { type: "file", hidden: true, tabIndex: -1 });
+    this.#pick = el("button", { type: "button", className: "pick", textContent: "Choose files" });
+    this.#pick.setAttribute("part", "button");
+    this.#list = el("ul", { className: "files" });
+    this.#list.setAttribute("part", "list");
+    this.#list.setAttribute("aria-label", "Files");
+    this.#live = el("div", { className: "sr" });
+    this.#live.setAttribute("role", "status");
+    this.#live.setAttribute("aria-live", "polite");
+    const drop = el("div", { className: "drop" }, [
+      this.#pick,
+      el("span", { className: "hint", textContent: "or drop or paste them here" }),
+      this.#input,
+    ]);
+    drop.setAttribute("part", "dropzone");
+    root.append(el("style", { textContent: STYLE }), drop, this.#list, this.#live);
+
+    this.#pick.addEventListener("click", () => this.#input.click());
+    this.#input.addEventListener("change", () => {
+      this.addFiles([...this.#input.files]);
+      this.#input.value = "";
+    });
+    this.addEventListener("dragover", (e) => {
+      if (this.#disabled || !e.dataTransfer?.types.includes("Files")) return;
+      e.preventDefault();
+      this.toggleAttribute("data-dragging", true);
+    });
+    this.addEventListener("dragleave", () => this.removeAttribute("data-dragging"));
+    this.addEventListener("drop", (e) => {
+      this.removeAttribute("data-dragging");
+      if (this.#disabled || !e.dataTransfer?.files.length) return;
+      e.preventDefault();
+      this.addFiles([...e.dataTransfer.files]);
+    });
+    this.addEventListener("paste", (e) => {
+      const files = [...(e.clipboardData?.files ?? [])];
+      if (this.#disabled || files.length === 0) return;
+      e.preventDefault();
+      this.addFiles(files);
+    });
+  }
+
+  connectedCallback() {
+    this.#syncAttributes();
+    this.#syncForm();
+  }
+
+  attributeChangedCallback() {
+    this.#syncAttributes();
+    this.#syncForm();
+  }
+
+  // ---- form association ----
+  get form() { return this.#internals.form; }
+  get name() { return this.getAttribute("name"); }
+  get type() { return "locker-upload"; }
+  get validity() { return this.#internals.validity; }
+  get validationMessage() { return this.#internals.validationMessage; }
+  get willValidate() { return this.#internals.willValidate; }
+  checkValidity() { return this.#internals.checkValidity(); }
+  reportValidity() { return this.#internals.reportValidity(); }
+
+  /** The refs of the files stored so far, in the order they were added. */
+  get value() {
+    return this.#rows.filter((r) => DONE.has(r.state)).map((r) => r.result.ref);
+  }
+
+  /** Every finished upload's result (`{ref, sha256, size, deduplicated, ...}`). */
+  get results() {
+    return this.#rows.filter((r) => DONE.has(r.state)).map((r) => ({ ...r.result }));
+  }
+
+  formResetCallback() {
+    for (const row of [...this.#rows]) this.#remove(row);
+  }
+
+  formDisabledCallback(disabled) {
+    this.toggleAttribute("disabled", disabled);
+  }
+
+  get #disabled() {
+    return this.hasAttribute("disabled");
+  }
+
+  #syncAttributes() {
+    this.#input.accept = this.getAttribute("accept") ?? "";
+    this.#input.multiple = this.hasAttribute("multiple");
+    this.#pick.textContent = this.hasAttribute("multiple") ? "Choose files" : "Choose a file";
+    this.#pick.disabled = this.#disabled;
+  }
+
+  #syncForm() {
+    const refs = this.value;
+    const name = this.name;
+    if (name && refs.length > 0) {
+      const data = new FormData();
+      for (const ref of refs) data.append(name, ref);
+      this.#internals.setFormValue(data);
+    } else {
+      this.#internals.setFormValue(null);
+    }
+    const busy = this.#rows.some((r) => ACTIVE.has(r.state));
+    if (busy) {
+      this.#internals.setValidity({ customError: true }, "Wait until the uploads have finished.", this.#pick);
+    } else if (this.hasAttribute("required") && refs.length === 0) {
+      this.#internals.setValidity({ valueMissing: true }, "Upload a file first.", this.#pick);
+    } else {
+      this.#internals.setValidity({});
+    }
+  }
+
+  // ---- uploading ----
+  async #getUploader() {
+    await loadModule();
+    if (this.#uploader) return this.#uploader;
+    const tokenUrl = this.getAttribute("token-url");
+    if (!tokenUrl) throw new Error("<locker-upload> needs a token-url attribute");
+    const endpoint = this.getAttribute("endpoint") ?? new URL(".", import.meta.url).origin;
+    const maxSize = this.getAttribute("max-size");
+    const uploader = new Uploader({
+      endpoint,
+      namespace: this.getAttribute("namespace") ?? "default",
+      getToken: async () => {
+        const res = await fetch(tokenUrl, { method: "POST", credentials: "same-origin" });
+        if (!res.ok) throw new Error(`the token route answered HTTP ${res.status}`);
+        return res.json();
+      },
+      accept: this.getAttribute("accept") ?? undefined,
+      maxSize: maxSize === null ? undefined : Number(maxSize),
+      concurrency: Number(this.getAttribute("concurrency") ?? 3),
+    });
+    const progress = (state) => (e) => {
+      const row = this.#rowFor(e.detail.file);
+      if (!row) return;
+      if (row.state !== state) this.#setState(row, state);
+      row.progress.max = e.detail.total || 1;
+      row.progress.value = e.detail.loaded;
+      const pct = Math.floor((100 * e.detail.loaded) / (e.detail.total || 1));
+      row.status.textContent = `${state === "hashing" ? "Checking" : "Uploading"}… ${pct}%`;
+    };
+    uploader.addEventListener("hash-progress", progress("hashing"));
+    uploader.addEventListener("upload-progress", progress("uploading"));
+    uploader.addEventListener("retry", (e) => {
+      const row = this.#rowFor(e.detail.file);
+      if (row) row.status.textContent = `Connection trouble, trying again (${e.detail.attempt})…`;
+    });
+    this.#uploader = uploader;
+    return uploader;
+  }
+
+  #rowFor(file) {
+    return this.#rows.find((r) => r.file === file && ACTIVE.has(r.state));
+  }
+
+  /** Adds files and starts uploading them. Without `multiple`, replaces what was there. */
+  addFiles(files) {
+    if (this.#disabled || files.length === 0) return;
+    if (!this.hasAttribute("multiple")) {
+      for (const row of [...this.#rows]) this.#remove(row);
+      files = files.slice(0, 1);
+    }
+    for (const file of files) {
+      const row = this.#makeRow(file);
+      this.#rows.push(row);
+      this.#list.append(row.li);
+      this.#start(row);
+    }
+  }
+
+  #makeRow(file) {
+    const row = { file, state: "waiting", result: null, controller: null };
+    row.status = el("span", { className: "status" });
+    row.progress = el("progress", { max: 1, value: 0 });
+    row.progress.setAttribute("aria-label", `Progress of ${file.name}`);
+    row.ref = el("span", { className: "ref" });
+    row.cancel = el("button", { type: "button", textContent: "Cancel" });
+    row.cancel.setAttribute("aria-label", `Cancel ${file.name}`);
+    row.retry = el("button", { type: "button", textContent: "Retry", hidden: true });
+    row.retry.setAttribute("aria-label", `Retry ${file.name}`);
+    row.removeButton = el("button", { type: "button", textContent: "Remove", hidden: true });
+    row.removeButton.setAttribute("aria-label", `Remove ${file.name}`);
+    row.cancel.addEventListener("click", () => row.controller?.abort());
+    row.retry.addEventListener("click", () => this.#start(row));
+    row.removeButton.addEventListener("click", () => this.#remove(row, true));
+    row.li = el("li", {}, [
+      el("span", { className: "name", textContent: file.name }),
+      el("span", { className: "actions" }, [row.cancel, row.retry, row.removeButton]),
+      el("span", { className: "size", textContent: formatSize(file.size) }),
+      row.progress,
+      row.status,
+      row.ref,
+    ]);
+    row.li.setAttribute("part", "file");
+    return row;
+  }
+
+  #setState(row, state, message) {
+    row.state = state;
+    row.li.dataset.state = state;
+    const active = ACTIVE.has(state);
+    row.cancel.hidden = !active;
+    row.retry.hidden = !(state === "error" || state === "cancelled");
+    row.removeButton.hidden = active;
+    row.progress.hidden = !active;
+    const name = row.file.name;
+    const text = {
+      waiting: "Waiting…",
+      hashing: "Checking…",
+      uploading: "Uploading…",
+      stored: "Stored",
+      deduplicated: "Already stored",
+      cancelled: "Cancelled",
+      error: `Refused: ${message}`,
+    }[state];
+    row.status.textContent = text;
+    row.ref.textContent = row.result?.ref ?? "";
+    if (!active) this.#announce(`${name}: ${text}`);
+    this.#syncForm();
+  }
+
+  async #start(row) {
+    // A button that disappears under the keyboard focus would drop focus to the page.
+    const hadFocus = this.shadowRoot.activeElement;
+    row.controller = new AbortController();
+    row.result = null;
+    this.#setState(row, "waiting");
+    if (hadFocus === row.retry) row.cancel.focus();
+    try {
+      const uploader = await this.#getUploader();
+      const result = await uploader.upload(row.file, { signal: row.controller.signal });
+      row.result = result;
+      this.#moveFocus(row, row.removeButton);
+      this.#setState(row, result.deduplicated ? "deduplicated" : "stored");
+      this.dispatchEvent(new CustomEvent("locker-complete", { detail: { ...result }, bubbles: true }));
+      this.dispatchEvent(new Event("change", { bubbles: true }));
+    } catch (error) {
+      const cancelled = error?.code === "aborted";
+      this.#moveFocus(row, row.retry);
+      this.#setState(row, cancelled ? "cancelled" : "error", error?.message ?? String(error));
+      if (!cancelled) {
+        this.dispatchEvent(new CustomEvent("locker-error", { detail: { file: row.file, error }, bubbles: true }));
+      }
+    }
+  }
+
+  /** Keeps keyboard focus on the row when the button that had it is about to hide. */
+  #moveFocus(row, to) {
+    if (this.shadowRoot.activeElement === row.cancel) {
+      to.hidden = false;
+      to.focus();
+    }
+  }
+
+  #remove(row, keepFocus = false) {
+    row.controller?.abort();
+    const i = this.#rows.indexOf(row);
+    if (i >= 0) this.#rows.splice(i, 1);
+    row.li.remove();
+    if (keepFocus) this.#pick.focus();
+    this.#syncForm();
+    this.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  #announce(text) {
+    this.#live.textContent = text;
+  }
+}
+
+if (!customElements.get("locker-upload")) {
+  customElements.define("locker-upload", LockerUpload);
+}
