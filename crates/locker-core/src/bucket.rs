@@ -36,6 +36,19 @@ impl BucketId {
         Self(to_hex(Sha256Hex::digest(material.as_bytes()).as_bytes()))
     }
 
+    /// Derives the id of a bucket on another S3-compatible server:
+    /// `hex(sha256("s3:" + endpoint + ":" + name))`, the endpoint as registered (scheme, host,
+    /// port; no trailing `/`).
+    pub fn derive_s3(endpoint: &str, name: &str) -> Self {
+        let material = format!("s3:{}:{name}", endpoint.trim_end_matches('/'));
+        Self(to_hex(Sha256Hex::digest(material.as_bytes()).as_bytes()))
+    }
+
+    /// Accepts a stored or requested id: 64 lowercase hex digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        Sha256Hex::parse(s).ok().map(|_| Self(s.to_owned()))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -77,5 +90,11 @@ mod tests {
         for (identity, want) in cases {
             assert_eq!(BucketId::derive(&identity).as_str(), want, "{identity:?}");
         }
+        // `printf '%s' 's3:http://127.0.0.1:8014:e2e-direct' | sha256sum`
+        let s3 = "51e298582e6155cf626d895b3329603fd628f19d1322ea79beabc929b57e2be4";
+        assert_eq!(
+            BucketId::derive_s3("http://127.0.0.1:8014/", "e2e-direct").as_str(),
+            s3
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod hash;
 pub mod health;
 pub mod key;
 pub mod refs;
+pub mod s3;
 pub mod sign;
 pub mod validate;
 
