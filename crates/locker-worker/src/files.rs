@@ -13,6 +13,7 @@ use crate::app::{n, s, App};
 use crate::auth::{Op, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::log::LogEntry;
+use crate::store::Store;
 use crate::uploads::release_blob;
 
 /// Default and largest lifetime of a signed download URL, seconds.
@@ -94,21 +95,32 @@ pub async fn authorized<'p>(
     Ok((tenant, row))
 }
 
-/// A signed download URL for `row`, valid `ttl` seconds.
-pub fn download_url(
+fn file_name_of(row: &FileRow) -> String {
+    row.filename
+        .clone()
+        .unwrap_or_else(|| row.path.rsplit('/').next().unwrap_or(&row.path).to_owned())
+}
+
+/// A signed download URL for `row`, valid `ttl` seconds: presigned straight to storage for a
+/// bucket reached through the S3 API, else this Worker's download route.
+pub async fn download_url(
     app: &App,
     tenant: &Tenant,
     row: &FileRow,
     ttl: u64,
 ) -> ApiResult<(String, u64)> {
     let exp = app.now_s() + ttl;
-    let name = row
-        .filename
-        .clone()
-        .unwrap_or_else(|| row.path.rsplit('/').next().unwrap_or(&row.path).to_owned());
+    let name = file_name_of(row);
+    let sha256 = Sha256Hex::parse(&row.sha256)?;
+    let store = Store::open(app, &row.bucket_id).await?;
+    let key = ObjectKey::for_blob(tenant, &sha256);
+    let disposition = content_disposition(must_download(&row.content_type), &name);
+    if let Some(url) = store.presign_get(app, key.as_str(), ttl, &disposition, &row.content_type)? {
+        return Ok((url, exp));
+    }
     let token = app.signer.sign(&GetClaims {
         t: tenant.clone(),
-        sha256: Sha256Hex::parse(&row.sha256)?,
+        sha256,
         ct: row.content_type.clone(),
         name,
         exp,
@@ -124,7 +136,7 @@ pub async fn get(
     log: &mut LogEntry,
 ) -> ApiResult<Value> {
     let (tenant, row) = authorized(app, who, file, Op::Read, log).await?;
-    let (url, expires_at) = download_url(app, tenant, &row, GET_TTL_S)?;
+    let (url, expires_at) = download_url(app, tenant, &row, GET_TTL_S).await?;
     let mut body = row.to_json();
     body["url"] = json!(url);
     body["url_expires_at"] = json!(expires_at);
@@ -259,24 +271,41 @@ fn parse_range(header: Option<String>, size: u64) -> ApiResult<Option<(u64, u64)
 }
 
 /// Streams a blob with headers that keep stored bytes from running as this origin's script.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     app: &App,
     req: &Request,
     tenant: &Tenant,
+    bucket_id: &str,
     sha256: &Sha256Hex,
     content_type: &str,
     name: &str,
     log: &mut LogEntry,
 ) -> ApiResult<Response> {
     let key = ObjectKey::for_blob(tenant, sha256);
-    let head = app
-        .blobs
+    log.operation = Some("download");
+    log.tenant = Some(tenant.to_string());
+    log.sha256 = Some(sha256.to_string());
+    log.bucket_id = Some(bucket_id.to_owned());
+    let store = Store::open(app, bucket_id).await?;
+    let disposition = content_disposition(must_download(content_type), name);
+    let Some(bucket) = store.binding() else {
+        // Bytes in a bucket reached through the S3 API are fetched from it directly.
+        let url = store
+            .presign_get(app, key.as_str(), GET_TTL_S, &disposition, content_type)?
+            .unwrap_or_default();
+        let mut response = Response::empty()?.with_status(302);
+        response.headers_mut().set("location", &url)?;
+        response.headers_mut().set("cache-control", "no-store")?;
+        return Ok(response);
+    };
+    let head = bucket
         .head(key.as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("no such file"))?;
     let size = head.size();
     let range = parse_range(req.headers().get("range")?, size)?;
-    let mut get = app.blobs.get(key.as_str());
+    let mut get = bucket.get(key.as_str());
     if let Some((start, end)) = range {
         get = get.range(Range::OffsetWithLength {
             offset: start,
@@ -294,19 +323,12 @@ pub async fn serve(
     let mut response = Response::from_body(body)?;
     let headers = response.headers_mut();
     headers.set("content-type", content_type)?;
-    headers.set(
-        "content-disposition",
-        &content_disposition(must_download(content_type), name),
-    )?;
+    headers.set("content-disposition", &disposition)?;
     headers.set("x-content-type-options", "nosniff")?;
     headers.set("content-security-policy", "default-src 'none'; sandbox")?;
     headers.set("cache-control", "private, max-age=300")?;
     headers.set("accept-ranges", "bytes")?;
     headers.set("etag", &format!("\"{sha256}\""))?;
-    log.operation = Some("download");
-    log.tenant = Some(tenant.to_string());
-    log.sha256 = Some(sha256.to_string());
-    log.bucket_id = Some(app.bucket_id.to_string());
     let response = match range {
         Some((start, end)) => {
             headers.set("content-range", &format!("bytes {start}-{end}/{size}"))?;
@@ -338,14 +360,15 @@ pub async fn download(
             &[s(claims.t.as_str()), s(&claims.sha256.to_string())],
         )
         .await?;
-    if live.is_none() {
+    let Some(live) = live else {
         log.tenant = Some(claims.t.to_string());
         return Err(ApiError::not_found("this file was deleted"));
-    }
+    };
     serve(
         app,
         req,
         &claims.t,
+        &live.bucket_id,
         &claims.sha256,
         &claims.ct,
         &claims.name,

@@ -13,6 +13,7 @@ use worker::{Request, Response};
 
 use crate::app::{s, App};
 use crate::auth::{Op, Principal};
+use crate::buckets;
 use crate::error::{ApiError, ApiResult};
 use crate::files;
 use crate::log::LogEntry;
@@ -106,26 +107,35 @@ pub async fn put(
         },
     };
     log.operation = Some("upload");
-    log.bucket_id = Some(app.bucket_id.to_string());
-    let stored = uploads::store(app, &spec, data).await?;
+    let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
+    log.bucket_id = Some(bucket_id.clone());
+    let Some(bucket) = store.binding() else {
+        return Err(ApiError::new(
+            501,
+            "direct_upload_only",
+            "this namespace stores in a bucket reached through the S3 API: upload with \
+             POST /v1/uploads, which sends the bytes straight to it",
+        ));
+    };
+    let stored = uploads::store(bucket, &spec, data).await?;
     if !stored {
         // Someone else's write of these bytes won the race; check what is there.
-        uploads::verify_stored(app, &spec).await?;
+        uploads::verify_stored(app, &store, &spec).await?;
     }
     let (_, types) = who.limits(app);
-    let head = uploads::object_head(app, &spec.key()).await?;
+    let head = store.sniff(app, spec.key().as_str()).await?;
     if let Err(e) = locker_core::validate::magic_matches(&spec.content_type, &head, &types) {
         // Bytes this request stored and no row points at yet: take them back.
         if stored {
-            app.blobs.delete(spec.key().as_str()).await?;
+            store.delete(app, spec.key().as_str()).await?;
         }
         return Err(e.into());
     }
     log.bytes = if stored { size } else { 0 };
-    uploads::commit(app, &spec, app.bucket_id.as_str(), None, log).await?;
+    uploads::commit(app, &spec, &bucket_id, None, log).await?;
     let tenant = spec.tenant.clone();
     let row = files::find(app, &tenant, &spec.namespace, &spec.path).await?;
-    let (url, _) = files::download_url(app, &tenant, &row, files::GET_TTL_S)?;
+    let (url, _) = files::download_url(app, &tenant, &row, files::GET_TTL_S).await?;
     Ok(json!({
         "ref": spec.locker_ref().to_string(),
         "url": url,
@@ -148,7 +158,17 @@ pub async fn get(
         .clone()
         .unwrap_or_else(|| file.path.file_name().to_owned());
     let sha = Sha256Hex::parse(&row.sha256)?;
-    files::serve(app, req, tenant, &sha, &row.content_type, &name, log).await
+    files::serve(
+        app,
+        req,
+        tenant,
+        &row.bucket_id,
+        &sha,
+        &row.content_type,
+        &name,
+        log,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -182,7 +202,7 @@ pub async fn signed_url(
         ));
     }
     let (tenant, row) = files::authorized(app, who, &file, Op::Read, log).await?;
-    let (url, expires_at) = files::download_url(app, tenant, &row, ttl)?;
+    let (url, expires_at) = files::download_url(app, tenant, &row, ttl).await?;
     Ok(json!({
         "url": url,
         "expires_at": expires_at,

@@ -210,6 +210,18 @@ pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> 
     }))
 }
 
+/// Files and blobs per bucket, for `GET /v1/stats`.
+#[derive(Deserialize, serde::Serialize)]
+struct BucketCount {
+    id: String,
+    name: String,
+    provider: String,
+    transport: String,
+    active: u8,
+    files: u64,
+    blobs: u64,
+}
+
 #[derive(Deserialize)]
 struct Count {
     n: u64,
@@ -256,7 +268,15 @@ pub async fn stats(app: &App, who: &Principal) -> ApiResult<Value> {
         },
         "objects": objects,
         "access_log": count("SELECT COUNT(*) AS n FROM access_log WHERE ?1 IS NULL OR tenant = ?1").await?,
+        "buckets": app.all::<BucketCount>(
+            "SELECT b.id, b.name, b.provider, b.transport, b.active, \
+             (SELECT COUNT(*) FROM files f WHERE f.bucket_id = b.id AND (?1 IS NULL OR f.tenant = ?1)) AS files, \
+             (SELECT COUNT(*) FROM blobs x WHERE x.bucket_id = b.id AND (?1 IS NULL OR x.tenant = ?1)) AS blobs \
+             FROM buckets b ORDER BY b.created_at, b.id",
+            std::slice::from_ref(&t),
+        ).await?,
         "integrity": {
+            "routes_without_bucket": count("SELECT COUNT(*) AS n FROM routes r WHERE (?1 IS NULL OR r.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = r.bucket_id)").await?,
             "files_without_bucket": count("SELECT COUNT(*) AS n FROM files f WHERE (?1 IS NULL OR f.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = f.bucket_id)").await?,
             "blobs_without_bucket": count("SELECT COUNT(*) AS n FROM blobs x WHERE (?1 IS NULL OR x.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)").await?,
             "files_without_verified_blob": count("SELECT COUNT(*) AS n FROM files f WHERE (?1 IS NULL OR f.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM blobs x WHERE x.tenant = f.tenant AND x.sha256 = f.sha256 AND x.verified = 1)").await?,

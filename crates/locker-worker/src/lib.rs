@@ -11,8 +11,8 @@ mod gateway;
 mod health;
 mod keys;
 mod log;
+mod store;
 mod uploads;
-mod verify;
 
 use locker_core::{LockerRef, LogicalPath, Namespace};
 use percent_encoding::percent_decode_str;
@@ -172,6 +172,10 @@ fn known_route(segs: &[&str]) -> bool {
             | ["v1", "tokens"]
             | ["v1", "logs"]
             | ["v1", "stats"]
+            | ["v1", "buckets"]
+            | ["v1", "buckets", _, "activate" | "deactivate"]
+            | ["v1", "routes"]
+            | ["v1", "routes", _]
             | ["api", "files", _, _, ..]
             | ["api", "signed-url"]
             | ["demo", "token"]
@@ -305,6 +309,36 @@ async fn operation(
         (Method::Get, ["v1", "stats"]) => {
             log.operation = Some("stats");
             json_response(200, &keys::stats(app, &who).await?)
+        }
+        (Method::Post, ["v1", "buckets"]) => {
+            log.operation = Some("bucket_register");
+            let request = body(req).await?;
+            json_response(201, &buckets::register(app, &who, request, log).await?)
+        }
+        (Method::Get, ["v1", "buckets"]) => {
+            log.operation = Some("buckets");
+            json_response(200, &buckets::list(app, &who).await?)
+        }
+        (Method::Post, ["v1", "buckets", id, action]) => {
+            let active = *action == "activate";
+            log.operation = Some(if active {
+                "bucket_activate"
+            } else {
+                "bucket_deactivate"
+            });
+            json_response(200, &buckets::set_active(app, &who, id, active, log).await?)
+        }
+        (Method::Get, ["v1", "routes"]) => {
+            log.operation = Some("routes");
+            json_response(200, &buckets::list_routes(app, &who).await?)
+        }
+        (Method::Put, ["v1", "routes", namespace]) => {
+            log.operation = Some("route_set");
+            let request = body(req).await?;
+            json_response(
+                200,
+                &buckets::set_route(app, &who, namespace, request, log).await?,
+            )
         }
         (Method::Put, ["api", "files", rest @ ..]) => {
             log.operation = Some("upload");

@@ -4,19 +4,21 @@
 //! (size and SHA-256 of the stored object) and whose bucket is registered; every change to the
 //! registry is one D1 batch, and the access-log row of a commit is in that same batch.
 
+use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
-use locker_core::validate::{self, MAX_SINGLE_UPLOAD, SNIFF_LEN};
+use locker_core::validate::{self, MAX_SINGLE_UPLOAD};
 use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
-use worker::{Conditional, HttpMetadata, Range, Request};
+use worker::{Conditional, HttpMetadata, Request};
 
 use crate::app::{n, opt, random_id, s, App};
 use crate::auth::{Op, Principal};
 use crate::buckets;
 use crate::error::{ApiError, ApiResult};
 use crate::log::LogEntry;
+use crate::store::Store;
 
 /// How long a signed upload URL stays valid, at most.
 const PUT_TTL_S: u64 = 60 * 60;
@@ -151,6 +153,8 @@ pub fn validate_request(app: &App, who: &Principal, body: &ReserveRequest) -> Ap
 #[derive(Deserialize)]
 struct BlobRow {
     size: u64,
+    #[serde(default)]
+    bucket_id: String,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +208,15 @@ pub(crate) async fn current_sha(app: &App, spec: &FileSpec) -> ApiResult<Option<
 /// reservation. The row goes first, conditionally, so two releases cannot both delete, and a
 /// blob another file still uses is never touched.
 pub async fn release_blob(app: &App, tenant: &str, sha256: &str) -> ApiResult<bool> {
+    let Some(blob) = app
+        .first::<BlobRow>(
+            "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2",
+            &[s(tenant), s(sha256)],
+        )
+        .await?
+    else {
+        return Ok(false);
+    };
     let changes = app
         .batch(vec![app.stmt(
             "DELETE FROM blobs WHERE tenant = ?1 AND sha256 = ?2 \
@@ -216,8 +229,10 @@ pub async fn release_blob(app: &App, tenant: &str, sha256: &str) -> ApiResult<bo
     if changes.first().copied().unwrap_or(0) == 0 {
         return Ok(false);
     }
-    app.blobs
-        .delete(format!("t/{tenant}/sha256/{sha256}"))
+    let key = format!("t/{tenant}/sha256/{sha256}");
+    Store::open(app, &blob.bucket_id)
+        .await?
+        .delete(app, &key)
         .await?;
     Ok(true)
 }
@@ -230,22 +245,6 @@ async fn release_replaced(app: &App, spec: &FileSpec, old: Option<String>) -> Ap
     Ok(())
 }
 
-/// The leading bytes of a stored object, for the magic-number check.
-pub(crate) async fn object_head(app: &App, key: &ObjectKey) -> ApiResult<Vec<u8>> {
-    let object = app
-        .blobs
-        .get(key.as_str())
-        .range(Range::Prefix {
-            length: SNIFF_LEN as u64,
-        })
-        .execute()
-        .await?;
-    match object.as_ref().and_then(|o| o.body()) {
-        Some(body) => Ok(body.bytes().await?),
-        None => Ok(Vec::new()),
-    }
-}
-
 /// Tries to satisfy the request from bytes the tenant already stored. `Ok(None)`: not stored.
 pub async fn try_dedup(
     app: &App,
@@ -255,7 +254,7 @@ pub async fn try_dedup(
 ) -> ApiResult<Option<Value>> {
     let blob: Option<BlobRow> = app
         .first(
-            "SELECT size FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1",
+            "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1",
             &[s(spec.tenant.as_str()), s(&spec.sha256.to_string())],
         )
         .await?;
@@ -270,14 +269,15 @@ pub async fn try_dedup(
     }
     // The same bytes may be declared as another type than before: check it against them.
     let (_, types) = who.limits(app);
+    let store = Store::open(app, &blob.bucket_id).await?;
     validate::magic_matches(
         &spec.content_type,
-        &object_head(app, &spec.key()).await?,
+        &store.sniff(app, spec.key().as_str()).await?,
         &types,
     )?;
     let old = current_sha(app, spec).await?;
     log.operation = Some("dedup");
-    log.bucket_id = Some(app.bucket_id.to_string());
+    log.bucket_id = Some(blob.bucket_id.clone());
     spec.log_into(log);
     let changes = app
         .batch(vec![upsert_file(app, spec)?, log.statement(app, None)?])
@@ -318,6 +318,7 @@ pub async fn reserve(
             format!("expires_in must be 1 to {PUT_TTL_S} seconds"),
         ));
     }
+    let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
     let id = random_id("up_")?;
     let expires_at = app.now_s() + ttl;
     let args: [JsValue; 14] = [
@@ -329,7 +330,7 @@ pub async fn reserve(
         n(spec.size),
         s(&spec.content_type),
         s(&spec.filename),
-        s(app.bucket_id.as_str()),
+        s(&bucket_id),
         s(spec.key().as_str()),
         s(&who.key_id),
         n(app.now_ms),
@@ -337,7 +338,19 @@ pub async fn reserve(
         opt(None),
     ];
     log.operation = Some("reserve");
-    log.bucket_id = Some(app.bucket_id.to_string());
+    log.bucket_id = Some(bucket_id.clone());
+    // Straight to storage (s3 transport), or through this Worker's data plane (R2 binding).
+    let key = spec.key();
+    let direct = store.presign_put(
+        app,
+        &PutSpec {
+            key: key.as_str(),
+            size: spec.size,
+            content_type: &spec.content_type,
+            sha256: &spec.sha256,
+        },
+        ttl,
+    )?;
     app.batch(vec![
         buckets::register_default(app)?,
         app.stmt(
@@ -350,21 +363,32 @@ pub async fn reserve(
     ])
     .await?;
     log.written = true;
-    let token = app.signer.sign(&PutClaims {
-        uid: id.clone(),
-        sha256: spec.sha256,
-        size: spec.size,
-        ct: spec.content_type.clone(),
-        exp: expires_at,
-    });
+    let (url, headers) = match direct {
+        Some(p) => (
+            p.url,
+            p.headers.into_iter().map(|(k, v)| (k, json!(v))).collect(),
+        ),
+        None => {
+            let token = app.signer.sign(&PutClaims {
+                uid: id.clone(),
+                sha256: spec.sha256,
+                size: spec.size,
+                ct: spec.content_type.clone(),
+                exp: expires_at,
+            });
+            let mut headers = serde_json::Map::new();
+            headers.insert("content-type".into(), json!(spec.content_type));
+            (format!("{}/v1/data/{id}?sig={token}", app.origin), headers)
+        }
+    };
     Ok((
         201,
         json!({
             "status": "upload",
             "upload_id": id,
             "method": "PUT",
-            "url": format!("{}/v1/data/{id}?sig={token}", app.origin),
-            "headers": { "content-type": spec.content_type },
+            "url": url,
+            "headers": headers,
             "expires_at": expires_at,
             "ref": spec.locker_ref().to_string(),
         }),
@@ -462,7 +486,13 @@ pub async fn data_put(
         None => worker::Data::Empty,
     };
     log.operation = Some("upload");
-    if store(app, &spec, data).await? {
+    let Some(bucket) = Store::open(app, &row.bucket_id).await?.binding().cloned() else {
+        return Err(ApiError::conflict(
+            "direct_upload",
+            "this upload goes straight to storage, not through the Worker",
+        ));
+    };
+    if store(&bucket, &spec, data).await? {
         log.bytes = spec.size;
         Ok((201, json!({ "status": "stored", "size": spec.size })))
     } else {
@@ -473,9 +503,12 @@ pub async fn data_put(
 /// Writes `data` at the blob's key, create-only and checked against the expected SHA-256 by R2
 /// itself. `Ok(false)`: the key already held an object; since the key is the content hash and
 /// every write is hash-checked, those are these bytes.
-pub(crate) async fn store(app: &App, spec: &FileSpec, data: worker::Data) -> ApiResult<bool> {
-    let put = app
-        .blobs
+pub(crate) async fn store(
+    bucket: &worker::Bucket,
+    spec: &FileSpec,
+    data: worker::Data,
+) -> ApiResult<bool> {
+    let put = bucket
         .put(spec.key().as_str(), data)
         .sha256(spec.sha256.as_bytes().to_vec())
         .http_metadata(HttpMetadata {
@@ -504,28 +537,24 @@ pub(crate) async fn store(app: &App, spec: &FileSpec, data: worker::Data) -> Api
     }
 }
 
-/// Size and SHA-256 of the stored object. R2 reports the checksum it verified on put; an
-/// object without one (written by something else) is hashed by streaming it through the
-/// runtime's native digest.
-pub(crate) async fn verify_stored(app: &App, spec: &FileSpec) -> ApiResult<()> {
-    let Some(object) = app.blobs.head(spec.key().as_str()).await? else {
+/// Size and SHA-256 of the stored object, checked on the bytes themselves (see
+/// [`Store::sha256`]).
+pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResult<()> {
+    let key = spec.key();
+    let Some(size) = store.size(app, key.as_str()).await? else {
         return Err(ApiError::conflict(
             "not_uploaded",
             "no bytes were uploaded for this reservation yet",
         ));
     };
-    if object.size() != spec.size {
+    if size != spec.size {
         return Err(ApiError::new(
             422,
             "size_mismatch",
-            format!("stored {} bytes, expected {}", object.size(), spec.size),
+            format!("stored {size} bytes, expected {}", spec.size),
         ));
     }
-    let digest = match object.checksum().sha256 {
-        Some(d) => d,
-        None => crate::verify::stream_sha256(app, spec.key().as_str()).await?,
-    };
-    if digest.as_slice() != spec.sha256.as_bytes() {
+    if store.sha256(app, key.as_str()).await?.as_slice() != spec.sha256.as_bytes() {
         return Err(ApiError::new(
             422,
             "sha256_mismatch",
@@ -568,11 +597,19 @@ pub async fn complete(
             ))
         }
     }
-    verify_stored(app, &spec).await?;
+    let store = Store::open(app, &row.bucket_id).await?;
+    if let Err(e) = verify_stored(app, &store, &spec).await {
+        if e.status == 422 {
+            // Wrong bytes were stored (an S3 server may keep them even after refusing their
+            // checksum): the reservation ends here and takes them back.
+            discard(app, &row).await?;
+        }
+        return Err(e);
+    }
     let (_, types) = who.limits(app);
     if let Err(e) = validate::magic_matches(
         &spec.content_type,
-        &object_head(app, &spec.key()).await?,
+        &store.sniff(app, spec.key().as_str()).await?,
         &types,
     ) {
         discard(app, &row).await?;
@@ -657,7 +694,10 @@ async fn discard(app: &App, row: &UploadRow) -> ApiResult<bool> {
             )
             .await?;
         if verified.is_none() && others.is_none() {
-            app.blobs.delete(row.key.as_str()).await?;
+            Store::open(app, &row.bucket_id)
+                .await?
+                .delete(app, row.key.as_str())
+                .await?;
         }
     }
     Ok(aborted)

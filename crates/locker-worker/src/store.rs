@@ -1,0 +1,309 @@
+//! Where a blob's bytes live: an R2 binding (the `worker` transport: bytes pass through this
+//! Worker's data-plane route) or a bucket reached through the S3 API (the `s3` transport: bytes
+//! go straight between the browser and storage, and the Worker does its own checks with
+//! SigV4-presigned `fetch`es).
+//!
+//! Credentials of an `s3` bucket are Worker secrets named after the bucket
+//! (`LOCKER_S3_{NAME}_ACCESS_KEY_ID`, `LOCKER_S3_{NAME}_SECRET_ACCESS_KEY`, NAME upper-cased with
+//! anything but A-Z and 0-9 as `_`), never in D1 and never in a log.
+
+use locker_core::s3::{Presigned, PutSpec, S3Bucket};
+use locker_core::validate::SNIFF_LEN;
+use serde::{Deserialize, Serialize};
+use worker::crypto::{DigestStream, DigestStreamAlgorithm};
+use worker::{Bucket, Fetch, Headers, Method, Range, Request, RequestInit, Response, ResponseBody};
+
+use crate::app::{s, App};
+use crate::error::{ApiError, ApiResult};
+
+/// How long the Worker's own presigned requests (HEAD, GET, DELETE) live.
+const OWN_REQUEST_TTL_S: u64 = 60;
+
+/// A `buckets` row.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct BucketRow {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub transport: String,
+    pub binding: Option<String>,
+    pub account_id: String,
+    pub jurisdiction: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: u8,
+    pub active: u8,
+    pub created_at: u64,
+}
+
+pub const BUCKET_COLUMNS: &str = "id, name, provider, transport, binding, account_id, \
+    jurisdiction, endpoint, region, path_style, active, created_at";
+
+pub async fn bucket_row(app: &App, id: &str) -> ApiResult<Option<BucketRow>> {
+    app.first(
+        &format!("SELECT {BUCKET_COLUMNS} FROM buckets WHERE id = ?1"),
+        &[s(id)],
+    )
+    .await
+}
+
+/// The names of the two secrets that hold an `s3` bucket's credentials.
+pub fn secret_names(bucket_name: &str) -> (String, String) {
+    let name: String = bucket_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        format!("LOCKER_S3_{name}_ACCESS_KEY_ID"),
+        format!("LOCKER_S3_{name}_SECRET_ACCESS_KEY"),
+    )
+}
+
+pub enum Store {
+    Binding(Bucket),
+    S3(Box<S3Bucket>),
+}
+
+fn s3_error(e: locker_core::s3::S3Error) -> ApiError {
+    ApiError::new(500, "bucket_misconfigured", e.to_string())
+}
+
+fn no_stream() -> ApiError {
+    ApiError::new(500, "internal", "storage returned no stream")
+}
+
+fn storage_failed(status: u16, what: &str) -> ApiError {
+    worker::console_error!("storage answered {status} to {what}");
+    ApiError::new(
+        502,
+        "storage_failed",
+        format!("the storage server answered HTTP {status} to {what}"),
+    )
+}
+
+impl Store {
+    /// The store of bucket `id`. The default bucket needs no lookup.
+    pub async fn open(app: &App, id: &str) -> ApiResult<Self> {
+        if id == app.bucket_id.as_str() {
+            return Ok(Self::Binding(app.blobs.clone()));
+        }
+        let row = bucket_row(app, id)
+            .await?
+            .ok_or_else(|| ApiError::new(500, "internal", "a row points at an unknown bucket"))?;
+        Self::from_row(app, &row)
+    }
+
+    pub fn from_row(app: &App, row: &BucketRow) -> ApiResult<Self> {
+        if row.transport != "s3" {
+            let binding = row.binding.as_deref().unwrap_or(crate::bindings::BLOBS);
+            return Ok(Self::Binding(app.env.bucket(binding).map_err(|_| {
+                ApiError::new(
+                    500,
+                    "bucket_misconfigured",
+                    format!(
+                        "bucket {} names the R2 binding {binding}, which this Worker does not have",
+                        row.name
+                    ),
+                )
+            })?));
+        }
+        let (key_name, secret_name) = secret_names(&row.name);
+        let secret = |name: &str| {
+            app.env.secret(name).map(|v| v.to_string()).map_err(|_| {
+                ApiError::new(
+                    500,
+                    "bucket_misconfigured",
+                    format!("the secret {name} for bucket {} is not set", row.name),
+                )
+            })
+        };
+        let (key, secret) = (secret(&key_name)?, secret(&secret_name)?);
+        let endpoint = row.endpoint.as_deref().unwrap_or_default();
+        S3Bucket::new(
+            endpoint,
+            &row.name,
+            &row.region,
+            row.path_style == 1,
+            &key,
+            &secret,
+        )
+        .map(|b| Self::S3(Box::new(b)))
+        .map_err(s3_error)
+    }
+
+    pub fn binding(&self) -> Option<&Bucket> {
+        match self {
+            Self::Binding(b) => Some(b),
+            Self::S3(_) => None,
+        }
+    }
+
+    /// For the `s3` transport: the presigned PUT the client sends the bytes with.
+    pub fn presign_put(
+        &self,
+        app: &App,
+        spec: &PutSpec<'_>,
+        ttl: u64,
+    ) -> ApiResult<Option<Presigned>> {
+        match self {
+            Self::Binding(_) => Ok(None),
+            Self::S3(b) => b
+                .presign_put(spec, app.now_s(), ttl)
+                .map(Some)
+                .map_err(s3_error),
+        }
+    }
+
+    /// For the `s3` transport: a presigned GET served with these headers.
+    pub fn presign_get(
+        &self,
+        app: &App,
+        key: &str,
+        ttl: u64,
+        disposition: &str,
+        content_type: &str,
+    ) -> ApiResult<Option<String>> {
+        match self {
+            Self::Binding(_) => Ok(None),
+            Self::S3(b) => b
+                .presign_get(key, app.now_s(), ttl, Some(disposition), Some(content_type))
+                .map(Some)
+                .map_err(s3_error),
+        }
+    }
+
+    async fn s3_send(method: Method, url: &str, range: Option<&str>) -> ApiResult<Response> {
+        let headers = Headers::new();
+        if let Some(r) = range {
+            headers.set("range", r)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(method).with_headers(headers);
+        let request = Request::new_with_init(url, &init)?;
+        Fetch::Request(request).send().await.map_err(|e| {
+            worker::console_error!("storage unreachable: {e}");
+            ApiError::new(
+                502,
+                "storage_unreachable",
+                "the storage server could not be reached",
+            )
+        })
+    }
+
+    /// The stored object's size, or `None` when there is none.
+    pub async fn size(&self, app: &App, key: &str) -> ApiResult<Option<u64>> {
+        match self {
+            Self::Binding(b) => Ok(b.head(key).await?.map(|o| o.size())),
+            Self::S3(b) => {
+                let url = b
+                    .presign_head(key, app.now_s(), OWN_REQUEST_TTL_S)
+                    .map_err(s3_error)?;
+                let response = Self::s3_send(Method::Head, &url, None).await?;
+                match response.status_code() {
+                    200 => Ok(response
+                        .headers()
+                        .get("content-length")?
+                        .and_then(|l| l.parse().ok())),
+                    404 => Ok(None),
+                    status => Err(storage_failed(status, "HEAD")),
+                }
+            }
+        }
+    }
+
+    /// The SHA-256 of the stored bytes. R2 reports the checksum it verified on put; anything
+    /// else is hashed by streaming the object through the runtime's native digest. An S3
+    /// server's word is never taken: some store the bytes even after refusing their checksum.
+    pub async fn sha256(&self, app: &App, key: &str) -> ApiResult<Vec<u8>> {
+        let missing = || ApiError::conflict("not_uploaded", "the stored object vanished");
+        let stream = match self {
+            Self::Binding(b) => {
+                if let Some(d) = b.head(key).await?.and_then(|o| o.checksum().sha256) {
+                    return Ok(d);
+                }
+                let object = b.get(key).execute().await?.ok_or_else(missing)?;
+                match object.body().ok_or_else(missing)?.response_body()? {
+                    ResponseBody::Stream(stream) => stream,
+                    ResponseBody::Body(_) | ResponseBody::Empty => return Err(no_stream()),
+                }
+            }
+            Self::S3(b) => {
+                let url = b
+                    .presign_get(key, app.now_s(), OWN_REQUEST_TTL_S, None, None)
+                    .map_err(s3_error)?;
+                let response = Self::s3_send(Method::Get, &url, None).await?;
+                match response.status_code() {
+                    200 => {}
+                    404 => return Err(missing()),
+                    status => return Err(storage_failed(status, "GET")),
+                }
+                match response.body() {
+                    ResponseBody::Stream(stream) => stream.clone(),
+                    ResponseBody::Body(_) | ResponseBody::Empty => return Err(no_stream()),
+                }
+            }
+        };
+        let digest = DigestStream::new(DigestStreamAlgorithm::Sha256);
+        // The pipe runs in the background; `digest()` resolves when it consumed it all.
+        let _pipe = stream.pipe_to(digest.raw());
+        Ok(digest.digest().await?.to_vec())
+    }
+
+    /// The leading bytes of a stored object, for the magic-number check.
+    pub async fn sniff(&self, app: &App, key: &str) -> ApiResult<Vec<u8>> {
+        match self {
+            Self::Binding(b) => {
+                let object = b
+                    .get(key)
+                    .range(Range::Prefix {
+                        length: SNIFF_LEN as u64,
+                    })
+                    .execute()
+                    .await?;
+                match object.as_ref().and_then(|o| o.body()) {
+                    Some(body) => Ok(body.bytes().await?),
+                    None => Ok(Vec::new()),
+                }
+            }
+            Self::S3(b) => {
+                let url = b
+                    .presign_get(key, app.now_s(), OWN_REQUEST_TTL_S, None, None)
+                    .map_err(s3_error)?;
+                let range = format!("bytes=0-{}", SNIFF_LEN - 1);
+                let mut response = Self::s3_send(Method::Get, &url, Some(&range)).await?;
+                match response.status_code() {
+                    200 | 206 => {
+                        let mut bytes = response.bytes().await?;
+                        bytes.truncate(SNIFF_LEN);
+                        Ok(bytes)
+                    }
+                    404 | 416 => Ok(Vec::new()),
+                    status => Err(storage_failed(status, "GET")),
+                }
+            }
+        }
+    }
+
+    /// Deletes the object (nothing to delete is fine).
+    pub async fn delete(&self, app: &App, key: &str) -> ApiResult<()> {
+        match self {
+            Self::Binding(b) => Ok(b.delete(key).await?),
+            Self::S3(b) => {
+                let url = b
+                    .presign_delete(key, app.now_s(), OWN_REQUEST_TTL_S)
+                    .map_err(s3_error)?;
+                let response = Self::s3_send(Method::Delete, &url, None).await?;
+                match response.status_code() {
+                    200 | 204 | 404 => Ok(()),
+                    status => Err(storage_failed(status, "DELETE")),
+                }
+            }
+        }
+    }
+}
