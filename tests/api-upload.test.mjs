@@ -195,5 +195,5 @@ test("20 concurrent uploads of the same bytes end with one object and 20 files",
   assert.equal(after.files, before.files + 20);
   assert.equal(after.objects, before.objects + 1);
   assert.equal(after.blobs, before.blobs + 1);
-  assert.deepEqual(after.integrity, { blobs_without_bucket: 0, files_without_bucket: 0, files_without_verified_blob: 0 });
+  assert.deepEqual(after.integrity, { blobs_without_bucket: 0, files_without_bucket: 0, files_without_verified_blob: 0, routes_without_bucket: 0 });
 });

@@ -20,13 +20,61 @@ use crate::util::{free_port, run, step, Error, Result};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A running `wrangler dev`.
-pub struct Server {
+/// A child in a process group of its own, ended with the whole group: by [`Group::stop`], on
+/// drop, or by the reaper when xtask dies.
+struct Group {
     child: Child,
     /// Dropping this closes the reaper's pipe, which ends the process group.
     reaper: Option<(Child, ChildStdin)>,
-    port: u16,
     stopped: bool,
+}
+
+impl Group {
+    fn spawn(cmd: &mut Command, what: &str) -> Result<Self> {
+        let child = cmd
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::msg(format!("could not start {what}: {e}")))?;
+        let mut group = Self {
+            child,
+            reaper: None,
+            stopped: false,
+        };
+        group.reaper = Some(spawn_reaper(group.child.id())?);
+        Ok(group)
+    }
+
+    /// SIGTERM to the group, then SIGKILL for whatever is left after 10 s.
+    fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            let group = self.child.id();
+            signal_group(group, "TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while group_alive(group) && Instant::now() < deadline {
+                let _ = self.child.try_wait();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            signal_group(group, "KILL");
+            let _ = self.child.wait();
+        }
+        if let Some((mut reaper, pipe)) = self.reaper.take() {
+            drop(pipe);
+            let _ = reaper.wait();
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A running `wrangler dev`.
+pub struct Server {
+    group: Group,
+    port: u16,
 }
 
 /// Where wrangler's output goes.
@@ -75,8 +123,7 @@ impl Server {
             .arg("--persist-to")
             .arg(state)
             .arg("--env-file")
-            .arg(secrets)
-            .process_group(0);
+            .arg(secrets);
         for (name, value) in vars {
             cmd.arg("--var").arg(format!("{name}:{value}"));
         }
@@ -84,16 +131,10 @@ impl Server {
             let file = File::create(path)?;
             cmd.stdout(file.try_clone()?).stderr(file);
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| Error::msg(format!("could not start wrangler: {e}")))?;
         let mut server = Self {
-            reaper: None,
+            group: Group::spawn(&mut cmd, "wrangler")?,
             port,
-            stopped: false,
-            child,
         };
-        server.reaper = Some(spawn_reaper(server.child.id())?);
         server.wait_ready(&log)?;
         Ok(server)
     }
@@ -104,8 +145,8 @@ impl Server {
 
     /// Blocks until wrangler exits by itself (Ctrl-C ends xtask, and the reaper the rest).
     pub fn wait(mut self) -> Result<()> {
-        let status = self.child.wait()?;
-        self.stopped = true;
+        let status = self.group.child.wait()?;
+        self.group.stopped = true;
         if status.success() {
             Ok(())
         } else {
@@ -116,8 +157,8 @@ impl Server {
     fn wait_ready(&mut self, log: &Log) -> Result<()> {
         let started = Instant::now();
         while started.elapsed() < READY_TIMEOUT {
-            if let Some(status) = self.child.try_wait()? {
-                self.stopped = true;
+            if let Some(status) = self.group.child.try_wait()? {
+                self.group.stopped = true;
                 return Err(Error::msg(format!(
                     "wrangler dev exited before it was ready ({status}){}",
                     tail(log)
@@ -135,31 +176,57 @@ impl Server {
             tail(log)
         )))
     }
-
-    /// Ends the whole process group: SIGTERM, then SIGKILL for whatever is left after 10 s.
-    pub fn stop(&mut self) {
-        if !self.stopped {
-            self.stopped = true;
-            let group = self.child.id();
-            signal_group(group, "TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while group_alive(group) && Instant::now() < deadline {
-                let _ = self.child.try_wait();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            signal_group(group, "KILL");
-            let _ = self.child.wait();
-        }
-        if let Some((mut reaper, pipe)) = self.reaper.take() {
-            drop(pipe);
-            let _ = reaper.wait();
-        }
-    }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
+/// An independent S3-compatible server (s3s-fs) on loopback, for the direct-to-storage tests:
+/// it checks SigV4 presigned signatures and `x-amz-checksum-sha256` itself.
+pub struct S3Server {
+    _group: Group,
+    pub url: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// The bucket the e2e tests register as an `s3` bucket (a folder of the s3s-fs root).
+pub const E2E_S3_BUCKET: &str = "e2e-direct";
+
+impl S3Server {
+    pub fn start(bin: &Path, root: &Path, log: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root.join(E2E_S3_BUCKET))?;
+        let port = free_port()?;
+        let (access_key, secret_key) = (random_hex(10)?, random_hex(20)?);
+        step(&format!("start s3s-fs on 127.0.0.1:{port}"))?;
+        let file = File::create(log)?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &access_key, "--secret-key", &secret_key])
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        let group = Group::spawn(&mut cmd, "s3s-fs")?;
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(Error::msg("s3s-fs did not listen within 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self {
+            _group: group,
+            url: format!("http://127.0.0.1:{port}"),
+            access_key,
+            secret_key,
+        })
+    }
+
+    /// The Worker secrets that hold the e2e bucket's credentials (see locker-worker's store.rs).
+    pub fn secrets(&self) -> String {
+        let name = E2E_S3_BUCKET.to_ascii_uppercase().replace('-', "_");
+        format!(
+            "LOCKER_S3_{name}_ACCESS_KEY_ID={}\nLOCKER_S3_{name}_SECRET_ACCESS_KEY={}\n",
+            self.access_key, self.secret_key
+        )
     }
 }
 
@@ -256,7 +323,16 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
     let secrets = Secrets::generate()?;
     secrets.write(&secrets_file)?;
     let port = free_port()?;
+    let s3_root = out.join(format!("s3-{id}"));
     let outcome = (|| {
+        let s3 = S3Server::start(
+            &tools.s3s_fs,
+            &s3_root,
+            &out.join(format!("s3s-fs-{id}.log")),
+        )?;
+        let mut env_file = std::fs::read_to_string(&secrets_file)?;
+        env_file.push_str(&s3.secrets());
+        std::fs::write(&secrets_file, env_file)?;
         let server = Server::start(
             root,
             tools,
@@ -283,6 +359,10 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
             .env("LOCKER_STATE", &state)
             .env("LOCKER_ADMIN_KEY", &secrets.admin_key)
             .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
+            .env("LOCKER_S3_URL", &s3.url)
+            .env("LOCKER_S3_BUCKET", E2E_S3_BUCKET)
+            .env("LOCKER_S3_ROOT", &s3_root)
+            .env("LOCKER_S3_SECRET_KEY", &s3.secret_key)
             .env("E2E_OUTPUT", &out);
         if let Some(chromium) = &tools.chromium {
             cmd.env("CHROMIUM", chromium);
@@ -292,6 +372,7 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
         result
     })();
     let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&s3_root);
     let _ = std::fs::remove_file(&secrets_file);
     let counts = std::fs::read_to_string(&tap).unwrap_or_default();
     let count = |key: &str| {

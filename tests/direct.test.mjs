@@ -1,0 +1,249 @@
+// Direct-to-storage uploads (the s3 transport) against an independent S3 server (s3s-fs), and
+// the bucket registry: registration, routing of namespaces, activation, stats.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { BASE, launchBrowser } from "./support/env.mjs";
+import { ADMIN_KEY, api, bytes, createKey, logs, sha256hex, stats, tenantName } from "./support/api.mjs";
+import { S3_BUCKET, corsProxy, objectOnDisk } from "./support/s3.mjs";
+import { pick, recordRequests, rowIn, widgetPage } from "./support/widget.mjs";
+
+let proxy;
+let bucket;
+let browser;
+
+before(async () => {
+  proxy = await corsProxy();
+  const res = await api("POST", "/v1/buckets", {
+    key: ADMIN_KEY,
+    json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url, region: "us-east-1" },
+  });
+  assert.equal(res.status, 201, res.text);
+  bucket = res.data;
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await proxy?.close();
+});
+
+/** A tenant whose namespace `direct` goes to the s3 bucket (and everything else to R2). */
+async function routedTenant(label) {
+  const tenant = tenantName(label);
+  const { key } = await createKey(tenant);
+  const route = await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: bucket.id } });
+  assert.equal(route.status, 200, route.text);
+  return { tenant, key };
+}
+
+function reserve(key, data, extra = {}) {
+  return api("POST", "/v1/uploads", {
+    key,
+    json: { namespace: "direct", path: "a/file.bin", sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream", ...extra },
+  });
+}
+
+const objectKey = (tenant, data) => `t/${tenant}/sha256/${sha256hex(data)}`;
+
+test("a bucket registers under its derived id; credentials stay out of the registry", async () => {
+  assert.equal(bucket.provider, "s3");
+  assert.equal(bucket.transport, "s3");
+  assert.equal(bucket.active, true);
+  assert.match(bucket.id, /^[0-9a-f]{64}$/);
+  assert.equal(bucket.id, sha256hex(Buffer.from(`s3:${proxy.url}:${S3_BUCKET}`)));
+  assert.deepEqual(bucket.secrets, ["LOCKER_S3_E2E_DIRECT_ACCESS_KEY_ID", "LOCKER_S3_E2E_DIRECT_SECRET_ACCESS_KEY"]);
+  const listed = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
+  assert.equal(listed.status, 200);
+  const row = listed.data.buckets.find((b) => b.id === bucket.id);
+  assert.equal(row.endpoint, proxy.url);
+  assert.ok(process.env.LOCKER_S3_SECRET_KEY, "xtask passes the S3 secret so its absence can be checked");
+  assert.ok(!listed.text.includes(process.env.LOCKER_S3_SECRET_KEY));
+
+  // Refusals, and nothing registered by them.
+  const again = await api("POST", "/v1/buckets", { key: ADMIN_KEY, json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url } });
+  assert.equal(again.status, 409);
+  const noSecrets = await api("POST", "/v1/buckets", { key: ADMIN_KEY, json: { name: "no-secrets", provider: "s3", endpoint: proxy.url } });
+  assert.equal(noSecrets.status, 400);
+  assert.match(noSecrets.data.error.message, /LOCKER_S3_NO_SECRETS_ACCESS_KEY_ID/);
+  const badEndpoint = await api("POST", "/v1/buckets", { key: ADMIN_KEY, json: { name: "bad-endpoint", provider: "s3", endpoint: "ftp://x" } });
+  assert.equal(badEndpoint.status, 400);
+  const { key } = await createKey(tenantName("notadmin"));
+  const tenantTry = await api("POST", "/v1/buckets", { key, json: { name: "mine", provider: "s3", endpoint: proxy.url } });
+  assert.equal(tenantTry.status, 403);
+  const after = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
+  assert.equal(after.data.buckets.length, listed.data.buckets.length);
+});
+
+test("upload goes straight to the S3 server, completes, dedups, downloads and deletes", async () => {
+  const { tenant, key } = await routedTenant("direct");
+  const data = bytes(300 * 1024, "direct-");
+  const r = await reserve(key, data);
+  assert.equal(r.status, 201, r.text);
+  assert.ok(r.data.url.startsWith(`${proxy.url}/${S3_BUCKET}/t/${tenant}/sha256/`), r.data.url);
+  assert.match(r.data.url, /X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match%3Bx-amz-checksum-sha256/);
+  assert.equal(r.data.headers["x-amz-checksum-sha256"], Buffer.from(sha256hex(data), "hex").toString("base64"));
+
+  const put = await fetch(r.data.url, { method: "PUT", headers: r.data.headers, body: data });
+  assert.equal(put.status, 200, await put.text());
+  assert.ok(objectOnDisk(objectKey(tenant, data)));
+  const done = await api("POST", `/v1/uploads/${r.data.upload_id}/complete`, { key });
+  assert.equal(done.status, 200, done.text);
+  assert.equal(done.data.ref, "locker://direct/a/file.bin");
+
+  // The Worker never saw the bytes: no data-plane upload row, and the reservation names the bucket.
+  const rows = await logs(key);
+  assert.deepEqual(rows.filter((l) => l.operation === "upload"), []);
+  assert.ok(rows.filter((l) => ["reserve", "complete"].includes(l.operation)).every((l) => l.bucket_id === bucket.id));
+
+  // Dedup: answered from the registry, nothing to send.
+  const again = await reserve(key, data, { path: "b/copy.bin" });
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.data.status, "deduplicated");
+
+  // Download through a presigned GET, straight from the server, with the Worker's headers.
+  const meta = await api("GET", "/v1/files/direct/a/file.bin", { key });
+  assert.equal(meta.data.bucket_id, bucket.id);
+  assert.ok(meta.data.url.startsWith(proxy.url), meta.data.url);
+  const got = await fetch(meta.data.url);
+  assert.equal(got.status, 200);
+  assert.match(got.headers.get("content-disposition"), /file\.bin/);
+  assert.equal(sha256hex(Buffer.from(await got.arrayBuffer())), sha256hex(data));
+  // The gateway's GET and the Worker's download route redirect there too.
+  const viaGateway = await fetch(`${BASE}/api/files/direct/a/file.bin`, { headers: { authorization: `Bearer ${key}` }, redirect: "manual" });
+  assert.equal(viaGateway.status, 302);
+  assert.ok(viaGateway.headers.get("location").startsWith(proxy.url));
+
+  // Delete: the bytes stay while the copy uses them, then go.
+  assert.equal((await api("DELETE", "/v1/files/direct/a/file.bin", { key })).status, 200);
+  assert.ok(objectOnDisk(objectKey(tenant, data)));
+  assert.equal((await api("DELETE", "/v1/files/direct/b/copy.bin", { key })).status, 200);
+  assert.ok(!objectOnDisk(objectKey(tenant, data)));
+  const s = await stats(key);
+  assert.equal(s.files, 0);
+  assert.equal(s.blobs, 0);
+  // Nothing secret in the access log: no credential, no signature.
+  const everything = await api("GET", "/v1/logs?limit=1000", { key: ADMIN_KEY });
+  assert.ok(!everything.text.includes(process.env.LOCKER_S3_SECRET_KEY));
+  assert.ok(!/X-Amz-Signature|sig=/.test(everything.text));
+});
+
+test("the S3 server refuses other bytes, another length, a tampered or an expired URL; nothing is committed", async () => {
+  const { tenant, key } = await routedTenant("refuse3");
+  const data = bytes(4096, "s3-refuse-");
+
+  // Other bytes of the same length: the server refuses the checksum (and s3s-fs keeps the
+  // bytes anyway), so complete must find out from the stored bytes and take them back.
+  const wrong = await reserve(key, data);
+  const other = bytes(4096, "imposter-");
+  const put1 = await fetch(wrong.data.url, { method: "PUT", headers: wrong.data.headers, body: other });
+  assert.equal(put1.status, 400);
+  assert.match(await put1.text(), /BadDigest/);
+  const c1 = await api("POST", `/v1/uploads/${wrong.data.upload_id}/complete`, { key });
+  assert.equal(c1.status, 422, c1.text);
+  assert.ok(!objectOnDisk(objectKey(tenant, data)));
+
+  // Another length: the signed content-length does not match.
+  const short = await reserve(key, data);
+  const put2 = await fetch(short.data.url, { method: "PUT", headers: short.data.headers, body: data.subarray(1) });
+  assert.equal(put2.status, 403);
+  assert.equal((await api("POST", `/v1/uploads/${short.data.upload_id}/complete`, { key })).status, 409);
+
+  // Tampered signature.
+  const tampered = await reserve(key, data);
+  const url = tampered.data.url.replace(/X-Amz-Signature=([0-9a-f])/, (_, c) => `X-Amz-Signature=${c === "0" ? "1" : "0"}`);
+  const put3 = await fetch(url, { method: "PUT", headers: tampered.data.headers, body: data });
+  assert.equal(put3.status, 403);
+  assert.match(await put3.text(), /SignatureDoesNotMatch/);
+
+  // Expired.
+  const late = await reserve(key, data, { expires_in: 1 });
+  await new Promise((r) => setTimeout(r, 2100));
+  const put4 = await fetch(late.data.url, { method: "PUT", headers: late.data.headers, body: data });
+  assert.equal(put4.status, 403);
+
+  assert.ok(!objectOnDisk(objectKey(tenant, data)));
+  const s = await stats(key);
+  assert.equal(s.files, 0);
+  assert.equal(s.blobs, 0);
+  assert.equal(s.uploads.committed, 0);
+});
+
+test("the widget uploads straight to the S3 server and dedups there", async () => {
+  const { page, errors, key, tenant } = await widgetPage(browser, "direct-widget", {});
+  await api("PUT", "/v1/routes/demo", { key, json: { bucket_id: bucket.id } });
+  const requests = recordRequests(page);
+  const data = bytes(256 * 1024, "widget-direct-");
+  await pick(page, [{ name: "direct.bin", mimeType: "application/octet-stream", buffer: data }]);
+  await rowIn(page, "direct.bin", "stored");
+  const puts = requests.filter((r) => r.method === "PUT");
+  assert.equal(puts.length, 1);
+  assert.ok(puts[0].url.startsWith(proxy.url), puts[0].url);
+  assert.equal(puts[0].bytes, data.length);
+  assert.deepEqual(requests.filter((r) => r.url.includes("/v1/data/")), []);
+  assert.ok(objectOnDisk(objectKey(tenant, data)));
+  const [result] = await page.$eval("locker-upload", (el) => el.results);
+  assert.equal(result.sha256, sha256hex(data));
+
+  const before = requests.length;
+  await pick(page, [{ name: "again.bin", mimeType: "application/octet-stream", buffer: data }]);
+  await rowIn(page, "again.bin", "deduplicated");
+  assert.deepEqual(requests.slice(before).filter((r) => r.method === "PUT"), []);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("two buckets at once each get their namespaces; stats count per bucket with no orphans", async () => {
+  const { key } = await routedTenant("twobuckets");
+  const r2data = bytes(2000, "r2-side-");
+  const s3data = bytes(3000, "s3-side-");
+  const viaR2 = await api("POST", "/v1/uploads", {
+    key,
+    json: { namespace: "corp", path: "r2.bin", sha256: sha256hex(r2data), size: r2data.length, content_type: "application/octet-stream" },
+  });
+  assert.ok(viaR2.data.url.startsWith(`${BASE}/v1/data/`), viaR2.data.url);
+  await fetch(viaR2.data.url, { method: "PUT", headers: viaR2.data.headers, body: r2data });
+  assert.equal((await api("POST", `/v1/uploads/${viaR2.data.upload_id}/complete`, { key })).status, 200);
+  const viaS3 = await reserve(key, s3data);
+  await fetch(viaS3.data.url, { method: "PUT", headers: viaS3.data.headers, body: s3data });
+  assert.equal((await api("POST", `/v1/uploads/${viaS3.data.upload_id}/complete`, { key })).status, 200);
+
+  const s = await stats(key);
+  const count = (id) => s.buckets.find((b) => b.id === id);
+  const routes = await api("GET", "/v1/routes", { key });
+  assert.deepEqual(routes.data.routes.map((r) => [r.namespace, r.bucket_id]), [["direct", bucket.id]]);
+  assert.deepEqual([count(routes.data.default_bucket_id).files, count(bucket.id).files], [1, 1]);
+  assert.deepEqual(s.integrity, {
+    routes_without_bucket: 0,
+    files_without_bucket: 0,
+    blobs_without_bucket: 0,
+    files_without_verified_blob: 0,
+  });
+  const all = await stats(ADMIN_KEY);
+  assert.deepEqual(Object.values(all.integrity), [0, 0, 0, 0]);
+});
+
+test("a deactivated bucket takes no new uploads; its files stay readable", async () => {
+  const { key } = await routedTenant("inactive");
+  const data = bytes(1500, "inactive-");
+  const r = await reserve(key, data);
+  await fetch(r.data.url, { method: "PUT", headers: r.data.headers, body: data });
+  assert.equal((await api("POST", `/v1/uploads/${r.data.upload_id}/complete`, { key })).status, 200);
+
+  const tenantTry = await api("POST", `/v1/buckets/${bucket.id}/deactivate`, { key });
+  assert.equal(tenantTry.status, 403);
+  const off = await api("POST", `/v1/buckets/${bucket.id}/deactivate`, { key: ADMIN_KEY });
+  assert.equal(off.status, 200, off.text);
+  assert.equal(off.data.active, false);
+  try {
+    const refused = await reserve(key, bytes(100), { path: "new.bin" });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.data.error.code, "bucket_inactive");
+    const meta = await api("GET", "/v1/files/direct/a/file.bin", { key });
+    const got = await fetch(meta.data.url);
+    assert.equal(sha256hex(Buffer.from(await got.arrayBuffer())), sha256hex(data));
+  } finally {
+    const on = await api("POST", `/v1/buckets/${bucket.id}/activate`, { key: ADMIN_KEY });
+    assert.equal(on.data.active, true);
+  }
+  assert.equal((await reserve(key, bytes(100), { path: "new.bin" })).status, 201);
+});

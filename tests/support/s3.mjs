@@ -1,0 +1,61 @@
+// The independent S3 server of the direct-to-storage tests (s3s-fs, started by xtask), and the
+// CORS layer a browser needs in front of it.
+import http from "node:http";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+export const S3_URL = process.env.LOCKER_S3_URL;
+export const S3_BUCKET = process.env.LOCKER_S3_BUCKET;
+export const S3_ROOT = process.env.LOCKER_S3_ROOT;
+
+/** Whether s3s-fs holds an object at `key` (its bucket is a folder, its keys are paths). */
+export function objectOnDisk(key) {
+  return existsSync(join(S3_ROOT, S3_BUCKET, key));
+}
+
+/**
+ * A pass-through proxy to s3s-fs that answers CORS preflights and adds CORS headers, standing
+ * in for a bucket's CORS rules (R2 and S3 have them; s3s-fs does not). It forwards every
+ * request byte for byte, Host header included, so s3s-fs checks the same signature the
+ * browser's request carries. Returns its origin and a close function.
+ */
+export async function corsProxy() {
+  const target = new URL(S3_URL);
+  const server = http.createServer((req, res) => {
+    const origin = req.headers.origin;
+    const cors = origin
+      ? {
+          "access-control-allow-origin": origin,
+          "access-control-expose-headers": "etag",
+          vary: "origin",
+        }
+      : {};
+    if (req.method === "OPTIONS") {
+      res.writeHead(204, {
+        ...cors,
+        "access-control-allow-methods": "GET, PUT, HEAD, DELETE",
+        "access-control-allow-headers": req.headers["access-control-request-headers"] ?? "",
+        "access-control-max-age": "60",
+      });
+      res.end();
+      return;
+    }
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode, { ...answer.headers, ...cors });
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstream);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
