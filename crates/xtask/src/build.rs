@@ -49,7 +49,28 @@ pub fn worker(root: &Path, tools: &Tools) -> Result<()> {
         .current_dir(&krate)
         .arg("--release")
         .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)
-        .env("WASM_OPT_BIN", &tools.wasm_opt))
+        .env("WASM_OPT_BIN", &tools.wasm_opt))?;
+    // worker-build keeps the name section (146 KB of function names): the Worker runs without.
+    wasm_opt(tools, &["--strip-debug", "--strip-producers"], &output)
+}
+
+/// `wasm-opt ARGS FILE -o FILE`, with the wasm features our builds use.
+fn wasm_opt(tools: &Tools, args: &[&str], file: &Path) -> Result<()> {
+    run(Command::new(&tools.node)
+        .arg(&tools.wasm_opt)
+        .args(args)
+        .args([
+            "--enable-simd",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+        ])
+        .arg(file)
+        .arg("-o")
+        .arg(file))
 }
 
 /// The browser module: cargo build, `wasm-bindgen --target web` into www/pkg, wasm-opt.
@@ -81,17 +102,5 @@ pub fn web(root: &Path, tools: &Tools) -> Result<()> {
         .arg("--out-dir")
         .arg(&out_dir)
         .arg(&wasm))?;
-    run(Command::new(&tools.node)
-        .arg(&tools.wasm_opt)
-        .arg("-O3")
-        .arg("--enable-simd")
-        .arg("--enable-bulk-memory")
-        .arg("--enable-nontrapping-float-to-int")
-        .arg("--enable-sign-ext")
-        .arg("--enable-mutable-globals")
-        .arg("--enable-reference-types")
-        .arg("--enable-multivalue")
-        .arg(&output)
-        .arg("-o")
-        .arg(&output))
+    wasm_opt(tools, &["-O3"], &output)
 }
