@@ -22,6 +22,8 @@ commands:
   test             everything `dev` needs plus Chromium, then fmt, clippy (host and wasm32),
                    host unit tests, and the end-to-end tests against a fresh `wrangler dev`
   build            install what is missing and build the Worker and the browser module
+  bench            everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
+                   prints the tables and writes BENCHMARKS.md
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("build") => prepare(false).map(|_| ()),
+        Some("bench") => prepare(true).and_then(|tools| server::bench(&root(), &tools)),
         Some("__reap") => server::reap(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

@@ -447,3 +447,48 @@ fn random_hex(bytes: usize) -> Result<String> {
     File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// `cargo xtask bench`: a fresh `wrangler dev` (its own port and throw-away state, like the
+/// e2e run) and the benchmark script, which measures, prints the tables and writes
+/// BENCHMARKS.md.
+pub fn bench(root: &Path, tools: &Tools) -> Result<()> {
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let id = std::process::id();
+    let state = out.join(format!("state-{id}"));
+    let log = out.join(format!("wrangler-{id}.log"));
+    let secrets_file = out.join(format!("secrets-{id}.env"));
+    let secrets = Secrets::generate()?;
+    secrets.write(&secrets_file)?;
+    let outcome = (|| {
+        let server = Server::start(
+            root,
+            tools,
+            &state,
+            free_port()?,
+            &secrets_file,
+            &[(DEMO_VAR, "on")],
+            Log::File(log.clone()),
+        )?;
+        step("node tests/bench/bench.mjs")?;
+        let mut cmd = Command::new(&tools.node);
+        cmd.current_dir(root)
+            .arg("tests/bench/bench.mjs")
+            .env("LOCKER_URL", server.url())
+            .env("LOCKER_ADMIN_KEY", &secrets.admin_key)
+            .env("BENCH_OUT", &out)
+            .env("WASM_BINDGEN", &tools.wasm_bindgen)
+            .env("WASM_OPT", &tools.wasm_opt)
+            .env("BENCH_COMMAND", "cargo xtask bench");
+        if let Some(chromium) = &tools.chromium {
+            cmd.env("CHROMIUM", chromium);
+        }
+        run(&mut cmd)
+    })();
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_file(&secrets_file);
+    if outcome.is_err() {
+        println!("wrangler's log: {}", log.display());
+    }
+    outcome
+}

@@ -1,0 +1,525 @@
+// `cargo xtask bench`: measures locker side by side with the alternatives on this machine, in
+// one run, prints the tables and writes BENCHMARKS.md. Ratios are the result; absolute numbers
+// are context (these machines are noisy). Run it through xtask, which starts the Worker.
+import { execFile } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import { createHash, randomBytes } from "node:crypto";
+import * as esbuild from "esbuild";
+import { BASE, launchBrowser } from "../support/env.mjs";
+import { api, createKey, sha256hex, tenantName } from "../support/api.mjs";
+import { rendererRss } from "../support/widget.mjs";
+
+const OUT = process.env.BENCH_OUT ?? "target/bench";
+const COMMAND = process.env.BENCH_COMMAND ?? "cargo xtask bench";
+const MiB = 1 << 20;
+const REPS = 5;
+const run = promisify(execFile);
+const INPUTS = join(OUT, "inputs");
+mkdirSync(INPUTS, { recursive: true });
+// Several GiB of inputs: gone when the script ends, however it ends.
+process.on("exit", () => rmSync(INPUTS, { recursive: true, force: true }));
+
+// ---------- small helpers ----------
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const mbps = (bytes, ms) => bytes / 1e6 / (ms / 1000);
+const f0 = (x) => x.toFixed(0);
+const f1 = (x) => x.toFixed(1);
+const f2 = (x) => x.toFixed(2);
+const table = (head, rows) =>
+  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+const sections = [];
+function section(title, body, notes = []) {
+  const text = [`## ${title}`, "", body, "", ...notes.map((n) => `${n}\n`)].join("\n");
+  sections.push(text);
+  console.log(`\n${text}`);
+}
+const goal = (met, text) => `${met ? "**met**" : "**missed**"}: ${text}`;
+
+/** A file of `size` bytes: a 1 MiB pattern, with `seed` in front so every file is distinct. */
+function writeFile(name, size, seed = "") {
+  const path = join(INPUTS, name);
+  const pattern = Buffer.alloc(MiB);
+  for (let i = 0; i < MiB; i += 1) pattern[i] = (i * 31 + 7) & 255;
+  Buffer.from(seed).copy(pattern);
+  const hash = createHash("sha256");
+  const fd = openSync(path, "w");
+  for (let done = 0; done < size; done += MiB) {
+    const piece = pattern.subarray(0, Math.min(MiB, size - done));
+    writeSync(fd, piece);
+    hash.update(piece);
+  }
+  closeSync(fd);
+  return { path, name, size, sha256: hash.digest("hex") };
+}
+
+// ---------- the page ----------
+const hashWasmUmd = readFileSync("node_modules/hash-wasm/dist/sha256.umd.min.js", "utf8");
+const browser = await launchBrowser();
+const page = await browser.newPage();
+await page.goto(`${BASE}/`);
+await page.evaluate(async (hashWasm) => {
+  await (await import("/locker-upload.js")).loadModule();
+  window.locker = await import("/pkg/locker_web.js");
+  const input = Object.assign(document.createElement("input"), { type: "file", id: "files", multiple: true });
+  document.body.append(input);
+  window.byName = (name) => [...input.files].find((f) => f.name === name);
+  // hash-wasm's streaming SHA-256 in a Web Worker, reading the file exactly as ours does
+  // (a BYOB reader into reused 4 MiB buffers), so only the hashing differs.
+  const source = `${hashWasm}
+    onmessage = async (e) => {
+      const hasher = await hashwasm.createSHA256();
+      hasher.init();
+      const reader = e.data.stream();
+      const byob = reader.getReader({ mode: "byob" });
+      let buffer = new ArrayBuffer(4 << 20);
+      for (;;) {
+        const { value, done } = await byob.read(new Uint8Array(buffer));
+        if (done) break;
+        hasher.update(value);
+        buffer = value.buffer;
+      }
+      postMessage(hasher.digest("hex"));
+    };`;
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  window.hashWasmFile = (file) =>
+    new Promise((resolve, reject) => {
+      const w = new Worker(url);
+      w.onmessage = (e) => {
+        w.terminate();
+        resolve(e.data);
+      };
+      w.onerror = (e) => {
+        w.terminate();
+        reject(new Error(e.message));
+      };
+      w.postMessage(file);
+    });
+  window.timed = async (f) => {
+    const t = performance.now();
+    const out = await f();
+    return { ms: performance.now() - t, out };
+  };
+}, hashWasmUmd);
+
+// ---------- inputs ----------
+console.log("writing input files");
+const oneGiB = writeFile("one-gib.bin", 1024 * MiB);
+const twoGiB = writeFile("two-gib.bin", 2048 * MiB, "two");
+const SINGLE = 90 * MiB;
+const singles = Array.from({ length: 6 }, (_, i) => writeFile(`single-${i}.bin`, SINGLE, `single-${i}-${randomBytes(8).toString("hex")}`));
+const batchOurs = Array.from({ length: 20 }, (_, i) => writeFile(`batch-a-${i}.bin`, 16 * MiB, `a${i}-${randomBytes(8).toString("hex")}`));
+const batchCurl = Array.from({ length: 20 }, (_, i) => writeFile(`batch-c-${i}.bin`, 16 * MiB, `c${i}-${randomBytes(8).toString("hex")}`));
+await page.setInputFiles("#files", [oneGiB, twoGiB, ...singles.slice(0, 3), ...batchOurs].map((f) => f.path));
+
+// ---------- 1. hashing throughput ----------
+{
+  const runs = { ours: [], hashwasm: [], webcrypto: [] };
+  const digests = new Set();
+  for (let rep = 0; rep < REPS; rep += 1) {
+    // Interleaved, so drift on a noisy machine hits all three alike.
+    const a = await page.evaluate((n) => timed(() => locker.hashFile(byName(n))), oneGiB.name);
+    const b = await page.evaluate((n) => timed(() => hashWasmFile(byName(n))), oneGiB.name);
+    const c = await page.evaluate(
+      (n) =>
+        timed(async () => {
+          const d = await crypto.subtle.digest("SHA-256", await byName(n).arrayBuffer());
+          return [...new Uint8Array(d)].map((x) => x.toString(16).padStart(2, "0")).join("");
+        }),
+      oneGiB.name,
+    );
+    runs.ours.push(a.ms);
+    runs.hashwasm.push(b.ms);
+    runs.webcrypto.push(c.ms);
+    [a, b, c].forEach((r) => digests.add(r.out));
+  }
+  if (digests.size !== 1 || !digests.has(oneGiB.sha256)) throw new Error(`digests disagree: ${[...digests]}`);
+  const row = (label, xs, how) => {
+    const speeds = xs.map((ms) => mbps(oneGiB.size, ms));
+    return [label, how, f0(median(speeds)), `${f0(Math.min(...speeds))}-${f0(Math.max(...speeds))}`, f2(median(xs.map((ms, i) => runs.hashwasm[i] / ms)))];
+  };
+  const ratio = median(runs.ours.map((ms, i) => runs.hashwasm[i] / ms));
+  section(
+    "1. Hashing 1 GiB in headless Chromium",
+    table(
+      ["implementation", "how", "MB/s (median)", "MB/s (min-max)", "speed vs hash-wasm (median of per-pass ratios)"],
+      [
+        row("locker-web `hashFile`", runs.ours, "Web Worker, streaming, 4 MiB BYOB reads, sha2 0.11 +simd128"),
+        row("hash-wasm 4.13 `createSHA256`", runs.hashwasm, "Web Worker, streaming, same reads"),
+        row("WebCrypto `subtle.digest`", runs.webcrypto, "page, one-shot over `file.arrayBuffer()` (cannot stream: holds 1 GiB)"),
+      ],
+    ),
+    [
+      `${REPS} passes, interleaved, same page, same file (a 1 GiB file on disk picked through an <input>; every digest checked against node's).`,
+      goal(ratio >= 1.2, `ours at least 1.2x hash-wasm: measured ${f2(ratio)}x.`),
+    ],
+  );
+}
+
+// ---------- 2. memory ----------
+{
+  await new Promise((r) => setTimeout(r, 1000));
+  const baseline = rendererRss();
+  let peak = baseline;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rendererRss());
+  }, 50);
+  const r = await page.evaluate((n) => timed(() => locker.hashFile(byName(n))), twoGiB.name);
+  clearInterval(sampler);
+  if (r.out !== twoGiB.sha256) throw new Error("2 GiB digest is wrong");
+  const growth = (Math.max(peak, rendererRss()) - baseline) / MiB;
+  section(
+    "2. Memory while hashing 2 GiB",
+    table(["", "MiB"], [["renderer RSS before", f1(baseline / MiB)], ["renderer RSS peak during the hash", f1(peak / MiB)], ["growth", f1(growth)]]),
+    [
+      "Resident memory of Chromium's renderer processes (the page and its Web Worker), sampled every 50 ms from /proc.",
+      goal(growth < 64, `growth under 64 MiB: measured ${f1(growth)} MiB (hashed at ${f0(mbps(twoGiB.size, r.ms))} MB/s).`),
+    ],
+  );
+}
+
+// ---------- 3 and 4. uploads ----------
+const tenant = tenantName("bench");
+const { key } = await createKey(tenant);
+const token = (await api("POST", "/v1/tokens", { key, json: { namespace: "bench", ttl: 3600 } })).data.token;
+await page.evaluate(
+  ({ endpoint, token }) => {
+    window.uploadTimed = async (names, concurrency) => {
+      const up = new locker.Uploader({ endpoint, token, namespace: "bench", concurrency });
+      const firstByte = new Map();
+      const done = new Map();
+      up.addEventListener("upload-progress", (e) => {
+        if (!firstByte.has(e.detail.file.name)) firstByte.set(e.detail.file.name, performance.now());
+      });
+      up.addEventListener("complete", (e) => done.set(e.detail.file.name, performance.now()));
+      const t = performance.now();
+      const results = await Promise.all(names.map((n) => up.upload(byName(n))));
+      const total = performance.now() - t;
+      const transfer = names.map((n) => (done.get(n) ?? 0) - (firstByte.get(n) ?? done.get(n) ?? 0));
+      return { total, transfer, results };
+    };
+  },
+  { endpoint: BASE, token },
+);
+
+/** curl PUTs of `files` to signed URLs of the same kind (reserved here, completed after). */
+async function curlUpload(files, concurrency) {
+  const reserved = [];
+  for (const f of files) {
+    const r = await api("POST", "/v1/uploads", {
+      key,
+      json: { namespace: "bench", path: `curl/${f.name}`, sha256: f.sha256, size: f.size, content_type: "application/octet-stream" },
+    });
+    if (r.status !== 201) throw new Error(`reserve for curl: ${r.text}`);
+    reserved.push({ f, r: r.data });
+  }
+  const queue = [...reserved];
+  const started = Date.now();
+  const perFile = [];
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const { stdout } = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "PUT", "-T", next.f.path, "-H", "content-type: application/octet-stream", next.r.url]);
+        const [code, seconds] = stdout.trim().split(" ");
+        if (!code.startsWith("2")) throw new Error(`curl PUT answered ${code}`);
+        perFile.push(Number(seconds) * 1000);
+      }
+    }),
+  );
+  const wall = Date.now() - started;
+  for (const { r } of reserved) {
+    const c = await api("POST", `/v1/uploads/${r.upload_id}/complete`, { key });
+    if (c.status !== 200) throw new Error(`complete after curl: ${c.text}`);
+  }
+  return { wall, perFile };
+}
+
+{
+  const ours = [];
+  const curl = [];
+  for (let rep = 0; rep < 3; rep += 1) {
+    const r = await page.evaluate((n) => uploadTimed([n], 1), singles[rep].name);
+    if (r.results[0].sha256 !== singles[rep].sha256 || r.results[0].deduplicated) throw new Error("single upload went wrong");
+    ours.push(r);
+    curl.push((await curlUpload([singles[3 + rep]], 1)).wall);
+  }
+  const oursTransfer = ours.map((r) => mbps(SINGLE, r.transfer[0]));
+  const oursTotal = ours.map((r) => mbps(SINGLE, r.total));
+  const curlSpeed = curl.map((ms) => mbps(SINGLE, ms));
+  const transferRatio = median(oursTransfer) / median(curlSpeed);
+
+  // Batch: ours (hash + upload, 3 at a time) vs hashing alone vs curl alone (3 at a time).
+  const names = batchOurs.map((f) => f.name);
+  const batch = await page.evaluate((ns) => uploadTimed(ns, 3), names);
+  const hashOnly = await page.evaluate(
+    (ns) =>
+      timed(async () => {
+        for (const n of ns) await locker.hashFile(byName(n));
+      }),
+    names,
+  );
+  const curlBatch = await curlUpload(batchCurl, 3);
+  const bound = Math.max(hashOnly.ms, curlBatch.wall);
+  const overlap = batch.total / bound;
+
+  section(
+    "3. Uploads to the local Worker (`wrangler dev`, worker transport)",
+    [
+      table(
+        [`${SINGLE / MiB} MiB, one file`, "MB/s (median of 3)", "MB/s (min-max)"],
+        [
+          ["locker `Uploader`, transfer (first progress event to committed)", f0(median(oursTransfer)), `${f0(Math.min(...oursTransfer))}-${f0(Math.max(...oursTransfer))}`],
+          ["locker `Uploader`, end to end (hash + reserve + PUT + complete)", f0(median(oursTotal)), `${f0(Math.min(...oursTotal))}-${f0(Math.max(...oursTotal))}`],
+          ["curl PUT to a signed URL of the same kind", f0(median(curlSpeed)), `${f0(Math.min(...curlSpeed))}-${f0(Math.max(...curlSpeed))}`],
+        ],
+      ),
+      "",
+      table(
+        ["20 files of 16 MiB", "seconds"],
+        [
+          ["locker `Uploader`, concurrency 3, hash and upload", f2(batch.total / 1000)],
+          ["hashing alone (`hashFile`, one after another)", f2(hashOnly.ms / 1000)],
+          ["uploading alone (curl, 3 at a time)", f2(curlBatch.wall / 1000)],
+        ],
+      ),
+    ].join("\n"),
+    [
+      `The single file is ${SINGLE / MiB} MiB, not the 256 MiB the issue names: one request through the Worker's data plane is limited to 100 MB (the Workers body limit on Free/Pro), and multipart is not built yet.`,
+      goal(transferRatio >= 0.8, `transfer at least 0.8x curl's throughput: measured ${f2(transferRatio)}x.`),
+      goal(overlap <= 1.15, `batch within 1.15x of max(hash-only, upload-only): measured ${f2(overlap)}x (hashing overlaps uploading when this is near 1, and would be near 2 if it did not).`),
+      ...(overlap > 1.15
+        ? [
+            `Why: the Uploader does start hashing the next files while three upload (the e2e test "uploads run with bounded concurrency while the next file hashes" shows the order), but on this machine both phases are CPU-bound on the same ${cpus().length} cores: the hash worker, the renderer sending, and workerd receiving and checking every body's SHA-256 for R2. Hash-only + upload-only is ${f2((hashOnly.ms + curlBatch.wall) / 1000)} s against ${f2(batch.total / 1000)} s measured, so there is no idle core for the overlap to use. Against a remote Worker (where the receiving side is not on this machine) the phases would overlap; that is not measurable here.`,
+          ]
+        : []),
+    ],
+  );
+
+  // 4. Dedup: the first single file again.
+  const requests = [];
+  const onRequest = (r) => requests.push({ url: r.url(), bytes: r.postDataBuffer()?.length ?? 0 });
+  page.on("request", onRequest);
+  const again = await page.evaluate((n) => uploadTimed([n], 1), singles[0].name);
+  page.off("request", onRequest);
+  const hashSingle = await page.evaluate((n) => timed(() => locker.hashFile(byName(n))), singles[0].name);
+  const bodyBytes = requests.filter((r) => r.url.includes("/v1/data/")).reduce((a, r) => a + r.bytes, 0);
+  const sent = requests.reduce((a, r) => a + r.bytes, 0);
+  section(
+    `4. Re-uploading the same ${SINGLE / MiB} MiB`,
+    table(
+      ["", "value"],
+      [
+        ["answer", again.results[0].deduplicated ? "deduplicated" : "uploaded (wrong)"],
+        ["body bytes sent to storage", String(bodyBytes)],
+        ["bytes sent in all (JSON of the reserve call)", String(sent)],
+        ["time, re-upload", `${f0(again.total)} ms`],
+        ["time, hashing alone", `${f0(hashSingle.ms)} ms`],
+        ["ratio", `${f2(again.total / hashSingle.ms)}x`],
+      ],
+    ),
+    [goal(bodyBytes === 0 && again.results[0].deduplicated, "0 body bytes on a dedup hit; the rest of the time is the hash.")],
+  );
+}
+
+// ---------- 5. Worker latency ----------
+async function load(label, request, seconds = 20, concurrency = 32) {
+  const latencies = [];
+  let failures = 0;
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        const t = performance.now();
+        const res = await request();
+        await res.arrayBuffer();
+        if (res.status >= 400) failures += 1;
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  return { label, p50: q(0.5), p99: q(0.99), rps: latencies.length / seconds, n: latencies.length, failures };
+}
+{
+  const health = await load("GET /healthz", () => fetch(`${BASE}/healthz`));
+  let i = 0;
+  const reserve = await load("POST /v1/uploads (reserve)", () => {
+    i += 1;
+    const sha = sha256hex(Buffer.from(`bench-${i}-${Math.random()}`));
+    return fetch(`${BASE}/v1/uploads`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ namespace: "bench", path: `load/${i}.bin`, sha256: sha, size: 1000, content_type: "application/octet-stream" }),
+    });
+  });
+  const ratio = reserve.p50 / health.p50;
+  section(
+    "5. Worker latency under load (concurrency 32, 20 s each, same run)",
+    table(
+      ["route", "p50 ms", "p99 ms", "requests/s", "requests", "errors"],
+      [health, reserve].map((r) => [r.label, f1(r.p50), f1(r.p99), f0(r.rps), String(r.n), String(r.failures)]),
+    ),
+    [
+      "A reserve is a dedup lookup, a route lookup and a D1 batch of three statements (bucket, reservation, access-log row); /healthz is one D1 query and one R2 list.",
+      goal(ratio <= 2, `reserve p50 within 2x of /healthz: measured ${f2(ratio)}x.`),
+    ],
+  );
+}
+
+/** Code bytes per crate of a wasm file with a name section (the linker's output). */
+function codeByCrate(path) {
+  const b = readFileSync(path);
+  let at = 8;
+  const leb = () => {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = b[at++];
+      result += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (byte < 0x80) return result;
+    }
+  };
+  const name = () => {
+    const n = leb();
+    const s = b.toString("utf8", at, at + n);
+    at += n;
+    return s;
+  };
+  let imported = 0;
+  const sizes = [];
+  const names = new Map();
+  while (at < b.length) {
+    const id = b[at++];
+    const size = leb();
+    const end = at + size;
+    if (id === 2) {
+      for (let i = leb(); i > 0; i -= 1) {
+        name();
+        name();
+        const kind = b[at++];
+        if (kind === 0) { leb(); imported += 1; }
+        else if (kind === 1) { at += 1; const f = b[at++]; leb(); if (f & 1) leb(); }
+        else if (kind === 2) { const f = b[at++]; leb(); if (f & 1) leb(); }
+        else if (kind === 3) { at += 2; }
+        else { at += 1; leb(); }
+      }
+    } else if (id === 10) {
+      for (let i = leb(); i > 0; i -= 1) {
+        const n = leb();
+        sizes.push(n);
+        at += n;
+      }
+    } else if (id === 0 && name() === "name") {
+      while (at < end) {
+        const sub = b[at++];
+        const len = leb();
+        const subEnd = at + len;
+        if (sub === 1) for (let i = leb(); i > 0; i -= 1) names.set(leb(), name());
+        at = subEnd;
+      }
+    }
+    at = end;
+  }
+  const crateOf = (sym = "") => {
+    if (sym.startsWith("__wbg") || sym.startsWith("__wbindgen")) return "wasm-bindgen glue";
+    // Demangled by wasm-bindgen: `core::fmt::write::h…`, `<serde_json::de::… as …>::…`.
+    const path = sym.replace(/^<+/, "").replace(/^(&|mut |dyn )+/, "");
+    const crate = path.split("::")[0];
+    return /^[a-z_][a-z0-9_]*$/.test(crate) && path.includes("::") ? crate.replace(/_/g, "-") : "other";
+  };
+  const total = sizes.reduce((a, n) => a + n, 0);
+  const byCrate = new Map();
+  sizes.forEach((n, i) => {
+    const c = crateOf(names.get(imported + i));
+    byCrate.set(c, (byCrate.get(c) ?? 0) + n);
+  });
+  return { total, rows: [...byCrate].sort((x, y) => y[1] - x[1]) };
+}
+
+// ---------- 6. weight ----------
+{
+  const gz = (buf) => gzipSync(buf, { level: 9 }).length;
+  const file = (p) => readFileSync(p);
+  const wasm = gz(file("www/pkg/locker_web_bg.wasm"));
+  const glue = gz(file("www/pkg/locker_web.js"));
+  const widget = gz(file("www/locker-upload.js"));
+  const ours = gz(Buffer.concat([file("www/pkg/locker_web_bg.wasm")])) + gz(Buffer.concat([file("www/pkg/locker_web.js"), file("www/locker-upload.js")]));
+  const hashWasm = gz(file("node_modules/hash-wasm/dist/sha256.umd.min.js"));
+  const bundle = await esbuild.build({
+    stdin: {
+      contents: `import Uppy from "@uppy/core"; import Dashboard from "@uppy/dashboard"; import AwsS3 from "@uppy/aws-s3";
+        new Uppy().use(Dashboard, { inline: true, target: "body" }).use(AwsS3, { endpoint: "/" });`,
+      resolveDir: process.cwd(),
+    },
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "browser",
+    write: false,
+    logLevel: "silent",
+  });
+  const uppyJs = gz(Buffer.from(bundle.outputFiles[0].contents));
+  const uppyCss = gz(Buffer.concat([file("node_modules/@uppy/core/dist/style.min.css"), file("node_modules/@uppy/dashboard/dist/style.min.css")]));
+  const worker = gz(file("crates/locker-worker/build/index_bg.wasm"));
+  const kb = (n) => (n / 1000).toFixed(1);
+  section(
+    "6. Weight (gzip -9)",
+    table(
+      ["what", "KB"],
+      [
+        ["locker-web wasm (`locker_web_bg.wasm`)", kb(wasm)],
+        ["locker-web JS glue (`locker_web.js`)", kb(glue)],
+        ["widget (`locker-upload.js`, its CSS inside)", kb(widget)],
+        ["**locker widget total** (wasm + JS + CSS)", `**${kb(ours)}**`],
+        ["hash-wasm SHA-256 alone (`sha256.umd.min.js`)", kb(hashWasm)],
+        ["Uppy 6 core + dashboard + aws-s3 JS (esbuild, minified)", kb(uppyJs)],
+        ["Uppy CSS (core + dashboard)", kb(uppyCss)],
+        ["**Uppy total**", `**${kb(uppyJs + uppyCss)}**`],
+        ["locker Worker wasm (`index_bg.wasm`)", kb(worker)],
+      ],
+    ),
+    [
+      goal(ours <= (uppyJs + uppyCss) / 2, `widget total at most half of Uppy's: ${kb(ours)} KB vs ${kb((uppyJs + uppyCss) / 2)} KB.`),
+      goal(worker < 400_000, `Worker under 400 KB gzip: ${kb(worker)} KB (opt-level "z" and no name section; see 6b for the module's own profile).`),
+      ...(ours > (uppyJs + uppyCss) / 2
+        ? [
+            "Why, from the profile below: the module carries whole general-purpose layers for a few calls each: serde_json and serde (JSON of four API calls), js-sys/wasm-bindgen conversions and closure shims (the callbacks of XHR, the worker and timers), and core::fmt (error messages built with format!). SHA-256 itself (sha2) is under 2 KB of code. What would close the gap, not done yet: parse and build the four JSON bodies with js-sys's JSON instead of serde_json, call fetch through web-sys instead of gloo-net, keep error messages as static strings, and ship the hashing worker as a separate small module so a page that only needs the widget's UI does not load the uploader twice.",
+          ]
+        : []),
+    ],
+  );
+  // Where the module's bytes go: the same build through wasm-bindgen and wasm-opt -O3 again,
+  // keeping the function names this time (the shipped module has none).
+  const dir = join(OUT, "profile");
+  await run(process.env.WASM_BINDGEN ?? "wasm-bindgen", ["--target", "web", "--keep-debug", "--out-dir", dir, "target/wasm32-unknown-unknown/release/locker_web.wasm"]);
+  const features = ["simd", "bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"].map((f) => `--enable-${f}`);
+  await run(process.env.WASM_OPT ?? "node_modules/binaryen/bin/wasm-opt", ["-O3", "-g", ...features, join(dir, "locker_web_bg.wasm"), "-o", join(dir, "named.wasm")]);
+  const profile = codeByCrate(join(dir, "named.wasm"));
+  section(
+    "6b. Where locker-web's code goes (by crate)",
+    table(
+      ["crate", "code KB", "share"],
+      profile.rows.slice(0, 12).map(([c, n]) => [c, kb(n), `${f0((100 * n) / profile.total)}%`]),
+    ),
+    [`${kb(profile.total)} KB of code (uncompressed, code section only) in the module as shipped but with its function names kept; each function is counted under the first crate of its name (generic code under the crate that defines it; "other": closures and shims without a crate path).`],
+  );
+}
+
+const chromiumVersion = browser.version();
+await browser.close();
+
+const cpu = cpus()[0]?.model ?? "unknown CPU";
+const header = `# Benchmarks
+
+Produced by \`${COMMAND}\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpu}), ${f0(totalmem() / 2 ** 30)} GiB RAM, Chromium ${chromiumVersion} headless, the Worker under \`wrangler dev\` (workerd, local R2 and D1). Everything below comes from that one run; rerun the command to refresh it. Compare the ratios, not the absolute numbers: these machines are shared and noisy.
+`;
+writeFileSync("BENCHMARKS.md", `${header}\n${sections.join("\n")}`);
+console.log("\nwrote BENCHMARKS.md");
