@@ -192,6 +192,40 @@ test("the widget uploads straight to the S3 server and dedups there", async () =
   await page.close();
 });
 
+test("the gateway's server-side PUT stores into an s3 bucket too, checked like any other upload", async () => {
+  const { tenant, key } = await routedTenant("gateway3");
+  const gw = (path, body, headers = {}) =>
+    fetch(`${BASE}/api/files/direct/${path}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/octet-stream", ...headers },
+      body,
+      duplex: "half",
+    });
+  // Streamed (digest declared up front) and buffered (the Worker hashes it).
+  const streamed = bytes(200 * 1024, "gw-stream-");
+  const r1 = await gw("streamed.bin", streamed, { "x-locker-sha256": sha256hex(streamed) });
+  assert.equal(r1.status, 201, await r1.text());
+  assert.ok(objectOnDisk(objectKey(tenant, streamed)));
+  const small = bytes(3000, "gw-small-");
+  const r2 = await gw("small.bin", small);
+  assert.equal(r2.status, 201, await r2.text());
+  const again = await gw("again.bin", small);
+  assert.equal(again.status, 200);
+  assert.equal((await again.json()).deduplicated, true);
+  const got = await fetch(`${BASE}/api/files/direct/small.bin`, { headers: { authorization: `Bearer ${key}` } });
+  assert.equal(sha256hex(Buffer.from(await got.arrayBuffer())), sha256hex(small));
+
+  // A declared digest the bytes do not have: refused, nothing kept.
+  const liar = bytes(5000, "gw-liar-");
+  const claimed = sha256hex(bytes(5000, "something-else-"));
+  const r3 = await gw("liar.bin", liar, { "x-locker-sha256": claimed });
+  assert.equal(r3.status, 400, await r3.text());
+  assert.ok(!objectOnDisk(`t/${tenant}/sha256/${claimed}`));
+  const s = await stats(key);
+  assert.equal(s.files, 3);
+  assert.equal(s.blobs, 2);
+});
+
 test("two buckets at once each get their namespaces; stats count per bucket with no orphans", async () => {
   const { key } = await routedTenant("twobuckets");
   const r2data = bytes(2000, "r2-side-");

@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::files;
 use crate::log::LogEntry;
 use crate::uploads::{self, ReserveRequest};
+use locker_core::s3::PutSpec;
 
 /// Largest body accepted without an `X-Locker-Sha256` header.
 pub const MAX_UNHASHED_BODY: u64 = 32 * 1024 * 1024;
@@ -109,19 +110,39 @@ pub async fn put(
     log.operation = Some("upload");
     let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
     log.bucket_id = Some(bucket_id.clone());
-    let Some(bucket) = store.binding() else {
-        return Err(ApiError::new(
-            501,
-            "direct_upload_only",
-            "this namespace stores in a bucket reached through the S3 API: upload with \
-             POST /v1/uploads, which sends the bytes straight to it",
-        ));
+    let stored = match store.binding() {
+        Some(bucket) => {
+            let stored = uploads::store(bucket, &spec, data).await?;
+            if !stored {
+                // Someone else's write of these bytes won the race; check what is there.
+                uploads::verify_stored(app, &store, &spec).await?;
+            }
+            stored
+        }
+        None => {
+            let key = spec.key();
+            let put = PutSpec {
+                key: key.as_str(),
+                size: spec.size,
+                content_type: &spec.content_type,
+                sha256: &spec.sha256,
+            };
+            // An S3 server's acceptance is not proof, and some keep the bytes of a PUT they
+            // refused: check the stored bytes themselves, and take back what fails.
+            let checked = match store.put_s3(app, &put, data).await {
+                Ok(stored) => uploads::verify_stored(app, &store, &spec)
+                    .await
+                    .map(|()| stored),
+                Err(e) => Err(e),
+            };
+            if checked.is_err() {
+                let sha = spec.sha256.to_string();
+                uploads::remove_unclaimed(app, &store, spec.tenant.as_str(), &sha, key.as_str())
+                    .await?;
+            }
+            checked?
+        }
     };
-    let stored = uploads::store(bucket, &spec, data).await?;
-    if !stored {
-        // Someone else's write of these bytes won the race; check what is there.
-        uploads::verify_stored(app, &store, &spec).await?;
-    }
     let (_, types) = who.limits(app);
     let head = store.sniff(app, spec.key().as_str()).await?;
     if let Err(e) = locker_core::validate::magic_matches(&spec.content_type, &head, &types) {

@@ -16,6 +16,16 @@ use worker::{Bucket, Fetch, Headers, Method, Range, Request, RequestInit, Respon
 use crate::app::{s, App};
 use crate::error::{ApiError, ApiResult};
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// The runtime's `FixedLengthStream`: a body of a known length, so `fetch` sends a
+    /// Content-Length (which the presigned PUT signs) instead of a chunked body.
+    #[wasm_bindgen(extends = web_sys::TransformStream)]
+    type FixedLengthStream;
+    #[wasm_bindgen(constructor, catch)]
+    fn new(length: f64) -> Result<FixedLengthStream, wasm_bindgen::JsValue>;
+}
+
 /// How long the Worker's own presigned requests (HEAD, GET, DELETE) live.
 const OWN_REQUEST_TTL_S: u64 = 60;
 
@@ -194,6 +204,61 @@ impl Store {
                 "the storage server could not be reached",
             )
         })
+    }
+
+    /// For the gateway's server-side upload into an `s3` bucket: sends `body` with a presigned
+    /// write-once PUT. `Ok(false)`: the key already held an object (the server answered 412).
+    /// The caller must still verify what is stored, as for any upload to an S3 server.
+    pub async fn put_s3(
+        &self,
+        app: &App,
+        spec: &PutSpec<'_>,
+        body: worker::Data,
+    ) -> ApiResult<bool> {
+        let Self::S3(b) = self else {
+            return Err(ApiError::new(500, "internal", "put_s3 on an R2 binding"));
+        };
+        let presigned = b
+            .presign_put(spec, app.now_s(), OWN_REQUEST_TTL_S)
+            .map_err(s3_error)?;
+        let headers = Headers::new();
+        for (name, value) in &presigned.headers {
+            headers.set(name, value)?;
+        }
+        let js_body: wasm_bindgen::JsValue = match body {
+            worker::Data::Bytes(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
+            worker::Data::ReadableStream(stream) => {
+                let fixed = FixedLengthStream::new(spec.size as f64).map_err(|_| {
+                    ApiError::new(500, "internal", "could not make a fixed-length body")
+                })?;
+                // The pipe runs while fetch reads the other end.
+                let _pipe = stream.pipe_to(&fixed.writable());
+                fixed.readable().into()
+            }
+            _ => js_sys::Uint8Array::new_with_length(0).into(),
+        };
+        let mut init = RequestInit::new();
+        init.with_method(Method::Put)
+            .with_headers(headers)
+            .with_body(Some(js_body));
+        let request = Request::new_with_init(&presigned.url, &init)?;
+        let response = Fetch::Request(request).send().await.map_err(|e| {
+            worker::console_error!("storage unreachable: {e}");
+            ApiError::new(
+                502,
+                "storage_unreachable",
+                "the storage server could not be reached",
+            )
+        })?;
+        match response.status_code() {
+            200 | 201 | 204 => Ok(true),
+            412 => Ok(false),
+            400 => Err(ApiError::bad_request(
+                "sha256_mismatch",
+                "the storage server refused the body (its SHA-256 or length is not the declared one)",
+            )),
+            status => Err(storage_failed(status, "PUT")),
+        }
     }
 
     /// The stored object's size, or `None` when there is none.

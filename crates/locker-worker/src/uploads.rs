@@ -155,6 +155,8 @@ struct BlobRow {
     size: u64,
     #[serde(default)]
     bucket_id: String,
+    #[serde(default)]
+    key: String,
 }
 
 #[derive(Deserialize)]
@@ -210,7 +212,7 @@ pub(crate) async fn current_sha(app: &App, spec: &FileSpec) -> ApiResult<Option<
 pub async fn release_blob(app: &App, tenant: &str, sha256: &str) -> ApiResult<bool> {
     let Some(blob) = app
         .first::<BlobRow>(
-            "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2",
+            "SELECT size, bucket_id, key FROM blobs WHERE tenant = ?1 AND sha256 = ?2",
             &[s(tenant), s(sha256)],
         )
         .await?
@@ -229,10 +231,10 @@ pub async fn release_blob(app: &App, tenant: &str, sha256: &str) -> ApiResult<bo
     if changes.first().copied().unwrap_or(0) == 0 {
         return Ok(false);
     }
-    let key = format!("t/{tenant}/sha256/{sha256}");
+    // The key the Worker chose when it stored the bytes.
     Store::open(app, &blob.bucket_id)
         .await?
-        .delete(app, &key)
+        .delete(app, &blob.key)
         .await?;
     Ok(true)
 }
@@ -669,6 +671,34 @@ pub async fn commit(
     release_replaced(app, spec, old).await
 }
 
+/// Deletes the object at `key` unless a blob row (the bytes are someone's) or a pending
+/// reservation (someone is uploading them) claims these bytes of the tenant.
+pub(crate) async fn remove_unclaimed(
+    app: &App,
+    store: &Store,
+    tenant: &str,
+    sha256: &str,
+    key: &str,
+) -> ApiResult<()> {
+    let blob: Option<BlobRow> = app
+        .first(
+            "SELECT size FROM blobs WHERE tenant = ?1 AND sha256 = ?2",
+            &[s(tenant), s(sha256)],
+        )
+        .await?;
+    let pending: Option<ShaRow> = app
+        .first(
+            "SELECT sha256 FROM uploads WHERE tenant = ?1 AND sha256 = ?2 \
+             AND state = 'pending' LIMIT 1",
+            &[s(tenant), s(sha256)],
+        )
+        .await?;
+    if blob.is_none() && pending.is_none() {
+        store.delete(app, key).await?;
+    }
+    Ok(())
+}
+
 /// Marks a pending reservation aborted and removes its bytes if nothing else needs them.
 async fn discard(app: &App, row: &UploadRow) -> ApiResult<bool> {
     let changes = app
@@ -680,25 +710,8 @@ async fn discard(app: &App, row: &UploadRow) -> ApiResult<bool> {
         .await?;
     let aborted = changes.first().copied().unwrap_or(0) == 1;
     if aborted {
-        let verified: Option<BlobRow> = app
-            .first(
-                "SELECT size FROM blobs WHERE tenant = ?1 AND sha256 = ?2",
-                &[s(&row.tenant), s(&row.sha256)],
-            )
-            .await?;
-        let others: Option<ShaRow> = app
-            .first(
-                "SELECT sha256 FROM uploads WHERE tenant = ?1 AND sha256 = ?2 \
-                 AND state = 'pending' LIMIT 1",
-                &[s(&row.tenant), s(&row.sha256)],
-            )
-            .await?;
-        if verified.is_none() && others.is_none() {
-            Store::open(app, &row.bucket_id)
-                .await?
-                .delete(app, row.key.as_str())
-                .await?;
-        }
+        let store = Store::open(app, &row.bucket_id).await?;
+        remove_unclaimed(app, &store, &row.tenant, &row.sha256, &row.key).await?;
     }
     Ok(aborted)
 }
