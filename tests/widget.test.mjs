@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BASE, launchBrowser, openPage } from "./support/env.mjs";
 import { api, bytes, sha256hex, stats } from "./support/api.mjs";
-import { pick, recordRequests, rendererRss, rowIn, widgetPage } from "./support/widget.mjs";
+import { pick, recordRequests, rowIn, widgetPage, withPeakRss } from "./support/widget.mjs";
 
 let browser;
 before(async () => {
@@ -386,22 +386,17 @@ test("hashing a 1 GiB file in a Web Worker keeps the page's memory flat", async 
     window.hashFile = (await import("/pkg/locker_web.js")).hashFile;
   });
   await page.setInputFiles("#big", path);
-  await new Promise((r) => setTimeout(r, 1000));
-  const baseline = rendererRss();
-  let peak = baseline;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, rendererRss());
-  }, 50);
-  const started = Date.now();
-  const { digest, progress } = await page.evaluate(async () => {
-    const file = document.getElementById("big").files[0];
-    const progress = [];
-    const digest = await window.hashFile(file, { onProgress: (n) => progress.push(n) });
-    return { digest, progress };
+  const { result, baseline, peak } = await withPeakRss(async () => {
+    const started = Date.now();
+    const out = await page.evaluate(async () => {
+      const file = document.getElementById("big").files[0];
+      const progress = [];
+      const digest = await window.hashFile(file, { onProgress: (n) => progress.push(n) });
+      return { digest, progress };
+    });
+    return { ...out, ms: Date.now() - started };
   });
-  const ms = Date.now() - started;
-  clearInterval(sampler);
-  peak = Math.max(peak, rendererRss());
+  const { digest, progress, ms } = result;
   const growth = peak - baseline;
   const mib = (n) => (n / 1048576).toFixed(1);
   t.diagnostic(`1 GiB hashed in ${ms} ms; renderer RSS ${mib(baseline)} MiB -> peak ${mib(peak)} MiB (growth ${mib(growth)} MiB, limit 64 MiB)`);

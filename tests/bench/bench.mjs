@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as esbuild from "esbuild";
 import { BASE, launchBrowser } from "../support/env.mjs";
 import { api, createKey, sha256hex, tenantName } from "../support/api.mjs";
-import { rendererRss } from "../support/widget.mjs";
+import { withPeakRss } from "../support/widget.mjs";
 
 const OUT = process.env.BENCH_OUT ?? "target/bench";
 const COMMAND = process.env.BENCH_COMMAND ?? "cargo xtask bench";
@@ -164,16 +164,11 @@ await page.setInputFiles("#files", [oneGiB, twoGiB, ...singles.slice(0, 3), ...b
 
 // ---------- 2. memory ----------
 {
-  await new Promise((r) => setTimeout(r, 1000));
-  const baseline = rendererRss();
-  let peak = baseline;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, rendererRss());
-  }, 50);
-  const r = await page.evaluate((n) => timed(() => locker.hashFile(byName(n))), twoGiB.name);
-  clearInterval(sampler);
+  const { result: r, baseline, peak } = await withPeakRss(() =>
+    page.evaluate((n) => timed(() => locker.hashFile(byName(n))), twoGiB.name),
+  );
   if (r.out !== twoGiB.sha256) throw new Error("2 GiB digest is wrong");
-  const growth = (Math.max(peak, rendererRss()) - baseline) / MiB;
+  const growth = (peak - baseline) / MiB;
   section(
     "2. Memory while hashing 2 GiB",
     table(["", "MiB"], [["renderer RSS before", f1(baseline / MiB)], ["renderer RSS peak during the hash", f1(peak / MiB)], ["growth", f1(growth)]]),

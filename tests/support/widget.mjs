@@ -73,3 +73,22 @@ export function rendererRss() {
   }
   return total;
 }
+
+/**
+ * Runs `work` while sampling rendererRss() every 50 ms, after a second to let the page settle.
+ * Returns what `work` returned, the RSS before, and the peak during it (bytes).
+ */
+export async function withPeakRss(work) {
+  await new Promise((r) => setTimeout(r, 1000));
+  const baseline = rendererRss();
+  let peak = baseline;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rendererRss());
+  }, 50);
+  try {
+    const result = await work();
+    return { result, baseline, peak: Math.max(peak, rendererRss()) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
