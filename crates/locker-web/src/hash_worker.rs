@@ -8,13 +8,10 @@
 //! `{type: "done", sha256}` or `{type: "error", code, message}`.
 //! Cancelling terminates the worker: nothing outlives it.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use js_sys::{Array, Promise};
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::spawn_local;
 use web_sys::{
     AbortSignal, Blob, BlobPropertyBag, DedicatedWorkerGlobalScope, MessageEvent, Url, Worker,
     WorkerOptions, WorkerType,
@@ -22,7 +19,7 @@ use web_sys::{
 
 use crate::digest::{chunk_size, hash_blob};
 use crate::error::{code, LockerError};
-use crate::js::{get, obj, on_abort};
+use crate::js::{deferred, get, obj, on_abort, wait};
 
 #[wasm_bindgen]
 extern "C" {
@@ -126,24 +123,8 @@ pub async fn hash_in_worker(
     }
     let (worker, url) = start_worker()?;
     let running = Running { worker, url };
-    let settle: Rc<RefCell<Option<(js_sys::Function, js_sys::Function)>>> = Rc::default();
-    let done = {
-        let settle = settle.clone();
-        Promise::new(&mut move |resolve, reject| {
-            *settle.borrow_mut() = Some((resolve, reject));
-        })
-    };
-    let finish = {
-        let settle = settle.clone();
-        move |result: Result<JsValue, LockerError>| {
-            if let Some((resolve, reject)) = settle.borrow_mut().take() {
-                let _ = match result {
-                    Ok(v) => resolve.call1(&JsValue::NULL, &v),
-                    Err(e) => reject.call1(&JsValue::NULL, &e.into()),
-                };
-            }
-        }
-    };
+    let (done, finish) = deferred();
+    let finish = move |result| finish.call(result);
 
     let job = obj(&[("blob", blob.into()), ("chunkSize", chunk.into())]);
     let on_message = {
@@ -197,14 +178,11 @@ pub async fn hash_in_worker(
         .post_message(&wasm_bindgen::module())
         .map_err(|e| LockerError::from_js("could not start the hash worker", e))?;
 
-    let outcome = JsFuture::from(done).await;
+    let outcome = wait(done).await;
     drop(running);
-    match outcome {
-        Ok(sha) => sha
-            .as_string()
-            .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the worker sent no digest")),
-        Err(e) => Err(LockerError::from_rejection(e)),
-    }
+    outcome?
+        .as_string()
+        .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the worker sent no digest"))
 }
 
 /// `hashFile(blob, {chunkSize, onProgress, signal})`: SHA-256 of a File or Blob in a new Web

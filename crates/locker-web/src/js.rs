@@ -2,6 +2,9 @@
 //! abort signals. Property access on objects the module created cannot fail; where it can
 //! (caller-supplied values), a missing or throwing property reads as `undefined`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -72,6 +75,40 @@ impl Drop for AbortListener {
             .signal
             .remove_event_listener_with_callback("abort", self.closure.as_ref().unchecked_ref());
     }
+}
+
+/// A promise settled from callbacks, once: later settlements are ignored. `finish` is cheap to
+/// clone into every callback that may end the operation; `wait` awaits the outcome.
+pub fn deferred() -> (Promise, Finish) {
+    let slot: Rc<RefCell<Option<(Function, Function)>>> = Rc::default();
+    let promise = {
+        let slot = slot.clone();
+        Promise::new(&mut move |resolve, reject| {
+            *slot.borrow_mut() = Some((resolve, reject));
+        })
+    };
+    (promise, Finish(slot))
+}
+
+#[derive(Clone)]
+pub struct Finish(Rc<RefCell<Option<(Function, Function)>>>);
+
+impl Finish {
+    pub fn call(&self, result: Result<JsValue, LockerError>) {
+        if let Some((resolve, reject)) = self.0.borrow_mut().take() {
+            let _ = match result {
+                Ok(v) => resolve.call1(&JsValue::NULL, &v),
+                Err(e) => reject.call1(&JsValue::NULL, &e.into()),
+            };
+        }
+    }
+}
+
+/// Awaits a [`deferred`] promise; a rejection comes back as the `LockerError` it carried.
+pub async fn wait(promise: Promise) -> Result<JsValue, LockerError> {
+    JsFuture::from(promise)
+        .await
+        .map_err(LockerError::from_rejection)
 }
 
 /// Fails with [`LockerError::aborted`] if `signal` has already fired.

@@ -1,21 +1,16 @@
 //! The two kinds of HTTP the uploader makes: JSON calls to the Worker's API (gloo-net), and the
 //! byte transfer to a signed URL (XMLHttpRequest, because fetch reports no upload progress).
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use gloo_net::http::{Request, RequestBuilder};
-use js_sys::{Function, Promise};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Blob, ProgressEvent, XmlHttpRequest};
 
 use crate::error::{code, LockerError};
-use crate::js::{check_aborted, on_abort};
+use crate::js::{check_aborted, deferred, on_abort, wait};
 
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -107,20 +102,9 @@ pub async fn send(
         xhr.set_request_header(name, value).map_err(fail)?;
     }
 
-    let settle: Rc<RefCell<Option<(Function, Function)>>> = Rc::default();
-    let done = {
-        let settle = settle.clone();
-        Promise::new(&mut move |resolve, reject| {
-            *settle.borrow_mut() = Some((resolve, reject));
-        })
-    };
+    let (done, finish) = deferred();
     let finish = move |result: Result<(), LockerError>| {
-        if let Some((resolve, reject)) = settle.borrow_mut().take() {
-            let _ = match result {
-                Ok(()) => resolve.call0(&JsValue::NULL),
-                Err(e) => reject.call1(&JsValue::NULL, &e.into()),
-            };
-        }
+        finish.call(result.map(|()| JsValue::UNDEFINED));
     };
     let on_progress = Closure::<dyn FnMut(ProgressEvent)>::new(move |e: ProgressEvent| {
         progress(e.loaded(), e.total());
@@ -165,6 +149,5 @@ pub async fn send(
         })
     });
     xhr.send_with_opt_blob(Some(body)).map_err(fail)?;
-    let outcome = JsFuture::from(done).await;
-    outcome.map(|_| ()).map_err(LockerError::from_rejection)
+    wait(done).await.map(|_| ())
 }
