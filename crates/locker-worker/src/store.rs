@@ -261,10 +261,25 @@ impl Store {
         }
     }
 
-    /// The stored object's size, or `None` when there is none.
-    pub async fn size(&self, app: &App, key: &str) -> ApiResult<Option<u64>> {
+    /// A presigned GET of the object by this Worker, optionally of a byte range.
+    async fn s3_get(
+        b: &S3Bucket,
+        app: &App,
+        key: &str,
+        range: Option<&str>,
+    ) -> ApiResult<Response> {
+        let url = b
+            .presign_get(key, app.now_s(), OWN_REQUEST_TTL_S, None, None)
+            .map_err(s3_error)?;
+        Self::s3_send(Method::Get, &url, range).await
+    }
+
+    /// The stored object's size and, where storage verified it on write (R2), its SHA-256;
+    /// `None` when there is no object. An S3 server's checksum is never taken: some store
+    /// the bytes even after refusing their checksum, so [`Store::digest`] hashes them.
+    pub async fn head(&self, app: &App, key: &str) -> ApiResult<Option<(u64, Option<Vec<u8>>)>> {
         match self {
-            Self::Binding(b) => Ok(b.head(key).await?.map(|o| o.size())),
+            Self::Binding(b) => Ok(b.head(key).await?.map(|o| (o.size(), o.checksum().sha256))),
             Self::S3(b) => {
                 let url = b
                     .presign_head(key, app.now_s(), OWN_REQUEST_TTL_S)
@@ -274,7 +289,8 @@ impl Store {
                     200 => Ok(response
                         .headers()
                         .get("content-length")?
-                        .and_then(|l| l.parse().ok())),
+                        .and_then(|l| l.parse().ok())
+                        .map(|size| (size, None))),
                     404 => Ok(None),
                     status => Err(storage_failed(status, "HEAD")),
                 }
@@ -282,16 +298,11 @@ impl Store {
         }
     }
 
-    /// The SHA-256 of the stored bytes. R2 reports the checksum it verified on put; anything
-    /// else is hashed by streaming the object through the runtime's native digest. An S3
-    /// server's word is never taken: some store the bytes even after refusing their checksum.
-    pub async fn sha256(&self, app: &App, key: &str) -> ApiResult<Vec<u8>> {
+    /// The SHA-256 of the stored bytes, streamed through the runtime's native digest.
+    pub async fn digest(&self, app: &App, key: &str) -> ApiResult<Vec<u8>> {
         let missing = || ApiError::conflict("not_uploaded", "the stored object vanished");
         let stream = match self {
             Self::Binding(b) => {
-                if let Some(d) = b.head(key).await?.and_then(|o| o.checksum().sha256) {
-                    return Ok(d);
-                }
                 let object = b.get(key).execute().await?.ok_or_else(missing)?;
                 match object.body().ok_or_else(missing)?.response_body()? {
                     ResponseBody::Stream(stream) => stream,
@@ -299,10 +310,7 @@ impl Store {
                 }
             }
             Self::S3(b) => {
-                let url = b
-                    .presign_get(key, app.now_s(), OWN_REQUEST_TTL_S, None, None)
-                    .map_err(s3_error)?;
-                let response = Self::s3_send(Method::Get, &url, None).await?;
+                let response = Self::s3_get(b, app, key, None).await?;
                 match response.status_code() {
                     200 => {}
                     404 => return Err(missing()),
@@ -337,11 +345,8 @@ impl Store {
                 }
             }
             Self::S3(b) => {
-                let url = b
-                    .presign_get(key, app.now_s(), OWN_REQUEST_TTL_S, None, None)
-                    .map_err(s3_error)?;
                 let range = format!("bytes=0-{}", SNIFF_LEN - 1);
-                let mut response = Self::s3_send(Method::Get, &url, Some(&range)).await?;
+                let mut response = Self::s3_get(b, app, key, Some(&range)).await?;
                 match response.status_code() {
                     200 | 206 => {
                         let mut bytes = response.bytes().await?;

@@ -539,11 +539,11 @@ pub(crate) async fn store(
     }
 }
 
-/// Size and SHA-256 of the stored object, checked on the bytes themselves (see
-/// [`Store::sha256`]).
+/// Size and SHA-256 of the stored object: one HEAD, and the bytes hashed only where storage
+/// did not verify a checksum itself (see [`Store::head`]).
 pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResult<()> {
     let key = spec.key();
-    let Some(size) = store.size(app, key.as_str()).await? else {
+    let Some((size, checksum)) = store.head(app, key.as_str()).await? else {
         return Err(ApiError::conflict(
             "not_uploaded",
             "no bytes were uploaded for this reservation yet",
@@ -556,7 +556,11 @@ pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> 
             format!("stored {size} bytes, expected {}", spec.size),
         ));
     }
-    if store.sha256(app, key.as_str()).await?.as_slice() != spec.sha256.as_bytes() {
+    let digest = match checksum {
+        Some(d) => d,
+        None => store.digest(app, key.as_str()).await?,
+    };
+    if digest.as_slice() != spec.sha256.as_bytes() {
         return Err(ApiError::new(
             422,
             "sha256_mismatch",
