@@ -52,6 +52,26 @@ pub fn r2_endpoint(account_id: &str, jurisdiction: &str) -> Result<String, S3Err
     }
 }
 
+/// The names of the two Worker secrets that hold an S3 bucket's credentials:
+/// `LOCKER_S3_{NAME}_ACCESS_KEY_ID` and `LOCKER_S3_{NAME}_SECRET_ACCESS_KEY`, NAME the bucket
+/// name upper-cased with anything but A-Z and 0-9 as `_`.
+pub fn credential_secrets(bucket_name: &str) -> (String, String) {
+    let name: String = bucket_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        format!("LOCKER_S3_{name}_ACCESS_KEY_ID"),
+        format!("LOCKER_S3_{name}_SECRET_ACCESS_KEY"),
+    )
+}
+
 /// A presigned request: where to send it, and the headers that must go with it (all of them
 /// signed). `content-length` is signed too but not listed: every HTTP client sets it from the
 /// body, and a browser refuses to let a page set it.
@@ -446,6 +466,17 @@ mod tests {
         );
         assert!(b.presign_head("k", MAY_24_2013, 1).is_ok());
         assert!(b.presign_head("k", MAY_24_2013, MAX_EXPIRY_S).is_ok());
+    }
+
+    #[test]
+    fn credential_secret_names() {
+        assert_eq!(
+            credential_secrets("e2e-direct.v2"),
+            (
+                "LOCKER_S3_E2E_DIRECT_V2_ACCESS_KEY_ID".to_owned(),
+                "LOCKER_S3_E2E_DIRECT_V2_SECRET_ACCESS_KEY".to_owned()
+            )
+        );
     }
 
     #[test]

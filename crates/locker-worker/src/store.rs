@@ -57,23 +57,7 @@ pub async fn bucket_row(app: &App, id: &str) -> ApiResult<Option<BucketRow>> {
     .await
 }
 
-/// The names of the two secrets that hold an `s3` bucket's credentials.
-pub fn secret_names(bucket_name: &str) -> (String, String) {
-    let name: String = bucket_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    (
-        format!("LOCKER_S3_{name}_ACCESS_KEY_ID"),
-        format!("LOCKER_S3_{name}_SECRET_ACCESS_KEY"),
-    )
-}
+pub use locker_core::s3::credential_secrets as secret_names;
 
 pub enum Store {
     Binding(Bucket),

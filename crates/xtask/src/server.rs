@@ -220,13 +220,10 @@ impl S3Server {
         })
     }
 
-    /// The Worker secrets that hold the e2e bucket's credentials (see locker-worker's store.rs).
+    /// The Worker secrets that hold the e2e bucket's credentials, named as the Worker reads them.
     pub fn secrets(&self) -> String {
-        let name = E2E_S3_BUCKET.to_ascii_uppercase().replace('-', "_");
-        format!(
-            "LOCKER_S3_{name}_ACCESS_KEY_ID={}\nLOCKER_S3_{name}_SECRET_ACCESS_KEY={}\n",
-            self.access_key, self.secret_key
-        )
+        let (key, secret) = locker_core::s3::credential_secrets(E2E_S3_BUCKET);
+        format!("{key}={}\n{secret}={}\n", self.access_key, self.secret_key)
     }
 }
 
