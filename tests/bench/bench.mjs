@@ -446,22 +446,22 @@ function codeByCrate(path) {
   const wasm = gz(file("www/pkg/locker_web_bg.wasm"));
   const glue = gz(file("www/pkg/locker_web.js"));
   const widget = gz(file("www/locker-upload.js"));
-  const ours = gz(Buffer.concat([file("www/pkg/locker_web_bg.wasm")])) + gz(Buffer.concat([file("www/pkg/locker_web.js"), file("www/locker-upload.js")]));
+  // Both sides' JavaScript the same way: bundled by esbuild and minified, as a site would ship
+  // it. The widget's bundle holds the module's JS glue; the wasm stays its own file.
+  const minified = async (build) => {
+    const out = await esbuild.build({ ...build, bundle: true, minify: true, format: "esm", platform: "browser", write: false, logLevel: "silent" });
+    return gz(Buffer.from(out.outputFiles[0].contents));
+  };
+  const widgetJs = await minified({ entryPoints: ["www/locker-upload.js"] });
+  const ours = wasm + widgetJs;
   const hashWasm = gz(file("node_modules/hash-wasm/dist/sha256.umd.min.js"));
-  const bundle = await esbuild.build({
+  const uppyJs = await minified({
     stdin: {
       contents: `import Uppy from "@uppy/core"; import Dashboard from "@uppy/dashboard"; import AwsS3 from "@uppy/aws-s3";
         new Uppy().use(Dashboard, { inline: true, target: "body" }).use(AwsS3, { endpoint: "/" });`,
       resolveDir: process.cwd(),
     },
-    bundle: true,
-    minify: true,
-    format: "esm",
-    platform: "browser",
-    write: false,
-    logLevel: "silent",
   });
-  const uppyJs = gz(Buffer.from(bundle.outputFiles[0].contents));
   const uppyCss = gz(Buffer.concat([file("node_modules/@uppy/core/dist/style.min.css"), file("node_modules/@uppy/dashboard/dist/style.min.css")]));
   const worker = gz(file("crates/locker-worker/build/index_bg.wasm"));
   const kb = (n) => (n / 1000).toFixed(1);
@@ -471,9 +471,10 @@ function codeByCrate(path) {
       ["what", "KB"],
       [
         ["locker-web wasm (`locker_web_bg.wasm`)", kb(wasm)],
-        ["locker-web JS glue (`locker_web.js`)", kb(glue)],
-        ["widget (`locker-upload.js`, its CSS inside)", kb(widget)],
-        ["**locker widget total** (wasm + JS + CSS)", `**${kb(ours)}**`],
+        ["locker-web JS glue (`locker_web.js`, as built)", kb(glue)],
+        ["widget (`locker-upload.js`, its CSS inside, as written)", kb(widget)],
+        ["widget + glue JS (esbuild, minified)", kb(widgetJs)],
+        ["**locker widget total** (wasm + minified JS with its CSS)", `**${kb(ours)}**`],
         ["hash-wasm SHA-256 alone (`sha256.umd.min.js`)", kb(hashWasm)],
         ["Uppy 6 core + dashboard + aws-s3 JS (esbuild, minified)", kb(uppyJs)],
         ["Uppy CSS (core + dashboard)", kb(uppyCss)],
@@ -484,9 +485,10 @@ function codeByCrate(path) {
     [
       goal(ours <= (uppyJs + uppyCss) / 2, `widget total at most half of Uppy's: ${kb(ours)} KB vs ${kb((uppyJs + uppyCss) / 2)} KB.`),
       goal(worker < 400_000, `Worker under 400 KB gzip: ${kb(worker)} KB (opt-level "z" and no name section; see 6b for the module's own profile).`),
+      "What made it smaller (from 128 KB in the first run): the API's JSON goes through the browser's own `JSON` and `fetch` instead of serde_json and gloo-net (a quarter of the module), no float formatting (`f64` Display alone was 14 KB of code), the module's own code at opt-level \"z\" with sha2 kept at 3, the upload steps boxed so each is compiled once, and Talc instead of dlmalloc.",
       ...(ours > (uppyJs + uppyCss) / 2
         ? [
-            "Why, from the profile below: the module carries whole general-purpose layers for a few calls each: serde_json and serde (JSON of four API calls), js-sys/wasm-bindgen conversions and closure shims (the callbacks of XHR, the worker and timers), and core::fmt (error messages built with format!). SHA-256 itself (sha2) is under 2 KB of code. What would close the gap, not done yet: parse and build the four JSON bodies with js-sys's JSON instead of serde_json, call fetch through web-sys instead of gloo-net, keep error messages as static strings, and ship the hashing worker as a separate small module so a page that only needs the widget's UI does not load the uploader twice.",
+            "What is left, from the profile below: the module's own upload logic (its async state machines: reserve, transfer, complete, retries, token renewal, the hash worker) and the js-sys/wasm-bindgen shims it needs to call the browser; no general-purpose library is left in it. SHA-256 (sha2) is under 2 KB of code.",
           ]
         : []),
     ],

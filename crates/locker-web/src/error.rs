@@ -46,6 +46,11 @@ impl LockerError {
         self
     }
 
+    pub fn with_code(mut self, code: &str) -> Self {
+        code.clone_into(&mut self.code);
+        self
+    }
+
     /// A JavaScript exception or rejection, with what was being done.
     pub fn from_js(context: &str, e: JsValue) -> Self {
         let detail = Reflect::get(&e, &"message".into())
@@ -53,7 +58,7 @@ impl LockerError {
             .and_then(|m| m.as_string())
             .or_else(|| e.as_string())
             .unwrap_or_else(|| "unknown error".into());
-        Self::new(code::NETWORK, format!("{context}: {detail}"))
+        Self::new(code::NETWORK, [context, ": ", &detail].concat())
     }
 
     /// What a rejected promise carried: a `LockerError` made by [`From`] below keeps its code and

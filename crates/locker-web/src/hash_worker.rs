@@ -72,8 +72,11 @@ async fn job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) -> Result<Strin
 
 fn worker_script() -> Result<String, LockerError> {
     let module_url = IMPORT_META.with(ImportMeta::url);
-    let quoted = serde_json::to_string(&module_url)
-        .map_err(|e| LockerError::new(code::HASH_FAILED, e.to_string()))?;
+    // A JSON string is a JavaScript string literal.
+    let quoted = js_sys::JSON::stringify(&module_url.into())
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the module URL is not a string"))?;
     Ok(format!(
         "import init, {{ hashWorkerMain }} from {quoted};\n\
          self.onmessage = async (e) => {{\n  \

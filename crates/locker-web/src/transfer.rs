@@ -1,34 +1,42 @@
-//! The two kinds of HTTP the uploader makes: JSON calls to the Worker's API (gloo-net), and the
+//! The two kinds of HTTP the module makes: JSON calls to the Worker's API (`fetch`), and the
 //! byte transfer to a signed URL (XMLHttpRequest, because fetch reports no upload progress).
+//!
+//! JSON goes through the browser's own `JSON` rather than serde_json: the four bodies are tiny
+//! and serde_json alone was a quarter of the module (BENCHMARKS.md, weight).
 
-use gloo_net::http::{Request, RequestBuilder};
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::Value;
+use js_sys::{Promise, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{AbortSignal, Blob, ProgressEvent, XmlHttpRequest};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    AbortSignal, Blob, Headers, ProgressEvent, Request, RequestInit, Response, XmlHttpRequest,
+};
 
 use crate::error::{code, LockerError};
-use crate::js::{check_aborted, deferred, on_abort, wait};
+use crate::js::{check_aborted, deferred, get, get_string, on_abort, wait};
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch`, in a window and in a worker alike.
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(request: &Request) -> Promise;
 }
 
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
+/// `text` as JSON, if it is JSON.
+pub fn parse_json(text: &str) -> Option<JsValue> {
+    JSON::parse(text).ok()
 }
 
 /// The Worker's `{"error": {"code", "message"}}`, or a generic message for anything else (a
 /// proxy's HTML error page, say).
 pub fn refusal(status: u16, body: &str) -> LockerError {
-    match serde_json::from_str::<ErrorBody>(body) {
-        Ok(b) => LockerError::new(&b.error.code, b.error.message),
-        Err(_) => LockerError::new(
+    let detail = parse_json(body).map(|b| get(&b, "error"));
+    let worker_said = detail
+        .as_ref()
+        .and_then(|d| Some((get_string(d, "code")?, get_string(d, "message")?)));
+    match worker_said {
+        Some((code, message)) => LockerError::new(&code, message),
+        None => LockerError::new(
             code::BAD_ANSWER,
             format!("the server answered HTTP {status}"),
         ),
@@ -36,56 +44,91 @@ pub fn refusal(status: u16, body: &str) -> LockerError {
     .with_status(status)
 }
 
-/// `method {endpoint}{path}` with a Bearer credential and an optional JSON body; decodes a
-/// 2xx JSON answer into `T`.
-pub async fn call<T: DeserializeOwned>(
+/// What came back from [`fetch_text`]: the HTTP status and the whole body as text.
+pub struct Answer {
+    pub status: u16,
+    pub text: String,
+}
+
+/// `fetch(url)` with the given method, headers and optional text body; reads the whole body.
+pub async fn fetch_text(
     method: &str,
     url: &str,
-    credential: &str,
-    body: Option<&Value>,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
     signal: Option<&AbortSignal>,
-) -> Result<T, LockerError> {
+) -> Result<Answer, LockerError> {
     check_aborted(signal)?;
-    let builder = RequestBuilder::new(url)
-        .method(
-            method
-                .parse()
-                .map_err(|_| LockerError::invalid("bad method"))?,
-        )
-        .header("authorization", &format!("Bearer {credential}"))
-        .abort_signal(signal);
-    let request: Request = match body {
-        Some(b) => builder
-            .json(b)
-            .map_err(|e| LockerError::invalid(e.to_string()))?,
-        None => builder
-            .build()
-            .map_err(|e| LockerError::invalid(e.to_string()))?,
-    };
-    let response = request.send().await.map_err(|e| {
+    let fail = |e: JsValue| {
         if signal.is_some_and(AbortSignal::aborted) {
             LockerError::aborted()
         } else {
-            LockerError::new(
-                code::NETWORK,
-                format!("the Worker could not be reached: {e}"),
-            )
+            LockerError::from_js("the Worker could not be reached", e)
         }
-    })?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| LockerError::new(code::NETWORK, format!("the answer was cut off: {e}")))?;
-    if !(200..300).contains(&status) {
-        return Err(refusal(status, &text));
+    };
+    let init = RequestInit::new();
+    init.set_method(method);
+    let h = Headers::new().map_err(fail)?;
+    for (name, value) in headers {
+        h.set(name, value).map_err(fail)?;
     }
-    serde_json::from_str(&text).map_err(|e| {
-        LockerError::new(code::BAD_ANSWER, format!("unexpected answer: {e}")).with_status(status)
+    init.set_headers(&h);
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    init.set_signal(signal);
+    let request = Request::new_with_str_and_init(url, &init)
+        .map_err(|e| LockerError::from_js("bad request", e).with_code(code::INVALID))?;
+    let response: Response = JsFuture::from(global_fetch(&request))
+        .await
+        .map_err(fail)?
+        .unchecked_into();
+    let text = JsFuture::from(response.text().map_err(fail)?)
+        .await
+        .map_err(fail)?;
+    Ok(Answer {
+        status: response.status(),
+        text: text.as_string().unwrap_or_default(),
     })
 }
 
-/// Sends `body` to a signed URL. `progress(sent, total)` follows the upload.
+/// `method url` with a Bearer credential and an optional JSON body; a 2xx JSON answer comes
+/// back as the parsed value, anything else as the Worker's refusal.
+pub async fn call(
+    method: &str,
+    url: &str,
+    credential: &str,
+    body: Option<&JsValue>,
+    signal: Option<&AbortSignal>,
+) -> Result<JsValue, LockerError> {
+    let json = match body {
+        Some(b) => Some(
+            JSON::stringify(b)
+                .ok()
+                .and_then(|s| s.as_string())
+                .ok_or_else(|| LockerError::invalid("the request body is not JSON"))?,
+        ),
+        None => None,
+    };
+    let authorization = ["Bearer ", credential].concat();
+    let mut headers = vec![("authorization", authorization.as_str())];
+    if json.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    let answer = fetch_text(method, url, &headers, json.as_deref(), signal).await?;
+    if !(200..300).contains(&answer.status) {
+        return Err(refusal(answer.status, &answer.text));
+    }
+    parse_json(&answer.text)
+        .filter(JsValue::is_object)
+        .ok_or_else(|| {
+            LockerError::new(code::BAD_ANSWER, "the Worker's answer is not a JSON object")
+                .with_status(answer.status)
+        })
+}
+
+/// Sends `body` to a signed URL. `progress(sent, total)` follows the upload. Resolves to
+/// `undefined`.
 pub async fn send(
     method: &str,
     url: &str,
@@ -93,7 +136,7 @@ pub async fn send(
     body: &Blob,
     signal: Option<&AbortSignal>,
     progress: impl Fn(f64, f64) + 'static,
-) -> Result<(), LockerError> {
+) -> Result<JsValue, LockerError> {
     check_aborted(signal)?;
     let fail = |e: JsValue| LockerError::from_js("could not start the transfer", e);
     let xhr = XmlHttpRequest::new().map_err(fail)?;
@@ -149,5 +192,5 @@ pub async fn send(
         })
     });
     xhr.send_with_opt_blob(Some(body)).map_err(fail)?;
-    wait(done).await.map(|_| ())
+    wait(done).await
 }

@@ -4,13 +4,12 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
 use locker_core::validate;
 use locker_core::LogicalPath;
-use serde::Deserialize;
-use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -75,42 +74,64 @@ pub struct Uploader {
     inner: Rc<Inner>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+/// The Worker's answer to `POST /v1/uploads`.
 enum Reserved {
     Deduplicated {
-        #[serde(rename = "ref")]
         locker_ref: String,
     },
     Upload {
         upload_id: String,
         method: String,
         url: String,
-        #[serde(default)]
-        headers: serde_json::Map<String, serde_json::Value>,
+        headers: Vec<(String, String)>,
     },
 }
 
-#[derive(Deserialize)]
-struct Completed {
-    #[serde(rename = "ref")]
-    locker_ref: String,
+impl Reserved {
+    fn parse(answer: &JsValue) -> Result<Self, LockerError> {
+        let bad = || LockerError::new(code::BAD_ANSWER, "unexpected answer to the reservation");
+        let field = |name| get_string(answer, name).ok_or_else(bad);
+        match field("status")?.as_str() {
+            "deduplicated" => Ok(Self::Deduplicated {
+                locker_ref: field("ref")?,
+            }),
+            "upload" => {
+                let headers = get(answer, "headers");
+                let headers = if headers.is_object() {
+                    js_sys::Object::entries(headers.unchecked_ref())
+                        .iter()
+                        .filter_map(|pair| {
+                            let pair: js_sys::Array = pair.unchecked_into();
+                            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Ok(Self::Upload {
+                    upload_id: field("upload_id")?,
+                    method: field("method")?,
+                    url: field("url")?,
+                    headers,
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
 }
 
+/// `value` (or `default`) if it lies in `min..=max`; otherwise the error `message`.
 fn bounded(
     value: Option<f64>,
     default: f64,
-    min: f64,
-    max: f64,
-    name: &str,
+    (min, max): (f64, f64),
+    message: &str,
 ) -> Result<f64, LockerError> {
     let v = value.unwrap_or(default);
     if v.is_finite() && (min..=max).contains(&v) {
         Ok(v)
     } else {
-        Err(LockerError::invalid(format!(
-            "{name} must be {min} to {max}"
-        )))
+        Err(LockerError::invalid(message))
     }
 }
 
@@ -180,16 +201,14 @@ impl Options {
             retries: bounded(
                 get_number(o, "retries"),
                 DEFAULT_RETRIES,
-                0.0,
-                20.0,
-                "retries",
+                (0.0, 20.0),
+                "retries must be 0 to 20",
             )? as u32,
             retry_delay_ms: bounded(
                 get_number(o, "retryDelay"),
                 DEFAULT_RETRY_DELAY_MS,
-                0.0,
-                60_000.0,
-                "retryDelay",
+                (0.0, 60_000.0),
+                "retryDelay must be 0 to 60000 (ms)",
             )?,
             max_size,
             accept,
@@ -219,6 +238,10 @@ fn backoff(base_ms: f64, attempt: u32) -> f64 {
     let capped = exp.min(MAX_RETRY_DELAY_MS);
     capped / 2.0 + js_sys::Math::random() * capped / 2.0
 }
+
+/// A step of an upload, boxed: each is compiled once, not once per place that awaits it
+/// (a third of the module's size, BENCHMARKS.md).
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<JsValue, LockerError>> + 'a>>;
 
 /// What one `upload()` call is about.
 struct Job {
@@ -286,14 +309,24 @@ impl Inner {
     }
 
     /// A JSON call to the Worker. An expired or unknown token is renewed once.
-    async fn api<T: serde::de::DeserializeOwned>(
+    fn api<'a>(
+        &'a self,
+        method: &'a str,
+        path: &'a str,
+        body: Option<&'a JsValue>,
+        signal: Option<&'a AbortSignal>,
+    ) -> Pending<'a> {
+        Box::pin(self.api_once_renewed(method, path, body, signal))
+    }
+
+    async fn api_once_renewed(
         &self,
         method: &str,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<&JsValue>,
         signal: Option<&AbortSignal>,
-    ) -> Result<T, LockerError> {
-        let url = format!("{}{path}", self.options.endpoint);
+    ) -> Result<JsValue, LockerError> {
+        let url = [self.options.endpoint.as_str(), path].concat();
         let token = self.token().await?;
         match call(method, &url, &token.token, body, signal).await {
             Err(e)
@@ -309,16 +342,12 @@ impl Inner {
     }
 
     /// Runs `step` until it succeeds, fails with a refusal, or runs out of retries.
-    async fn retrying<T, F, Fut>(
+    async fn retrying<'a>(
         &self,
         job: &Job,
         what: &str,
-        mut step: F,
-    ) -> Result<T, LockerError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, LockerError>>,
-    {
+        step: &mut dyn FnMut() -> Pending<'a>,
+    ) -> Result<JsValue, LockerError> {
         let mut attempt = 0;
         loop {
             match step().await {
@@ -348,7 +377,11 @@ impl Inner {
             if size > max {
                 return Err(LockerError::new(
                     code::TOO_LARGE,
-                    format!("{} is {size} bytes; the limit is {max} bytes", job.name),
+                    // Whole numbers: a Blob's size, and a limit of bytes.
+                    format!(
+                        "{} is {} bytes; the limit is {} bytes",
+                        job.name, size as u64, max as u64
+                    ),
                 ));
             }
         }
@@ -397,25 +430,25 @@ impl Inner {
             ),
         }
         .map_err(|e| LockerError::invalid(e.to_string()))?;
-        let request = json!({
-            "namespace": self.options.namespace,
-            "path": path.as_str(),
-            "sha256": sha256,
-            // A Blob's size is a whole number; JSON must say so for the Worker's u64.
-            "size": size as u64,
-            "content_type": job.content_type,
-            "filename": job.name,
-        });
+        let request = obj(&[
+            ("namespace", self.options.namespace.as_str().into()),
+            ("path", path.as_str().into()),
+            ("sha256", sha256.as_str().into()),
+            // A Blob's size is a whole number, so JSON.stringify writes it as one.
+            ("size", size.into()),
+            ("content_type", job.content_type.as_str().into()),
+            ("filename", job.name.as_str().into()),
+        ]);
 
         let mut reservations = 0;
         let locker_ref = loop {
             reservations += 1;
-            let reserved: Reserved = self
-                .retrying(&job, "reserve", || {
+            let answer = self
+                .retrying(&job, "reserve", &mut || {
                     self.api("POST", "/v1/uploads", Some(&request), signal)
                 })
                 .await?;
-            let (id, method, url, headers) = match reserved {
+            let (id, method, url, headers) = match Reserved::parse(&answer)? {
                 Reserved::Deduplicated { locker_ref } => {
                     self.emit("deduplicated", &job, &[("ref", locker_ref.clone().into())]);
                     break (locker_ref, true);
@@ -427,10 +460,6 @@ impl Inner {
                     headers,
                 } => (upload_id, method, url, headers),
             };
-            let headers: Vec<(String, String)> = headers
-                .into_iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
-                .collect();
             match self
                 .transfer_and_complete(&job, &id, &method, &url, &headers)
                 .await
@@ -468,9 +497,9 @@ impl Inner {
         headers: &[(String, String)],
     ) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
-        self.retrying(job, "transfer", || {
+        self.retrying(job, "transfer", &mut || {
             let events = self.events_for(job);
-            send(
+            Box::pin(send(
                 method,
                 url,
                 headers,
@@ -482,24 +511,26 @@ impl Inner {
                         &[("loaded", loaded.into()), ("total", total.into())],
                     );
                 },
-            )
+            ))
         })
         .await?;
         check_aborted(signal)?;
-        let complete = format!("/v1/uploads/{id}/complete");
-        let done: Completed = self
-            .retrying(job, "complete", || {
+        let complete = ["/v1/uploads/", id, "/complete"].concat();
+        let done = self
+            .retrying(job, "complete", &mut || {
                 self.api("POST", &complete, None, signal)
             })
             .await?;
-        Ok(done.locker_ref)
+        get_string(&done, "ref").ok_or_else(|| {
+            LockerError::new(code::BAD_ANSWER, "unexpected answer to the completion")
+        })
     }
 
     /// Releases a reservation that will not be completed (cancelled or refused). Best effort:
     /// an abandoned reservation also expires by itself.
     async fn abandon(&self, id: &str) {
         let _ = self
-            .api::<serde_json::Value>("DELETE", &format!("/v1/uploads/{id}"), None, None)
+            .api("DELETE", &["/v1/uploads/", id].concat(), None, None)
             .await;
     }
 }
@@ -532,16 +563,14 @@ impl Uploader {
         let concurrency = bounded(
             get_number(&options, "concurrency"),
             DEFAULT_CONCURRENCY,
-            1.0,
-            16.0,
-            "concurrency",
+            (1.0, 16.0),
+            "concurrency must be 1 to 16",
         )?;
         let hash_concurrency = bounded(
             get_number(&options, "hashConcurrency"),
             1.0,
-            1.0,
-            8.0,
-            "hashConcurrency",
+            (1.0, 8.0),
+            "hashConcurrency must be 1 to 8",
         )?;
         let events = EventTarget::new()
             .map_err(|e| LockerError::from_js("could not create the event target", e))?;

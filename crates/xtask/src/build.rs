@@ -102,5 +102,9 @@ pub fn web(root: &Path, tools: &Tools) -> Result<()> {
         .arg("--out-dir")
         .arg(&out_dir)
         .arg(&wasm))?;
-    wasm_opt(tools, &["-O3"], &output)
+    wasm_opt(
+        tools,
+        &["-O3", "--strip-debug", "--strip-producers"],
+        &output,
+    )
 }
