@@ -11,6 +11,8 @@ pub mod key;
 pub mod refs;
 pub mod s3;
 pub mod sign;
+#[cfg(test)]
+mod sigv4_reference;
 pub mod validate;
 
 pub use bucket::{BucketId, BucketIdentity};
