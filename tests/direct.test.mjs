@@ -281,3 +281,30 @@ test("a deactivated bucket takes no new uploads; its files stay readable", async
   }
   assert.equal((await reserve(key, bytes(100), { path: "new.bin" })).status, 201);
 });
+
+test("one PUT carries up to 100 MB through the Worker and up to 5 GB straight to storage", async () => {
+  const { key } = await routedTenant("limits");
+  const data = bytes(1000, "limits-");
+  const before = await stats(key);
+  // Namespace `plain` is not routed: the default R2 bucket, through the Worker's data plane.
+  const viaWorker = await api("POST", "/v1/uploads", {
+    key,
+    json: { namespace: "plain", path: "big.bin", sha256: sha256hex(data), size: 100_000_001, content_type: "application/octet-stream" },
+  });
+  assert.equal(viaWorker.status, 413, viaWorker.text);
+  assert.equal(viaWorker.data.error.code, "too_large");
+  assert.match(viaWorker.data.error.message, /100000000/);
+  const overS3 = await reserve(key, data, { size: 5_000_000_001 });
+  assert.equal(overS3.status, 413, overS3.text);
+  assert.match(overS3.data.error.message, /5000000000/);
+  assert.deepEqual((await stats(key)).uploads, before.uploads, "a refused reservation leaves no row");
+
+  // The same 100 MB + 1 byte is one signed PUT to the s3 bucket, its length signed.
+  const direct = await reserve(key, data, { size: 100_000_001 });
+  assert.equal(direct.status, 201, direct.text);
+  assert.ok(direct.data.url.startsWith(proxy.url), direct.data.url);
+  const tooShort = await fetch(direct.data.url, { method: "PUT", headers: direct.data.headers, body: data });
+  assert.ok(tooShort.status >= 400, `a body of another length is refused by the server (${tooShort.status})`);
+  assert.equal((await api("DELETE", `/v1/uploads/${direct.data.upload_id}`, { key })).status, 200);
+  assert.equal((await stats(key)).uploads.pending, before.uploads.pending);
+});

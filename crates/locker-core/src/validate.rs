@@ -1,8 +1,12 @@
 //! Content rules: MIME types, allow-lists, size limits, magic numbers, and how bytes are served.
 
-/// Largest single-request upload through the Worker's data plane. The Worker's request body
-/// limit is 100 MB on the Free and Pro plans; larger files need multipart.
+/// Largest single-request upload through the Worker's data plane (the worker transport and the
+/// gateway's PUT). The Worker's request body limit is 100 MB on the Free and Pro plans.
 pub const MAX_SINGLE_UPLOAD: u64 = 100 * 1000 * 1000;
+
+/// Largest single presigned PUT straight to storage (the s3 transport): S3 and R2 take at most
+/// 5 GB in one PutObject; larger files need multipart.
+pub const MAX_DIRECT_PUT: u64 = 5 * 1000 * 1000 * 1000;
 
 /// Why a content type or size was refused. Messages are shown to clients as they are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

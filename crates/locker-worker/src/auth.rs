@@ -4,7 +4,7 @@
 //! Only `hex(sha256(secret))` of an API key is stored. Secrets are compared in constant time.
 
 use locker_core::sign::{constant_time_eq, UploadTokenClaims};
-use locker_core::validate::{self, ContentError, MAX_SINGLE_UPLOAD};
+use locker_core::validate::{self, ContentError, MAX_DIRECT_PUT};
 use locker_core::{LogicalPath, Namespace, Sha256Hex, Tenant};
 use serde::{Deserialize, Serialize};
 use worker::Request;
@@ -211,13 +211,14 @@ impl Principal {
         Ok(())
     }
 
-    /// Largest upload and allowed types for this caller.
+    /// Largest upload and allowed types for this caller. The size is the caller's own limit;
+    /// what one request can carry depends on the transport and is checked where it is known.
     pub fn limits(&self, app: &App) -> (u64, Vec<String>) {
         let max = self
             .scopes
             .max_size
-            .unwrap_or(MAX_SINGLE_UPLOAD)
-            .min(MAX_SINGLE_UPLOAD);
+            .unwrap_or(MAX_DIRECT_PUT)
+            .min(MAX_DIRECT_PUT);
         let types = self.scopes.types.clone().unwrap_or_else(|| {
             app.var(bindings::ALLOWED_TYPES, "*/*")
                 .split(',')

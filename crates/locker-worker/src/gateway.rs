@@ -6,7 +6,7 @@
 //! without one the Worker must hash the body before it knows the key, so it buffers it, up to
 //! [`MAX_UNHASHED_BODY`].
 
-use locker_core::{LockerRef, Sha256Hex};
+use locker_core::{validate, LockerRef, Sha256Hex};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{Request, Response};
@@ -49,6 +49,8 @@ pub async fn put(
     let declared = headers.get("x-locker-sha256")?;
     who.require_write_path(&file.namespace, &file.path)?;
     who.check_content(app, size, &content_type)?;
+    // The body comes through this Worker, whatever the bucket.
+    validate::size_within(size, validate::MAX_SINGLE_UPLOAD)?;
     let (sha256, body) = match declared {
         Some(hex) => (Sha256Hex::parse(&hex)?, None),
         None if size > MAX_UNHASHED_BODY => {

@@ -131,6 +131,14 @@ impl Store {
         .map_err(s3_error)
     }
 
+    /// The largest file one presigned PUT may carry to this store.
+    pub fn max_single_put(&self) -> u64 {
+        match self {
+            Self::Binding(_) => locker_core::validate::MAX_SINGLE_UPLOAD,
+            Self::S3(_) => locker_core::validate::MAX_DIRECT_PUT,
+        }
+    }
+
     pub fn binding(&self) -> Option<&Bucket> {
         match self {
             Self::Binding(b) => Some(b),

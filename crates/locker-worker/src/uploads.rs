@@ -6,7 +6,7 @@
 
 use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
-use locker_core::validate::{self, MAX_SINGLE_UPLOAD};
+use locker_core::validate;
 use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -131,13 +131,6 @@ pub fn validate_request(app: &App, who: &Principal, body: &ReserveRequest) -> Ap
     who.require_write_path(&namespace, &path)?;
     let sha256 = Sha256Hex::parse(&body.sha256)?;
     who.check_content(app, body.size, &body.content_type)?;
-    if body.size > MAX_SINGLE_UPLOAD {
-        return Err(validate::ContentError::TooLarge {
-            size: body.size,
-            limit: MAX_SINGLE_UPLOAD,
-        }
-        .into());
-    }
     let filename = file_name(body.filename.as_deref(), &path)?;
     Ok(FileSpec {
         tenant,
@@ -321,6 +314,9 @@ pub async fn reserve(
         ));
     }
     let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
+    // One PUT of the whole file: through this Worker up to its body limit, straight to storage
+    // up to S3's single-PUT limit.
+    validate::size_within(spec.size, store.max_single_put())?;
     let id = random_id("up_")?;
     let expires_at = app.now_s() + ttl;
     let args: [JsValue; 14] = [
