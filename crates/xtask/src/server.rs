@@ -220,10 +220,31 @@ impl S3Server {
         })
     }
 
-    /// The Worker secrets that hold the e2e bucket's credentials, named as the Worker reads them.
-    pub fn secrets(&self) -> String {
+    /// Starts s3s-fs over `root` and adds the bucket's credentials to the Worker's secrets
+    /// file, named as the Worker reads them.
+    pub fn start_for_worker(
+        tools: &Tools,
+        root: &Path,
+        log: &Path,
+        secrets: &Path,
+    ) -> Result<Self> {
+        let s3 = Self::start(&tools.s3s_fs, root, log)?;
         let (key, secret) = locker_core::s3::credential_secrets(E2E_S3_BUCKET);
-        format!("{key}={}\n{secret}={}\n", self.access_key, self.secret_key)
+        let mut env_file = std::fs::read_to_string(secrets)?;
+        env_file.push_str(&format!(
+            "{key}={}\n{secret}={}\n",
+            s3.access_key, s3.secret_key
+        ));
+        std::fs::write(secrets, env_file)?;
+        Ok(s3)
+    }
+
+    /// What the node scripts need to reach it (tests/support/s3.mjs).
+    pub fn env(&self, cmd: &mut Command, root: &Path) {
+        cmd.env("LOCKER_S3_URL", &self.url)
+            .env("LOCKER_S3_BUCKET", E2E_S3_BUCKET)
+            .env("LOCKER_S3_ROOT", root)
+            .env("LOCKER_S3_SECRET_KEY", &self.secret_key);
     }
 }
 
@@ -322,14 +343,12 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
     let port = free_port()?;
     let s3_root = out.join(format!("s3-{id}"));
     let outcome = (|| {
-        let s3 = S3Server::start(
-            &tools.s3s_fs,
+        let s3 = S3Server::start_for_worker(
+            tools,
             &s3_root,
             &out.join(format!("s3s-fs-{id}.log")),
+            &secrets_file,
         )?;
-        let mut env_file = std::fs::read_to_string(&secrets_file)?;
-        env_file.push_str(&s3.secrets());
-        std::fs::write(&secrets_file, env_file)?;
         let server = Server::start(
             root,
             tools,
@@ -356,11 +375,8 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
             .env("LOCKER_STATE", &state)
             .env("LOCKER_ADMIN_KEY", &secrets.admin_key)
             .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
-            .env("LOCKER_S3_URL", &s3.url)
-            .env("LOCKER_S3_BUCKET", E2E_S3_BUCKET)
-            .env("LOCKER_S3_ROOT", &s3_root)
-            .env("LOCKER_S3_SECRET_KEY", &s3.secret_key)
             .env("E2E_OUTPUT", &out);
+        s3.env(&mut cmd, &s3_root);
         if let Some(chromium) = &tools.chromium {
             cmd.env("CHROMIUM", chromium);
         }
@@ -457,7 +473,14 @@ pub fn bench(root: &Path, tools: &Tools) -> Result<()> {
     let secrets_file = out.join(format!("secrets-{id}.env"));
     let secrets = Secrets::generate()?;
     secrets.write(&secrets_file)?;
+    let s3_root = out.join(format!("s3-{id}"));
     let outcome = (|| {
+        let s3 = S3Server::start_for_worker(
+            tools,
+            &s3_root,
+            &out.join(format!("s3s-fs-{id}.log")),
+            &secrets_file,
+        )?;
         let server = Server::start(
             root,
             tools,
@@ -477,12 +500,14 @@ pub fn bench(root: &Path, tools: &Tools) -> Result<()> {
             .env("WASM_BINDGEN", &tools.wasm_bindgen)
             .env("WASM_OPT", &tools.wasm_opt)
             .env("BENCH_COMMAND", "cargo xtask bench");
+        s3.env(&mut cmd, &s3_root);
         if let Some(chromium) = &tools.chromium {
             cmd.env("CHROMIUM", chromium);
         }
         run(&mut cmd)
     })();
     let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&s3_root);
     let _ = std::fs::remove_file(&secrets_file);
     if outcome.is_err() {
         println!("wrangler's log: {}", log.display());
