@@ -328,20 +328,26 @@ fn tail(log: &Log) -> String {
     )
 }
 
-/// The end-to-end suite: a fresh `wrangler dev` on its own port and throw-away state, the
-/// node test runner over tests/*.test.mjs, and the server stopped whatever happens.
-pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
-    let out = root.join("target/e2e");
+/// A throw-away environment for one node script: s3s-fs and a fresh `wrangler dev`, each on its
+/// own port, with state, secrets and logs under `target/{name}`; `node` set up to reach both
+/// (LOCKER_URL, LOCKER_STATE, LOCKER_ADMIN_KEY, the S3 variables, CHROMIUM), completed by
+/// `script` and run; everything stopped and removed afterwards, whatever happens.
+fn staged(
+    root: &Path,
+    tools: &Tools,
+    name: &str,
+    vars: &[(&str, &str)],
+    script: impl FnOnce(&mut Command, &Path) -> Result<()>,
+) -> Result<()> {
+    let out = root.join("target").join(name);
     std::fs::create_dir_all(&out)?;
     let id = std::process::id();
     let state = out.join(format!("state-{id}"));
     let log = out.join(format!("wrangler-{id}.log"));
-    let tap = out.join(format!("e2e-{id}.tap"));
     let secrets_file = out.join(format!("secrets-{id}.env"));
+    let s3_root = out.join(format!("s3-{id}"));
     let secrets = Secrets::generate()?;
     secrets.write(&secrets_file)?;
-    let port = free_port()?;
-    let s3_root = out.join(format!("s3-{id}"));
     let outcome = (|| {
         let s3 = S3Server::start_for_worker(
             tools,
@@ -353,33 +359,21 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
             root,
             tools,
             &state,
-            port,
+            free_port()?,
             &secrets_file,
-            &[("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN), (DEMO_VAR, "on")],
+            vars,
             Log::File(log.clone()),
         )?;
-        step("node --test tests/**/*.test.mjs")?;
         let mut cmd = Command::new(&tools.node);
         cmd.current_dir(root)
-            .args([
-                "--test",
-                "--test-concurrency=1",
-                "--test-timeout=300000",
-                "--test-reporter=spec",
-                "--test-reporter-destination=stdout",
-                "--test-reporter=tap",
-            ])
-            .arg(format!("--test-reporter-destination={}", tap.display()))
-            .arg("tests/**/*.test.mjs")
             .env("LOCKER_URL", server.url())
             .env("LOCKER_STATE", &state)
-            .env("LOCKER_ADMIN_KEY", &secrets.admin_key)
-            .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
-            .env("E2E_OUTPUT", &out);
+            .env("LOCKER_ADMIN_KEY", &secrets.admin_key);
         s3.env(&mut cmd, &s3_root);
         if let Some(chromium) = &tools.chromium {
             cmd.env("CHROMIUM", chromium);
         }
+        script(&mut cmd, &out)?;
         let result = run(&mut cmd);
         drop(server);
         result
@@ -387,6 +381,35 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
     let _ = std::fs::remove_dir_all(&state);
     let _ = std::fs::remove_dir_all(&s3_root);
     let _ = std::fs::remove_file(&secrets_file);
+    if outcome.is_err() {
+        println!("wrangler's log: {}", log.display());
+    }
+    outcome
+}
+
+/// The end-to-end suite: the node test runner over tests/*.test.mjs in a [`staged`]
+/// environment, then the counts of passed and failed tests.
+pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
+    let tap = root
+        .join("target/e2e")
+        .join(format!("e2e-{}.tap", std::process::id()));
+    let vars = [("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN), (DEMO_VAR, "on")];
+    let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {
+        step("node --test tests/**/*.test.mjs")?;
+        cmd.args([
+            "--test",
+            "--test-concurrency=1",
+            "--test-timeout=300000",
+            "--test-reporter=spec",
+            "--test-reporter-destination=stdout",
+            "--test-reporter=tap",
+        ])
+        .arg(format!("--test-reporter-destination={}", tap.display()))
+        .arg("tests/**/*.test.mjs")
+        .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
+        .env("E2E_OUTPUT", out);
+        Ok(())
+    });
     let counts = std::fs::read_to_string(&tap).unwrap_or_default();
     let count = |key: &str| {
         counts
@@ -395,9 +418,6 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
             .and_then(|n| n.trim().parse::<u32>().ok())
             .unwrap_or(0)
     };
-    if outcome.is_err() {
-        println!("wrangler's log: {}", log.display());
-    }
     println!(
         "\ne2e: {} passed, {} failed",
         count("# pass "),
@@ -461,56 +481,16 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// `cargo xtask bench`: a fresh `wrangler dev` (its own port and throw-away state, like the
-/// e2e run) and the benchmark script, which measures, prints the tables and writes
-/// BENCHMARKS.md.
+/// `cargo xtask bench`: the benchmark script in a [`staged`] environment (like the e2e run);
+/// it measures, prints the tables and writes BENCHMARKS.md.
 pub fn bench(root: &Path, tools: &Tools) -> Result<()> {
-    let out = root.join("target/bench");
-    std::fs::create_dir_all(&out)?;
-    let id = std::process::id();
-    let state = out.join(format!("state-{id}"));
-    let log = out.join(format!("wrangler-{id}.log"));
-    let secrets_file = out.join(format!("secrets-{id}.env"));
-    let secrets = Secrets::generate()?;
-    secrets.write(&secrets_file)?;
-    let s3_root = out.join(format!("s3-{id}"));
-    let outcome = (|| {
-        let s3 = S3Server::start_for_worker(
-            tools,
-            &s3_root,
-            &out.join(format!("s3s-fs-{id}.log")),
-            &secrets_file,
-        )?;
-        let server = Server::start(
-            root,
-            tools,
-            &state,
-            free_port()?,
-            &secrets_file,
-            &[(DEMO_VAR, "on")],
-            Log::File(log.clone()),
-        )?;
+    staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
         step("node tests/bench/bench.mjs")?;
-        let mut cmd = Command::new(&tools.node);
-        cmd.current_dir(root)
-            .arg("tests/bench/bench.mjs")
-            .env("LOCKER_URL", server.url())
-            .env("LOCKER_ADMIN_KEY", &secrets.admin_key)
-            .env("BENCH_OUT", &out)
+        cmd.arg("tests/bench/bench.mjs")
+            .env("BENCH_OUT", out)
             .env("WASM_BINDGEN", &tools.wasm_bindgen)
             .env("WASM_OPT", &tools.wasm_opt)
             .env("BENCH_COMMAND", "cargo xtask bench");
-        s3.env(&mut cmd, &s3_root);
-        if let Some(chromium) = &tools.chromium {
-            cmd.env("CHROMIUM", chromium);
-        }
-        run(&mut cmd)
-    })();
-    let _ = std::fs::remove_dir_all(&state);
-    let _ = std::fs::remove_dir_all(&s3_root);
-    let _ = std::fs::remove_file(&secrets_file);
-    if outcome.is_err() {
-        println!("wrangler's log: {}", log.display());
-    }
-    outcome
+        Ok(())
+    })
 }
