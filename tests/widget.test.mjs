@@ -130,7 +130,7 @@ test("cancelling mid-upload commits nothing and releases the reservation", async
   const s = await stats(key);
   assert.equal(s.files, 0);
   assert.equal(s.objects, 0);
-  assert.deepEqual(s.uploads, { pending: 0, committed: 0, aborted: 1 });
+  assert.deepEqual(s.uploads, { pending: 0, committed: 0, aborted: 1, expired: 0 });
   assert.equal(await page.$eval("locker-upload", (el) => el.value.length), 0);
   assert.deepEqual(errors, []);
   await page.close();
@@ -192,7 +192,7 @@ test("an expired upload URL is replaced by a fresh reservation", async () => {
   assert.equal(reserves.length, 2);
   const s = await stats(key);
   assert.equal(s.files, 1);
-  assert.deepEqual(s.uploads, { pending: 0, committed: 1, aborted: 1 });
+  assert.deepEqual(s.uploads, { pending: 0, committed: 1, aborted: 1, expired: 0 });
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -29,21 +29,31 @@ pub struct App {
 
 impl App {
     pub fn new(req: &Request, env: Env) -> ApiResult<Self> {
+        let origin = req.url()?.origin().ascii_serialization();
+        let server = crate::server_name(Some(req), &env);
+        Self::with(env, origin, server)
+    }
+
+    /// For work no request started (the scheduled sweep): no origin to sign URLs for.
+    pub fn scheduled(env: Env) -> ApiResult<Self> {
+        let server = crate::server_name(None, &env);
+        Self::with(env, String::new(), server)
+    }
+
+    fn with(env: Env, origin: String, server: String) -> ApiResult<Self> {
         let secret = env
             .secret(bindings::SIGNING_KEY)
             .map(|s| s.to_string())
             .map_err(|_| misconfigured("the LOCKER_SIGNING_KEY secret is not set"))?;
         let signer = Signer::new(secret.as_bytes())
             .map_err(|e| misconfigured(&format!("LOCKER_SIGNING_KEY: {e}")))?;
-        let url = req.url()?;
-        let origin = url.origin().ascii_serialization();
         let bucket_id = crate::buckets::default_bucket_id(&env);
         Ok(Self {
             db: env.d1(bindings::DB)?,
             blobs: env.bucket(bindings::BLOBS)?,
             signer,
             now_ms: Date::now().as_millis(),
-            server: crate::server_name(req, &env),
+            server,
             origin,
             bucket_id,
             env,

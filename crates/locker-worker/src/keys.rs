@@ -265,6 +265,7 @@ pub async fn stats(app: &App, who: &Principal) -> ApiResult<Value> {
             "pending": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'pending'").await?,
             "committed": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'committed'").await?,
             "aborted": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'aborted'").await?,
+            "expired": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'expired'").await?,
         },
         "objects": objects,
         "access_log": count("SELECT COUNT(*) AS n FROM access_log WHERE ?1 IS NULL OR tenant = ?1").await?,

@@ -17,7 +17,9 @@ mod uploads;
 use locker_core::{LockerRef, LogicalPath, Namespace};
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{
+    event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
@@ -41,6 +43,9 @@ pub mod bindings {
     pub const JURISDICTION: &str = "LOCKER_JURISDICTION";
     /// Secret: the HMAC key for signed URLs and upload tokens (at least 32 bytes).
     pub const SIGNING_KEY: &str = "LOCKER_SIGNING_KEY";
+    /// Var: seconds a reservation may still be completed after its URL expired, before the
+    /// scheduled sweep expires it and deletes its unclaimed bytes (default 3600).
+    pub const COMPLETE_GRACE_S: &str = "LOCKER_COMPLETE_GRACE_S";
     /// Secret: the bootstrap admin key (at least 32 bytes), which can create tenant keys.
     pub const ADMIN_KEY: &str = "LOCKER_ADMIN_KEY";
 }
@@ -71,6 +76,19 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
+/// The cron trigger (wrangler.toml `[triggers]`): ends reservations nobody completed.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let swept = match App::scheduled(env) {
+        Ok(app) => uploads::sweep_expired(&app).await,
+        Err(e) => Err(e),
+    };
+    match swept {
+        Ok(n) => worker::console_log!("sweep: {n} reservation(s) expired"),
+        Err(e) => worker::console_error!("sweep failed: {}", e.message),
+    }
+}
+
 /// The request's origin, if the configured allow-list admits it.
 fn allowed_origin(env: &Env, origin: Option<&str>) -> Option<String> {
     let origin = origin?;
@@ -97,14 +115,14 @@ fn preflight() -> Result<Response> {
 }
 
 /// Which server is answering: the configured name, else the Cloudflare colo, else `unknown`.
-pub(crate) fn server_name(req: &Request, env: &Env) -> String {
+pub(crate) fn server_name(req: Option<&Request>, env: &Env) -> String {
     if let Ok(name) = env.var(bindings::SERVER_NAME) {
         let name = name.to_string();
         if !name.is_empty() {
             return name;
         }
     }
-    req.cf()
+    req.and_then(Request::cf)
         .map(|cf| cf.colo())
         .filter(|colo| !colo.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())

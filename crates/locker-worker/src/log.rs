@@ -14,7 +14,8 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Default, Debug)]
 pub struct LogEntry {
     /// `reserve`, `upload`, `dedup`, `complete`, `abort`, `download`, `delete`, `list`, `stat`,
-    /// `key_create`, `key_revoke`, `token`; refusals are logged as `denied` or `failed`.
+    /// `key_create`, `key_revoke`, `token`, `expire` (the scheduled sweep); refusals are logged
+    /// as `denied` or `failed`.
     /// `None` means the request is not an operation (health, docs, preflight): no row.
     pub operation: Option<&'static str>,
     pub tenant: Option<String>,
@@ -31,6 +32,19 @@ pub struct LogEntry {
 impl LogEntry {
     /// The INSERT for this entry; the caller runs it (alone or in a batch) and marks `written`.
     pub fn statement(&self, app: &App, error: Option<&ApiError>) -> ApiResult<D1PreparedStatement> {
+        self.statement_where(app, error, "", &[])
+    }
+
+    /// [`LogEntry::statement`] that writes its row only if `condition` (SQL starting with
+    /// ` AND `, its parameters numbered from ?13 on, bound from `extra`) holds when it runs, so
+    /// a batch logs only what it really did.
+    pub fn statement_where(
+        &self,
+        app: &App,
+        error: Option<&ApiError>,
+        condition: &str,
+        extra: &[JsValue],
+    ) -> ApiResult<D1PreparedStatement> {
         let operation = match error {
             Some(e) if e.is_denial() => "denied",
             Some(_) => "failed",
@@ -44,7 +58,7 @@ impl LogEntry {
                 self.operation.unwrap_or("request")
             )
         });
-        let args: [JsValue; 12] = [
+        let mut args = vec![
             opt(self.tenant.as_deref()),
             opt(self.bucket_id.as_deref()),
             s(operation),
@@ -58,10 +72,13 @@ impl LogEntry {
             n(self.bytes),
             n(app.now_ms),
         ];
+        args.extend_from_slice(extra);
         app.stmt(
-            "INSERT INTO access_log (tenant, bucket_id, operation, sha256, namespace, path, \
-             server, key_id, success, error, bytes, ts) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            &format!(
+                "INSERT INTO access_log (tenant, bucket_id, operation, sha256, namespace, path, \
+                 server, key_id, success, error, bytes, ts) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE 1{condition}"
+            ),
             &args,
         )
     }

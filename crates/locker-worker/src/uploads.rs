@@ -157,9 +157,32 @@ struct ShaRow {
     sha256: String,
 }
 
+/// `args` with a condition on a reservation appended: `( AND <its id is committed at this
+/// time>, args + [id, time])`, or nothing to add.
+fn guarded(args: &[JsValue], guard: Option<(&str, u64)>) -> (String, Vec<JsValue>) {
+    let mut all = args.to_vec();
+    let Some((id, at)) = guard else {
+        return (String::new(), all);
+    };
+    let (i, t) = (all.len() + 1, all.len() + 2);
+    all.extend([s(id), n(at)]);
+    (
+        format!(
+            " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?{i} AND state = 'committed' \
+             AND finished_at = ?{t})"
+        ),
+        all,
+    )
+}
+
 /// The upsert of a file row. It only writes when a verified blob with the same size exists, so
-/// a file can never point at unverified bytes, even if the blob vanished since it was read.
-fn upsert_file(app: &App, spec: &FileSpec) -> ApiResult<worker::D1PreparedStatement> {
+/// a file can never point at unverified bytes, even if the blob vanished since it was read;
+/// with `guard`, only when that reservation was committed in this batch (see [`commit`]).
+fn upsert_file(
+    app: &App,
+    spec: &FileSpec,
+    guard: Option<(&str, u64)>,
+) -> ApiResult<worker::D1PreparedStatement> {
     let args: [JsValue; 8] = [
         s(spec.tenant.as_str()),
         s(spec.namespace.as_str()),
@@ -170,16 +193,19 @@ fn upsert_file(app: &App, spec: &FileSpec) -> ApiResult<worker::D1PreparedStatem
         s(&spec.filename),
         n(app.now_ms),
     ];
+    let (condition, args) = guarded(&args, guard);
     app.stmt(
-        "INSERT INTO files (tenant, namespace, path, sha256, bucket_id, size, content_type, \
-         filename, created_at, updated_at) \
-         SELECT ?1, ?2, ?3, ?4, b.bucket_id, ?5, ?6, ?7, ?8, ?8 FROM blobs b \
-         WHERE b.tenant = ?1 AND b.sha256 = ?4 AND b.verified = 1 AND b.size = ?5 \
-           AND b.bucket_id IN (SELECT id FROM buckets) \
-         ON CONFLICT (tenant, namespace, path) DO UPDATE SET sha256 = excluded.sha256, \
-           bucket_id = excluded.bucket_id, size = excluded.size, \
-           content_type = excluded.content_type, filename = excluded.filename, \
-           updated_at = excluded.updated_at",
+        &format!(
+            "INSERT INTO files (tenant, namespace, path, sha256, bucket_id, size, content_type, \
+             filename, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?4, b.bucket_id, ?5, ?6, ?7, ?8, ?8 FROM blobs b \
+             WHERE b.tenant = ?1 AND b.sha256 = ?4 AND b.verified = 1 AND b.size = ?5 \
+               AND b.bucket_id IN (SELECT id FROM buckets){condition} \
+             ON CONFLICT (tenant, namespace, path) DO UPDATE SET sha256 = excluded.sha256, \
+               bucket_id = excluded.bucket_id, size = excluded.size, \
+               content_type = excluded.content_type, filename = excluded.filename, \
+               updated_at = excluded.updated_at"
+        ),
         &args,
     )
 }
@@ -275,7 +301,10 @@ pub async fn try_dedup(
     log.bucket_id = Some(blob.bucket_id.clone());
     spec.log_into(log);
     let changes = app
-        .batch(vec![upsert_file(app, spec)?, log.statement(app, None)?])
+        .batch(vec![
+            upsert_file(app, spec, None)?,
+            log.statement(app, None)?,
+        ])
         .await?;
     if changes.first().copied().unwrap_or(0) == 0 {
         // The blob was released between the read and the write: upload the bytes instead.
@@ -618,8 +647,16 @@ pub async fn complete(
         return Err(e.into());
     }
     log.bytes = spec.size;
-    commit(app, &spec, &row.bucket_id, Some(id), log).await?;
-    Ok(committed_answer(&spec))
+    match commit(app, &spec, &row.bucket_id, Some(id), log).await {
+        // Closed meanwhile: by a concurrent complete of the same upload (same answer), or by
+        // an abort or the expiry sweep (refused, nothing written).
+        Err(e) if e.code == "upload_closed" => match load_upload(app, id).await? {
+            Some(r) if r.state == "committed" => Ok(committed_answer(&spec)),
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+        Ok(()) => Ok(committed_answer(&spec)),
+    }
 }
 
 /// Commits verified bytes: blob (verified) + file + the reservation's state + the log row, in
@@ -641,17 +678,11 @@ pub async fn commit(
         s(&spec.content_type),
         n(app.now_ms),
     ];
-    let mut statements = vec![
-        buckets::register_default(app)?,
-        app.stmt(
-            "INSERT INTO blobs (tenant, sha256, bucket_id, key, size, content_type, \
-             verified, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7) \
-             ON CONFLICT (tenant, sha256) DO UPDATE SET verified = 1",
-            &blob_args,
-        )?,
-        upsert_file(app, spec)?,
-        log.statement(app, None)?,
-    ];
+    // With a reservation, the batch first closes it, and writes the blob and the file only if
+    // that worked: a reservation aborted or expired meanwhile (whose bytes may be deleted
+    // already) commits nothing.
+    let guard = upload_id.map(|id| (id, app.now_ms));
+    let mut statements = Vec::new();
     if let Some(id) = upload_id {
         statements.push(app.stmt(
             "UPDATE uploads SET state = 'committed', finished_at = ?2 \
@@ -659,9 +690,30 @@ pub async fn commit(
             &[s(id), n(app.now_ms)],
         )?);
     }
+    let closed = statements.len();
+    let (blob_guard, blob_args) = guarded(&blob_args, guard);
+    statements.extend([
+        buckets::register_default(app)?,
+        app.stmt(
+            &format!(
+                "INSERT INTO blobs (tenant, sha256, bucket_id, key, size, content_type, \
+                 verified, created_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, 1, ?7 WHERE 1{blob_guard} \
+                 ON CONFLICT (tenant, sha256) DO UPDATE SET verified = 1"
+            ),
+            &blob_args,
+        )?,
+        upsert_file(app, spec, guard)?,
+        log.statement(app, None)?,
+    ]);
     let changes = app.batch(statements).await?;
     log.written = true;
-    if changes.get(2).copied().unwrap_or(0) == 0 {
+    if closed == 1 && changes.first().copied().unwrap_or(0) == 0 {
+        return Err(ApiError::conflict(
+            "upload_closed",
+            "this upload was closed while it was being completed",
+        ));
+    }
+    if changes.get(closed + 2).copied().unwrap_or(0) == 0 {
         return Err(ApiError::new(
             500,
             "internal",
@@ -697,6 +749,62 @@ pub(crate) async fn remove_unclaimed(
         store.delete(app, key).await?;
     }
     Ok(())
+}
+
+/// Reservations the scheduled sweep expires at most per run (a run stays well inside a
+/// Worker's limits; the next run takes the rest).
+const SWEEP_BATCH: u64 = 100;
+
+/// The scheduled sweep: a pending reservation whose URL expired more than the grace period ago
+/// (`LOCKER_COMPLETE_GRACE_S`) ends as `expired`, with its access-log row in the same batch,
+/// and its bytes are deleted unless a blob or another pending reservation claims them. A
+/// complete racing the sweep loses cleanly: [`commit`] writes nothing for a closed
+/// reservation. Returns how many expired.
+pub async fn sweep_expired(app: &App) -> ApiResult<u64> {
+    let grace_s = app
+        .var(crate::bindings::COMPLETE_GRACE_S, "3600")
+        .parse::<u64>()
+        .unwrap_or(3600);
+    let cutoff = app.now_ms.saturating_sub(grace_s.saturating_mul(1000));
+    let rows: Vec<UploadRow> = app
+        .all(
+            "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
+             bucket_id, key, state, expires_at FROM uploads \
+             WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2",
+            &[n(cutoff), n(SWEEP_BATCH)],
+        )
+        .await?;
+    let mut expired = 0;
+    for row in rows {
+        let mut log = LogEntry {
+            operation: Some("expire"),
+            bucket_id: Some(row.bucket_id.clone()),
+            ..LogEntry::default()
+        };
+        FileSpec::from_row(&row)?.log_into(&mut log);
+        let changes = app
+            .batch(vec![
+                app.stmt(
+                    "UPDATE uploads SET state = 'expired', finished_at = ?2 \
+                     WHERE id = ?1 AND state = 'pending'",
+                    &[s(&row.id), n(app.now_ms)],
+                )?,
+                log.statement_where(
+                    app,
+                    None,
+                    " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?13 \
+                     AND state = 'expired' AND finished_at = ?14)",
+                    &[s(&row.id), n(app.now_ms)],
+                )?,
+            ])
+            .await?;
+        if changes.first().copied().unwrap_or(0) == 1 {
+            expired += 1;
+            let store = Store::open(app, &row.bucket_id).await?;
+            remove_unclaimed(app, &store, &row.tenant, &row.sha256, &row.key).await?;
+        }
+    }
+    Ok(expired)
 }
 
 /// Marks a pending reservation aborted and removes its bytes if nothing else needs them.

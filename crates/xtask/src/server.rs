@@ -122,6 +122,8 @@ impl Server {
             .arg(inspector.to_string())
             .arg("--persist-to")
             .arg(state)
+            // GET /__scheduled runs the cron handler on demand (local development only).
+            .arg("--test-scheduled")
             .arg("--env-file")
             .arg(secrets);
         for (name, value) in vars {
@@ -393,7 +395,12 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
     let tap = root
         .join("target/e2e")
         .join(format!("e2e-{}.tap", std::process::id()));
-    let vars = [("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN), (DEMO_VAR, "on")];
+    // A grace of one second, so the expiry test need not wait an hour.
+    let vars = [
+        ("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN),
+        (DEMO_VAR, "on"),
+        ("LOCKER_COMPLETE_GRACE_S", "1"),
+    ];
     let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {
         step("node --test tests/**/*.test.mjs")?;
         cmd.args([
