@@ -220,6 +220,47 @@ test("hashBlob, hashFile and Sha256 agree with sha256sum, the empty input too", 
   await page.close();
 });
 
+test("a byte stream that stalls is dropped and slices finish the hash from where it stopped", async () => {
+  // A stand-in for a fault Chromium cannot be made to produce on demand (its Blob stream has
+  // been seen to stop for good on a long series of 1 GiB reads): this Blob's stream gives its
+  // first 100,000 bytes and then never another. Everything else is the real module.
+  const { page, errors } = await openPage(browser, "/");
+  const data = bytes(300_000, "stall-");
+  const outcome = await page.evaluate(async (data) => {
+    await (await import("/locker-upload.js")).loadModule();
+    const { hashBlob } = await import("/pkg/locker_web.js");
+    const u8 = new Uint8Array(data);
+    const stalling = (blob) => {
+      let pulls = 0;
+      blob.stream = () =>
+        new ReadableStream({
+          type: "bytes",
+          pull(controller) {
+            pulls += 1;
+            if (pulls === 1) controller.enqueue(u8.slice(0, 100_000));
+            return new Promise(() => {}); // and nothing ever again
+          },
+        });
+      return blob;
+    };
+    const started = performance.now();
+    const digest = await hashBlob(stalling(new Blob([u8])), { chunkSize: 65536, stallTimeout: 300 });
+    const ms = performance.now() - started;
+    let refused;
+    try {
+      await hashBlob(new Blob([u8]), { stallTimeout: 5 });
+    } catch (e) {
+      refused = [e.code, e.message];
+    }
+    return { digest, ms, refused };
+  }, [...data]);
+  assert.equal(outcome.digest, sha256hex(data));
+  assert.ok(outcome.ms >= 300, `it waited for the stall timeout (${outcome.ms} ms)`);
+  assert.deepEqual(outcome.refused, ["invalid_argument", "stallTimeout must be 100 to 600000 (ms)"]);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("hashing can be cancelled, and the hash worker goes away", async () => {
   const { page, errors } = await openPage(browser, "/");
   const outcome = await page.evaluate(async () => {

@@ -5,18 +5,17 @@
 //! piece is copied once into a buffer in wasm memory, also reused, so memory does not grow with
 //! the file.
 
-use js_sys::{Function, Uint8Array};
+use js_sys::{Function, Promise, Uint8Array};
 use locker_core::hash::to_hex;
 use sha2::{Digest, Sha256 as Sha256State};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Blob, ReadableStreamByobReader, ReadableStreamGetReaderOptions, ReadableStreamReaderMode,
 };
 
 use crate::error::{code, LockerError};
-use crate::js::get;
+use crate::js::{get, get_number, within};
 
 /// Default slice size: large enough that per-slice overhead vanishes, small enough that two
 /// slices in flight stay far below the memory budget.
@@ -56,17 +55,46 @@ impl Default for Sha256 {
     }
 }
 
-/// Checks a caller's slice size.
-pub fn chunk_size(requested: Option<u32>) -> Result<u32, LockerError> {
-    let size = requested.unwrap_or(DEFAULT_CHUNK);
-    if CHUNK_RANGE.contains(&size) {
-        Ok(size)
-    } else {
-        Err(LockerError::invalid(format!(
-            "chunkSize must be {} to {} bytes",
-            CHUNK_RANGE.start(),
-            CHUNK_RANGE.end()
-        )))
+/// How long a read may give nothing before it counts as stalled (default), and the range a
+/// caller may choose from, in milliseconds.
+pub const DEFAULT_STALL_MS: f64 = 15_000.0;
+const STALL_RANGE: std::ops::RangeInclusive<f64> = 100.0..=600_000.0;
+
+/// How a Blob is read: the size of each piece, and how long a read may take before the byte
+/// stream counts as stalled (Chromium's has been seen to stop for good on a long series of
+/// 1 GiB reads) and reading goes on with slices from where it stopped.
+#[derive(Clone, Copy)]
+pub struct Reading {
+    pub chunk: u32,
+    pub stall_ms: f64,
+}
+
+impl Reading {
+    /// `{chunkSize, stallTimeout}` of a caller's options, checked.
+    pub fn parse(options: &JsValue) -> Result<Self, LockerError> {
+        let chunk = get_number(options, "chunkSize").map_or(DEFAULT_CHUNK, |c| c as u32);
+        if !CHUNK_RANGE.contains(&chunk) {
+            return Err(LockerError::invalid(format!(
+                "chunkSize must be {} to {} bytes",
+                CHUNK_RANGE.start(),
+                CHUNK_RANGE.end()
+            )));
+        }
+        let stall_ms = get_number(options, "stallTimeout").unwrap_or(DEFAULT_STALL_MS);
+        if !STALL_RANGE.contains(&stall_ms) {
+            return Err(LockerError::invalid(
+                "stallTimeout must be 100 to 600000 (ms)",
+            ));
+        }
+        Ok(Self { chunk, stall_ms })
+    }
+
+    /// The options object [`Reading::parse`] reads back (for the hash worker's message).
+    pub fn props(&self) -> [(&'static str, JsValue); 2] {
+        [
+            ("chunkSize", self.chunk.into()),
+            ("stallTimeout", self.stall_ms.into()),
+        ]
     }
 }
 
@@ -77,16 +105,20 @@ enum Source {
     /// collector (reading with `slice().arrayBuffer()` leaves one dead buffer per slice, and
     /// the page's memory grew by 150 MiB over 1 GiB that way in Chromium).
     Byob {
+        blob: Blob,
         reader: ReadableStreamByobReader,
-        pending: Option<JsFuture>,
+        pending: Option<Promise>,
         spare: Option<Uint8Array>,
+        /// Bytes handed out so far: where slices take over if the stream stalls.
+        offset: f64,
     },
-    /// Browsers without byte streams on Blobs: slices, the next read while hashing this one.
+    /// Browsers without byte streams on Blobs, and a stream that stalled: slices, the next
+    /// read while hashing this one.
     Slices {
         blob: Blob,
         step: f64,
         next: f64,
-        pending: Option<JsFuture>,
+        pending: Option<Promise>,
     },
 }
 
@@ -107,26 +139,29 @@ impl Source {
             .and_then(|r| r.dyn_into::<ReadableStreamByobReader>());
         Ok(match byob {
             Ok(reader) => {
-                let first = JsFuture::from(
-                    reader.read_with_array_buffer_view(&Uint8Array::new_with_length(chunk)),
-                );
+                let first = reader.read_with_array_buffer_view(&Uint8Array::new_with_length(chunk));
                 Self::Byob {
+                    blob: blob.clone(),
                     reader,
                     pending: Some(first),
                     spare: Some(Uint8Array::new_with_length(chunk)),
+                    offset: 0.0,
                 }
             }
-            Err(_) => {
-                let mut source = Self::Slices {
-                    blob: blob.clone(),
-                    step: f64::from(chunk),
-                    next: 0.0,
-                    pending: None,
-                };
-                source.read_ahead()?;
-                source
-            }
+            Err(_) => Self::slices(blob, chunk, 0.0)?,
         })
+    }
+
+    /// Slices of `blob` from byte `from` on, the first read started.
+    fn slices(blob: &Blob, chunk: u32, from: f64) -> Result<Self, LockerError> {
+        let mut source = Self::Slices {
+            blob: blob.clone(),
+            step: f64::from(chunk),
+            next: from,
+            pending: None,
+        };
+        source.read_ahead()?;
+        Ok(source)
     }
 
     /// Starts the next read if a buffer (or slice) is free for it.
@@ -136,11 +171,11 @@ impl Source {
                 reader,
                 pending,
                 spare,
+                ..
             } => {
                 if pending.is_none() {
                     if let Some(buffer) = spare.take() {
-                        *pending =
-                            Some(JsFuture::from(reader.read_with_array_buffer_view(&buffer)));
+                        *pending = Some(reader.read_with_array_buffer_view(&buffer));
                     }
                 }
             }
@@ -156,7 +191,7 @@ impl Source {
                     let slice = blob
                         .slice_with_f64_and_f64(*next, end)
                         .map_err(read_error)?;
-                    *pending = Some(JsFuture::from(slice.array_buffer()));
+                    *pending = Some(slice.array_buffer());
                     *next = end;
                 }
             }
@@ -164,23 +199,46 @@ impl Source {
         Ok(())
     }
 
-    /// The next piece, or `None` at the end.
-    async fn next(&mut self) -> Result<Option<Uint8Array>, LockerError> {
-        let pending = match self {
-            Self::Byob { pending, .. } | Self::Slices { pending, .. } => pending.take(),
+    /// The next piece, or `None` at the end. A byte stream that gives nothing for
+    /// `reading.stall_ms` is cancelled and slices take over from where it stopped.
+    async fn next(&mut self, reading: Reading) -> Result<Option<Uint8Array>, LockerError> {
+        let value = loop {
+            let pending = match self {
+                Self::Byob { pending, .. } | Self::Slices { pending, .. } => pending.take(),
+            };
+            let Some(read) = pending else {
+                return Ok(None);
+            };
+            if let Some(value) = within(&read, reading.stall_ms).await.map_err(read_error)? {
+                break value;
+            }
+            let Self::Byob {
+                blob,
+                reader,
+                offset,
+                ..
+            } = self
+            else {
+                return Err(LockerError::new(
+                    code::HASH_FAILED,
+                    "reading the file stalled",
+                ));
+            };
+            // The stream's own promise is dropped with it; its cancellation cannot fail in a
+            // way that matters here.
+            let _ = reader.cancel();
+            *self = Self::slices(&blob.clone(), reading.chunk, *offset)?;
         };
-        let Some(reading) = pending else {
-            return Ok(None);
-        };
-        let value = reading.await.map_err(read_error)?;
         let piece = match self {
-            Self::Byob { .. } => {
+            Self::Byob { offset, .. } => {
                 if get(&value, "done").as_bool().unwrap_or(true) {
                     return Ok(None);
                 }
-                get(&value, "value")
+                let piece = get(&value, "value")
                     .dyn_into::<Uint8Array>()
-                    .map_err(|_| LockerError::new(code::HASH_FAILED, "the stream gave no bytes"))?
+                    .map_err(|_| LockerError::new(code::HASH_FAILED, "the stream gave no bytes"))?;
+                *offset += f64::from(piece.length());
+                piece
             }
             Self::Slices { .. } => Uint8Array::new(&value),
         };
@@ -203,16 +261,16 @@ const PROGRESS_STEP: f64 = 4.0 * 1024.0 * 1024.0;
 /// Hashes `blob` piece by piece. `progress(bytes_hashed)` is called every few MiB and at the end.
 pub async fn hash_blob(
     blob: &Blob,
-    chunk: u32,
+    reading: Reading,
     mut progress: impl FnMut(f64),
 ) -> Result<String, LockerError> {
     let size = blob.size();
     let mut state = Sha256State::new();
-    let mut buffer = vec![0u8; chunk as usize];
+    let mut buffer = vec![0u8; reading.chunk as usize];
     let mut done = 0.0;
     let mut reported = 0.0;
-    let mut source = Source::open(blob, chunk)?;
-    while let Some(piece) = source.next().await? {
+    let mut source = Source::open(blob, reading.chunk)?;
+    while let Some(piece) = source.next(reading).await? {
         let len = piece.length() as usize;
         let Some(dest) = buffer.get_mut(..len) else {
             return Err(LockerError::new(
@@ -239,26 +297,29 @@ pub async fn hash_blob(
     Ok(to_hex(&state.finalize()))
 }
 
-/// `hashBlob(blob, {chunkSize, onProgress})`: hashes on the calling thread (page or worker).
-/// `hashFile` hashes in a Web Worker instead, which keeps a page responsive; this is for code
-/// that already runs in a worker of its own.
+/// The caller's `onProgress(bytes)` from `options`, if any, as a progress function. A
+/// throwing callback does not stop the hash.
+pub fn on_progress(options: &JsValue) -> impl Fn(f64) + 'static {
+    let callback = get(options, "onProgress").dyn_into::<Function>().ok();
+    move |done| {
+        if let Some(f) = &callback {
+            let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done));
+        }
+    }
+}
+
+/// `hashBlob(blob, {chunkSize, stallTimeout, onProgress})`: hashes on the calling thread (page
+/// or worker). `hashFile` hashes in a Web Worker instead, which keeps a page responsive; this
+/// is for code that already runs in a worker of its own.
 #[wasm_bindgen(js_name = hashBlob, unchecked_return_type = "string")]
 pub async fn hash_blob_js(
     blob: Blob,
     #[wasm_bindgen(
-        unchecked_optional_param_type = "{ chunkSize?: number; onProgress?: (bytes: number) => void }"
+        unchecked_optional_param_type = "{ chunkSize?: number; stallTimeout?: number; onProgress?: (bytes: number) => void }"
     )]
     options: Option<js_sys::Object>,
 ) -> Result<JsValue, JsValue> {
     let options = JsValue::from(options.unwrap_or_default());
-    let chunk = chunk_size(get(&options, "chunkSize").as_f64().map(|c| c as u32))?;
-    let on_progress = get(&options, "onProgress").dyn_into::<Function>().ok();
-    let digest = hash_blob(&blob, chunk, |done| {
-        if let Some(f) = &on_progress {
-            // A throwing progress callback must not abort the hash.
-            let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(done));
-        }
-    })
-    .await?;
+    let digest = hash_blob(&blob, Reading::parse(&options)?, on_progress(&options)).await?;
     Ok(JsValue::from_str(&digest))
 }

@@ -3,7 +3,7 @@
 //! The page starts a module worker from a tiny script (a Blob URL) that imports this same
 //! module, receives the page's compiled `WebAssembly.Module` (no second download or compile),
 //! and calls [`hash_worker_main`]. The protocol, all plain objects:
-//! page -> worker: the Module, then `{blob, chunkSize}`;
+//! page -> worker: the Module, then `{blob, chunkSize, stallTimeout}`;
 //! worker -> page: `{type: "ready"}`, `{type: "progress", bytes}`, then
 //! `{type: "done", sha256}` or `{type: "error", code, message}`.
 //! Cancelling terminates the worker: nothing outlives it.
@@ -17,7 +17,7 @@ use web_sys::{
     WorkerOptions, WorkerType,
 };
 
-use crate::digest::{chunk_size, hash_blob};
+use crate::digest::{hash_blob, on_progress, Reading};
 use crate::error::{code, LockerError};
 use crate::js::{deferred, get, obj, on_abort, wait};
 
@@ -60,8 +60,7 @@ async fn job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) -> Result<Strin
     let blob: Blob = get(data, "blob")
         .dyn_into()
         .map_err(|_| LockerError::invalid("the hash worker needs a Blob"))?;
-    let chunk = chunk_size(get(data, "chunkSize").as_f64().map(|c| c as u32))?;
-    hash_blob(&blob, chunk, |bytes| {
+    hash_blob(&blob, Reading::parse(data)?, |bytes| {
         let _ = scope.post_message(&obj(&[
             ("type", "progress".into()),
             ("bytes", bytes.into()),
@@ -117,7 +116,7 @@ impl Drop for Running {
 /// Hashes `blob` in a new Web Worker. `progress(bytes_hashed)` runs on the page.
 pub async fn hash_in_worker(
     blob: &Blob,
-    chunk: u32,
+    reading: Reading,
     signal: Option<&AbortSignal>,
     progress: impl Fn(f64) + 'static,
 ) -> Result<String, LockerError> {
@@ -129,7 +128,8 @@ pub async fn hash_in_worker(
     let (done, finish) = deferred();
     let finish = move |result| finish.call(result);
 
-    let job = obj(&[("blob", blob.into()), ("chunkSize", chunk.into())]);
+    let job = obj(&reading.props());
+    let _ = js_sys::Reflect::set(&job, &"blob".into(), blob);
     let on_message = {
         let worker = running.worker.clone();
         let finish = finish.clone();
@@ -188,28 +188,20 @@ pub async fn hash_in_worker(
         .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the worker sent no digest"))
 }
 
-/// `hashFile(blob, {chunkSize, onProgress, signal})`: SHA-256 of a File or Blob in a new Web
+/// `hashFile(blob, {chunkSize, stallTimeout, onProgress, signal})`: SHA-256 of a File or Blob in a new Web
 /// Worker, read as a stream into reused buffers (constant memory). Resolves to 64 lowercase hex
 /// digits; rejects with a `LockerError` (`code: "aborted"` when the signal fired).
 #[wasm_bindgen(js_name = hashFile, unchecked_return_type = "string")]
 pub async fn hash_file(
     blob: Blob,
     #[wasm_bindgen(
-        unchecked_optional_param_type = "{ chunkSize?: number; onProgress?: (bytes: number) => void; signal?: AbortSignal }"
+        unchecked_optional_param_type = "{ chunkSize?: number; stallTimeout?: number; onProgress?: (bytes: number) => void; signal?: AbortSignal }"
     )]
     options: Option<js_sys::Object>,
 ) -> Result<JsValue, JsValue> {
     let options = JsValue::from(options.unwrap_or_default());
-    let chunk = chunk_size(get(&options, "chunkSize").as_f64().map(|c| c as u32))?;
+    let reading = Reading::parse(&options)?;
     let signal = get(&options, "signal").dyn_into::<AbortSignal>().ok();
-    let on_progress = get(&options, "onProgress")
-        .dyn_into::<js_sys::Function>()
-        .ok();
-    let digest = hash_in_worker(&blob, chunk, signal.as_ref(), move |bytes| {
-        if let Some(f) = &on_progress {
-            let _ = f.call1(&JsValue::NULL, &bytes.into());
-        }
-    })
-    .await?;
+    let digest = hash_in_worker(&blob, reading, signal.as_ref(), on_progress(&options)).await?;
     Ok(digest.into())
 }

@@ -18,6 +18,9 @@ extern "C" {
     /// The global `setTimeout`, in a window and in a worker alike.
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(handler: &Function, ms: f64) -> JsValue;
+    /// `setTimeout(handler, ms, arg)`: `handler(arg)` after `ms`.
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout_with(handler: &Function, ms: f64, arg: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = clearTimeout)]
     fn clear_timeout(handle: &JsValue);
 }
@@ -118,6 +121,18 @@ pub fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), LockerError> {
     } else {
         Ok(())
     }
+}
+
+/// Settles as `promise` does, or with `None` if `ms` milliseconds pass first.
+pub async fn within(promise: &Promise, ms: f64) -> Result<Option<JsValue>, JsValue> {
+    let late = Object::new();
+    let mut handle = JsValue::UNDEFINED;
+    let timer = Promise::new(&mut |resolve, _| {
+        handle = set_timeout_with(&resolve, ms, &late);
+    });
+    let outcome = JsFuture::from(Promise::race(&js_sys::Array::of2(promise, &timer))).await;
+    clear_timeout(&handle);
+    outcome.map(|v| (!Object::is(&v, &late)).then_some(v))
 }
 
 /// Waits `ms` milliseconds, or until `signal` aborts (then fails with `aborted`).

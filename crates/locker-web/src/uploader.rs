@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::{AbortSignal, Blob, CustomEvent, CustomEventInit, EventTarget, File};
 
-use crate::digest::chunk_size;
+use crate::digest::Reading;
 use crate::error::{code, LockerError};
 use crate::hash_worker::hash_in_worker;
 use crate::js::{check_aborted, get, get_number, get_string, obj, sleep};
@@ -58,7 +58,7 @@ struct Options {
     retry_delay_ms: f64,
     max_size: Option<f64>,
     accept: Vec<String>,
-    chunk_size: u32,
+    reading: Reading,
 }
 
 struct Inner {
@@ -212,7 +212,7 @@ impl Options {
             )?,
             max_size,
             accept,
-            chunk_size: chunk_size(get_number(o, "chunkSize").map(|c| c as u32))?,
+            reading: Reading::parse(o)?,
         })
     }
 }
@@ -414,7 +414,7 @@ impl Inner {
                     &[("loaded", bytes.into()), ("total", size.into())],
                 );
             };
-            hash_in_worker(&job.file, self.options.chunk_size, signal, progress).await?
+            hash_in_worker(&job.file, self.options.reading, signal, progress).await?
         };
 
         let _slot = self.upload_slots.acquire(signal).await?;
@@ -688,6 +688,8 @@ export interface UploaderOptions {
   accept?: string;
   /** Bytes read and hashed at a time (64 KiB to 64 MiB, default 4 MiB). */
   chunkSize?: number;
+  /** Milliseconds a read of the file may give nothing before the byte stream counts as stalled and reading goes on in slices (100 to 600000, default 15000). */
+  stallTimeout?: number;
 }
 
 /** What a token route answers (`POST /v1/tokens` gives exactly this). */
