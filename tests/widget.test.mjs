@@ -156,6 +156,31 @@ test("a transfer that fails once is retried and succeeds", async () => {
   await page.close();
 });
 
+test("a transfer that stalls is aborted after stall-timeout and retried", async () => {
+  // A stand-in for a link that goes silent mid-transfer (no reset, no answer), which the local
+  // Worker cannot be made to do: the first transfer's request is held and never answered.
+  const { page, errors, key } = await widgetPage(browser, "stall");
+  await page.locator("locker-upload").evaluate((el) => el.setAttribute("stall-timeout", "1000"));
+  let attempts = 0;
+  let held;
+  await page.route("**/v1/data/**", async (route) => {
+    attempts += 1;
+    if (attempts === 1) {
+      held = Date.now();
+      return; // never continued, fulfilled or aborted
+    }
+    await route.continue();
+  });
+  const data = bytes(150 * 1024, "stall-");
+  await pick(page, [{ name: "silent.bin", mimeType: "application/octet-stream", buffer: data }]);
+  await rowIn(page, "silent.bin", "stored");
+  assert.equal(attempts, 2);
+  assert.ok(Date.now() - held >= 1000, "the retry came after the stall timeout, not before");
+  assert.equal((await api("GET", "/v1/files/demo/silent.bin", { key })).data.sha256, sha256hex(data));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("an expired token is renewed through the token route", async () => {
   const { page, errors, key, minted } = await widgetPage(browser, "renew", { ttl: 2 });
   await pick(page, [{ name: "first.bin", mimeType: "application/octet-stream", buffer: bytes(1000) }]);

@@ -10,7 +10,7 @@
 // Each uploaded file adds its ref (`locker://namespace/path`) to the form under `name`.
 // Attributes: endpoint (the Worker; default: where this script came from), namespace,
 // token-url (POSTed to for an upload token), accept, max-size (bytes), multiple, required,
-// disabled, concurrency. Theme it with the --locker-* custom properties below.
+// disabled, concurrency, stall-timeout (ms). Theme it with the --locker-* custom properties below.
 import init, { Uploader } from "./pkg/locker_web.js";
 
 let ready;
@@ -250,6 +250,7 @@ export class LockerUpload extends HTMLElement {
       accept: this.getAttribute("accept") ?? undefined,
       maxSize: maxSize === null ? undefined : Number(maxSize),
       concurrency: Number(this.getAttribute("concurrency") ?? 3),
+      stallTimeout: this.hasAttribute("stall-timeout") ? Number(this.getAttribute("stall-timeout")) : undefined,
     });
     const progress = (state) => (e) => {
       const row = this.#rowFor(e.detail.file);

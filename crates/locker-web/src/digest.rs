@@ -57,7 +57,7 @@ impl Default for Sha256 {
 
 /// How long a read may give nothing before it counts as stalled (default), and the range a
 /// caller may choose from, in milliseconds.
-pub const DEFAULT_STALL_MS: f64 = 15_000.0;
+pub const DEFAULT_STALL_MS: f64 = 30_000.0;
 const STALL_RANGE: std::ops::RangeInclusive<f64> = 100.0..=600_000.0;
 
 /// How a Blob is read: the size of each piece, and how long a read may take before the byte

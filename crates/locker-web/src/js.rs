@@ -123,6 +123,36 @@ pub fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), LockerError> {
     }
 }
 
+/// Runs `on_stall` if `arm` is not called again within `ms` milliseconds of the last call.
+/// Dropping it stops the timer, so the callback never outlives its owner.
+pub struct Watchdog {
+    ms: f64,
+    handle: RefCell<JsValue>,
+    fire: Closure<dyn FnMut()>,
+}
+
+impl Watchdog {
+    pub fn new(ms: f64, on_stall: impl FnMut() + 'static) -> Self {
+        Self {
+            ms,
+            handle: RefCell::new(JsValue::UNDEFINED),
+            fire: Closure::new(on_stall),
+        }
+    }
+
+    /// (Re)starts the countdown.
+    pub fn arm(&self) {
+        let next = set_timeout(self.fire.as_ref().unchecked_ref(), self.ms);
+        clear_timeout(&self.handle.replace(next));
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        clear_timeout(&self.handle.replace(JsValue::UNDEFINED));
+    }
+}
+
 /// Settles as `promise` does, or with `None` if `ms` milliseconds pass first.
 pub async fn within(promise: &Promise, ms: f64) -> Result<Option<JsValue>, JsValue> {
     let late = Object::new();

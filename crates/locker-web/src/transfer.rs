@@ -13,7 +13,7 @@ use web_sys::{
 };
 
 use crate::error::{code, LockerError};
-use crate::js::{check_aborted, deferred, get, get_string, on_abort, wait};
+use crate::js::{check_aborted, deferred, get, get_string, on_abort, wait, Watchdog};
 
 #[wasm_bindgen]
 extern "C" {
@@ -127,14 +127,16 @@ pub async fn call(
         })
 }
 
-/// Sends `body` to a signed URL. `progress(sent, total)` follows the upload. Resolves to
-/// `undefined`.
+/// Sends `body` to a signed URL. `progress(sent, total)` follows the upload. A transfer that
+/// makes no progress and gets no answer for `stall_ms` is aborted as a (retryable) network
+/// failure. Resolves to `undefined`.
 pub async fn send(
     method: &str,
     url: &str,
     headers: &[(String, String)],
     body: &Blob,
     signal: Option<&AbortSignal>,
+    stall_ms: f64,
     progress: impl Fn(f64, f64) + 'static,
 ) -> Result<JsValue, LockerError> {
     check_aborted(signal)?;
@@ -149,9 +151,25 @@ pub async fn send(
     let finish = move |result: Result<(), LockerError>| {
         finish.call(result.map(|()| JsValue::UNDEFINED));
     };
-    let on_progress = Closure::<dyn FnMut(ProgressEvent)>::new(move |e: ProgressEvent| {
-        progress(e.loaded(), e.total());
-    });
+    let watchdog = {
+        let xhr = xhr.clone();
+        let finish = finish.clone();
+        std::rc::Rc::new(Watchdog::new(stall_ms, move || {
+            // Settled first, so the abort event that follows changes nothing.
+            finish(Err(LockerError::new(
+                code::NETWORK,
+                "the transfer made no progress (stallTimeout)",
+            )));
+            let _ = xhr.abort();
+        }))
+    };
+    let on_progress = {
+        let watchdog = watchdog.clone();
+        Closure::<dyn FnMut(ProgressEvent)>::new(move |e: ProgressEvent| {
+            watchdog.arm();
+            progress(e.loaded(), e.total());
+        })
+    };
     let on_load = {
         let xhr = xhr.clone();
         let finish = finish.clone();
@@ -192,5 +210,6 @@ pub async fn send(
         })
     });
     xhr.send_with_opt_blob(Some(body)).map_err(fail)?;
+    watchdog.arm();
     wait(done).await
 }

@@ -505,6 +505,7 @@ impl Inner {
                 headers,
                 &job.file,
                 signal,
+                self.options.reading.stall_ms,
                 move |loaded, total| {
                     events.emit(
                         "upload-progress",
@@ -688,7 +689,7 @@ export interface UploaderOptions {
   accept?: string;
   /** Bytes read and hashed at a time (64 KiB to 64 MiB, default 4 MiB). */
   chunkSize?: number;
-  /** Milliseconds a read of the file may give nothing before the byte stream counts as stalled and reading goes on in slices (100 to 600000, default 15000). */
+  /** Milliseconds without progress after which reading the file or sending it counts as stalled: the file's byte stream gives way to slices, a transfer is aborted and retried (100 to 600000, default 30000). */
   stallTimeout?: number;
 }
 
