@@ -30,14 +30,18 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// Parameters of the row's INSERT; a condition for [`LogEntry::statement_where`] numbers
+    /// its own from `ARGS + 1`.
+    pub const ARGS: usize = 12;
+
     /// The INSERT for this entry; the caller runs it (alone or in a batch) and marks `written`.
     pub fn statement(&self, app: &App, error: Option<&ApiError>) -> ApiResult<D1PreparedStatement> {
         self.statement_where(app, error, "", &[])
     }
 
     /// [`LogEntry::statement`] that writes its row only if `condition` (SQL starting with
-    /// ` AND `, its parameters numbered from ?13 on, bound from `extra`) holds when it runs, so
-    /// a batch logs only what it really did.
+    /// ` AND `, its parameters numbered from `ARGS + 1` on, bound from `extra`) holds when it
+    /// runs, so a batch logs only what it really did.
     pub fn statement_where(
         &self,
         app: &App,
@@ -58,7 +62,7 @@ impl LogEntry {
                 self.operation.unwrap_or("request")
             )
         });
-        let mut args = vec![
+        let row: [JsValue; Self::ARGS] = [
             opt(self.tenant.as_deref()),
             opt(self.bucket_id.as_deref()),
             s(operation),
@@ -72,6 +76,7 @@ impl LogEntry {
             n(self.bytes),
             n(app.now_ms),
         ];
+        let mut args = row.to_vec();
         args.extend_from_slice(extra);
         app.stmt(
             &format!(

@@ -157,22 +157,27 @@ struct ShaRow {
     sha256: String,
 }
 
-/// `args` with a condition on a reservation appended: `( AND <its id is committed at this
-/// time>, args + [id, time])`, or nothing to add.
+/// SQL condition: reservation `?{first}` went to `state` at `?{first + 1}` (the time of the
+/// batch that changed it), so a statement later in that batch runs only if the change
+/// happened.
+fn reservation_is(state: &'static str, first: usize) -> String {
+    format!(
+        " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?{first} AND state = '{state}' \
+         AND finished_at = ?{})",
+        first + 1
+    )
+}
+
+/// `args` with [`reservation_is`] `committed` appended for `guard` (reservation id, batch
+/// time): the condition and the arguments, or no condition at all.
 fn guarded(args: &[JsValue], guard: Option<(&str, u64)>) -> (String, Vec<JsValue>) {
     let mut all = args.to_vec();
     let Some((id, at)) = guard else {
         return (String::new(), all);
     };
-    let (i, t) = (all.len() + 1, all.len() + 2);
+    let condition = reservation_is("committed", all.len() + 1);
     all.extend([s(id), n(at)]);
-    (
-        format!(
-            " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?{i} AND state = 'committed' \
-             AND finished_at = ?{t})"
-        ),
-        all,
-    )
+    (condition, all)
 }
 
 /// The upsert of a file row. It only writes when a verified blob with the same size exists, so
@@ -703,16 +708,25 @@ pub async fn commit(
             &blob_args,
         )?,
         upsert_file(app, spec, guard)?,
-        log.statement(app, None)?,
+        match guard {
+            Some((id, at)) => log.statement_where(
+                app,
+                None,
+                &reservation_is("committed", LogEntry::ARGS + 1),
+                &[s(id), n(at)],
+            )?,
+            None => log.statement(app, None)?,
+        },
     ]);
     let changes = app.batch(statements).await?;
-    log.written = true;
     if closed == 1 && changes.first().copied().unwrap_or(0) == 0 {
+        // Nothing was written, the log row neither: the refusal gets its own.
         return Err(ApiError::conflict(
             "upload_closed",
             "this upload was closed while it was being completed",
         ));
     }
+    log.written = true;
     if changes.get(closed + 2).copied().unwrap_or(0) == 0 {
         return Err(ApiError::new(
             500,
@@ -792,8 +806,7 @@ pub async fn sweep_expired(app: &App) -> ApiResult<u64> {
                 log.statement_where(
                     app,
                     None,
-                    " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?13 \
-                     AND state = 'expired' AND finished_at = ?14)",
+                    &reservation_is("expired", LogEntry::ARGS + 1),
                     &[s(&row.id), n(app.now_ms)],
                 )?,
             ])
