@@ -265,6 +265,12 @@ test("a deactivated bucket takes no new uploads; its files stay readable", async
 
   const tenantTry = await api("POST", `/v1/buckets/${bucket.id}/deactivate`, { key });
   assert.equal(tenantTry.status, 403);
+  const { default_bucket_id } = (await api("GET", "/v1/routes", { key })).data;
+  const notDefault = await api("POST", `/v1/buckets/${default_bucket_id}/deactivate`, { key: ADMIN_KEY });
+  assert.equal(notDefault.status, 409, notDefault.text);
+  assert.equal(notDefault.data.error.code, "default_bucket");
+  const listed = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
+  assert.equal(listed.data.buckets.find((b) => b.id === default_bucket_id).active, true);
   const off = await api("POST", `/v1/buckets/${bucket.id}/deactivate`, { key: ADMIN_KEY });
   assert.equal(off.status, 200, off.text);
   assert.equal(off.data.active, false);

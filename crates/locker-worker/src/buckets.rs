@@ -298,7 +298,8 @@ pub async fn list(app: &App, who: &Principal) -> ApiResult<Value> {
 }
 
 /// `POST /v1/buckets/{id}/activate|deactivate` (bootstrap admin): an inactive bucket takes no
-/// new uploads; what it holds stays readable.
+/// new uploads; what it holds stays readable. The default bucket (this Worker's `BLOBS`) takes
+/// every namespace without a route and cannot be deactivated.
 pub async fn set_active(
     app: &App,
     who: &Principal,
@@ -311,6 +312,13 @@ pub async fn set_active(
     let Some(mut row) = bucket_row(app, id).await? else {
         return Err(ApiError::not_found("no such bucket"));
     };
+    if !active && id == app.bucket_id.as_str() {
+        return Err(ApiError::conflict(
+            "default_bucket",
+            "the default bucket receives every namespace without a route and cannot be \
+             deactivated; route namespaces elsewhere instead",
+        ));
+    }
     app.batch(vec![
         app.stmt(
             "UPDATE buckets SET active = ?2 WHERE id = ?1",

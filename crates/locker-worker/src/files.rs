@@ -270,18 +270,30 @@ fn parse_range(header: Option<String>, size: u64) -> ApiResult<Option<(u64, u64)
     Ok(Some((start, end)))
 }
 
+/// Which stored bytes to serve, and as what.
+pub struct Served<'a> {
+    pub tenant: &'a Tenant,
+    pub bucket_id: &'a str,
+    pub sha256: &'a Sha256Hex,
+    pub content_type: &'a str,
+    /// The download's file name.
+    pub name: &'a str,
+}
+
 /// Streams a blob with headers that keep stored bytes from running as this origin's script.
-#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     app: &App,
     req: &Request,
-    tenant: &Tenant,
-    bucket_id: &str,
-    sha256: &Sha256Hex,
-    content_type: &str,
-    name: &str,
+    what: &Served<'_>,
     log: &mut LogEntry,
 ) -> ApiResult<Response> {
+    let Served {
+        tenant,
+        bucket_id,
+        sha256,
+        content_type,
+        name,
+    } = *what;
     let key = ObjectKey::for_blob(tenant, sha256);
     log.operation = Some("download");
     log.tenant = Some(tenant.to_string());
@@ -364,15 +376,12 @@ pub async fn download(
         log.tenant = Some(claims.t.to_string());
         return Err(ApiError::not_found("this file was deleted"));
     };
-    serve(
-        app,
-        req,
-        &claims.t,
-        &live.bucket_id,
-        &claims.sha256,
-        &claims.ct,
-        &claims.name,
-        log,
-    )
-    .await
+    let what = Served {
+        tenant: &claims.t,
+        bucket_id: &live.bucket_id,
+        sha256: &claims.sha256,
+        content_type: &claims.ct,
+        name: &claims.name,
+    };
+    serve(app, req, &what, log).await
 }

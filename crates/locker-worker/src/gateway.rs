@@ -181,17 +181,14 @@ pub async fn get(
         .clone()
         .unwrap_or_else(|| file.path.file_name().to_owned());
     let sha = Sha256Hex::parse(&row.sha256)?;
-    files::serve(
-        app,
-        req,
+    let what = files::Served {
         tenant,
-        &row.bucket_id,
-        &sha,
-        &row.content_type,
-        &name,
-        log,
-    )
-    .await
+        bucket_id: &row.bucket_id,
+        sha256: &sha,
+        content_type: &row.content_type,
+        name: &name,
+    };
+    files::serve(app, req, &what, log).await
 }
 
 #[derive(Deserialize)]
