@@ -790,34 +790,49 @@ pub async fn sweep_expired(app: &App) -> ApiResult<u64> {
         .await?;
     let mut expired = 0;
     for row in rows {
-        let mut log = LogEntry {
-            operation: Some("expire"),
-            bucket_id: Some(row.bucket_id.clone()),
-            ..LogEntry::default()
-        };
-        FileSpec::from_row(&row)?.log_into(&mut log);
-        let changes = app
-            .batch(vec![
-                app.stmt(
-                    "UPDATE uploads SET state = 'expired', finished_at = ?2 \
-                     WHERE id = ?1 AND state = 'pending'",
-                    &[s(&row.id), n(app.now_ms)],
-                )?,
-                log.statement_where(
-                    app,
-                    None,
-                    &reservation_is("expired", LogEntry::ARGS + 1),
-                    &[s(&row.id), n(app.now_ms)],
-                )?,
-            ])
-            .await?;
-        if changes.first().copied().unwrap_or(0) == 1 {
-            expired += 1;
-            let store = Store::open(app, &row.bucket_id).await?;
-            remove_unclaimed(app, &store, &row.tenant, &row.sha256, &row.key).await?;
+        // One reservation's trouble (its bucket unreachable, say) must not stop the others.
+        match expire(app, &row).await {
+            Ok(true) => expired += 1,
+            Ok(false) => {}
+            Err(e) => worker::console_error!("sweep: upload {}: {}", row.id, e.message),
         }
     }
     Ok(expired)
+}
+
+/// Expires one reservation if it is still pending (its log row in the same batch), then
+/// removes its bytes unless something claims them. A failed removal leaves them in storage.
+async fn expire(app: &App, row: &UploadRow) -> ApiResult<bool> {
+    let log = LogEntry {
+        operation: Some("expire"),
+        tenant: Some(row.tenant.clone()),
+        bucket_id: Some(row.bucket_id.clone()),
+        sha256: Some(row.sha256.clone()),
+        namespace: Some(row.namespace.clone()),
+        path: Some(row.path.clone()),
+        ..LogEntry::default()
+    };
+    let changes = app
+        .batch(vec![
+            app.stmt(
+                "UPDATE uploads SET state = 'expired', finished_at = ?2 \
+                 WHERE id = ?1 AND state = 'pending'",
+                &[s(&row.id), n(app.now_ms)],
+            )?,
+            log.statement_where(
+                app,
+                None,
+                &reservation_is("expired", LogEntry::ARGS + 1),
+                &[s(&row.id), n(app.now_ms)],
+            )?,
+        ])
+        .await?;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        return Ok(false);
+    }
+    let store = Store::open(app, &row.bucket_id).await?;
+    remove_unclaimed(app, &store, &row.tenant, &row.sha256, &row.key).await?;
+    Ok(true)
 }
 
 /// Marks a pending reservation aborted and removes its bytes if nothing else needs them.
