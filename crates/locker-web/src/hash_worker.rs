@@ -188,9 +188,9 @@ pub async fn hash_in_worker(
         .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the worker sent no digest"))
 }
 
-/// `hashFile(blob, {chunkSize, stallTimeout, onProgress, signal})`: SHA-256 of a File or Blob in a new Web
-/// Worker, read as a stream into reused buffers (constant memory). Resolves to 64 lowercase hex
-/// digits; rejects with a `LockerError` (`code: "aborted"` when the signal fired).
+/// `hashFile(blob, {chunkSize, stallTimeout, onProgress, signal})`: SHA-256 of a File or Blob
+/// in a new Web Worker, read as a stream into reused buffers (constant memory). Resolves to 64
+/// lowercase hex digits; rejects with a `LockerError` (`code: "aborted"` when the signal fired).
 #[wasm_bindgen(js_name = hashFile, unchecked_return_type = "string")]
 pub async fn hash_file(
     blob: Blob,

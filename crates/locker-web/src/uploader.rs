@@ -239,8 +239,8 @@ fn backoff(base_ms: f64, attempt: u32) -> f64 {
     capped / 2.0 + js_sys::Math::random() * capped / 2.0
 }
 
-/// A step of an upload, boxed: each is compiled once, not once per place that awaits it
-/// (a third of the module's size, BENCHMARKS.md).
+/// A step of an upload, boxed: the retry loop is compiled once for all steps instead of once
+/// per step, and each step's state machine is not copied into its callers' (module weight).
 type Pending<'a> = Pin<Box<dyn Future<Output = Result<JsValue, LockerError>> + 'a>>;
 
 /// What one `upload()` call is about.
