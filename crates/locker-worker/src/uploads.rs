@@ -812,21 +812,29 @@ async fn expire(app: &App, row: &UploadRow) -> ApiResult<bool> {
         path: Some(row.path.clone()),
         ..LogEntry::default()
     };
-    let changes = app
-        .batch(vec![
-            app.stmt(
-                "UPDATE uploads SET state = 'expired', finished_at = ?2 \
-                 WHERE id = ?1 AND state = 'pending'",
-                &[s(&row.id), n(app.now_ms)],
-            )?,
-            log.statement_where(
-                app,
-                None,
-                &reservation_is("expired", LogEntry::ARGS + 1),
-                &[s(&row.id), n(app.now_ms)],
-            )?,
-        ])
-        .await?;
+    let logged = log.statement_where(
+        app,
+        None,
+        &reservation_is("expired", LogEntry::ARGS + 1),
+        &[s(&row.id), n(app.now_ms)],
+    )?;
+    close(app, row, "expired", vec![logged]).await
+}
+
+/// Ends a pending reservation as `state` (`aborted`, `expired`), with `also` in the same batch,
+/// and removes its bytes if nothing else needs them. `false`: it was no longer pending.
+async fn close(
+    app: &App,
+    row: &UploadRow,
+    state: &'static str,
+    also: Vec<worker::D1PreparedStatement>,
+) -> ApiResult<bool> {
+    let mut statements = vec![app.stmt(
+        "UPDATE uploads SET state = ?3, finished_at = ?2 WHERE id = ?1 AND state = 'pending'",
+        &[s(&row.id), n(app.now_ms), s(state)],
+    )?];
+    statements.extend(also);
+    let changes = app.batch(statements).await?;
     if changes.first().copied().unwrap_or(0) == 0 {
         return Ok(false);
     }
@@ -837,19 +845,7 @@ async fn expire(app: &App, row: &UploadRow) -> ApiResult<bool> {
 
 /// Marks a pending reservation aborted and removes its bytes if nothing else needs them.
 async fn discard(app: &App, row: &UploadRow) -> ApiResult<bool> {
-    let changes = app
-        .batch(vec![app.stmt(
-            "UPDATE uploads SET state = 'aborted', finished_at = ?2 \
-             WHERE id = ?1 AND state = 'pending'",
-            &[s(&row.id), n(app.now_ms)],
-        )?])
-        .await?;
-    let aborted = changes.first().copied().unwrap_or(0) == 1;
-    if aborted {
-        let store = Store::open(app, &row.bucket_id).await?;
-        remove_unclaimed(app, &store, &row.tenant, &row.sha256, &row.key).await?;
-    }
-    Ok(aborted)
+    close(app, row, "aborted", Vec::new()).await
 }
 
 /// `DELETE /v1/uploads/{id}`: abort a pending reservation.
