@@ -22,6 +22,7 @@ commands:
   test             everything `dev` needs plus Chromium, then fmt, clippy (host and wasm32),
                    host unit tests, and the end-to-end tests against a fresh `wrangler dev`
   build            install what is missing and build the Worker and the browser module
+  e2e [FILE...]    build, then only the end-to-end tests (all, or the given test files)
   bench            everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
                    prints the tables and writes BENCHMARKS.md
 ";
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("build") => prepare(false).map(|_| ()),
+        Some("e2e") => prepare(true).and_then(|tools| server::e2e(&root(), &tools, &args[1..])),
         Some("bench") => prepare(true).and_then(|tools| server::bench(&root(), &tools)),
         Some("__reap") => server::reap(&args[1..]),
         Some("-h" | "--help" | "help") => {
@@ -156,5 +158,5 @@ fn test(args: &[String]) -> Result<()> {
     util::step("host unit tests")?;
     util::cargo(&root, &["test", "--workspace"])?;
     util::step("end-to-end tests")?;
-    server::e2e(&root, &tools)
+    server::e2e(&root, &tools, &[])
 }

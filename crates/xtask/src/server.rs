@@ -391,7 +391,8 @@ fn staged(
 
 /// The end-to-end suite: the node test runner over tests/*.test.mjs in a [`staged`]
 /// environment, then the counts of passed and failed tests.
-pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
+/// Runs the end-to-end tests: `files` (paths of test files), or every `tests/**/*.test.mjs`.
+pub fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
     let tap = root
         .join("target/e2e")
         .join(format!("e2e-{}.tap", std::process::id()));
@@ -412,7 +413,11 @@ pub fn e2e(root: &Path, tools: &Tools) -> Result<()> {
             "--test-reporter=tap",
         ])
         .arg(format!("--test-reporter-destination={}", tap.display()))
-        .arg("tests/**/*.test.mjs")
+        .args(if files.is_empty() {
+            vec!["tests/**/*.test.mjs".to_owned()]
+        } else {
+            files.to_vec()
+        })
         .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
         .env("E2E_OUTPUT", out);
         Ok(())
