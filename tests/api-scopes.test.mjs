@@ -130,6 +130,19 @@ test("a tenant admin cannot create a key broader than itself in any dimension", 
   // The bootstrap admin and an unlimited tenant admin still create anything.
   const wide = await makeKey(root, { namespaces: ["*"], ops: ["read", "write", "delete", "admin"] });
   assert.equal(wide.expires_at, null);
+
+  // The same power over existing keys and routes: no revoking a wider key, no default route.
+  await refused(root, () => api("DELETE", `/v1/keys/${wide.id}`, { key: limited.key }), { status: 403, code: "scope_exceeded" });
+  assert.equal((await api("GET", "/v1/files?namespace=a", { key: wide.key })).status, 200);
+  const revoked = await api("DELETE", `/v1/keys/${child.id}`, { key: limited.key });
+  assert.equal(revoked.status, 200, revoked.text);
+  const { default_bucket_id } = (await api("GET", "/v1/routes", { key: root })).data;
+  await refused(root, () => api("PUT", "/v1/routes/*", { key: limited.key, json: { bucket_id: default_bucket_id } }), {
+    status: 403,
+    code: "forbidden",
+  });
+  const own = await api("PUT", "/v1/routes/a", { key: limited.key, json: { bucket_id: default_bucket_id } });
+  assert.equal(own.status, 200, own.text);
 });
 
 test("a token is within its key: namespace, size, types and expiry", async () => {

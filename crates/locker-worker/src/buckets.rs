@@ -382,7 +382,14 @@ pub async fn set_route(
     log: &mut LogEntry,
 ) -> ApiResult<Value> {
     let ns = if namespace == "*" {
+        // The default route moves every namespace without its own route: it takes an admin
+        // of every namespace, not of one.
         who.require(Op::Admin, None)?;
+        if !who.scopes.namespaces.iter().any(|n| n == "*") {
+            return Err(ApiError::forbidden(
+                "only a key for all namespaces ('*') may set the default route",
+            ));
+        }
         None
     } else {
         let ns = Namespace::parse(namespace)?;

@@ -135,10 +135,35 @@ pub async fn create(
     }))
 }
 
+#[derive(Deserialize)]
+struct TargetKey {
+    scopes: String,
+    #[serde(default)]
+    expires_at: Option<u64>,
+}
+
 pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
     log.operation = Some("key_revoke");
     let tenant_filter = who.tenant.as_ref().map(|t| t.to_string());
+    let target: Option<TargetKey> = app
+        .first(
+            "SELECT scopes, expires_at FROM api_keys \
+             WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2) AND revoked = 0",
+            &[s(id), crate::app::opt(tenant_filter.as_deref())],
+        )
+        .await?;
+    let Some(target) = target else {
+        return Err(ApiError::not_found("no such active key"));
+    };
+    // Revoking is power over a key, as creating is: only over keys within the caller's own
+    // scopes, so an admin of one namespace cannot switch off the tenant's wider keys.
+    let scopes: Scopes = serde_json::from_str(&target.scopes)
+        .map_err(|_| ApiError::new(500, "internal", "stored scopes are unreadable"))?;
+    who.require_within(
+        app,
+        &Grant::of(&scopes, target.expires_at.map(|ms| ms / 1000)),
+    )?;
     let changes = app
         .batch(vec![app.stmt(
             "UPDATE api_keys SET revoked = 1, revoked_at = ?3 \
