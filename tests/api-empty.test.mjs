@@ -63,11 +63,17 @@ for (const transport of ["worker", "s3"]) {
     assert.equal(r.data.status, "upload");
     if (transport === "s3") assert.ok(r.data.url.startsWith(S3_URL), r.data.url);
 
-    const put = await fetch(r.data.url, { method: "PUT", headers: r.data.headers, body: EMPTY });
+    // No body at all (the Worker sees a null body, as from curl's empty --data-binary), with
+    // the Content-Length of 0 bytes.
+    const put = await fetch(r.data.url, { method: "PUT", headers: { ...r.data.headers, "content-length": "0" } });
     const putText = await put.text();
     if (transport === "worker") {
       assert.equal(put.status, 201, putText);
       assert.equal(JSON.parse(putText).status, "stored");
+      // A second PUT of the same 0 bytes, as a body this time, finds them there.
+      const again = await api("PUT", r.data.url, { body: EMPTY, headers: r.data.headers });
+      assert.equal(again.status, 200, again.text);
+      assert.equal(again.data.status, "exists");
     } else {
       assert.equal(put.status, 200, putText);
     }
