@@ -13,6 +13,9 @@ pub const PUT_TTL_S: u64 = 60 * 60;
 /// real bound, and Unix milliseconds of any such time stay exact in D1's f64 numbers.
 pub const MAX_KEY_TTL_S: u64 = 10 * 365 * 24 * 3600;
 
+// Unix milliseconds of any time this century plus the longest key lifetime stay exact in f64.
+const _: () = assert!((4_102_444_800 + MAX_KEY_TTL_S) * 1000 < 1 << 53);
+
 /// The SHA-256 of no bytes. A 0-byte file is a normal file, and this is its only digest.
 pub const EMPTY_SHA256: Sha256Hex = Sha256Hex::from_bytes([
     0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
@@ -349,7 +352,5 @@ mod tests {
             Err(RequestError::ExpiresIn { max: 3600 })
         );
         assert!(expires_in(Some(MAX_KEY_TTL_S), MAX_KEY_TTL_S, MAX_KEY_TTL_S).is_ok());
-        // Unix milliseconds of now + the longest key lifetime stay exact in an f64.
-        assert!((4_000_000_000 + MAX_KEY_TTL_S) * 1000 < 1 << 53);
     }
 }
