@@ -508,9 +508,9 @@ pub async fn data_put(
     }
 }
 
-/// The request body to store, `size` bytes as Content-Length said. A request without a body
-/// (an empty file sent by curl) arrives as null, and an R2 put of null under the create-only
-/// condition was answered as if the object existed (issue 11): 0 bytes are written as 0 bytes.
+/// The request body to store, `size` bytes as Content-Length said. An empty file may arrive
+/// without a body (null) or as an empty stream; either way 0 bytes are written as 0 bytes, so
+/// the put never depends on how a runtime treats a null value.
 pub(crate) fn body_data(req: &Request, size: u64) -> worker::Data {
     match req.inner().body() {
         Some(stream) if size > 0 => worker::Data::ReadableStream(stream),
