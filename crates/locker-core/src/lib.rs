@@ -9,7 +9,9 @@ pub mod hash;
 pub mod health;
 pub mod key;
 pub mod refs;
+pub mod request;
 pub mod s3;
+pub mod scope;
 pub mod sign;
 #[cfg(test)]
 mod sigv4_reference;

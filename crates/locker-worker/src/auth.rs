@@ -3,10 +3,11 @@
 //!
 //! Only `hex(sha256(secret))` of an API key is stored. Secrets are compared in constant time.
 
+use locker_core::scope::{self, Grant};
 use locker_core::sign::{constant_time_eq, UploadTokenClaims};
 use locker_core::validate::{self, ContentError, MAX_DIRECT_PUT};
 use locker_core::{LogicalPath, Namespace, Sha256Hex, Tenant};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use worker::Request;
 
 use crate::app::{s, App};
@@ -18,30 +19,7 @@ pub const KEY_PREFIX: &str = "lk_";
 pub const TOKEN_PREFIX: &str = "lkt_";
 pub const BOOTSTRAP_KEY_ID: &str = "bootstrap";
 
-/// What an API key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    Read,
-    Write,
-    Delete,
-    /// Manage the tenant's keys and read its access log.
-    Admin,
-}
-
-/// An API key's scopes, stored as JSON in `api_keys.scopes`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scopes {
-    /// Namespaces the key may touch; `["*"]` for all.
-    pub namespaces: Vec<String>,
-    pub ops: Vec<Op>,
-    /// Largest upload, bytes (default: the Worker's limit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_size: Option<u64>,
-    /// Allowed content types (default: the Worker's `LOCKER_ALLOWED_TYPES`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub types: Option<Vec<String>>,
-}
+pub use locker_core::scope::{Op, Scopes};
 
 /// The authenticated caller.
 pub struct Principal {
@@ -51,6 +29,8 @@ pub struct Principal {
     pub scopes: Scopes,
     /// Set when the caller is a browser with an upload token.
     pub token: Option<UploadTokenClaims>,
+    /// Unix seconds after which the credential stops working (`None`: never).
+    pub expires_at: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +39,18 @@ struct KeyRow {
     scopes: String,
     secret_hash: String,
     revoked: u8,
+    /// Unix milliseconds; `None`: the key never expires.
+    #[serde(default)]
+    expires_at: Option<u64>,
 }
+
+impl KeyRow {
+    fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms)
+    }
+}
+
+const KEY_COLUMNS: &str = "tenant, scopes, secret_hash, revoked, expires_at";
 
 fn bearer(req: &Request) -> ApiResult<Option<String>> {
     let Some(value) = req.headers().get("authorization")? else {
@@ -86,13 +77,16 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
         if claims.kid != BOOTSTRAP_KEY_ID {
             let row: Option<KeyRow> = app
                 .first(
-                    "SELECT tenant, scopes, secret_hash, revoked FROM api_keys WHERE id = ?1",
+                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
                     &[s(&claims.kid)],
                 )
                 .await?;
-            if !row.is_some_and(|r| r.revoked == 0 && r.tenant == claims.t.as_str()) {
+            let alive = row.is_some_and(|r| {
+                r.revoked == 0 && !r.expired(app.now_ms) && r.tenant == claims.t.as_str()
+            });
+            if !alive {
                 return Err(ApiError::unauthorized(
-                    "the key that minted this token was revoked",
+                    "the key that minted this token was revoked or expired",
                 ));
             }
         }
@@ -105,6 +99,7 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
                 max_size: Some(claims.max),
                 types: (!claims.types.is_empty()).then(|| claims.types.clone()),
             },
+            expires_at: Some(claims.exp),
             token: Some(claims),
         });
     }
@@ -114,7 +109,7 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
             .ok_or_else(|| ApiError::unauthorized("malformed API key"))?;
         let row: Option<KeyRow> = app
             .first(
-                "SELECT tenant, scopes, secret_hash, revoked FROM api_keys WHERE id = ?1",
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
                 &[s(id)],
             )
             .await?;
@@ -128,6 +123,13 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
         if row.revoked != 0 {
             return Err(ApiError::unauthorized("this API key was revoked"));
         }
+        if row.expired(app.now_ms) {
+            return Err(ApiError::new(
+                401,
+                "key_expired",
+                "this API key has expired",
+            ));
+        }
         let scopes: Scopes = serde_json::from_str(&row.scopes)
             .map_err(|_| ApiError::new(500, "internal", "stored scopes are unreadable"))?;
         return Ok(Principal {
@@ -135,6 +137,7 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
             tenant: Some(Tenant::parse(&row.tenant)?),
             scopes,
             token: None,
+            expires_at: row.expires_at.map(|ms| ms / 1000),
         });
     }
     let bootstrap = app.env.secret(bindings::ADMIN_KEY).map(|s| s.to_string());
@@ -151,10 +154,21 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
                     types: None,
                 },
                 token: None,
+                expires_at: None,
             });
         }
     }
     Err(ApiError::unauthorized("unknown API key"))
+}
+
+/// The deployment's default allow-list of content types (`LOCKER_ALLOWED_TYPES`), for
+/// credentials without types of their own.
+pub fn default_types(app: &App) -> Vec<String> {
+    app.var(bindings::ALLOWED_TYPES, "*/*")
+        .split(',')
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 impl Principal {
@@ -175,10 +189,8 @@ impl Principal {
             return Err(ApiError::forbidden(format!(
                 "this key may not {}",
                 match op {
-                    Op::Read => "read",
-                    Op::Write => "write",
-                    Op::Delete => "delete",
                     Op::Admin => "administer",
+                    other => other.as_str(),
                 }
             )));
         }
@@ -211,6 +223,21 @@ impl Principal {
         Ok(())
     }
 
+    /// This credential in every dimension of the subset rule.
+    pub fn grant(&self) -> Grant<'_> {
+        Grant::of(&self.scopes, self.expires_at)
+    }
+
+    /// Requires that `child` is within this caller's own grant: a credential never creates
+    /// one broader than itself. The bootstrap admin is unlimited.
+    pub fn require_within(&self, app: &App, child: &Grant<'_>) -> ApiResult<()> {
+        if self.is_bootstrap() {
+            return Ok(());
+        }
+        scope::within(child, &self.grant(), &default_types(app))
+            .map_err(|e| ApiError::forbidden(e.to_string()).with_code("scope_exceeded"))
+    }
+
     /// Largest upload and allowed types for this caller. The size is the caller's own limit;
     /// what one request can carry depends on the transport and is checked where it is known.
     pub fn limits(&self, app: &App) -> (u64, Vec<String>) {
@@ -219,13 +246,11 @@ impl Principal {
             .max_size
             .unwrap_or(MAX_DIRECT_PUT)
             .min(MAX_DIRECT_PUT);
-        let types = self.scopes.types.clone().unwrap_or_else(|| {
-            app.var(bindings::ALLOWED_TYPES, "*/*")
-                .split(',')
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect()
-        });
+        let types = self
+            .scopes
+            .types
+            .clone()
+            .unwrap_or_else(|| default_types(app));
         (max, types)
     }
 

@@ -213,7 +213,13 @@ fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
                 return Err(invalid("jurisdiction applies to r2 buckets only"));
             }
             row.id = BucketId::derive_s3(&endpoint, &body.name).to_string();
-            row.account_id = url.host_str().unwrap_or_default().to_owned();
+            // The server's authority: two servers on one host (other ports) are other
+            // services, and may each have a bucket of the same name.
+            let host = url.host_str().unwrap_or_default();
+            row.account_id = match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            };
             row.region = body.region.clone().unwrap_or_else(|| "us-east-1".into());
             row.endpoint = Some(endpoint);
         }
@@ -236,6 +242,11 @@ fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
     Ok(row)
 }
 
+#[derive(Deserialize)]
+struct IdRow {
+    id: String,
+}
+
 /// `POST /v1/buckets`: registers a bucket under its derived id (bootstrap admin only). An `s3`
 /// transport bucket must have its two secrets set first; the answer names them.
 pub async fn register(
@@ -254,6 +265,29 @@ pub async fn register(
         return Err(ApiError::conflict(
             "bucket_exists",
             format!("bucket {} is already registered as {}", row.name, row.id),
+        ));
+    }
+    // The registry's other uniqueness: one bucket per provider, account, jurisdiction and
+    // name (an s3 bucket under another endpoint path of the same server).
+    let twin: Option<IdRow> = app
+        .first(
+            "SELECT id FROM buckets WHERE provider = ?1 AND account_id = ?2 \
+             AND jurisdiction = ?3 AND name = ?4",
+            &[
+                s(&row.provider),
+                s(&row.account_id),
+                s(&row.jurisdiction),
+                s(&row.name),
+            ],
+        )
+        .await?;
+    if let Some(twin) = twin {
+        return Err(ApiError::conflict(
+            "bucket_exists",
+            format!(
+                "a bucket {} of this account is already registered as {}",
+                row.name, twin.id
+            ),
         ));
     }
     let args: [JsValue; 12] = [
@@ -348,7 +382,14 @@ pub async fn set_route(
     log: &mut LogEntry,
 ) -> ApiResult<Value> {
     let ns = if namespace == "*" {
+        // The default route moves every namespace without its own route: it takes an admin
+        // of every namespace, not of one.
         who.require(Op::Admin, None)?;
+        if !who.scopes.namespaces.iter().any(|n| n == "*") {
+            return Err(ApiError::forbidden(
+                "only a key for all namespaces ('*') may set the default route",
+            ));
+        }
         None
     } else {
         let ns = Namespace::parse(namespace)?;
@@ -431,9 +472,14 @@ pub async fn target(
     if id == app.bucket_id.as_str() {
         return Ok((id, Store::Binding(app.blobs.clone())));
     }
-    let row = bucket_row(app, &id)
-        .await?
-        .ok_or_else(|| ApiError::new(500, "internal", "a route points at an unknown bucket"))?;
+    // Routes name their bucket by foreign key: only a registry edited by hand gets here.
+    let row = bucket_row(app, &id).await?.ok_or_else(|| {
+        ApiError::new(
+            503,
+            "bucket_misconfigured",
+            format!("namespace {namespace} is routed to bucket {id}, which is not registered"),
+        )
+    })?;
     if row.active == 0 {
         return Err(ApiError::conflict(
             "bucket_inactive",

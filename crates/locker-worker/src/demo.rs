@@ -44,6 +44,7 @@ pub fn token(app: &App, log: &mut LogEntry) -> ApiResult<Value> {
             types: None,
         },
         token: None,
+        expires_at: None,
     };
     log.key_id = Some(BOOTSTRAP_KEY_ID.to_owned());
     log.tenant = Some(TENANT.to_owned());

@@ -1,6 +1,7 @@
 //! One error type for the API, converted to a response in exactly one place.
 
 use locker_core::refs::RefError;
+use locker_core::request::RequestError;
 use locker_core::sign::TokenError;
 use locker_core::validate::ContentError;
 use locker_core::{HashError, TenantError};
@@ -112,6 +113,21 @@ impl From<TokenError> for ApiError {
                 "bad_signature",
                 "the signature does not match this request",
             ),
+        }
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Ref(e) => e.into(),
+            RequestError::Hash(e) => e.into(),
+            RequestError::Content(e) => e.into(),
+            RequestError::EmptyDigest => Self::bad_request("size_mismatch", e.to_string()),
+            RequestError::Filename => Self::bad_request("invalid_filename", e.to_string()),
+            RequestError::ExpiresIn { .. } => {
+                Self::bad_request("invalid_expires_in", e.to_string())
+            }
         }
     }
 }

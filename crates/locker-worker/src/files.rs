@@ -7,7 +7,7 @@ use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenan
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
-use worker::{Range, Request, Response};
+use worker::{Range, Request, Response, ResponseBody};
 
 use crate::app::{n, s, App};
 use crate::auth::{Op, Principal};
@@ -316,22 +316,28 @@ pub async fn serve(
         .await?
         .ok_or_else(|| ApiError::not_found("no such file"))?;
     let size = head.size();
+    // Every range of 0 bytes is unsatisfiable, so an empty file is only ever served whole.
     let range = parse_range(req.headers().get("range")?, size)?;
-    let mut get = bucket.get(key.as_str());
-    if let Some((start, end)) = range {
-        get = get.range(Range::OffsetWithLength {
-            offset: start,
-            length: end - start + 1,
-        });
-    }
-    let object = get
-        .execute()
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such file"))?;
-    let body = object
-        .body()
-        .ok_or_else(|| ApiError::not_found("no such file"))?
-        .response_body()?;
+    let body = if size == 0 {
+        // Nothing to read; R2 answers an empty object without a body.
+        ResponseBody::Body(Vec::new())
+    } else {
+        let mut get = bucket.get(key.as_str());
+        if let Some((start, end)) = range {
+            get = get.range(Range::OffsetWithLength {
+                offset: start,
+                length: end - start + 1,
+            });
+        }
+        let object = get
+            .execute()
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such file"))?;
+        object
+            .body()
+            .ok_or_else(|| ApiError::not_found("no such file"))?
+            .response_body()?
+    };
     let mut response = Response::from_body(body)?;
     let headers = response.headers_mut();
     headers.set("content-type", content_type)?;

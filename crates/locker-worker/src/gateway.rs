@@ -65,7 +65,7 @@ pub async fn put(
             (Sha256Hex::digest(&bytes), Some(bytes))
         }
     };
-    let spec = uploads::validate_request(
+    let (spec, _) = uploads::validate_request(
         app,
         who,
         &ReserveRequest {
@@ -104,10 +104,7 @@ pub async fn put(
     }
     let data = match body {
         Some(bytes) => worker::Data::Bytes(bytes),
-        None => match req.inner().body() {
-            Some(stream) => worker::Data::ReadableStream(stream),
-            None => worker::Data::Empty,
-        },
+        None => uploads::body_data(req, size),
     };
     log.operation = Some("upload");
     let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
@@ -146,7 +143,7 @@ pub async fn put(
         }
     };
     let (_, types) = who.limits(app);
-    let head = store.sniff(app, spec.key().as_str()).await?;
+    let head = store.sniff(app, spec.key().as_str(), spec.size).await?;
     if let Err(e) = locker_core::validate::magic_matches(&spec.content_type, &head, &types) {
         // Bytes this request stored and no row points at yet: take them back.
         if stored {

@@ -3,11 +3,14 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use locker_core::hash::to_hex;
+use locker_core::request::{self, MAX_KEY_TTL_S};
+use locker_core::scope::{self, Grant};
 use locker_core::sign::UploadTokenClaims;
 use locker_core::validate::{self, ContentError};
 use locker_core::{Namespace, Sha256Hex, Tenant};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use wasm_bindgen::JsValue;
 
 use crate::app::{n, random_bytes, s, App};
 use crate::auth::{Op, Principal, Scopes, KEY_PREFIX, TOKEN_PREFIX};
@@ -29,6 +32,9 @@ pub struct CreateKey {
     pub types: Option<Vec<String>>,
     #[serde(default)]
     pub label: Option<String>,
+    /// Seconds until the key stops working (1 to [`MAX_KEY_TTL_S`]); without it, never.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
 }
 
 pub async fn create(
@@ -76,12 +82,25 @@ pub async fn create(
             "label must be at most 200 bytes",
         ));
     }
+    let expires_at = match body.expires_in {
+        None => None,
+        Some(ttl) => Some(
+            app.now_s()
+                + request::expires_in(Some(ttl), MAX_KEY_TTL_S, MAX_KEY_TTL_S)
+                    .map_err(|e| ApiError::bad_request("invalid_expires_in", e.to_string()))?,
+        ),
+    };
+    // A limit left out is the creator's own (a tenant key's limits pass on to what it
+    // creates); whatever is given must then lie within the creator's.
+    let creator = (!who.is_bootstrap()).then_some(&who.scopes);
     let scopes = Scopes {
         namespaces: body.namespaces,
         ops: body.ops,
-        max_size: body.max_size,
-        types: body.types,
+        max_size: body.max_size.or(creator.and_then(|c| c.max_size)),
+        types: body.types.or_else(|| creator.and_then(|c| c.types.clone())),
     };
+    let expires_at = expires_at.or(creator.and(who.expires_at));
+    who.require_within(app, &Grant::of(&scopes, expires_at))?;
     let id = to_hex(&random_bytes(8)?);
     let secret = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
@@ -91,8 +110,8 @@ pub async fn create(
     log.key_id = Some(who.key_id.clone());
     app.batch(vec![
         app.stmt(
-            "INSERT INTO api_keys (id, tenant, scopes, secret_hash, label, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO api_keys (id, tenant, scopes, secret_hash, label, created_at, \
+             expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             &[
                 s(&id),
                 s(tenant.as_str()),
@@ -100,6 +119,7 @@ pub async fn create(
                 s(&hash),
                 crate::app::opt(body.label.as_deref()),
                 n(app.now_ms),
+                expires_at.map_or(JsValue::NULL, |at| n(at * 1000)),
             ],
         )?,
         log.statement(app, None)?,
@@ -111,13 +131,39 @@ pub async fn create(
         "key": format!("{KEY_PREFIX}{id}.{secret}"),
         "tenant": tenant.to_string(),
         "scopes": scopes,
+        "expires_at": expires_at,
     }))
+}
+
+#[derive(Deserialize)]
+struct TargetKey {
+    scopes: String,
+    #[serde(default)]
+    expires_at: Option<u64>,
 }
 
 pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
     log.operation = Some("key_revoke");
     let tenant_filter = who.tenant.as_ref().map(|t| t.to_string());
+    let target: Option<TargetKey> = app
+        .first(
+            "SELECT scopes, expires_at FROM api_keys \
+             WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2) AND revoked = 0",
+            &[s(id), crate::app::opt(tenant_filter.as_deref())],
+        )
+        .await?;
+    let Some(target) = target else {
+        return Err(ApiError::not_found("no such active key"));
+    };
+    // Revoking is power over a key, as creating is: only over keys within the caller's own
+    // scopes, so an admin of one namespace cannot switch off the tenant's wider keys.
+    let scopes: Scopes = serde_json::from_str(&target.scopes)
+        .map_err(|_| ApiError::new(500, "internal", "stored scopes are unreadable"))?;
+    who.require_within(
+        app,
+        &Grant::of(&scopes, target.expires_at.map(|ms| ms / 1000)),
+    )?;
     let changes = app
         .batch(vec![app.stmt(
             "UPDATE api_keys SET revoked = 1, revoked_at = ?3 \
@@ -163,33 +209,42 @@ pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> 
         // A prefix is a path or the start of one; it must not smuggle in what paths may not.
         locker_core::LogicalPath::parse(body.path_prefix.trim_end_matches('/'))?;
     }
-    let ttl = body.ttl.unwrap_or(600);
-    if !(1..=3600).contains(&ttl) {
-        return Err(ApiError::bad_request(
-            "invalid_ttl",
-            "ttl must be 1 to 3600 seconds",
-        ));
-    }
+    // Without a ttl, a token lives 10 minutes, or less when its key expires sooner.
+    let default_ttl = who
+        .expires_at
+        .map_or(600, |at| at.saturating_sub(app.now_s()).clamp(1, 600));
+    let ttl = request::expires_in(body.ttl, default_ttl, 3600)
+        .map_err(|_| ApiError::bad_request("invalid_ttl", "ttl must be 1 to 3600 seconds"))?;
     let (key_max, key_types) = who.limits(app);
-    let max = body.max_size.unwrap_or(key_max);
-    validate::size_within(max, key_max)?;
     for t in &body.types {
         let ok = t == "*/*" || t.ends_with("/*") || validate::content_type(t).is_ok();
         if !ok {
             return Err(ContentError::BadContentType.into());
         }
-        // Every type the token allows must be allowed to the key too.
-        let probe = t.replace('*', "x");
-        if !validate::type_allowed(&probe, &key_types) && !key_types.iter().any(|k| k == t) {
+        if !scope::type_within(t, &key_types) {
             return Err(ContentError::TypeNotAllowed(t.clone()).into());
         }
     }
+    let max = body.max_size.unwrap_or(key_max);
+    // What the key holds itself; the Worker's own ceiling applies to every credential anyway.
+    validate::size_within(max, key_max)?;
     let types = if body.types.is_empty() {
         key_types
     } else {
         body.types
     };
     let exp = app.now_s() + ttl;
+    let namespaces = [ns.to_string()];
+    who.require_within(
+        app,
+        &Grant {
+            namespaces: &namespaces,
+            ops: &[Op::Write],
+            max_size: Some(max),
+            types: Some(&types),
+            expires_at: Some(exp),
+        },
+    )?;
     let claims = UploadTokenClaims {
         t: tenant,
         kid: who.key_id.clone(),

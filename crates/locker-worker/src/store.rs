@@ -7,8 +7,10 @@
 //! (`LOCKER_S3_{NAME}_ACCESS_KEY_ID`, `LOCKER_S3_{NAME}_SECRET_ACCESS_KEY`, NAME upper-cased with
 //! anything but A-Z and 0-9 as `_`), never in D1 and never in a log.
 
+use locker_core::request::EMPTY_SHA256;
 use locker_core::s3::{Presigned, PutSpec, S3Bucket};
 use locker_core::validate::SNIFF_LEN;
+use locker_core::Sha256Hex;
 use serde::{Deserialize, Serialize};
 use worker::crypto::{DigestStream, DigestStreamAlgorithm};
 use worker::{Bucket, Fetch, Headers, Method, Range, Request, RequestInit, Response, ResponseBody};
@@ -64,12 +66,15 @@ pub enum Store {
     S3(Box<S3Bucket>),
 }
 
-fn s3_error(e: locker_core::s3::S3Error) -> ApiError {
-    ApiError::new(500, "bucket_misconfigured", e.to_string())
+/// A bucket this Worker cannot use as configured: an operator's fix (a secret, a binding, a
+/// registration), not a defect of the request or the code, so 503 rather than 500.
+fn misconfigured(message: String) -> ApiError {
+    worker::console_error!("bucket misconfigured: {message}");
+    ApiError::new(503, "bucket_misconfigured", message)
 }
 
-fn no_stream() -> ApiError {
-    ApiError::new(500, "internal", "storage returned no stream")
+fn s3_error(e: locker_core::s3::S3Error) -> ApiError {
+    misconfigured(e.to_string())
 }
 
 fn storage_failed(status: u16, what: &str) -> ApiError {
@@ -87,9 +92,11 @@ impl Store {
         if id == app.bucket_id.as_str() {
             return Ok(Self::Binding(app.blobs.clone()));
         }
+        // Rows name their bucket by foreign key, so this only happens in a registry edited by
+        // hand; the bytes are then unreachable until the bucket is registered again.
         let row = bucket_row(app, id)
             .await?
-            .ok_or_else(|| ApiError::new(500, "internal", "a row points at an unknown bucket"))?;
+            .ok_or_else(|| misconfigured(format!("bucket {id} is not registered")))?;
         Self::from_row(app, &row)
     }
 
@@ -97,24 +104,19 @@ impl Store {
         if row.transport != "s3" {
             let binding = row.binding.as_deref().unwrap_or(crate::bindings::BLOBS);
             return Ok(Self::Binding(app.env.bucket(binding).map_err(|_| {
-                ApiError::new(
-                    500,
-                    "bucket_misconfigured",
-                    format!(
-                        "bucket {} names the R2 binding {binding}, which this Worker does not have",
-                        row.name
-                    ),
-                )
+                misconfigured(format!(
+                    "bucket {} names the R2 binding {binding}, which this Worker does not have",
+                    row.name
+                ))
             })?));
         }
         let (key_name, secret_name) = secret_names(&row.name);
         let secret = |name: &str| {
             app.env.secret(name).map(|v| v.to_string()).map_err(|_| {
-                ApiError::new(
-                    500,
-                    "bucket_misconfigured",
-                    format!("the secret {name} for bucket {} is not set", row.name),
-                )
+                misconfigured(format!(
+                    "the secret {name} for bucket {} is not set",
+                    row.name
+                ))
             })
         };
         let (key, secret) = (secret(&key_name)?, secret(&secret_name)?);
@@ -290,16 +292,18 @@ impl Store {
         }
     }
 
-    /// The SHA-256 of the stored bytes, streamed through the runtime's native digest.
-    pub async fn digest(&self, app: &App, key: &str) -> ApiResult<Vec<u8>> {
+    /// The SHA-256 of the stored bytes (`size` of them, as a HEAD just said), streamed through
+    /// the runtime's native digest. 0 bytes have one digest and nothing to read: storage
+    /// answers an empty object without a body stream, or not at all to a ranged read.
+    pub async fn digest(&self, app: &App, key: &str, size: u64) -> ApiResult<Vec<u8>> {
+        if size == 0 {
+            return Ok(EMPTY_SHA256.as_bytes().to_vec());
+        }
         let missing = || ApiError::conflict("not_uploaded", "the stored object vanished");
-        let stream = match self {
+        let body = match self {
             Self::Binding(b) => {
                 let object = b.get(key).execute().await?.ok_or_else(missing)?;
-                match object.body().ok_or_else(missing)?.response_body()? {
-                    ResponseBody::Stream(stream) => stream,
-                    ResponseBody::Body(_) | ResponseBody::Empty => return Err(no_stream()),
-                }
+                object.body().ok_or_else(missing)?.response_body()?
             }
             Self::S3(b) => {
                 let response = Self::s3_get(b, app, key, None).await?;
@@ -309,10 +313,18 @@ impl Store {
                     status => return Err(storage_failed(status, "GET")),
                 }
                 match response.body() {
-                    ResponseBody::Stream(stream) => stream.clone(),
-                    ResponseBody::Body(_) | ResponseBody::Empty => return Err(no_stream()),
+                    ResponseBody::Stream(stream) => ResponseBody::Stream(stream.clone()),
+                    ResponseBody::Body(bytes) => ResponseBody::Body(bytes.clone()),
+                    ResponseBody::Empty => ResponseBody::Empty,
                 }
             }
+        };
+        // The object changed size since the HEAD (it is replaced only by the same bytes, so
+        // this is a vanished or foreign object): hash what is there, the caller compares.
+        let stream = match body {
+            ResponseBody::Stream(stream) => stream,
+            ResponseBody::Body(bytes) => return Ok(Sha256Hex::digest(&bytes).as_bytes().to_vec()),
+            ResponseBody::Empty => return Ok(EMPTY_SHA256.as_bytes().to_vec()),
         };
         let digest = DigestStream::new(DigestStreamAlgorithm::Sha256);
         // The pipe runs in the background; `digest()` resolves when it consumed it all.
@@ -320,8 +332,12 @@ impl Store {
         Ok(digest.digest().await?.to_vec())
     }
 
-    /// The leading bytes of a stored object, for the magic-number check.
-    pub async fn sniff(&self, app: &App, key: &str) -> ApiResult<Vec<u8>> {
+    /// The leading bytes of a stored object of `size` bytes, for the magic-number check. An
+    /// empty object has none, and a ranged read of it is refused by storage (R2 fails it).
+    pub async fn sniff(&self, app: &App, key: &str, size: u64) -> ApiResult<Vec<u8>> {
+        if size == 0 {
+            return Ok(Vec::new());
+        }
         match self {
             Self::Binding(b) => {
                 let object = b

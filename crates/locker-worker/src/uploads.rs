@@ -4,6 +4,7 @@
 //! (size and SHA-256 of the stored object) and whose bucket is registered; every change to the
 //! registry is one D1 batch, and the access-log row of a commit is in that same batch.
 
+use locker_core::request::{self, ReserveFields};
 use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
 use locker_core::validate;
@@ -14,14 +15,11 @@ use wasm_bindgen::JsValue;
 use worker::{Conditional, HttpMetadata, Request};
 
 use crate::app::{n, opt, random_id, s, App};
-use crate::auth::{Op, Principal};
+use crate::auth::Principal;
 use crate::buckets;
 use crate::error::{ApiError, ApiResult};
 use crate::log::LogEntry;
 use crate::store::Store;
-
-/// How long a signed upload URL stays valid, at most.
-const PUT_TTL_S: u64 = 60 * 60;
 
 /// `POST /v1/uploads`.
 #[derive(Deserialize)]
@@ -34,7 +32,7 @@ pub struct ReserveRequest {
     pub content_type: String,
     #[serde(default)]
     pub filename: Option<String>,
-    /// Lifetime of the signed URL, seconds (1 to [`PUT_TTL_S`]; default [`PUT_TTL_S`]).
+    /// Lifetime of the signed URL, seconds (1 to [`request::PUT_TTL_S`], the default).
     #[serde(default)]
     pub expires_in: Option<u64>,
 }
@@ -100,47 +98,35 @@ impl FileSpec {
     }
 }
 
-/// A display file name: the given one, else the path's last segment. No control characters,
-/// no path separators, at most 255 bytes.
-pub fn file_name(given: Option<&str>, path: &LogicalPath) -> ApiResult<String> {
-    match given {
-        None => Ok(path.file_name().to_owned()),
-        Some(name) => {
-            let ok = !name.is_empty()
-                && name.len() <= 255
-                && !name
-                    .chars()
-                    .any(|c| c.is_control() || c == '/' || c == '\\');
-            if ok {
-                Ok(name.to_owned())
-            } else {
-                Err(ApiError::bad_request(
-                    "invalid_filename",
-                    "filename must be 1 to 255 bytes without control characters, '/' or '\\'",
-                ))
-            }
-        }
-    }
-}
-
-/// Validates a reservation request against the caller's scopes and limits.
-pub fn validate_request(app: &App, who: &Principal, body: &ReserveRequest) -> ApiResult<FileSpec> {
+/// Validates the whole reservation request, its fields and then the caller's scopes and
+/// limits, before anything happens. Returns the file and the signed URL's lifetime.
+pub fn validate_request(
+    app: &App,
+    who: &Principal,
+    body: &ReserveRequest,
+) -> ApiResult<(FileSpec, u64)> {
     let tenant = who.tenant()?.clone();
-    let namespace = Namespace::parse(&body.namespace)?;
-    let path = LogicalPath::parse(&body.path)?;
-    who.require_write_path(&namespace, &path)?;
-    let sha256 = Sha256Hex::parse(&body.sha256)?;
-    who.check_content(app, body.size, &body.content_type)?;
-    let filename = file_name(body.filename.as_deref(), &path)?;
-    Ok(FileSpec {
-        tenant,
-        namespace,
-        path,
-        sha256,
+    let valid = request::reserve(&ReserveFields {
+        namespace: &body.namespace,
+        path: &body.path,
+        sha256: &body.sha256,
         size: body.size,
-        content_type: body.content_type.clone(),
-        filename,
-    })
+        content_type: &body.content_type,
+        filename: body.filename.as_deref(),
+        expires_in: body.expires_in,
+    })?;
+    who.require_write_path(&valid.namespace, &valid.path)?;
+    who.check_content(app, valid.size, &valid.content_type)?;
+    let spec = FileSpec {
+        tenant,
+        namespace: valid.namespace,
+        path: valid.path,
+        sha256: valid.sha256,
+        size: valid.size,
+        content_type: valid.content_type,
+        filename: valid.filename,
+    };
+    Ok((spec, valid.ttl))
 }
 
 #[derive(Deserialize)]
@@ -298,7 +284,7 @@ pub async fn try_dedup(
     let store = Store::open(app, &blob.bucket_id).await?;
     validate::magic_matches(
         &spec.content_type,
-        &store.sniff(app, spec.key().as_str()).await?,
+        &store.sniff(app, spec.key().as_str(), blob.size).await?,
         &types,
     )?;
     let old = current_sha(app, spec).await?;
@@ -335,17 +321,11 @@ pub async fn reserve(
 ) -> ApiResult<(u16, Value)> {
     log.namespace = Some(body.namespace.clone());
     log.path = Some(body.path.clone());
-    let spec = validate_request(app, who, &body)?;
+    // Every field, expires_in included, is valid before a dedup can answer.
+    let (spec, ttl) = validate_request(app, who, &body)?;
     spec.log_into(log);
     if let Some(answer) = try_dedup(app, who, &spec, log).await? {
         return Ok((200, answer));
-    }
-    let ttl = body.expires_in.unwrap_or(PUT_TTL_S);
-    if !(1..=PUT_TTL_S).contains(&ttl) {
-        return Err(ApiError::bad_request(
-            "invalid_expires_in",
-            format!("expires_in must be 1 to {PUT_TTL_S} seconds"),
-        ));
     }
     let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
     // One PUT of the whole file: through this Worker up to its body limit, straight to storage
@@ -512,11 +492,7 @@ pub async fn data_put(
         }
         Some(_) => {}
     }
-    let body = req.inner().body();
-    let data = match body {
-        Some(stream) => worker::Data::ReadableStream(stream),
-        None => worker::Data::Empty,
-    };
+    let data = body_data(req, spec.size);
     log.operation = Some("upload");
     let Some(bucket) = Store::open(app, &row.bucket_id).await?.binding().cloned() else {
         return Err(ApiError::conflict(
@@ -529,6 +505,16 @@ pub async fn data_put(
         Ok((201, json!({ "status": "stored", "size": spec.size })))
     } else {
         Ok((200, json!({ "status": "exists", "size": spec.size })))
+    }
+}
+
+/// The request body to store, `size` bytes as Content-Length said. An empty file may arrive
+/// without a body (null) or as an empty stream; either way 0 bytes are written as 0 bytes, so
+/// the put never depends on how a runtime treats a null value.
+pub(crate) fn body_data(req: &Request, size: u64) -> worker::Data {
+    match req.inner().body() {
+        Some(stream) if size > 0 => worker::Data::ReadableStream(stream),
+        _ => worker::Data::Bytes(Vec::new()),
     }
 }
 
@@ -588,7 +574,7 @@ pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> 
     }
     let digest = match checksum {
         Some(d) => d,
-        None => store.digest(app, key.as_str()).await?,
+        None => store.digest(app, key.as_str(), size).await?,
     };
     if digest.as_slice() != spec.sha256.as_bytes() {
         return Err(ApiError::new(
@@ -622,6 +608,8 @@ pub async fn complete(
     let spec = FileSpec::from_row(&row)?;
     spec.log_into(log);
     log.bucket_id = Some(row.bucket_id.clone());
+    // Completing writes the file: the same right as reserving it, on its namespace and path.
+    who.require_write_path(&spec.namespace, &spec.path)?;
     log.operation = Some("complete");
     match row.state.as_str() {
         "committed" => return Ok(committed_answer(&spec)),
@@ -645,7 +633,7 @@ pub async fn complete(
     let (_, types) = who.limits(app);
     if let Err(e) = validate::magic_matches(
         &spec.content_type,
-        &store.sniff(app, spec.key().as_str()).await?,
+        &store.sniff(app, spec.key().as_str(), spec.size).await?,
         &types,
     ) {
         discard(app, &row).await?;
@@ -850,10 +838,12 @@ async fn discard(app: &App, row: &UploadRow) -> ApiResult<bool> {
 
 /// `DELETE /v1/uploads/{id}`: abort a pending reservation.
 pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
-    who.require(Op::Write, None)?;
     let row = own_upload(app, who, id).await?;
     let spec = FileSpec::from_row(&row)?;
     spec.log_into(log);
+    log.bucket_id = Some(row.bucket_id.clone());
+    // Aborting ends someone's upload to this path: the right to write there, nothing less.
+    who.require_write_path(&spec.namespace, &spec.path)?;
     log.operation = Some("abort");
     if row.state != "pending" || !discard(app, &row).await? {
         return Err(ApiError::conflict(
