@@ -5,6 +5,7 @@
 //! the host, in workerd and in the browser.
 
 pub mod bucket;
+pub mod credential;
 pub mod hash;
 pub mod health;
 pub mod key;
@@ -17,6 +18,7 @@ mod sigv4_reference;
 pub mod validate;
 
 pub use bucket::{BucketId, BucketIdentity};
+pub use credential::{Credential, CredentialError};
 pub use hash::{HashError, Sha256Hex};
 pub use health::{Check, Health};
 pub use key::{ObjectKey, Tenant, TenantError};

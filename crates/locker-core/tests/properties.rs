@@ -16,6 +16,7 @@ use std::str::FromStr;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use locker_core::bucket::BucketId;
+use locker_core::credential::{Credential, CredentialError, KEY_PREFIX, TOKEN_PREFIX};
 use locker_core::range::{ByteRange, RangeError};
 use locker_core::refs::{
     LockerRef, LogicalPath, Namespace, RefError, MAX_NAMESPACE_LEN, MAX_PATH_LEN, MAX_SEGMENT_LEN,
@@ -871,5 +872,60 @@ proptest! {
                 prop_assert_eq!(e, S3Error::Key(key.clone()));
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bearer credentials
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The prefix alone decides the kind, the parts are what the text holds, and a parsed
+    /// credential renders back to exactly its text.
+    #[test]
+    fn credentials_are_classified_by_prefix(s in prop_oneof![
+        tricky_string(),
+        "(lk_|lkt_|lk|LK_)[a-z0-9._-]{0,12}",
+        tricky_string().prop_map(|s| format!("{KEY_PREFIX}{s}")),
+        tricky_string().prop_map(|s| format!("{TOKEN_PREFIX}{s}")),
+    ]) {
+        let got = Credential::parse(&s);
+        if let Ok(c) = got {
+            prop_assert_eq!(c.to_string(), s.clone());
+        }
+        if let Some(token) = s.strip_prefix(TOKEN_PREFIX) {
+            prop_assert_eq!(got, Ok(Credential::UploadToken(token)));
+        } else if let Some(key) = s.strip_prefix(KEY_PREFIX) {
+            match got {
+                Ok(Credential::ApiKey { id, secret }) => {
+                    prop_assert!(!id.is_empty() && !id.contains('.') && !secret.is_empty());
+                    prop_assert_eq!(format!("{id}.{secret}"), key);
+                }
+                Err(CredentialError::MalformedKey) => {
+                    let parts = key.split_once('.');
+                    prop_assert!(parts.is_none_or(|(id, secret)| id.is_empty() || secret.is_empty()));
+                }
+                other => prop_assert!(false, "{s:?} -> {other:?}"),
+            }
+        } else {
+            prop_assert_eq!(got, Ok(Credential::Other(&s)));
+        }
+    }
+
+    /// Every key the Worker mints (16 hex digits, a base64url secret) parses back into its
+    /// parts; so does any id without `.` and any non-empty secret.
+    #[test]
+    fn api_keys_parse_back_into_their_parts(
+        (id, secret) in prop_oneof![
+            ("[0-9a-f]{16}", "[A-Za-z0-9_-]{43}"),
+            ("[^.]{1,20}", any::<String>().prop_filter("secret is non-empty", |s| !s.is_empty())),
+        ],
+    ) {
+        let text = format!("{KEY_PREFIX}{id}.{secret}");
+        prop_assert_eq!(
+            Credential::parse(&text),
+            Ok(Credential::ApiKey { id: &id, secret: &secret })
+        );
     }
 }
