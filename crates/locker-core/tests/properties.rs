@@ -24,7 +24,9 @@ use locker_core::refs::{
 };
 use locker_core::s3::{credential_secrets, r2_endpoint, S3Bucket, S3Error};
 use locker_core::sign::{GetClaims, PutClaims, Signer, TokenError, UploadTokenClaims};
-use locker_core::validate::{content_disposition, content_type, type_allowed, ContentError};
+use locker_core::validate::{
+    content_disposition, content_type, magic_matches, sniff, type_allowed, ContentError, SNIFF_LEN,
+};
 use locker_core::{HashError, ObjectKey, Sha256Hex, Tenant, TenantError};
 use percent_encoding::percent_decode_str;
 use proptest::prelude::*;
@@ -463,6 +465,64 @@ proptest! {
         prop_assert_eq!(ascii.chars().count(), name.chars().count());
         let decoded = percent_decode_str(encoded).decode_utf8().map(|d| d.into_owned());
         prop_assert_eq!(decoded.ok(), Some(name.clone()));
+    }
+}
+
+/// The types whose bytes carry a signature locker knows (validate.rs `SIGNATURES`).
+const SIGNED_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "application/zip",
+    "application/gzip",
+    "application/wasm",
+];
+
+fn head() -> impl Strategy<Value = Vec<u8>> {
+    let magic = prop_oneof![
+        Just(b"\x89PNG\r\n\x1a\n".to_vec()),
+        Just(b"\xff\xd8\xff".to_vec()),
+        Just(b"GIF89a".to_vec()),
+        Just(b"RIFF\0\0\0\0WEBP".to_vec()),
+        Just(b"%PDF-".to_vec()),
+        Just(b"PK\x03\x04".to_vec()),
+        Just(b"\x1f\x8b".to_vec()),
+        Just(b"\0asm".to_vec()),
+        Just(Vec::new()),
+    ];
+    (magic, prop::collection::vec(any::<u8>(), 0..SNIFF_LEN)).prop_map(|(mut m, tail)| {
+        m.extend(tail);
+        m
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A type with a known signature is accepted exactly when the bytes carry it; bytes that
+    /// announce a type are accepted as that type, and as any type when everything is allowed
+    /// and the declared type has no signature of its own.
+    #[test]
+    fn magic_numbers_decide_signed_types(
+        bytes in head(),
+        declared in prop_oneof![prop::sample::select(SIGNED_TYPES).prop_map(str::to_owned), mime()],
+    ) {
+        let any = vec!["*/*".to_owned()];
+        let actual = sniff(&bytes);
+        let got = magic_matches(&declared, &bytes, &any);
+        if actual == Some(declared.as_str()) {
+            prop_assert_eq!(got, Ok(()));
+        } else if SIGNED_TYPES.contains(&declared.as_str()) {
+            let is_mismatch = matches!(got, Err(ContentError::MagicMismatch { .. }));
+            prop_assert!(is_mismatch, "{declared} {bytes:?}: {got:?}");
+        } else {
+            prop_assert_eq!(got, Ok(()));
+            // With an allow-list of only the declared type, other known bytes are refused.
+            let only = vec![declared.clone()];
+            prop_assert_eq!(magic_matches(&declared, &bytes, &only).is_ok(), actual.is_none());
+        }
     }
 }
 
