@@ -36,7 +36,7 @@ use proptest::prelude::*;
 fn config() -> ProptestConfig {
     ProptestConfig {
         failure_persistence: None,
-        ..ProptestConfig::with_cases(512)
+        ..ProptestConfig::with_cases(256)
     }
 }
 
