@@ -5,9 +5,11 @@
 //! the host, in workerd and in the browser.
 
 pub mod bucket;
+pub mod credential;
 pub mod hash;
 pub mod health;
 pub mod key;
+pub mod range;
 pub mod refs;
 pub mod request;
 pub mod s3;
@@ -18,7 +20,9 @@ mod sigv4_reference;
 pub mod validate;
 
 pub use bucket::{BucketId, BucketIdentity};
+pub use credential::{Credential, CredentialError};
 pub use hash::{HashError, Sha256Hex};
 pub use health::{Check, Health};
 pub use key::{ObjectKey, Tenant, TenantError};
+pub use range::{ByteRange, RangeError};
 pub use refs::{LockerRef, LogicalPath, Namespace, RefError};

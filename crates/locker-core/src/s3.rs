@@ -30,6 +30,21 @@ pub enum S3Error {
     AccountId,
     #[error("the clock is outside the range SigV4 can express")]
     Clock,
+    #[error("object key cannot be put in a URL as written: {0:?}")]
+    Key(String),
+}
+
+/// Refuses keys a presigned URL would not name as written. rusty-s3 appends the key to the
+/// bucket's path percent-encoded, but URL parsing still resolves `.` and `..` segments: such
+/// a key would sign a request for another object or another bucket, and an empty key names
+/// the bucket itself (a DELETE becomes DeleteBucket); rusty-s3's docs leave this check to its
+/// callers. locker's own keys never look like this; the check keeps it so for any caller.
+fn object_key(key: &str) -> Result<&str, S3Error> {
+    if key.is_empty() || key.split('/').any(|s| s == "." || s == "..") {
+        Err(S3Error::Key(key.to_owned()))
+    } else {
+        Ok(key)
+    }
 }
 
 /// `https://{account}.r2.cloudflarestorage.com`, or `{account}.{eu|fedramp}.r2...` for a
@@ -170,7 +185,9 @@ impl S3Bucket {
             ("if-none-match".to_owned(), "*".to_owned()),
             ("x-amz-checksum-sha256".to_owned(), checksum),
         ];
-        let mut action = self.bucket.put_object(Some(&self.credentials), spec.key);
+        let mut action = self
+            .bucket
+            .put_object(Some(&self.credentials), object_key(spec.key)?);
         action
             .headers_mut()
             .insert("content-length", spec.size.to_string());
@@ -194,7 +211,9 @@ impl S3Bucket {
         content_disposition: Option<&str>,
         content_type: Option<&str>,
     ) -> Result<String, S3Error> {
-        let mut action = self.bucket.get_object(Some(&self.credentials), key);
+        let mut action = self
+            .bucket
+            .get_object(Some(&self.credentials), object_key(key)?);
         if let Some(d) = content_disposition {
             action
                 .query_mut()
@@ -211,7 +230,9 @@ impl S3Bucket {
 
     /// A `HEAD` of the object, for the Worker's own checks.
     pub fn presign_head(&self, key: &str, now_s: u64, expires_s: u64) -> Result<String, S3Error> {
-        let action = self.bucket.head_object(Some(&self.credentials), key);
+        let action = self
+            .bucket
+            .head_object(Some(&self.credentials), object_key(key)?);
         Ok(action
             .sign_with_time(expiry(expires_s)?, &timestamp(now_s)?)
             .into())
@@ -219,7 +240,9 @@ impl S3Bucket {
 
     /// A `DELETE` of the object, for the Worker's own clean-up.
     pub fn presign_delete(&self, key: &str, now_s: u64, expires_s: u64) -> Result<String, S3Error> {
-        let action = self.bucket.delete_object(Some(&self.credentials), key);
+        let action = self
+            .bucket
+            .delete_object(Some(&self.credentials), object_key(key)?);
         Ok(action
             .sign_with_time(expiry(expires_s)?, &timestamp(now_s)?)
             .into())
@@ -485,6 +508,44 @@ mod tests {
         );
         assert!(b.presign_head("k", MAY_24_2013, 1).is_ok());
         assert!(b.presign_head("k", MAY_24_2013, MAX_EXPIRY_S).is_ok());
+    }
+
+    /// Regression (found by the property tests): these keys used to be signed as URLs for
+    /// other objects, or for the bucket itself.
+    #[test]
+    fn keys_a_url_cannot_name_are_refused() {
+        let b = aws_example();
+        for key in ["", ".", "..", "a/../b", "../other/k", "a/./b", "a/.", "./"] {
+            let want = Err(S3Error::Key(key.to_owned()));
+            assert_eq!(
+                b.presign_get(key, MAY_24_2013, 60, None, None),
+                want,
+                "{key:?}"
+            );
+            assert_eq!(b.presign_head(key, MAY_24_2013, 60), want);
+            assert_eq!(b.presign_delete(key, MAY_24_2013, 60), want);
+            let sha = Sha256Hex::digest(b"");
+            let spec = PutSpec {
+                key,
+                size: 0,
+                content_type: "a/b",
+                sha256: &sha,
+            };
+            assert_eq!(b.presign_put(&spec, MAY_24_2013, 60).err(), want.err());
+        }
+        // Everything else is percent-encoded into the path as it is.
+        for key in [
+            "k",
+            "t/acme/sha256/ab",
+            "a//b",
+            "/lead",
+            "...",
+            "%2e%2e",
+            "a\\..",
+            "a b?#",
+        ] {
+            assert!(b.presign_delete(key, MAY_24_2013, 60).is_ok(), "{key:?}");
+        }
     }
 
     #[test]

@@ -15,8 +15,8 @@ use crate::bindings;
 use crate::error::{ApiError, ApiResult};
 use crate::log::LogEntry;
 
-pub const KEY_PREFIX: &str = "lk_";
-pub const TOKEN_PREFIX: &str = "lkt_";
+use locker_core::credential::Credential;
+pub use locker_core::credential::{KEY_PREFIX, TOKEN_PREFIX};
 pub const BOOTSTRAP_KEY_ID: &str = "bootstrap";
 
 pub use locker_core::scope::{Op, Scopes};
@@ -69,7 +69,9 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
     let Some(credential) = bearer(req)? else {
         return Err(ApiError::unauthorized("missing API key or upload token"));
     };
-    if let Some(token) = credential.strip_prefix(TOKEN_PREFIX) {
+    let parsed =
+        Credential::parse(&credential).map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    if let Credential::UploadToken(token) = parsed {
         let claims: UploadTokenClaims = app.signer.verify(token, app.now_s())?;
         log.key_id = Some(claims.kid.clone());
         log.tenant = Some(claims.t.to_string());
@@ -103,10 +105,7 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
             token: Some(claims),
         });
     }
-    if let Some(rest) = credential.strip_prefix(KEY_PREFIX) {
-        let (id, secret) = rest
-            .split_once('.')
-            .ok_or_else(|| ApiError::unauthorized("malformed API key"))?;
+    if let Credential::ApiKey { id, secret } = parsed {
         let row: Option<KeyRow> = app
             .first(
                 &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),

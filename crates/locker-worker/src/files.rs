@@ -3,7 +3,7 @@
 
 use locker_core::sign::GetClaims;
 use locker_core::validate::{content_disposition, must_download};
-use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
+use locker_core::{ByteRange, LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
@@ -229,47 +229,6 @@ pub async fn delete(
     }))
 }
 
-/// A parsed `Range: bytes=...` header; multi-range requests are answered in full (RFC 9110
-/// lets a server ignore Range).
-fn parse_range(header: Option<String>, size: u64) -> ApiResult<Option<(u64, u64)>> {
-    let Some(spec) = header.as_deref().and_then(|h| h.strip_prefix("bytes=")) else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let unsatisfiable = || {
-        ApiError::new(
-            416,
-            "range_not_satisfiable",
-            format!("the file has {size} bytes"),
-        )
-    };
-    let (start, end) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let (start, end) = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let len: u64 = suffix.parse().map_err(|_| unsatisfiable())?;
-            if len == 0 || size == 0 {
-                return Err(unsatisfiable());
-            }
-            (size.saturating_sub(len), size - 1)
-        }
-        (from, "") => (
-            from.parse().map_err(|_| unsatisfiable())?,
-            size.saturating_sub(1),
-        ),
-        (from, to) => {
-            let from: u64 = from.parse().map_err(|_| unsatisfiable())?;
-            let to: u64 = to.parse().map_err(|_| unsatisfiable())?;
-            (from, to.min(size.saturating_sub(1)))
-        }
-    };
-    if start >= size || end < start {
-        return Err(unsatisfiable());
-    }
-    Ok(Some((start, end)))
-}
-
 /// Which stored bytes to serve, and as what.
 pub struct Served<'a> {
     pub tenant: &'a Tenant,
@@ -317,7 +276,9 @@ pub async fn serve(
         .ok_or_else(|| ApiError::not_found("no such file"))?;
     let size = head.size();
     // Every range of 0 bytes is unsatisfiable, so an empty file is only ever served whole.
-    let range = parse_range(req.headers().get("range")?, size)?;
+    let range = ByteRange::parse(req.headers().get("range")?.as_deref(), size)
+        .map_err(|e| ApiError::new(416, "range_not_satisfiable", e.to_string()))?
+        .map(|r| (r.first(), r.last()));
     let body = if size == 0 {
         // Nothing to read; R2 answers an empty object without a body.
         ResponseBody::Body(Vec::new())
