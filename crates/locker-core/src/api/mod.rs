@@ -1,0 +1,116 @@
+//! The HTTP API's wire format, defined once.
+//!
+//! Every request body and every answer body of the API is a serde type here. The Worker encodes
+//! its answers and decodes its requests with these types; the browser module and the Rust client
+//! decode the same answers and encode the same requests. No JSON is read or written by string
+//! keys anywhere else: a field renamed here is renamed for all three at once, and the host tests
+//! below pin each type to the exact JSON the Worker sends.
+//!
+//! Conventions, kept the same in every type:
+//! - Request bodies refuse unknown fields (`deny_unknown_fields`), as the Worker does: a typo in
+//!   a field name is an error, not a silently ignored option. Optional request fields are left
+//!   out when unset, which the Worker reads exactly like `null`.
+//! - Answers accept unknown fields, so a client keeps working when the Worker adds one.
+//! - Optional answer fields are `null` when the Worker writes `null` (`cursor`, `filename`,
+//!   `binding`, ...) and absent only where the Worker leaves them out (`secrets`, and a file's
+//!   `url` outside `GET /v1/files/{namespace}/{path}`); each field says which.
+//! - Sizes, counts and times are `u64`: seconds since the epoch for `expires_at`, milliseconds
+//!   for `created_at`, `updated_at`, `ts` and check times. Never `f64`.
+//! - Names, refs, digests and ids are plain `String`s: the Worker validates what it receives
+//!   with its own error codes (`invalid_ref`, `invalid_sha256`, ...), which a failed decode here
+//!   would replace by `invalid_json`; and the log records refused input as it came. A caller
+//!   who needs a [`crate::LockerRef`] or a [`crate::Sha256Hex`] parses the string.
+//! - Closed sets are enums: [`Op`], [`Provider`], [`Transport`], [`UploadState`],
+//!   [`Operation`], and each answer's `status`.
+//!
+//! Plain derives only: the browser module ships this code, and every generic helper would be
+//! paid for in its download size.
+
+mod buckets;
+mod error;
+mod files;
+mod gateway;
+mod keys;
+mod log;
+mod uploads;
+
+pub use buckets::{
+    Bucket, BucketList, Provider, RegisterBucket, Route, RouteList, RouteSet, SetRoute, Transport,
+};
+pub use error::{ErrorBody, ErrorDetail};
+pub use files::{Delete, FileInfo, FileList};
+pub use gateway::{GatewayDeduplicated, GatewayPut, GatewayStored, SignedUrl, SignedUrlRequest};
+pub use keys::{CreateKey, DemoEcho, KeyCreated, KeyRevoked, MintToken, Op, Scopes, TokenMinted};
+pub use log::{BucketStats, Integrity, LogEntry, LogPage, Operation, Stats, UploadCounts};
+pub use uploads::{
+    Abort, AbortStatus, Complete, CompleteStatus, DataPut, Deduplicated, ReserveRequest, Reserved,
+    UploadPlan, UploadState,
+};
+
+/// `GET /healthz` (200 or 503); defined in [`crate::health`], part of the wire format all the same.
+pub use crate::health::{Check, Health};
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+    use serde_json::Value;
+
+    /// Decodes `sample` (JSON as the Worker sends it) into `T`, encodes it again, and asserts the
+    /// result is the same JSON value: no field lost, renamed, added or turned from `null` to
+    /// absent.
+    pub fn round_trip<T: Serialize + DeserializeOwned>(sample: &Value) -> T {
+        let decoded: T = serde_json::from_value(sample.clone())
+            .unwrap_or_else(|e| panic!("{sample} does not decode: {e}"));
+        let encoded = serde_json::to_value(&decoded).unwrap();
+        assert_eq!(&encoded, sample, "encoding changed the JSON");
+        decoded
+    }
+
+    /// Asserts that `sample` is refused by `T`, and that the refusal names `word` (a field).
+    pub fn refused<T: DeserializeOwned + std::fmt::Debug>(sample: &Value, word: &str) {
+        match serde_json::from_value::<T>(sample.clone()) {
+            Ok(v) => panic!("{sample} was accepted as {v:?}"),
+            Err(e) => assert!(e.to_string().contains(word), "{sample}: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::test_support::round_trip;
+    use super::*;
+
+    #[test]
+    fn health_answer() {
+        // health.rs handle
+        let h: Health = round_trip(&json!({
+            "status": "ok", "version": "0.1.0", "server": "local",
+            "d1": {"ok": true, "detail": "1 bucket(s) registered", "ms": 2},
+            "r2": {"ok": true, "detail": "binding BLOBS answered", "ms": 3},
+        }));
+        assert!(h.d1.ok && h.r2.ok);
+    }
+
+    #[test]
+    fn round_trip_notices_a_field_that_changes_form() {
+        // The helper itself must fail when encoding differs from the sample, or every test
+        // above proves nothing: `filename: null` must not come back absent, nor an extra key
+        // be added.
+        let sample = json!({"files": [], "cursor": null});
+        let decoded: FileList = serde_json::from_value(sample.clone()).unwrap();
+        let mut encoded = serde_json::to_value(&decoded).unwrap();
+        assert_eq!(encoded, sample);
+        encoded.as_object_mut().unwrap().remove("cursor");
+        assert_ne!(encoded, sample);
+        let caught = std::panic::catch_unwind(|| {
+            round_trip::<FileList>(&json!({"files": [], "cursor": null, "extra": 1}))
+        });
+        assert!(
+            caught.is_err(),
+            "an unknown answer field was silently dropped"
+        );
+    }
+}
