@@ -15,7 +15,8 @@ pub struct FileInfo {
     pub sha256: String,
     pub size: u64,
     pub content_type: String,
-    /// The display name given at upload; `null` when none was.
+    /// The display name: the one given at upload, else the path's last segment (the Worker
+    /// stores one for every upload); `null` only for a row stored without one.
     pub filename: Option<String>,
     /// The bucket holding the bytes.
     pub bucket_id: String,
