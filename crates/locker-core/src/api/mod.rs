@@ -1,10 +1,11 @@
 //! The HTTP API's wire format, defined once.
 //!
-//! Every request body and every answer body of the API is a serde type here. The Worker encodes
-//! its answers and decodes its requests with these types; the browser module and the Rust client
-//! decode the same answers and encode the same requests. No JSON is read or written by string
-//! keys anywhere else: a field renamed here is renamed for all three at once, and the host tests
-//! below pin each type to the exact JSON the Worker sends.
+//! The rule: every request body and every answer body of the API is a serde type here. The
+//! Worker encodes its answers and decodes its requests with these types; the browser module and
+//! the Rust client decode the same answers and encode the same requests. No JSON is read or
+//! written by string keys anywhere else, so a field renamed here is renamed for all three at
+//! once. The host tests pin each type to the exact JSON the Worker sends (`captured.json` holds
+//! real answers of the Worker).
 //!
 //! Conventions, kept the same in every type:
 //! - Request bodies refuse unknown fields (`deny_unknown_fields`), as the Worker does: a typo in
@@ -14,12 +15,14 @@
 //! - Optional answer fields are `null` when the Worker writes `null` (`cursor`, `filename`,
 //!   `binding`, ...) and absent only where the Worker leaves them out (`secrets`, and a file's
 //!   `url` outside `GET /v1/files/{namespace}/{path}`); each field says which.
-//! - Sizes, counts and times are `u64`: seconds since the epoch for `expires_at`, milliseconds
-//!   for `created_at`, `updated_at`, `ts` and check times. Never `f64`.
+//! - Sizes, counts, times and durations are `u64`, never `f64`: seconds since the epoch for
+//!   `expires_at`, milliseconds for `created_at`, `updated_at` and `ts`, and for `ms`.
 //! - Names, refs, digests and ids are plain `String`s: the Worker validates what it receives
 //!   with its own error codes (`invalid_ref`, `invalid_sha256`, ...), which a failed decode here
 //!   would replace by `invalid_json`; and the log records refused input as it came. A caller
-//!   who needs a [`crate::LockerRef`] or a [`crate::Sha256Hex`] parses the string.
+//!   who needs a [`crate::LockerRef`] or a [`crate::Sha256Hex`] parses the string. Only
+//!   [`RegisterBucket`]'s `provider` and `transport` are enums in a request: a name outside
+//!   their set is then refused as `invalid_json` (today: `invalid_bucket`), 400 either way.
 //! - Closed sets are enums: [`Op`], [`Provider`], [`Transport`], [`UploadState`],
 //!   [`Operation`], and each answer's `status`.
 //!
