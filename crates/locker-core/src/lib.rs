@@ -4,6 +4,7 @@
 //! in what they know, so every rule is testable with plain `cargo test` and behaves the same on
 //! the host, in workerd and in the browser.
 
+pub mod api;
 pub mod bucket;
 pub mod credential;
 pub mod hash;

@@ -1,0 +1,199 @@
+//! Credentials: `POST /v1/keys`, `DELETE /v1/keys/{id}`, `POST /v1/tokens` (and the demo's
+//! `POST /demo/token`, which answers the same), and the demo's `POST /demo/echo`.
+
+use serde::{Deserialize, Serialize};
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Read,
+    Write,
+    Delete,
+    /// Manage the tenant's keys, routes and buckets, read its access log and stats.
+    Admin,
+}
+
+impl Op {
+    /// The serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Delete => "delete",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// An API key's scopes: in [`KeyCreated`], and stored as this JSON in `api_keys.scopes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scopes {
+    /// Namespaces the key may touch; `["*"]` for all.
+    pub namespaces: Vec<String>,
+    pub ops: Vec<Op>,
+    /// Largest upload, bytes; absent: the Worker's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Allowed content types (`image/*`, `*/*` allowed); absent: `LOCKER_ALLOWED_TYPES`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<String>>,
+}
+
+/// `POST /v1/keys` (admin).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Required for the bootstrap admin; a tenant admin may only name its own tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Not empty; namespaces or `*`.
+    pub namespaces: Vec<String>,
+    /// Not empty.
+    pub ops: Vec<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<String>>,
+    /// At most 200 bytes; stored, never answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// The answer to `POST /v1/keys` (201). `key` is shown this once: only its hash is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCreated {
+    /// 16 hex digits; `DELETE /v1/keys/{id}` revokes it.
+    pub id: String,
+    /// `lk_{id}.{secret}`, the Bearer credential.
+    pub key: String,
+    pub tenant: String,
+    pub scopes: Scopes,
+}
+
+/// The answer to `DELETE /v1/keys/{id}` (200).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRevoked {
+    pub id: String,
+    /// Always `true`.
+    pub revoked: bool,
+}
+
+/// `POST /v1/tokens`: a browser upload token for one namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintToken {
+    pub namespace: String,
+    /// Paths the token may write must start with this; default `""` (any).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path_prefix: String,
+    /// Bytes; at most the key's limit, which is the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Each allowed to the key too; default `[]`: the key's types.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    /// Seconds, 1 to 3600; default 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+}
+
+/// The answer to `POST /v1/tokens` and `POST /demo/token` (201): the token and the limits it
+/// carries, resolved (the key's where the request left them out).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenMinted {
+    /// `lkt_...`, the Bearer credential for the browser.
+    pub token: String,
+    /// Seconds since the epoch.
+    pub expires_at: u64,
+    pub namespace: String,
+    pub path_prefix: String,
+    pub max_size: u64,
+    pub types: Vec<String>,
+}
+
+/// The answer to `POST /demo/echo` (200): the submitted form's fields, `[name, value]`, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoEcho {
+    pub fields: Vec<[String; 2]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::test_support::{refused, round_trip};
+
+    #[test]
+    fn create_key_requests() {
+        let full = json!({
+            "tenant": "acme", "namespaces": ["corp", "*"], "ops": ["read", "write", "delete", "admin"],
+            "max_size": 1000, "types": ["image/*", "application/pdf"], "label": "ci",
+        });
+        let k: CreateKey = round_trip(&full);
+        assert_eq!(k.ops, [Op::Read, Op::Write, Op::Delete, Op::Admin]);
+        let minimal: CreateKey = round_trip(&json!({"namespaces": ["*"], "ops": ["read"]}));
+        assert_eq!(minimal.tenant, None);
+        refused::<CreateKey>(
+            &json!({"namespaces": ["*"], "ops": ["read"], "scope": 1}),
+            "scope",
+        );
+        refused::<CreateKey>(&json!({"namespaces": ["*"], "ops": ["root"]}), "root");
+    }
+
+    #[test]
+    fn key_created_and_revoked() {
+        // keys.rs create; scopes as stored, without the limits that were not given
+        let created: KeyCreated = round_trip(&json!({
+            "id": "0123456789abcdef", "key": "lk_0123456789abcdef.c2VjcmV0", "tenant": "acme",
+            "scopes": {"namespaces": ["corp"], "ops": ["read", "write"]},
+        }));
+        assert_eq!(created.scopes.max_size, None);
+        round_trip::<KeyCreated>(&json!({
+            "id": "0123456789abcdef", "key": "lk_0123456789abcdef.c2VjcmV0", "tenant": "acme",
+            "scopes": {"namespaces": ["*"], "ops": ["admin"], "max_size": 5, "types": ["*/*"]},
+        }));
+        let revoked: KeyRevoked = round_trip(&json!({"id": "0123456789abcdef", "revoked": true}));
+        assert!(revoked.revoked);
+    }
+
+    #[test]
+    fn mint_token_defaults_are_the_workers() {
+        let t: MintToken = round_trip(&json!({"namespace": "uploads"}));
+        assert_eq!(t.path_prefix, "");
+        assert!(t.types.is_empty());
+        assert_eq!((t.max_size, t.ttl), (None, None));
+        round_trip::<MintToken>(&json!({
+            "namespace": "uploads", "path_prefix": "users/7/", "max_size": 20_000_000,
+            "types": ["image/*", "application/pdf"], "ttl": 600,
+        }));
+        refused::<MintToken>(&json!({"namespace": "uploads", "prefix": "x/"}), "prefix");
+    }
+
+    #[test]
+    fn token_minted() {
+        // keys.rs mint
+        let t: TokenMinted = round_trip(&json!({
+            "token": "lkt_eyJ0IjoiZGVtbyJ9.c2ln", "expires_at": 1_764_000_600u64,
+            "namespace": "demo", "path_prefix": "uploads/", "max_size": 104_857_600u64,
+            "types": ["*/*"],
+        }));
+        assert_eq!(t.max_size, 104_857_600);
+    }
+
+    #[test]
+    fn demo_echo() {
+        let e: DemoEcho = round_trip(
+            &json!({"fields": [["attachments", "locker://demo/uploads/a.png"], ["n", ""]]}),
+        );
+        assert_eq!(e.fields[1], ["n".to_owned(), String::new()]);
+    }
+
+    #[test]
+    fn op_names() {
+        for op in [Op::Read, Op::Write, Op::Delete, Op::Admin] {
+            assert_eq!(serde_json::to_value(op).unwrap(), json!(op.as_str()));
+        }
+    }
+}

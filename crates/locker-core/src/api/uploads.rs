@@ -1,0 +1,298 @@
+//! The upload flow: `POST /v1/uploads`, `PUT /v1/data/{id}`, `POST /v1/uploads/{id}/complete`,
+//! `DELETE /v1/uploads/{id}`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/uploads`: reserve an upload of these bytes at `namespace/path`, or learn they are
+/// stored already.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    pub namespace: String,
+    pub path: String,
+    /// 64 lowercase hex digits.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+    pub content_type: String,
+    /// Display name for downloads; default: the path's last segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Lifetime of the signed upload URL, seconds: 1 to 3600, default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+/// The answer to `POST /v1/uploads`, told apart by its `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Reserved {
+    /// `"deduplicated"` (200): the tenant already stored these bytes; the file row is written
+    /// and nothing is to be uploaded.
+    Deduplicated(Deduplicated),
+    /// `"upload"` (201): a reservation; send the bytes as it says, then complete it.
+    Upload(UploadPlan),
+}
+
+impl Reserved {
+    /// The HTTP status the Worker answers this with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Deduplicated(_) => 200,
+            Self::Upload(_) => 201,
+        }
+    }
+}
+
+/// The fields of [`Reserved::Deduplicated`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deduplicated {
+    /// Always `true`.
+    pub deduplicated: bool,
+    /// `locker://{namespace}/{path}` of the file just written.
+    #[serde(rename = "ref")]
+    pub locker_ref: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The fields of [`Reserved::Upload`]: one request that stores the bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadPlan {
+    /// `up_...`, for complete and abort.
+    pub upload_id: String,
+    /// `"PUT"`.
+    pub method: String,
+    /// The Worker's `/v1/data/{id}?sig=` (transport `worker`) or a presigned S3 URL (`s3`).
+    pub url: String,
+    /// Headers the request must carry, all of them signed (`content-length` too, which is not
+    /// listed: every client sets it from the body).
+    pub headers: BTreeMap<String, String>,
+    /// When `url` stops working, seconds since the epoch.
+    pub expires_at: u64,
+    /// The file's ref once completed.
+    #[serde(rename = "ref")]
+    pub locker_ref: String,
+}
+
+/// The answer to `PUT /v1/data/{id}?sig=`, told apart by its `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum DataPut {
+    /// `"stored"` (201): these bytes were written now.
+    Stored { size: u64 },
+    /// `"exists"` (200): the object was there already; its key is its hash, so these bytes.
+    Exists { size: u64 },
+}
+
+impl DataPut {
+    /// The HTTP status the Worker answers this with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Stored { .. } => 201,
+            Self::Exists { .. } => 200,
+        }
+    }
+}
+
+/// The `status` of [`Complete`]: always `"complete"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompleteStatus {
+    #[default]
+    Complete,
+}
+
+/// The answer to `POST /v1/uploads/{id}/complete` (200), the same for every repeated call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complete {
+    pub status: CompleteStatus,
+    /// Always `false`: these bytes were uploaded.
+    pub deduplicated: bool,
+    #[serde(rename = "ref")]
+    pub locker_ref: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The `status` of [`Abort`]: always `"aborted"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AbortStatus {
+    #[default]
+    Aborted,
+}
+
+/// The answer to `DELETE /v1/uploads/{id}` (200).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Abort {
+    pub status: AbortStatus,
+    pub upload_id: String,
+}
+
+/// A reservation's state, as stored (`uploads.state`) and counted in [`crate::api::Stats`]:
+/// `pending`, then exactly one of the others, for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    Pending,
+    Committed,
+    Aborted,
+    Expired,
+}
+
+impl UploadState {
+    /// The stored and serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Committed => "committed",
+            Self::Aborted => "aborted",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::test_support::{refused, round_trip};
+
+    const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn reserve_request_as_the_browser_sends_it() {
+        let full = json!({
+            "namespace": "corp", "path": "q3/deck.pdf", "sha256": SHA, "size": 123456,
+            "content_type": "application/pdf", "filename": "Deck.pdf", "expires_in": 60,
+        });
+        let r: ReserveRequest = round_trip(&full);
+        assert_eq!(r.expires_in, Some(60));
+        let minimal = json!({
+            "namespace": "corp", "path": "q3/deck.pdf", "sha256": SHA, "size": 1,
+            "content_type": "application/pdf",
+        });
+        let r: ReserveRequest = round_trip(&minimal);
+        assert_eq!((r.filename, r.expires_in), (None, None));
+    }
+
+    #[test]
+    fn reserve_request_reads_null_as_unset_and_refuses_what_the_worker_refuses() {
+        let nulls = json!({
+            "namespace": "corp", "path": "a", "sha256": SHA, "size": 1,
+            "content_type": "text/plain", "filename": null, "expires_in": null,
+        });
+        let r: ReserveRequest = serde_json::from_value(nulls).unwrap();
+        assert_eq!((r.filename, r.expires_in), (None, None));
+        let base = json!({
+            "namespace": "corp", "path": "a", "sha256": SHA, "size": 1, "content_type": "text/plain",
+        });
+        let mut surprise = base.clone();
+        surprise["surprise"] = json!(1);
+        refused::<ReserveRequest>(&surprise, "surprise");
+        for size in [json!(1.5), json!(-1), json!("1")] {
+            let mut bad = base.clone();
+            bad["size"] = size;
+            refused::<ReserveRequest>(&bad, "");
+        }
+        let mut missing = base;
+        missing.as_object_mut().unwrap().remove("sha256");
+        refused::<ReserveRequest>(&missing, "sha256");
+    }
+
+    #[test]
+    fn reserve_answer_decodes_both_variants() {
+        // uploads.rs try_dedup
+        let dedup = json!({
+            "status": "deduplicated", "deduplicated": true, "ref": "locker://corp/q3/deck.pdf",
+            "sha256": SHA, "size": 123456,
+        });
+        let answer: Reserved = round_trip(&dedup);
+        assert_eq!(answer.http_status(), 200);
+        let Reserved::Deduplicated(d) = answer else {
+            panic!("not deduplicated: {answer:?}");
+        };
+        assert!(d.deduplicated);
+        assert_eq!(d.locker_ref, "locker://corp/q3/deck.pdf");
+
+        // uploads.rs reserve, worker transport
+        let upload = json!({
+            "status": "upload", "upload_id": "up_0123abcd", "method": "PUT",
+            "url": "http://127.0.0.1:8787/v1/data/up_0123abcd?sig=abc.def",
+            "headers": {"content-type": "application/pdf"},
+            "expires_at": 1_764_000_000u64, "ref": "locker://corp/q3/deck.pdf",
+        });
+        let answer: Reserved = round_trip(&upload);
+        assert_eq!(answer.http_status(), 201);
+        let Reserved::Upload(plan) = answer else {
+            panic!("not an upload: {answer:?}");
+        };
+        assert_eq!(plan.headers["content-type"], "application/pdf");
+
+        // s3 transport: the presigned PUT's signed headers
+        let direct = json!({
+            "status": "upload", "upload_id": "up_1", "method": "PUT",
+            "url": "http://127.0.0.1:9000/bucket/t/acme/sha256/x?X-Amz-Signature=0",
+            "headers": {
+                "content-type": "application/octet-stream",
+                "if-none-match": "*",
+                "x-amz-checksum-sha256": "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+            },
+            "expires_at": 1_764_000_000u64, "ref": "locker://direct/a/file.bin",
+        });
+        round_trip::<Reserved>(&direct);
+    }
+
+    #[test]
+    fn reserve_answer_refuses_another_status() {
+        let other = json!({"status": "complete", "ref": "locker://a/b", "sha256": SHA, "size": 1});
+        refused::<Reserved>(&other, "complete");
+        refused::<Reserved>(&json!({"ref": "locker://a/b"}), "status");
+    }
+
+    #[test]
+    fn data_put_answers() {
+        let stored: DataPut = round_trip(&json!({"status": "stored", "size": 5}));
+        assert_eq!(
+            (stored.http_status(), stored),
+            (201, DataPut::Stored { size: 5 })
+        );
+        let exists: DataPut = round_trip(&json!({"status": "exists", "size": 5}));
+        assert_eq!(exists.http_status(), 200);
+    }
+
+    #[test]
+    fn complete_and_abort_answers() {
+        // uploads.rs committed_answer
+        let done = json!({
+            "status": "complete", "deduplicated": false, "ref": "locker://corp/q3/deck.pdf",
+            "sha256": SHA, "size": 123456,
+        });
+        let c: Complete = round_trip(&done);
+        assert_eq!(c.status, CompleteStatus::Complete);
+        refused::<Complete>(
+            &json!({"status": "aborted", "deduplicated": false, "ref": "r", "sha256": SHA, "size": 1}),
+            "aborted",
+        );
+        // uploads.rs abort
+        let a: Abort = round_trip(&json!({"status": "aborted", "upload_id": "up_1"}));
+        assert_eq!(a.status, AbortStatus::Aborted);
+    }
+
+    #[test]
+    fn upload_states_by_name() {
+        for (state, name) in [
+            (UploadState::Pending, "pending"),
+            (UploadState::Committed, "committed"),
+            (UploadState::Aborted, "aborted"),
+            (UploadState::Expired, "expired"),
+        ] {
+            assert_eq!(state.as_str(), name);
+            assert_eq!(round_trip::<UploadState>(&json!(name)), state);
+        }
+    }
+}
