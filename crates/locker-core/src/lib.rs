@@ -5,6 +5,7 @@
 //! the host, in workerd and in the browser.
 
 pub mod bucket;
+pub mod client;
 pub mod hash;
 pub mod health;
 pub mod key;
