@@ -683,9 +683,9 @@ export interface UploaderOptions {
   concurrency?: number;
   /** Files hashing at once, each in its own Web Worker (1-8, default 1). */
   hashConcurrency?: number;
-  /** Retries of a transient failure (network, 5xx, 429) per step (0-20, default 4). */
+  /** Retries of a transient failure (network, stall, 408, 429, 5xx but 501/505) per step (0-20, default 4). */
   retries?: number;
-  /** First retry delay in ms, doubled each time, with jitter (default 500). */
+  /** First retry delay in ms, doubled each time, with jitter: the n-th retry waits between half and all of `retryDelay * 2^(n-1)`, at most 15 s (default 500). */
   retryDelay?: number;
   /** Lifetime of each signed upload URL in whole seconds (1-3600, default: the Worker's, an hour). An upload whose URL ran out gets a fresh reservation, up to 3 in all. */
   expiresIn?: number;
@@ -732,7 +732,7 @@ export interface UploadResult {
 /** How `upload()` rejects. */
 export interface LockerError extends Error {
   name: "LockerError";
-  /** "too_large", "type_not_allowed", "aborted", "network", or the Worker's error code. */
+  /** "too_large", "type_not_allowed", "aborted", "network", "timeout", "expired", "storage_refused", "bad_answer", "token_failed", "invalid_argument", "hash_failed", or the Worker's error code. */
   code: string;
   /** HTTP status of the refusal, if there was one. */
   status: number | null;
