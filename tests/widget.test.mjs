@@ -216,7 +216,7 @@ test("an expired upload URL (worker transport) is replaced by a fresh reservatio
   assert.equal(outcome.puts.length, 2);
   assert.equal(outcome.puts[0].status, 403);
   assert.equal(JSON.parse(outcome.puts[0].body).error.code, "expired");
-  assert.equal(outcome.puts[1].status, 200);
+  assert.equal(outcome.puts[1].status, 201);
   assert.deepEqual(outcome.retries, [], "an expired URL is renewed, not retried as it is");
   const reserves = requests.filter((r) => r.method === "POST" && r.url.endsWith("/v1/uploads"));
   assert.equal(reserves.length, 2);

@@ -110,19 +110,31 @@ pub fn classify(
     }
 }
 
-/// The `Code` and `Message` of an S3 error document (`<Error><Code>..</Code><Message>..`), XML
-/// entities decoded. `None` when `body` is not one or has no code.
+/// The `Code` and `Message` of an S3 error document (`<Error><Code>..</Code><Message>..`), the
+/// predefined XML entities decoded. `None` when `body` is not one or has no code.
 pub fn s3_error(body: &str) -> Option<(String, String)> {
-    let error = &body[body.find("<Error>")?..];
-    let element = |name: &str| -> Option<String> {
-        let open = ["<", name, ">"].concat();
-        let close = ["</", name, ">"].concat();
-        let start = error.find(&open)? + open.len();
-        let len = error[start..].find(&close)?;
-        Some(unescape_xml(error[start..start + len].trim()))
+    // `get` rather than indexing throughout: no panic path (and its formatting code) in the
+    // browser module, though the offsets are always on character boundaries.
+    let error = body.get(find(body, "<Error>")?..)?;
+    let element = |open: &str, close: &str| -> Option<String> {
+        let inner = error.get(find(error, open)? + open.len()..)?;
+        Some(unescape_xml(inner.get(..find(inner, close)?)?.trim()))
     };
-    let code = element("Code").filter(|c| !c.is_empty())?;
-    Some((code, element("Message").unwrap_or_default()))
+    let code = element("<Code>", "</Code>").filter(|c| !c.is_empty())?;
+    Some((code, element("<Message>", "</Message>").unwrap_or_default()))
+}
+
+/// Where `needle` first occurs in `haystack`, ASCII case ignored. A plain window scan rather
+/// than `str::find`: the bodies are short, and std's two-way searcher alone added kilobytes
+/// to the browser module.
+fn find(haystack: &str, needle: &str) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Whether an S3 error says the presigned URL (or the credentials it was signed with) ran out:
@@ -131,47 +143,29 @@ pub fn s3_error(body: &str) -> Option<(String, String)> {
 fn s3_expired(code: &str, message: &str) -> bool {
     match code {
         "ExpiredToken" | "RequestExpired" | "ExpiredRequest" | "TokenRefreshRequired" => true,
-        "AccessDenied" => message.to_ascii_lowercase().contains("expired"),
+        "AccessDenied" => find(message, "expired").is_some(),
         _ => false,
     }
 }
 
-/// The five predefined XML entities and numeric references; anything else is kept as written.
+/// The five predefined XML entities; anything else (numeric references, which S3 servers do not
+/// write in codes and messages) is kept as written.
 fn unescape_xml(s: &str) -> String {
+    const ENTITIES: [(&str, char); 5] = [
+        ("&amp;", '&'),
+        ("&lt;", '<'),
+        ("&gt;", '>'),
+        ("&quot;", '"'),
+        ("&apos;", '\''),
+    ];
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let decoded = rest.find(';').and_then(|semi| {
-            let c = match &rest[1..semi] {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                e => {
-                    let n = match e.strip_prefix("#x").or_else(|| e.strip_prefix("#X")) {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                        None => e.strip_prefix('#')?.parse().ok()?,
-                    };
-                    char::from_u32(n)?
-                }
-            };
-            Some((c, semi + 1))
-        });
-        match decoded {
-            Some((c, len)) => {
-                out.push(c);
-                rest = &rest[len..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
+    while let Some(c) = rest.chars().next() {
+        let entity = ENTITIES.iter().find(|(e, _)| rest.starts_with(e));
+        let (decoded, len) = entity.map_or((c, c.len_utf8()), |&(e, d)| (d, e.len()));
+        out.push(decoded);
+        rest = rest.get(len..).unwrap_or_default();
     }
-    out.push_str(rest);
     out
 }
 
@@ -421,8 +415,8 @@ mod tests {
     #[test]
     fn xml_entities_are_decoded_and_unknown_ones_kept() {
         assert_eq!(
-            s3_error("<Error><Code>A&amp;B</Code><Message>&lt;x&gt; &quot;y&quot; &apos;z&apos; &#65;&#x42; &bogus; & end</Message></Error>"),
-            Some(("A&B".into(), "<x> \"y\" 'z' AB &bogus; & end".into()))
+            s3_error("<Error><Code>A&amp;B</Code><Message>&lt;x&gt; &quot;y&quot; &apos;z&apos; &#65; &bogus; & end&amp;lt;</Message></Error>"),
+            Some(("A&B".into(), "<x> \"y\" 'z' &#65; &bogus; & end&lt;".into()))
         );
         assert_eq!(s3_error("<Error><Code></Code></Error>"), None);
         // A truncated document: the code is there, the message is not closed.
