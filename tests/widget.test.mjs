@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BASE, launchBrowser, openPage } from "./support/env.mjs";
 import { api, bytes, sha256hex, stats } from "./support/api.mjs";
-import { pick, recordRequests, rowIn, widgetPage, withPeakRss } from "./support/widget.mjs";
+import { pick, recordRequests, rowIn, uploadPastExpiry, widgetPage, withPeakRss } from "./support/widget.mjs";
 
 let browser;
 before(async () => {
@@ -195,26 +195,32 @@ test("an expired token is renewed through the token route", async () => {
   await page.close();
 });
 
-test("an expired upload URL is replaced by a fresh reservation", async () => {
+test("an expired upload URL (worker transport) is replaced by a fresh reservation", async () => {
+  // Real expiry: URLs that live 3 s, the first PUT held until its URL is past that, then sent
+  // on to the Worker, whose data plane refuses it. The s3 transport does the same in
+  // direct.test.mjs.
   const { page, errors, key } = await widgetPage(browser, "reurl");
   const requests = recordRequests(page);
-  // A stand-in for the real fault, which needs an hour-long wait: the first transfer gets the
-  // Worker's own answer to an expired signature. Everything after it is real.
-  let attempts = 0;
-  await page.route("**/v1/data/**", async (route) => {
-    attempts += 1;
-    if (attempts > 1) return route.continue();
-    return route.fulfill({
-      status: 403,
-      contentType: "application/json",
-      body: JSON.stringify({ error: { code: "expired", message: "this signed URL or token has expired" } }),
-    });
+  const minted = await api("POST", "/v1/tokens", { key, json: { namespace: "demo" } });
+  const data = bytes(5000, "late-");
+  const outcome = await uploadPastExpiry(page, {
+    pattern: "**/v1/data/**",
+    token: minted.data.token,
+    namespace: "demo",
+    expiresIn: 3,
+    data,
+    name: "late.bin",
   });
-  const data = bytes(5000);
-  await pick(page, [{ name: "late.bin", mimeType: "application/octet-stream", buffer: data }]);
-  await rowIn(page, "late.bin", "stored");
+  assert.equal(outcome.error, undefined, JSON.stringify(outcome.error));
+  assert.equal(outcome.result.ref, "locker://demo/late.bin");
+  assert.equal(outcome.puts.length, 2);
+  assert.equal(outcome.puts[0].status, 403);
+  assert.equal(JSON.parse(outcome.puts[0].body).error.code, "expired");
+  assert.equal(outcome.puts[1].status, 201);
+  assert.deepEqual(outcome.retries, [], "an expired URL is renewed, not retried as it is");
   const reserves = requests.filter((r) => r.method === "POST" && r.url.endsWith("/v1/uploads"));
   assert.equal(reserves.length, 2);
+  assert.equal((await api("GET", "/v1/files/demo/late.bin", { key })).data.sha256, sha256hex(data));
   const s = await stats(key);
   assert.equal(s.files, 1);
   assert.deepEqual(s.uploads, { pending: 0, committed: 1, aborted: 1, expired: 0 });

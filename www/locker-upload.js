@@ -10,7 +10,9 @@
 // Each uploaded file adds its ref (`locker://namespace/path`) to the form under `name`.
 // Attributes: endpoint (the Worker; default: where this script came from), namespace,
 // token-url (POSTed to for an upload token), accept, max-size (bytes), multiple, required,
-// disabled, concurrency, stall-timeout (ms). Theme it with the --locker-* custom properties below.
+// disabled, concurrency, stall-timeout (ms). Every attribute may change at any time (frameworks
+// set them after creating the element): the next file picked uses the new values, uploads
+// already running finish with the old ones. Theme it with the --locker-* custom properties below.
 import init, { Uploader } from "./pkg/locker_web.js";
 
 let ready;
@@ -86,6 +88,8 @@ li[data-state="error"] .status { color: var(--_error); }
 `;
 
 const DONE = new Set(["stored", "deduplicated"]);
+// The attributes an Uploader is made from: a change makes the next upload use a new one.
+const UPLOADER_ATTRIBUTES = ["endpoint", "namespace", "token-url", "accept", "max-size", "concurrency", "stall-timeout"];
 const ACTIVE = new Set(["waiting", "hashing", "uploading"]);
 
 function formatSize(n) {
@@ -107,11 +111,14 @@ function el(tag, props = {}, children = []) {
 
 export class LockerUpload extends HTMLElement {
   static formAssociated = true;
-  static observedAttributes = ["accept", "multiple", "disabled", "required"];
+  static observedAttributes = ["multiple", "disabled", "required", "name", ...UPLOADER_ATTRIBUTES];
 
   #internals = this.attachInternals();
   #rows = [];
   #uploader = null;
+  // Disabled by an ancestor (a disabled <fieldset>), kept apart from the author's own
+  // `disabled` attribute so that neither overwrites the other.
+  #formDisabled = false;
   #input;
   #pick;
   #list;
@@ -167,7 +174,9 @@ export class LockerUpload extends HTMLElement {
     this.#syncForm();
   }
 
-  attributeChangedCallback() {
+  attributeChangedCallback(name, old, value) {
+    // Uploads running hold their own Uploader: they finish with the values they started with.
+    if (old !== value && UPLOADER_ATTRIBUTES.includes(name)) this.#uploader = null;
     this.#syncAttributes();
     this.#syncForm();
   }
@@ -197,11 +206,16 @@ export class LockerUpload extends HTMLElement {
   }
 
   formDisabledCallback(disabled) {
-    this.toggleAttribute("disabled", disabled);
+    this.#formDisabled = disabled;
+    this.#syncAttributes();
   }
 
+  /** Reflects the `disabled` attribute (the author's; a disabled fieldset does not change it). */
+  get disabled() { return this.hasAttribute("disabled"); }
+  set disabled(value) { this.toggleAttribute("disabled", Boolean(value)); }
+
   get #disabled() {
-    return this.hasAttribute("disabled");
+    return this.hasAttribute("disabled") || this.#formDisabled;
   }
 
   #syncAttributes() {

@@ -17,10 +17,13 @@ export function objectOnDisk(key) {
  * A pass-through proxy to s3s-fs that answers CORS preflights and adds CORS headers, standing
  * in for a bucket's CORS rules (R2 and S3 have them; s3s-fs does not). It forwards every
  * request byte for byte, Host header included, so s3s-fs checks the same signature the
- * browser's request carries. Returns its origin and a close function.
+ * browser's request carries. `target` is s3s-fs unless given (a test may put the Worker behind
+ * another origin the same way). Returns its origin, the requests it forwarded (`seen`:
+ * `{method, url}`, preflights left out) and a close function.
  */
-export async function corsProxy() {
-  const target = new URL(S3_URL);
+export async function corsProxy(target = new URL(S3_URL)) {
+  target = new URL(target);
+  const seen = [];
   const server = http.createServer((req, res) => {
     const origin = req.headers.origin;
     const cors = origin
@@ -40,6 +43,7 @@ export async function corsProxy() {
       res.end();
       return;
     }
+    seen.push({ method: req.method, url: req.url });
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
@@ -56,6 +60,7 @@ export async function corsProxy() {
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
+    seen,
     close: () => new Promise((resolve) => server.close(resolve)),
   };
 }

@@ -92,3 +92,51 @@ export async function withPeakRss(work) {
     clearInterval(sampler);
   }
 }
+
+/**
+ * Uploads `data` as `name` with the browser module itself (the `Uploader`, as a page without
+ * the widget would), with an upload token and signed URLs that live `expiresIn` seconds. The
+ * first PUT matching `pattern` is held until its URL has expired, then let go on to the real
+ * server, which refuses it as expired. Returns what `upload()` gave (`result`, or `error`
+ * `{code, message, status}`), the codes of its `retry` events, and every PUT's answer
+ * (`puts`: `{status, body}`).
+ */
+export async function uploadPastExpiry(page, { pattern, token, namespace, expiresIn, data, name }) {
+  const answers = [];
+  const onResponse = (r) => {
+    if (r.request().method() === "PUT") answers.push(r.text().then((body) => ({ status: r.status(), body }), () => ({ status: r.status(), body: "" })));
+  };
+  page.on("response", onResponse);
+  let puts = 0;
+  await page.route(pattern, async (route) => {
+    if (route.request().method() === "PUT" && ++puts === 1) {
+      // The URL was signed just before this PUT; its date is whole seconds, so one more
+      // second on top makes sure the server sees it expired.
+      await new Promise((r) => setTimeout(r, (expiresIn + 2) * 1000));
+    }
+    await route.continue();
+  });
+  try {
+    const outcome = await page.evaluate(
+      async ({ token, namespace, expiresIn, bytes, name }) => {
+        const { loadModule } = await import(new URL("/locker-upload.js", location.href).href);
+        const { Uploader } = await import(new URL("/pkg/locker_web.js", location.href).href);
+        await loadModule();
+        const uploader = new Uploader({ endpoint: location.origin, namespace, token, expiresIn });
+        const retries = [];
+        uploader.addEventListener("retry", (e) => retries.push(e.detail.error.code));
+        const file = new File([new Uint8Array(bytes)], name, { type: "application/octet-stream" });
+        try {
+          return { result: await uploader.upload(file), retries };
+        } catch (e) {
+          return { error: { code: e.code, message: e.message, status: e.status }, retries };
+        }
+      },
+      { token, namespace, expiresIn, bytes: [...data], name },
+    );
+    return { ...outcome, puts: await Promise.all(answers) };
+  } finally {
+    page.off("response", onResponse);
+    await page.unroute(pattern);
+  }
+}

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bucket;
+pub mod client;
 pub mod credential;
 pub mod hash;
 pub mod health;

@@ -6,16 +6,7 @@ use std::fmt;
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
-/// Codes the module itself produces; everything else is the Worker's own `error.code`.
-pub mod code {
-    pub const ABORTED: &str = "aborted";
-    pub const NETWORK: &str = "network";
-    pub const INVALID: &str = "invalid_argument";
-    pub const TOO_LARGE: &str = "too_large";
-    pub const TYPE_NOT_ALLOWED: &str = "type_not_allowed";
-    pub const BAD_ANSWER: &str = "bad_answer";
-    pub const HASH_FAILED: &str = "hash_failed";
-}
+pub use locker_core::client::code;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockerError {
@@ -83,13 +74,9 @@ impl LockerError {
         }
     }
 
-    /// Worth trying again: the network failed, the server had a passing problem (5xx), or asked
-    /// us to slow down (429). A 4xx is a refusal: asking again gets the same answer.
+    /// Worth trying again (`locker_core::client::retryable`).
     pub fn retryable(&self) -> bool {
-        match self.status {
-            Some(s) => s == 429 || s >= 500,
-            None => self.code == code::NETWORK,
-        }
+        locker_core::client::retryable(self.status, &self.code)
     }
 
     pub fn is_aborted(&self) -> bool {

@@ -27,21 +27,20 @@ pub fn parse_json(text: &str) -> Option<JsValue> {
     JSON::parse(text).ok()
 }
 
-/// The Worker's `{"error": {"code", "message"}}`, or a generic message for anything else (a
-/// proxy's HTML error page, say).
+/// A non-2xx answer as an error: the Worker's `{"error": {"code", "message"}}`, a storage
+/// server's XML error (an expired presigned URL reads as `expired`, like the Worker's), or a
+/// generic message for anything else (a proxy's HTML error page, say). The rules are
+/// `locker_core::client::classify`; the browser's `JSON` parses.
 pub fn refusal(status: u16, body: &str) -> LockerError {
-    let detail = parse_json(body).map(|b| get(&b, "error"));
-    let worker_said = detail
-        .as_ref()
-        .and_then(|d| Some((get_string(d, "code")?, get_string(d, "message")?)));
-    match worker_said {
-        Some((code, message)) => LockerError::new(&code, message),
-        None => LockerError::new(
-            code::BAD_ANSWER,
-            format!("the server answered HTTP {status}"),
-        ),
-    }
-    .with_status(status)
+    let worker_error = |text: &str| {
+        let detail = get(&parse_json(text)?, "error");
+        Some((
+            get_string(&detail, "code")?,
+            get_string(&detail, "message")?,
+        ))
+    };
+    let r = locker_core::client::classify(status, body, worker_error);
+    LockerError::new(&r.code, r.message).with_status(status)
 }
 
 /// What came back from [`fetch_text`]: the HTTP status and the whole body as text.

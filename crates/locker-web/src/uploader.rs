@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
+use locker_core::client::{self, RetryPolicy, UploadToken};
 use locker_core::validate;
 use locker_core::LogicalPath;
 use wasm_bindgen::prelude::*;
@@ -25,19 +26,12 @@ use crate::transfer::{call, send};
 const DEFAULT_CONCURRENCY: f64 = 3.0;
 const DEFAULT_RETRIES: f64 = 4.0;
 const DEFAULT_RETRY_DELAY_MS: f64 = 500.0;
-const MAX_RETRY_DELAY_MS: f64 = 15_000.0;
-/// A cached token is renewed this long before it expires.
-const TOKEN_MARGIN_MS: f64 = 30_000.0;
+/// The Worker's bounds for a signed upload URL's `expires_in` (seconds).
+const MAX_EXPIRES_IN_S: f64 = 3600.0;
 /// How often an expired signed URL is replaced by a fresh reservation before giving up.
 const MAX_RESERVATIONS: u32 = 3;
 
-#[derive(Clone)]
-struct Token {
-    token: String,
-    path_prefix: String,
-    /// `Date.now()` milliseconds after which it is renewed; infinite when unknown.
-    renew_at: f64,
-}
+type Token = UploadToken;
 
 enum Credential {
     Fixed(Token),
@@ -54,8 +48,9 @@ struct Options {
     namespace: String,
     path_prefix: Option<String>,
     credential: Credential,
-    retries: u32,
-    retry_delay_ms: f64,
+    retry: RetryPolicy,
+    /// Lifetime asked for each signed upload URL (`expires_in`); the Worker's default if none.
+    expires_in: Option<f64>,
     max_size: Option<f64>,
     accept: Vec<String>,
     reading: Reading,
@@ -135,29 +130,17 @@ fn bounded(
     }
 }
 
+/// What `getToken()` (or the `token` option) gave, read by `locker_core::client::parse_token`.
 fn parse_token(value: &JsValue) -> Result<Token, LockerError> {
-    let (token, path_prefix, expires_at) = match value.as_string() {
-        Some(t) => (Some(t), String::new(), None),
-        None => (
-            get_string(value, "token"),
-            get_string(value, "path_prefix").unwrap_or_default(),
+    let parsed = match value.as_string() {
+        Some(t) => client::parse_token(Some(&t), None, None),
+        None => client::parse_token(
+            get_string(value, "token").as_deref(),
+            get_string(value, "path_prefix").as_deref(),
             get_number(value, "expires_at"),
         ),
     };
-    let token = token
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| LockerError::invalid("getToken() must give a token string or {token}"))?;
-    if token.starts_with("lk_") {
-        // An API key is a server secret: refuse to carry one even if a page hands it over.
-        return Err(LockerError::invalid(
-            "that is an API key, not an upload token: mint a token on your server (POST /v1/tokens)",
-        ));
-    }
-    Ok(Token {
-        token,
-        path_prefix,
-        renew_at: expires_at.map_or(f64::INFINITY, |s| s * 1000.0 - TOKEN_MARGIN_MS),
-    })
+    parsed.map_err(|e| LockerError::invalid(e.to_string()))
 }
 
 impl Options {
@@ -198,18 +181,30 @@ impl Options {
             namespace,
             path_prefix: get_string(o, "pathPrefix"),
             credential,
-            retries: bounded(
-                get_number(o, "retries"),
-                DEFAULT_RETRIES,
-                (0.0, 20.0),
-                "retries must be 0 to 20",
-            )? as u32,
-            retry_delay_ms: bounded(
-                get_number(o, "retryDelay"),
-                DEFAULT_RETRY_DELAY_MS,
-                (0.0, 60_000.0),
-                "retryDelay must be 0 to 60000 (ms)",
-            )?,
+            retry: RetryPolicy {
+                retries: bounded(
+                    get_number(o, "retries"),
+                    DEFAULT_RETRIES,
+                    (0.0, 20.0),
+                    "retries must be 0 to 20",
+                )? as u32,
+                base_ms: bounded(
+                    get_number(o, "retryDelay"),
+                    DEFAULT_RETRY_DELAY_MS,
+                    (0.0, 60_000.0),
+                    "retryDelay must be 0 to 60000 (ms)",
+                )?,
+            },
+            expires_in: match get_number(o, "expiresIn") {
+                None => None,
+                // NaN and infinities have no zero fraction either.
+                Some(s) if s.fract() == 0.0 && (1.0..=MAX_EXPIRES_IN_S).contains(&s) => Some(s),
+                Some(_) => {
+                    return Err(LockerError::invalid(
+                        "expiresIn must be 1 to 3600 (whole seconds)",
+                    ))
+                }
+            },
             max_size,
             accept,
             reading: Reading::parse(o)?,
@@ -230,13 +225,6 @@ fn accepted(accept: &[String], name: &str, content_type: &str) -> bool {
             validate::type_allowed(content_type, std::slice::from_ref(a))
         }
     })
-}
-
-/// Exponential backoff with "equal jitter": half fixed, half random, capped.
-fn backoff(base_ms: f64, attempt: u32) -> f64 {
-    let exp = base_ms * 2f64.powi(attempt.min(16) as i32 - 1);
-    let capped = exp.min(MAX_RETRY_DELAY_MS);
-    capped / 2.0 + js_sys::Math::random() * capped / 2.0
 }
 
 /// A step of an upload, boxed: the retry loop is compiled once for all steps instead of once
@@ -274,7 +262,7 @@ impl Inner {
             } => (get, cached, inflight),
         };
         if let Some(t) = cached.borrow().as_ref() {
-            if js_sys::Date::now() < t.renew_at {
+            if js_sys::Date::now() < t.renew_at_ms {
                 return Ok(t.clone());
             }
         }
@@ -293,9 +281,7 @@ impl Inner {
         let outcome = JsFuture::from(promise).await;
         inflight.borrow_mut().take();
         let value = outcome.map_err(|e| {
-            let mut e = LockerError::from_js("getToken() failed", e);
-            e.code = "token_failed".into();
-            e
+            LockerError::from_js("getToken() failed", e).with_code(code::TOKEN_FAILED)
         })?;
         let token = parse_token(&value)?;
         *cached.borrow_mut() = Some(token.clone());
@@ -331,7 +317,7 @@ impl Inner {
         match call(method, &url, &token.token, body, signal).await {
             Err(e)
                 if matches!(&self.options.credential, Credential::Provider { .. })
-                    && (e.status == Some(401) || e.code == "expired") =>
+                    && client::renews_token(e.status, &e.code) =>
             {
                 self.forget_token();
                 let token = self.token().await?;
@@ -350,10 +336,17 @@ impl Inner {
     ) -> Result<JsValue, LockerError> {
         let mut attempt = 0;
         loop {
-            match step().await {
-                Err(e) if e.retryable() && attempt < self.options.retries => {
-                    attempt += 1;
-                    let delay = backoff(self.options.retry_delay_ms, attempt);
+            let e = match step().await {
+                Err(e) => e,
+                ok => return ok,
+            };
+            attempt += 1;
+            let delay =
+                self.options
+                    .retry
+                    .next_delay(attempt, e.status, &e.code, js_sys::Math::random());
+            match delay {
+                Some(delay) => {
                     self.emit(
                         "retry",
                         job,
@@ -366,7 +359,7 @@ impl Inner {
                     );
                     sleep(delay, job.signal.as_ref()).await?;
                 }
-                other => return other,
+                None => return Err(e),
             }
         }
     }
@@ -438,6 +431,13 @@ impl Inner {
             ("size", size.into()),
             ("content_type", job.content_type.as_str().into()),
             ("filename", job.name.as_str().into()),
+            // `undefined` is left out by JSON.stringify: the Worker's default lifetime.
+            (
+                "expires_in",
+                self.options
+                    .expires_in
+                    .map_or(JsValue::UNDEFINED, JsValue::from),
+            ),
         ]);
 
         let mut reservations = 0;
@@ -465,8 +465,12 @@ impl Inner {
                 .await
             {
                 Ok(r) => break (r, false),
-                Err(e) if e.code == "expired" && reservations < MAX_RESERVATIONS => {
+                Err(e)
+                    if client::renews_reservation(&e.code) && reservations < MAX_RESERVATIONS =>
+                {
                     // The signed URL ran out (a slow link, a long pause): ask for a new one.
+                    // Both transports come here alike: the Worker's JSON `expired` and a
+                    // storage server's XML "Request has expired" classify the same.
                     self.abandon(&id).await;
                 }
                 Err(e) => {
@@ -679,10 +683,12 @@ export interface UploaderOptions {
   concurrency?: number;
   /** Files hashing at once, each in its own Web Worker (1-8, default 1). */
   hashConcurrency?: number;
-  /** Retries of a transient failure (network, 5xx, 429) per step (0-20, default 4). */
+  /** Retries of a transient failure (network, stall, 408, 429, 5xx but 501/505) per step (0-20, default 4). */
   retries?: number;
-  /** First retry delay in ms, doubled each time, with jitter (default 500). */
+  /** First retry delay in ms, doubled each time, with jitter: the n-th retry waits between half and all of `retryDelay * 2^(n-1)`, at most 15 s (default 500). */
   retryDelay?: number;
+  /** Lifetime of each signed upload URL in whole seconds (1-3600, default: the Worker's, an hour). An upload whose URL ran out gets a fresh reservation, up to 3 in all. */
+  expiresIn?: number;
   /** Client-side size check in bytes, a convenience only: the Worker decides. */
   maxSize?: number;
   /** Client-side type check, an HTML accept list (".pdf,image/*"), a convenience only. */
@@ -726,7 +732,7 @@ export interface UploadResult {
 /** How `upload()` rejects. */
 export interface LockerError extends Error {
   name: "LockerError";
-  /** "too_large", "type_not_allowed", "aborted", "network", or the Worker's error code. */
+  /** "too_large", "type_not_allowed", "aborted", "network", "timeout", "expired", "storage_refused", "bad_answer", "token_failed", "invalid_argument", "hash_failed", or the Worker's error code. */
   code: string;
   /** HTTP status of the refusal, if there was one. */
   status: number | null;
