@@ -19,8 +19,9 @@ usage: cargo xtask <command>
 commands:
   dev [--port N]   install what is missing, build, apply migrations, and run the Worker under
                    `wrangler dev` (local R2 and D1) serving the demo page; Ctrl-C stops it
-  test             everything `dev` needs plus Chromium, then fmt, clippy (host and wasm32),
-                   host unit tests, and the end-to-end tests against a fresh `wrangler dev`
+  test             checks rustc is the pinned version, then cargo fmt, then everything `dev`
+                   needs plus Chromium, clippy (host and wasm32), host unit tests, and the
+                   end-to-end tests against a fresh `wrangler dev`
   build            install what is missing and build the Worker and the browser module
   e2e [FILE...]    build, then only the end-to-end tests (all, or the given test files)
   bench            everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
@@ -124,6 +125,9 @@ fn test(args: &[String]) -> Result<()> {
         )));
     }
     let root = root();
+    // fmt and clippy verdicts change between rustc versions: CI and a person run the same one.
+    util::step("rustc version")?;
+    tools::check_rustc(&root, true)?;
     // Checks that need no build come first: a formatting slip fails in seconds, not minutes.
     util::step("cargo fmt --check")?;
     util::cargo(&root, &["fmt", "--all", "--", "--check"])?;
