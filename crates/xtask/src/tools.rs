@@ -142,9 +142,10 @@ fn s3s_fs_server(path: &Path) -> Result<()> {
 /// Installs the locked npm packages when node_modules is older than the lockfile (npm writes
 /// node_modules/.package-lock.json at the end of every install).
 ///
-/// `npm install --no-save` rather than `npm ci`: the registry reachable here lacks the macOS
-/// and Windows builds of workerd, so the lockfile cannot list them and `npm ci` refuses it as
-/// out of sync. With a lockfile present, `npm install` installs exactly the locked versions.
+/// `npm install --no-save` rather than `npm ci`: with a lockfile present it installs exactly the
+/// locked versions, and unlike `npm ci` it accepts a lockfile that misses other platforms'
+/// optional builds (the registry here once lacked workerd's macOS and Windows builds, so older
+/// lockfiles of this repository do not list them).
 pub fn npm_packages(root: &Path) -> Result<()> {
     let marker = root.join("node_modules/.package-lock.json");
     let inputs = [root.join("package-lock.json"), root.join("package.json")];
