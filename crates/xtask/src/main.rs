@@ -4,6 +4,7 @@
 //! nothing but Rust, Node and this repository.
 
 mod build;
+mod js;
 mod server;
 mod tools;
 mod util;
@@ -19,8 +20,10 @@ usage: cargo xtask <command>
 commands:
   dev [--port N]   install what is missing, build, apply migrations, and run the Worker under
                    `wrangler dev` (local R2 and D1) serving the demo page; Ctrl-C stops it
-  test             everything `dev` needs plus Chromium, then fmt, clippy (host and wasm32),
-                   host unit tests, and the end-to-end tests against a fresh `wrangler dev`
+  test             checks rustc is the pinned version, then cargo fmt, the JS lint and format
+                   (biome) and the widget's types (tsc), then everything `dev` needs plus
+                   Chromium, clippy (host and wasm32), host unit tests, and the end-to-end
+                   tests against a fresh `wrangler dev`
   build            install what is missing and build the Worker and the browser module
   e2e [FILE...]    build, then only the end-to-end tests (all, or the given test files)
   bench            everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
@@ -124,9 +127,13 @@ fn test(args: &[String]) -> Result<()> {
         )));
     }
     let root = root();
+    // fmt and clippy verdicts change between rustc versions: CI and a person run the same one.
+    util::step("rustc version")?;
+    tools::check_rustc(&root, true)?;
     // Checks that need no build come first: a formatting slip fails in seconds, not minutes.
     util::step("cargo fmt --check")?;
     util::cargo(&root, &["fmt", "--all", "--", "--check"])?;
+    js::check(&root)?;
     let tools = prepare(true)?;
     util::step("clippy (host)")?;
     util::cargo(

