@@ -142,12 +142,19 @@ for (const transport of ["worker", "s3"]) {
     assert.deepEqual(Object.values(s.integrity), [0, 0, 0, 0]);
     // Nothing failed but the unsatisfiable ranges the Worker served itself.
     const failed = (await logs(key)).filter((l) => l.success === 0);
-    assert.ok(failed.every((l) => l.error.startsWith("416")), JSON.stringify(failed));
+    assert.ok(
+      failed.every((l) => l.error.startsWith("416")),
+      JSON.stringify(failed),
+    );
   });
 
   test(`${transport}: the gateway's PUT stores an empty body, with or without X-Locker-Sha256`, async () => {
     const { tenant, key } = await tenantFor(transport);
-    const put = await api("PUT", "/api/files/empty/g/blank.csv", { key, body: EMPTY, headers: { "content-type": "text/csv" } });
+    const put = await api("PUT", "/api/files/empty/g/blank.csv", {
+      key,
+      body: EMPTY,
+      headers: { "content-type": "text/csv" },
+    });
     assert.equal(put.status, 201, put.text);
     assert.equal(put.data.ref, "locker://empty/g/blank.csv");
     assert.equal(put.data.sha256, EMPTY_SHA);
@@ -204,12 +211,23 @@ test("declarations no 0 bytes can satisfy are refused before anything is stored"
   for (const [over, status, code] of refusals) {
     const res = await api("POST", "/v1/uploads", {
       key,
-      json: { namespace: "empty", path: "x.bin", sha256: EMPTY_SHA, size: 0, content_type: "application/octet-stream", ...over },
+      json: {
+        namespace: "empty",
+        path: "x.bin",
+        sha256: EMPTY_SHA,
+        size: 0,
+        content_type: "application/octet-stream",
+        ...over,
+      },
     });
     assert.equal(res.status, status, `${JSON.stringify(over)}: ${res.text}`);
     assert.equal(res.data.error.code, code, res.text);
   }
-  const png = await api("PUT", "/api/files/empty/x.png", { key, body: EMPTY, headers: { "content-type": "image/png" } });
+  const png = await api("PUT", "/api/files/empty/x.png", {
+    key,
+    body: EMPTY,
+    headers: { "content-type": "image/png" },
+  });
   assert.equal(png.status, 422, png.text);
   assert.equal(png.data.error.code, "content_mismatch");
   const wrong = await api("PUT", "/api/files/empty/x.bin", {

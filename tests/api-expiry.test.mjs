@@ -11,7 +11,14 @@ import { api, bytes, createKey, logs, sha256hex, stats, tenantName, upload } fro
 function reserve(key, data, path, expires_in) {
   return api("POST", "/v1/uploads", {
     key,
-    json: { namespace: "corp", path, sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream", expires_in },
+    json: {
+      namespace: "corp",
+      path,
+      sha256: sha256hex(data),
+      size: data.length,
+      content_type: "application/octet-stream",
+      expires_in,
+    },
   });
 }
 
@@ -62,5 +69,8 @@ test("a reservation nobody completes expires; its bytes go, bytes a file uses st
 
   // One access-log row per expiry, naming what expired.
   const rows = (await logs(key)).filter((r) => r.operation === "expire");
-  assert.deepEqual(rows.map((r) => [r.path, r.success]).sort(), [["first-try.bin", 1], ["lost.bin", 1]]);
+  assert.deepEqual(rows.map((r) => [r.path, r.success]).sort(), [
+    ["first-try.bin", 1],
+    ["lost.bin", 1],
+  ]);
 });

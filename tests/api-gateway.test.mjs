@@ -12,7 +12,11 @@ before(async () => {
 
 test("gateway PUT, GET, dedup answer, signed URL and DELETE", async () => {
   const data = bytes(70_000);
-  const put = await api("PUT", "/api/files/corp/gw/one.bin", { key, body: data, headers: { "content-type": "application/octet-stream" } });
+  const put = await api("PUT", "/api/files/corp/gw/one.bin", {
+    key,
+    body: data,
+    headers: { "content-type": "application/octet-stream" },
+  });
   assert.equal(put.status, 201, put.text);
   assert.equal(put.data.ref, "locker://corp/gw/one.bin");
   assert.equal(put.data.sha256, sha256hex(data));
@@ -70,7 +74,12 @@ test("upload tokens let a browser upload within their namespace, prefix, size an
   const token = minted.data.token;
   assert.match(token, /^lkt_/);
 
-  const ok = await upload(token, { namespace: "deck", path: "u/42/note.txt", data: Buffer.from("hello"), contentType: "text/plain" });
+  const ok = await upload(token, {
+    namespace: "deck",
+    path: "u/42/note.txt",
+    data: Buffer.from("hello"),
+    contentType: "text/plain",
+  });
   assert.equal(ok.complete.status, 200, ok.complete.text);
   const cases = [
     [{ namespace: "corp", path: "u/42/a.txt" }, 403],
@@ -90,21 +99,45 @@ test("upload tokens let a browser upload within their namespace, prefix, size an
   assert.equal((await api("POST", "/v1/tokens", { key: token, json: { namespace: "deck" } })).status, 403);
   assert.equal((await api("POST", "/v1/keys", { key: token, json: { namespaces: ["*"], ops: ["read"] } })).status, 403);
   // A token cannot outgrow the key that mints it.
-  const limited = await api("POST", "/v1/keys", { key, json: { namespaces: ["deck"], ops: ["write"], max_size: 10, types: ["text/plain"] } });
+  const limited = await api("POST", "/v1/keys", {
+    key,
+    json: { namespaces: ["deck"], ops: ["write"], max_size: 10, types: ["text/plain"] },
+  });
   const wider = await api("POST", "/v1/tokens", { key: limited.data.key, json: { namespace: "deck", max_size: 11 } });
   assert.equal(wider.status, 413, wider.text);
-  const otherType = await api("POST", "/v1/tokens", { key: limited.data.key, json: { namespace: "deck", types: ["image/*"] } });
+  const otherType = await api("POST", "/v1/tokens", {
+    key: limited.data.key,
+    json: { namespace: "deck", types: ["image/*"] },
+  });
   assert.equal(otherType.status, 415, otherType.text);
   // Revoking the minting key kills its tokens; an expired token is refused.
   const child = await api("POST", "/v1/tokens", { key: limited.data.key, json: { namespace: "deck", ttl: 1 } });
   assert.equal(child.status, 201);
   await new Promise((ok) => setTimeout(ok, 1100));
-  const expired = await api("POST", "/v1/uploads", { key: child.data.token, json: { namespace: "deck", path: "x.txt", sha256: sha256hex(Buffer.from("x")), size: 1, content_type: "text/plain" } });
+  const expired = await api("POST", "/v1/uploads", {
+    key: child.data.token,
+    json: {
+      namespace: "deck",
+      path: "x.txt",
+      sha256: sha256hex(Buffer.from("x")),
+      size: 1,
+      content_type: "text/plain",
+    },
+  });
   assert.equal(expired.status, 403);
   assert.equal(expired.data.error.code, "expired");
   const fresh = await api("POST", "/v1/tokens", { key: limited.data.key, json: { namespace: "deck" } });
   await api("DELETE", `/v1/keys/${limited.data.id}`, { key });
-  const dead = await api("POST", "/v1/uploads", { key: fresh.data.token, json: { namespace: "deck", path: "x.txt", sha256: sha256hex(Buffer.from("x")), size: 1, content_type: "text/plain" } });
+  const dead = await api("POST", "/v1/uploads", {
+    key: fresh.data.token,
+    json: {
+      namespace: "deck",
+      path: "x.txt",
+      sha256: sha256hex(Buffer.from("x")),
+      size: 1,
+      content_type: "text/plain",
+    },
+  });
   assert.equal(dead.status, 401, dead.text);
 });
 
@@ -113,12 +146,24 @@ test("the access log holds exactly one row per operation, and never a secret", a
   const k = own.key;
   const data = bytes(500);
   const { reserve } = await upload(k, { path: "log/a.bin", data });
-  await api("POST", "/v1/uploads", { key: k, json: { namespace: "corp", path: "log/b.bin", sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream" } });
+  await api("POST", "/v1/uploads", {
+    key: k,
+    json: {
+      namespace: "corp",
+      path: "log/b.bin",
+      sha256: sha256hex(data),
+      size: data.length,
+      content_type: "application/octet-stream",
+    },
+  });
   const meta = await api("GET", "/v1/files/corp/log/a.bin", { key: k });
   await fetch(meta.data.url);
   await api("DELETE", "/v1/files/corp/log/b.bin", { key: k });
   await api("GET", "/v1/files/corp/log/missing.bin", { key: k });
-  await api("POST", "/v1/uploads", { key: k, json: { namespace: "corp", path: "../x", sha256: sha256hex(data), size: 1, content_type: "text/plain" } });
+  await api("POST", "/v1/uploads", {
+    key: k,
+    json: { namespace: "corp", path: "../x", sha256: sha256hex(data), size: 1, content_type: "text/plain" },
+  });
 
   const rows = (await logs(k)).reverse();
   assert.deepEqual(
@@ -160,14 +205,20 @@ test("CORS: configured origins get answers and preflights, others get no CORS he
   const origin = process.env.LOCKER_CORS_ORIGIN;
   const pre = await fetch(`${BASE}/v1/uploads`, {
     method: "OPTIONS",
-    headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+    headers: {
+      origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization, content-type",
+    },
   });
   assert.equal(pre.status, 204);
   assert.equal(pre.headers.get("access-control-allow-origin"), origin);
   assert.match(pre.headers.get("access-control-allow-headers"), /authorization/);
   const res = await fetch(`${BASE}/v1/files?namespace=corp`, { headers: { origin, authorization: `Bearer ${key}` } });
   assert.equal(res.headers.get("access-control-allow-origin"), origin);
-  const evil = await fetch(`${BASE}/v1/files?namespace=corp`, { headers: { origin: "https://evil.example", authorization: `Bearer ${key}` } });
+  const evil = await fetch(`${BASE}/v1/files?namespace=corp`, {
+    headers: { origin: "https://evil.example", authorization: `Bearer ${key}` },
+  });
   assert.equal(evil.headers.get("access-control-allow-origin"), null);
 });
 
@@ -181,24 +232,54 @@ test("the OpenAPI document lists every route, and every listed route exists", as
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const method of Object.keys(ops)) {
       documented.push(`${method.toUpperCase()} ${path}`);
-      const r = await fetch(`${BASE}${fill(path)}`, { method: method.toUpperCase(), headers: { authorization: `Bearer ${key}` } });
+      const r = await fetch(`${BASE}${fill(path)}`, {
+        method: method.toUpperCase(),
+        headers: { authorization: `Bearer ${key}` },
+      });
       const body = await r.text();
-      assert.ok(!body.includes("route_not_found") && r.status !== 405, `${method} ${path} is documented but not routed (${r.status})`);
+      assert.ok(
+        !body.includes("route_not_found") && r.status !== 405,
+        `${method} ${path} is documented but not routed (${r.status})`,
+      );
     }
   }
   // Every route these tests use is documented.
   const used = [
-    "POST /v1/uploads", "POST /v1/uploads/{id}/complete", "DELETE /v1/uploads/{id}", "PUT /v1/data/{id}",
-    "GET /v1/download", "GET /v1/files", "GET /v1/files/{namespace}/{path}", "DELETE /v1/files/{namespace}/{path}",
-    "POST /v1/keys", "DELETE /v1/keys/{id}", "POST /v1/tokens", "GET /v1/logs", "GET /v1/stats",
-    "PUT /api/files/{namespace}/{path}", "GET /api/files/{namespace}/{path}", "DELETE /api/files/{namespace}/{path}",
-    "POST /api/signed-url", "GET /healthz", "GET /openapi.json",
+    "POST /v1/uploads",
+    "POST /v1/uploads/{id}/complete",
+    "DELETE /v1/uploads/{id}",
+    "PUT /v1/data/{id}",
+    "GET /v1/download",
+    "GET /v1/files",
+    "GET /v1/files/{namespace}/{path}",
+    "DELETE /v1/files/{namespace}/{path}",
+    "POST /v1/keys",
+    "DELETE /v1/keys/{id}",
+    "POST /v1/tokens",
+    "GET /v1/logs",
+    "GET /v1/stats",
+    "PUT /api/files/{namespace}/{path}",
+    "GET /api/files/{namespace}/{path}",
+    "DELETE /api/files/{namespace}/{path}",
+    "POST /api/signed-url",
+    "GET /healthz",
+    "GET /openapi.json",
     // used in direct.test.mjs
-    "POST /v1/buckets", "GET /v1/buckets", "POST /v1/buckets/{id}/activate", "POST /v1/buckets/{id}/deactivate",
-    "GET /v1/routes", "PUT /v1/routes/{namespace}",
+    "POST /v1/buckets",
+    "GET /v1/buckets",
+    "POST /v1/buckets/{id}/activate",
+    "POST /v1/buckets/{id}/deactivate",
+    "GET /v1/routes",
+    "PUT /v1/routes/{namespace}",
   ];
-  assert.deepEqual(used.filter((u) => !documented.includes(u)), []);
-  assert.deepEqual(documented.filter((d) => !used.includes(d)), []);
+  assert.deepEqual(
+    used.filter((u) => !documented.includes(u)),
+    [],
+  );
+  assert.deepEqual(
+    documented.filter((d) => !used.includes(d)),
+    [],
+  );
   const unknown = await api("GET", "/v1/nothing-here", { key });
   assert.equal(unknown.status, 404);
   assert.equal(unknown.data.error.code, "route_not_found");

@@ -46,19 +46,29 @@ test("complete needs write on the upload's namespace and path, not just any key 
   const r = await reserveAndPut(admin, "b", "docs/plan.bin", bytes(3000));
   const reader = (await makeKey(admin, { namespaces: ["*"], ops: ["read"] })).key;
   const writerOfA = (await makeKey(admin, { namespaces: ["a"], ops: ["write"] })).key;
-  const tokenOtherPrefix = (await api("POST", "/v1/tokens", { key: admin, json: { namespace: "b", path_prefix: "users/1/" } })).data.token;
-  const tokenOtherNs = (await api("POST", "/v1/tokens", { key: admin, json: { namespace: "a", path_prefix: "docs/" } })).data.token;
+  const tokenOtherPrefix = (
+    await api("POST", "/v1/tokens", { key: admin, json: { namespace: "b", path_prefix: "users/1/" } })
+  ).data.token;
+  const tokenOtherNs = (await api("POST", "/v1/tokens", { key: admin, json: { namespace: "a", path_prefix: "docs/" } }))
+    .data.token;
   for (const key of [reader, writerOfA, tokenOtherPrefix, tokenOtherNs]) {
-    await refused(admin, () => api("POST", `/v1/uploads/${r.upload_id}/complete`, { key }), { status: 403, code: "forbidden" });
+    await refused(admin, () => api("POST", `/v1/uploads/${r.upload_id}/complete`, { key }), {
+      status: 403,
+      code: "forbidden",
+    });
   }
   assert.equal((await stats(admin)).uploads.pending, 1);
   // A token for exactly that place, and the key itself, may.
-  const tokenHere = (await api("POST", "/v1/tokens", { key: admin, json: { namespace: "b", path_prefix: "docs/" } })).data.token;
+  const tokenHere = (await api("POST", "/v1/tokens", { key: admin, json: { namespace: "b", path_prefix: "docs/" } }))
+    .data.token;
   const done = await api("POST", `/v1/uploads/${r.upload_id}/complete`, { key: tokenHere });
   assert.equal(done.status, 200, done.text);
   assert.equal(done.data.ref, "locker://b/docs/plan.bin");
   // Even the idempotent answer of a committed upload needs the right.
-  await refused(admin, () => api("POST", `/v1/uploads/${r.upload_id}/complete`, { key: reader }), { status: 403, code: "forbidden" });
+  await refused(admin, () => api("POST", `/v1/uploads/${r.upload_id}/complete`, { key: reader }), {
+    status: 403,
+    code: "forbidden",
+  });
 });
 
 test("abort needs write on the upload's namespace and path", async () => {
@@ -66,9 +76,13 @@ test("abort needs write on the upload's namespace and path", async () => {
   const r = await reserveAndPut(admin, "b", "x/y.bin", bytes(2000));
   const writerOfA = (await makeKey(admin, { namespaces: ["a"], ops: ["write", "delete"] })).key;
   const reader = (await makeKey(admin, { namespaces: ["b"], ops: ["read", "delete"] })).key;
-  const token = (await api("POST", "/v1/tokens", { key: admin, json: { namespace: "b", path_prefix: "other/" } })).data.token;
+  const token = (await api("POST", "/v1/tokens", { key: admin, json: { namespace: "b", path_prefix: "other/" } })).data
+    .token;
   for (const key of [writerOfA, reader, token]) {
-    await refused(admin, () => api("DELETE", `/v1/uploads/${r.upload_id}`, { key }), { status: 403, code: "forbidden" });
+    await refused(admin, () => api("DELETE", `/v1/uploads/${r.upload_id}`, { key }), {
+      status: 403,
+      code: "forbidden",
+    });
   }
   let s = await stats(admin);
   assert.equal(s.uploads.pending, 1);
@@ -132,7 +146,10 @@ test("a tenant admin cannot create a key broader than itself in any dimension", 
   assert.equal(wide.expires_at, null);
 
   // The same power over existing keys and routes: no revoking a wider key, no default route.
-  await refused(root, () => api("DELETE", `/v1/keys/${wide.id}`, { key: limited.key }), { status: 403, code: "scope_exceeded" });
+  await refused(root, () => api("DELETE", `/v1/keys/${wide.id}`, { key: limited.key }), {
+    status: 403,
+    code: "scope_exceeded",
+  });
   assert.equal((await api("GET", "/v1/files?namespace=a", { key: wide.key })).status, 200);
   const revoked = await api("DELETE", `/v1/keys/${child.id}`, { key: limited.key });
   assert.equal(revoked.status, 200, revoked.text);
@@ -147,7 +164,13 @@ test("a tenant admin cannot create a key broader than itself in any dimension", 
 
 test("a token is within its key: namespace, size, types and expiry", async () => {
   const { key: root } = await createKey(tenantName("tokens"));
-  const limited = await makeKey(root, { namespaces: ["a"], ops: ["write"], max_size: 1000, types: ["text/*"], expires_in: 120 });
+  const limited = await makeKey(root, {
+    namespaces: ["a"],
+    ops: ["write"],
+    max_size: 1000,
+    types: ["text/*"],
+    expires_in: 120,
+  });
   const mint = (json) => api("POST", "/v1/tokens", { key: limited.key, json: { namespace: "a", ...json } });
   await refused(root, () => mint({ namespace: "b" }), { status: 403, code: "forbidden", logged: "denied" });
   await refused(root, () => mint({ max_size: 1001 }), { status: 413, code: "too_large", logged: "failed" });
@@ -165,11 +188,15 @@ test("a token is within its key: namespace, size, types and expiry", async () =>
 test("a key with an expiry stops working, and its tokens with it", async () => {
   const { key: root } = await createKey(tenantName("expiry"));
   for (const expires_in of [0, 10 * 365 * 24 * 3600 + 1]) {
-    await refused(root, () => api("POST", "/v1/keys", { key: root, json: { namespaces: ["a"], ops: ["write"], expires_in } }), {
-      status: 400,
-      code: "invalid_expires_in",
-      logged: "failed",
-    });
+    await refused(
+      root,
+      () => api("POST", "/v1/keys", { key: root, json: { namespaces: ["a"], ops: ["write"], expires_in } }),
+      {
+        status: 400,
+        code: "invalid_expires_in",
+        logged: "failed",
+      },
+    );
   }
   const brief = await makeKey(root, { namespaces: ["a"], ops: ["read", "write"], expires_in: 2 });
   assert.equal((await api("GET", "/v1/files?namespace=a", { key: brief.key })).status, 200);
@@ -195,14 +222,24 @@ test("a reservation is validated whole before the dedup path can answer", async 
   const data = bytes(1234);
   const first = await upload(key, { namespace: "corp", path: "first.bin", data });
   assert.equal(first.complete.status, 200, first.complete.text);
-  const body = { namespace: "corp", path: "copy.bin", sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream" };
+  const body = {
+    namespace: "corp",
+    path: "copy.bin",
+    sha256: sha256hex(data),
+    size: data.length,
+    content_type: "application/octet-stream",
+  };
   // Before the fix, these answered 200 "deduplicated" and wrote corp/copy.bin.
   for (const [over, code] of [
     [{ expires_in: 0 }, "invalid_expires_in"],
     [{ expires_in: 3601 }, "invalid_expires_in"],
     [{ filename: "a/b" }, "invalid_filename"],
   ]) {
-    await refused(key, () => api("POST", "/v1/uploads", { key, json: { ...body, ...over } }), { status: 400, code, logged: "failed" });
+    await refused(key, () => api("POST", "/v1/uploads", { key, json: { ...body, ...over } }), {
+      status: 400,
+      code,
+      logged: "failed",
+    });
   }
   assert.equal((await api("GET", "/v1/files/corp/copy.bin", { key })).status, 404);
   const ok = await api("POST", "/v1/uploads", { key, json: { ...body, expires_in: 60 } });

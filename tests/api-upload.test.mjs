@@ -11,7 +11,11 @@ before(async () => {
 
 test("upload then download gives back the same bytes, with safe headers and ranges", async () => {
   const data = bytes(200_000, "%PDF-1.7\n");
-  const { reserve, put, complete } = await upload(key, { path: "docs/report.pdf", data, contentType: "application/pdf" });
+  const { reserve, put, complete } = await upload(key, {
+    path: "docs/report.pdf",
+    data,
+    contentType: "application/pdf",
+  });
   assert.equal(reserve.status, 201, reserve.text);
   assert.equal(reserve.data.status, "upload");
   assert.equal(reserve.data.method, "PUT");
@@ -71,7 +75,13 @@ test("the same bytes again are deduplicated: no URL, no body sent, and the log s
 
   const again = await api("POST", "/v1/uploads", {
     key,
-    json: { namespace: "corp", path: "b/copy.bin", sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream" },
+    json: {
+      namespace: "corp",
+      path: "b/copy.bin",
+      sha256: sha256hex(data),
+      size: data.length,
+      content_type: "application/octet-stream",
+    },
   });
   assert.equal(again.status, 200, again.text);
   assert.equal(again.data.status, "deduplicated");
@@ -103,7 +113,13 @@ test("delete keeps bytes another file uses; deleting the last user removes them"
   await upload(key, { path: "shared/one.bin", data });
   const dedup = await api("POST", "/v1/uploads", {
     key,
-    json: { namespace: "corp", path: "shared/two.bin", sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream" },
+    json: {
+      namespace: "corp",
+      path: "shared/two.bin",
+      sha256: sha256hex(data),
+      size: data.length,
+      content_type: "application/octet-stream",
+    },
   });
   assert.equal(dedup.data.status, "deduplicated");
   const before = await stats(key);
@@ -150,10 +166,20 @@ test("list pages through a namespace by prefix", async () => {
   }
   const page1 = await api("GET", "/v1/files?namespace=lists&prefix=l/&limit=2", { key });
   assert.equal(page1.status, 200, page1.text);
-  assert.deepEqual(page1.data.files.map((f) => f.path), ["l/1.txt", "l/2.txt"]);
+  assert.deepEqual(
+    page1.data.files.map((f) => f.path),
+    ["l/1.txt", "l/2.txt"],
+  );
   assert.equal(page1.data.files[0].ref, "locker://lists/l/1.txt");
-  const page2 = await api("GET", `/v1/files?namespace=lists&prefix=l/&limit=2&cursor=${encodeURIComponent(page1.data.cursor)}`, { key });
-  assert.deepEqual(page2.data.files.map((f) => f.path), ["l/3.txt"]);
+  const page2 = await api(
+    "GET",
+    `/v1/files?namespace=lists&prefix=l/&limit=2&cursor=${encodeURIComponent(page1.data.cursor)}`,
+    { key },
+  );
+  assert.deepEqual(
+    page2.data.files.map((f) => f.path),
+    ["l/3.txt"],
+  );
   assert.equal(page2.data.cursor, null);
 });
 
@@ -162,7 +188,13 @@ test("aborting a reservation closes its URL and stores nothing", async () => {
   const before = await stats(key);
   const reserve = await api("POST", "/v1/uploads", {
     key,
-    json: { namespace: "corp", path: "aborted.bin", sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream" },
+    json: {
+      namespace: "corp",
+      path: "aborted.bin",
+      sha256: sha256hex(data),
+      size: data.length,
+      content_type: "application/octet-stream",
+    },
   });
   const abort = await api("DELETE", `/v1/uploads/${reserve.data.upload_id}`, { key });
   assert.equal(abort.status, 200, abort.text);
@@ -195,5 +227,10 @@ test("20 concurrent uploads of the same bytes end with one object and 20 files",
   assert.equal(after.files, before.files + 20);
   assert.equal(after.objects, before.objects + 1);
   assert.equal(after.blobs, before.blobs + 1);
-  assert.deepEqual(after.integrity, { blobs_without_bucket: 0, files_without_bucket: 0, files_without_verified_blob: 0, routes_without_bucket: 0 });
+  assert.deepEqual(after.integrity, {
+    blobs_without_bucket: 0,
+    files_without_bucket: 0,
+    files_without_verified_blob: 0,
+    routes_without_bucket: 0,
+  });
 });

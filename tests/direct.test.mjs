@@ -39,7 +39,14 @@ async function routedTenant(label) {
 function reserve(key, data, extra = {}) {
   return api("POST", "/v1/uploads", {
     key,
-    json: { namespace: "direct", path: "a/file.bin", sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream", ...extra },
+    json: {
+      namespace: "direct",
+      path: "a/file.bin",
+      sha256: sha256hex(data),
+      size: data.length,
+      content_type: "application/octet-stream",
+      ...extra,
+    },
   });
 }
 
@@ -60,15 +67,27 @@ test("a bucket registers under its derived id; credentials stay out of the regis
   assert.ok(!listed.text.includes(process.env.LOCKER_S3_SECRET_KEY));
 
   // Refusals, and nothing registered by them.
-  const again = await api("POST", "/v1/buckets", { key: ADMIN_KEY, json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url } });
+  const again = await api("POST", "/v1/buckets", {
+    key: ADMIN_KEY,
+    json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url },
+  });
   assert.equal(again.status, 409);
-  const noSecrets = await api("POST", "/v1/buckets", { key: ADMIN_KEY, json: { name: "no-secrets", provider: "s3", endpoint: proxy.url } });
+  const noSecrets = await api("POST", "/v1/buckets", {
+    key: ADMIN_KEY,
+    json: { name: "no-secrets", provider: "s3", endpoint: proxy.url },
+  });
   assert.equal(noSecrets.status, 400);
   assert.match(noSecrets.data.error.message, /LOCKER_S3_NO_SECRETS_ACCESS_KEY_ID/);
-  const badEndpoint = await api("POST", "/v1/buckets", { key: ADMIN_KEY, json: { name: "bad-endpoint", provider: "s3", endpoint: "ftp://x" } });
+  const badEndpoint = await api("POST", "/v1/buckets", {
+    key: ADMIN_KEY,
+    json: { name: "bad-endpoint", provider: "s3", endpoint: "ftp://x" },
+  });
   assert.equal(badEndpoint.status, 400);
   const { key } = await createKey(tenantName("notadmin"));
-  const tenantTry = await api("POST", "/v1/buckets", { key, json: { name: "mine", provider: "s3", endpoint: proxy.url } });
+  const tenantTry = await api("POST", "/v1/buckets", {
+    key,
+    json: { name: "mine", provider: "s3", endpoint: proxy.url },
+  });
   assert.equal(tenantTry.status, 403);
   const after = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
   assert.equal(after.data.buckets.length, listed.data.buckets.length);
@@ -80,7 +99,10 @@ test("upload goes straight to the S3 server, completes, dedups, downloads and de
   const r = await reserve(key, data);
   assert.equal(r.status, 201, r.text);
   assert.ok(r.data.url.startsWith(`${proxy.url}/${S3_BUCKET}/t/${tenant}/sha256/`), r.data.url);
-  assert.match(r.data.url, /X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match%3Bx-amz-checksum-sha256/);
+  assert.match(
+    r.data.url,
+    /X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match%3Bx-amz-checksum-sha256/,
+  );
   assert.equal(r.data.headers["x-amz-checksum-sha256"], Buffer.from(sha256hex(data), "hex").toString("base64"));
 
   const put = await fetch(r.data.url, { method: "PUT", headers: r.data.headers, body: data });
@@ -92,7 +114,10 @@ test("upload goes straight to the S3 server, completes, dedups, downloads and de
 
   // The Worker never saw the bytes: no data-plane upload row, and the reservation names the bucket.
   const rows = await logs(key);
-  assert.deepEqual(rows.filter((l) => l.operation === "upload"), []);
+  assert.deepEqual(
+    rows.filter((l) => l.operation === "upload"),
+    [],
+  );
   assert.ok(rows.filter((l) => ["reserve", "complete"].includes(l.operation)).every((l) => l.bucket_id === bucket.id));
 
   // Dedup: answered from the registry, nothing to send.
@@ -109,7 +134,10 @@ test("upload goes straight to the S3 server, completes, dedups, downloads and de
   assert.match(got.headers.get("content-disposition"), /file\.bin/);
   assert.equal(sha256hex(Buffer.from(await got.arrayBuffer())), sha256hex(data));
   // The gateway's GET and the Worker's download route redirect there too.
-  const viaGateway = await fetch(`${BASE}/api/files/direct/a/file.bin`, { headers: { authorization: `Bearer ${key}` }, redirect: "manual" });
+  const viaGateway = await fetch(`${BASE}/api/files/direct/a/file.bin`, {
+    headers: { authorization: `Bearer ${key}` },
+    redirect: "manual",
+  });
   assert.equal(viaGateway.status, 302);
   assert.ok(viaGateway.headers.get("location").startsWith(proxy.url));
 
@@ -150,7 +178,10 @@ test("the S3 server refuses other bytes, another length, a tampered or an expire
 
   // Tampered signature.
   const tampered = await reserve(key, data);
-  const url = tampered.data.url.replace(/X-Amz-Signature=([0-9a-f])/, (_, c) => `X-Amz-Signature=${c === "0" ? "1" : "0"}`);
+  const url = tampered.data.url.replace(
+    /X-Amz-Signature=([0-9a-f])/,
+    (_, c) => `X-Amz-Signature=${c === "0" ? "1" : "0"}`,
+  );
   const put3 = await fetch(url, { method: "PUT", headers: tampered.data.headers, body: data });
   assert.equal(put3.status, 403);
   assert.match(await put3.text(), /SignatureDoesNotMatch/);
@@ -179,7 +210,10 @@ test("the widget uploads straight to the S3 server and dedups there", async () =
   assert.equal(puts.length, 1);
   assert.ok(puts[0].url.startsWith(proxy.url), puts[0].url);
   assert.equal(puts[0].bytes, data.length);
-  assert.deepEqual(requests.filter((r) => r.url.includes("/v1/data/")), []);
+  assert.deepEqual(
+    requests.filter((r) => r.url.includes("/v1/data/")),
+    [],
+  );
   assert.ok(objectOnDisk(objectKey(tenant, data)));
   const [result] = await page.$eval("locker-upload", (el) => el.results);
   assert.equal(result.sha256, sha256hex(data));
@@ -187,7 +221,10 @@ test("the widget uploads straight to the S3 server and dedups there", async () =
   const before = requests.length;
   await pick(page, [{ name: "again.bin", mimeType: "application/octet-stream", buffer: data }]);
   await rowIn(page, "again.bin", "deduplicated");
-  assert.deepEqual(requests.slice(before).filter((r) => r.method === "PUT"), []);
+  assert.deepEqual(
+    requests.slice(before).filter((r) => r.method === "PUT"),
+    [],
+  );
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -265,7 +302,13 @@ test("two buckets at once each get their namespaces; stats count per bucket with
   const s3data = bytes(3000, "s3-side-");
   const viaR2 = await api("POST", "/v1/uploads", {
     key,
-    json: { namespace: "corp", path: "r2.bin", sha256: sha256hex(r2data), size: r2data.length, content_type: "application/octet-stream" },
+    json: {
+      namespace: "corp",
+      path: "r2.bin",
+      sha256: sha256hex(r2data),
+      size: r2data.length,
+      content_type: "application/octet-stream",
+    },
   });
   assert.ok(viaR2.data.url.startsWith(`${BASE}/v1/data/`), viaR2.data.url);
   await fetch(viaR2.data.url, { method: "PUT", headers: viaR2.data.headers, body: r2data });
@@ -277,7 +320,10 @@ test("two buckets at once each get their namespaces; stats count per bucket with
   const s = await stats(key);
   const count = (id) => s.buckets.find((b) => b.id === id);
   const routes = await api("GET", "/v1/routes", { key });
-  assert.deepEqual(routes.data.routes.map((r) => [r.namespace, r.bucket_id]), [["direct", bucket.id]]);
+  assert.deepEqual(
+    routes.data.routes.map((r) => [r.namespace, r.bucket_id]),
+    [["direct", bucket.id]],
+  );
   assert.deepEqual([count(routes.data.default_bucket_id).files, count(bucket.id).files], [1, 1]);
   assert.deepEqual(s.integrity, {
     routes_without_bucket: 0,
@@ -328,7 +374,13 @@ test("one PUT carries up to 100 MB through the Worker and up to 5 GB straight to
   // Namespace `plain` is not routed: the default R2 bucket, through the Worker's data plane.
   const viaWorker = await api("POST", "/v1/uploads", {
     key,
-    json: { namespace: "plain", path: "big.bin", sha256: sha256hex(data), size: 100_000_001, content_type: "application/octet-stream" },
+    json: {
+      namespace: "plain",
+      path: "big.bin",
+      sha256: sha256hex(data),
+      size: 100_000_001,
+      content_type: "application/octet-stream",
+    },
   });
   assert.equal(viaWorker.status, 413, viaWorker.text);
   assert.equal(viaWorker.data.error.code, "too_large");

@@ -40,7 +40,9 @@ async function afterFirstUpload(label) {
     backend.calls.third += 1;
     return mint(route, { namespace: "demo", path_prefix: "third/" });
   });
-  await pick(page, [{ name: "first.bin", mimeType: "application/octet-stream", buffer: bytes(1000, `${label}-first-`) }]);
+  await pick(page, [
+    { name: "first.bin", mimeType: "application/octet-stream", buffer: bytes(1000, `${label}-first-`) },
+  ]);
   await rowIn(page, "first.bin", "stored");
   assert.equal((await api("GET", "/v1/files/demo/first.bin", { key })).status, 200);
   const widget = page.locator("locker-upload");
@@ -86,7 +88,10 @@ test("a new max-size refuses the next file before it is hashed; removing it lift
   await pick(page, [file("big.bin", 100)]);
   const row = await rowIn(page, "big.bin", "error");
   assert.match(await row.textContent(), /big\.bin is 100 bytes; the limit is 10 bytes/);
-  assert.deepEqual(requests.filter((r) => r.url.endsWith("/v1/uploads")), []);
+  assert.deepEqual(
+    requests.filter((r) => r.url.endsWith("/v1/uploads")),
+    [],
+  );
   await set("max-size", null);
   await pick(page, [file("fine.bin", 100)]);
   await rowIn(page, "fine.bin", "stored");
@@ -131,7 +136,10 @@ test("a new concurrency bounds the next uploads", async () => {
   });
   const names = ["c1.bin", "c2.bin", "c3.bin"];
   const pickAll = async () => {
-    await pick(page, names.map((n) => file(n, 2000)));
+    await pick(
+      page,
+      names.map((n) => file(n, 2000)),
+    );
     for (const n of names) await rowIn(page, n, "stored");
   };
   await set("concurrency", "1");
@@ -183,7 +191,11 @@ test("a disabled fieldset disables the widget without touching the author's disa
     fieldset.append(el);
   });
   const state = () =>
-    widget.evaluate((el) => ({ attribute: el.hasAttribute("disabled"), property: el.disabled, matches: el.matches(":disabled") }));
+    widget.evaluate((el) => ({
+      attribute: el.hasAttribute("disabled"),
+      property: el.disabled,
+      matches: el.matches(":disabled"),
+    }));
   const fieldset = (disabled) => page.evaluate((d) => (document.getElementById("wrap").disabled = d), disabled);
 
   // The author did not disable it: the fieldset does, and gives it back enabled.

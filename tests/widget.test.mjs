@@ -53,7 +53,10 @@ test("a picked file is stored, its digest is sha256 of the bytes, and a second p
   assert.match(await again.textContent(), /Already stored/);
   const second = requests.slice(before);
   assert.deepEqual(dataPuts(second), []);
-  assert.ok(second.every((r) => r.bytes < 2048), JSON.stringify(second));
+  assert.ok(
+    second.every((r) => r.bytes < 2048),
+    JSON.stringify(second),
+  );
   assert.deepEqual(
     second.filter((r) => r.url.includes("/v1/")).map((r) => `${r.method} ${new URL(r.url).pathname}`),
     ["POST /v1/uploads"],
@@ -98,7 +101,10 @@ test("client-side accept and max-size refuse before hashing, as a convenience", 
   assert.match(await (await rowIn(page, "a.txt", "error")).textContent(), /not an accepted type/);
   await pick(page, [{ name: "b.pdf", mimeType: "application/pdf", buffer: bytes(500) }]);
   assert.match(await (await rowIn(page, "b.pdf", "error")).textContent(), /limit is 100 bytes/);
-  assert.deepEqual(requests.filter((r) => r.url.includes("/v1/")), []);
+  assert.deepEqual(
+    requests.filter((r) => r.url.includes("/v1/")),
+    [],
+  );
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -123,7 +129,10 @@ test("cancelling mid-upload commits nothing and releases the reservation", async
   await Promise.race([reached, failed]);
   failed.catch(() => {});
   const aborted = page.waitForResponse((r) => r.request().method() === "DELETE" && r.url().includes("/v1/uploads/"));
-  await page.locator("locker-upload li", { hasText: "slow.bin" }).getByRole("button", { name: "Cancel slow.bin" }).click();
+  await page
+    .locator("locker-upload li", { hasText: "slow.bin" })
+    .getByRole("button", { name: "Cancel slow.bin" })
+    .click();
   await rowIn(page, "slow.bin", "cancelled");
   assert.equal((await aborted).status(), 200);
   await held.abort().catch(() => {});
@@ -231,21 +240,27 @@ test("an expired upload URL (worker transport) is replaced by a fresh reservatio
 test("hashBlob, hashFile and Sha256 agree with sha256sum, the empty input too", async () => {
   const { page, errors } = await openPage(browser, "/");
   const inputs = [Buffer.alloc(0), Buffer.from("abc"), bytes(3 * 65536 + 1)];
-  const digests = await page.evaluate(async (inputs) => {
-    await (await import("/locker-upload.js")).loadModule();
-    const { hashBlob, hashFile, Sha256 } = await import("/pkg/locker_web.js");
-    const out = [];
-    for (const data of inputs) {
-      const u8 = new Uint8Array(data);
-      const h = new Sha256();
-      h.update(u8.subarray(0, 7));
-      h.update(u8.subarray(7));
-      const blob = new Blob([u8]);
-      out.push([await hashBlob(blob, { chunkSize: 65536 }), await hashFile(blob), h.hex()]);
-    }
-    return out;
-  }, inputs.map((b) => [...b]));
-  assert.deepEqual(digests, inputs.map((b) => Array(3).fill(sha256hex(b))));
+  const digests = await page.evaluate(
+    async (inputs) => {
+      await (await import("/locker-upload.js")).loadModule();
+      const { hashBlob, hashFile, Sha256 } = await import("/pkg/locker_web.js");
+      const out = [];
+      for (const data of inputs) {
+        const u8 = new Uint8Array(data);
+        const h = new Sha256();
+        h.update(u8.subarray(0, 7));
+        h.update(u8.subarray(7));
+        const blob = new Blob([u8]);
+        out.push([await hashBlob(blob, { chunkSize: 65536 }), await hashFile(blob), h.hex()]);
+      }
+      return out;
+    },
+    inputs.map((b) => [...b]),
+  );
+  assert.deepEqual(
+    digests,
+    inputs.map((b) => Array(3).fill(sha256hex(b))),
+  );
   assert.equal(digests[0][0], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   assert.deepEqual(errors, []);
   await page.close();
@@ -257,34 +272,37 @@ test("a byte stream that stalls is dropped and slices finish the hash from where
   // first 100,000 bytes and then never another. Everything else is the real module.
   const { page, errors } = await openPage(browser, "/");
   const data = bytes(300_000, "stall-");
-  const outcome = await page.evaluate(async (data) => {
-    await (await import("/locker-upload.js")).loadModule();
-    const { hashBlob } = await import("/pkg/locker_web.js");
-    const u8 = new Uint8Array(data);
-    const stalling = (blob) => {
-      let pulls = 0;
-      blob.stream = () =>
-        new ReadableStream({
-          type: "bytes",
-          pull(controller) {
-            pulls += 1;
-            if (pulls === 1) controller.enqueue(u8.slice(0, 100_000));
-            return new Promise(() => {}); // and nothing ever again
-          },
-        });
-      return blob;
-    };
-    const started = performance.now();
-    const digest = await hashBlob(stalling(new Blob([u8])), { chunkSize: 65536, stallTimeout: 300 });
-    const ms = performance.now() - started;
-    let refused;
-    try {
-      await hashBlob(new Blob([u8]), { stallTimeout: 5 });
-    } catch (e) {
-      refused = [e.code, e.message];
-    }
-    return { digest, ms, refused };
-  }, [...data]);
+  const outcome = await page.evaluate(
+    async (data) => {
+      await (await import("/locker-upload.js")).loadModule();
+      const { hashBlob } = await import("/pkg/locker_web.js");
+      const u8 = new Uint8Array(data);
+      const stalling = (blob) => {
+        let pulls = 0;
+        blob.stream = () =>
+          new ReadableStream({
+            type: "bytes",
+            pull(controller) {
+              pulls += 1;
+              if (pulls === 1) controller.enqueue(u8.slice(0, 100_000));
+              return new Promise(() => {}); // and nothing ever again
+            },
+          });
+        return blob;
+      };
+      const started = performance.now();
+      const digest = await hashBlob(stalling(new Blob([u8])), { chunkSize: 65536, stallTimeout: 300 });
+      const ms = performance.now() - started;
+      let refused;
+      try {
+        await hashBlob(new Blob([u8]), { stallTimeout: 5 });
+      } catch (e) {
+        refused = [e.code, e.message];
+      }
+      return { digest, ms, refused };
+    },
+    [...data],
+  );
   assert.equal(outcome.digest, sha256hex(data));
   assert.ok(outcome.ms >= 300, `it waited for the stall timeout (${outcome.ms} ms)`);
   assert.deepEqual(outcome.refused, ["invalid_argument", "stallTimeout must be 100 to 600000 (ms)"]);
@@ -334,7 +352,10 @@ test("the form carries the refs, and `required` blocks it until an upload finish
   const echoed = page.waitForResponse((r) => r.url().endsWith("/demo/echo"));
   await page.locator("#submit").click();
   const echo = await (await echoed).json();
-  assert.deepEqual(echo.fields, [["note", "hello"], ["files", ref]]);
+  assert.deepEqual(echo.fields, [
+    ["note", "hello"],
+    ["files", ref],
+  ]);
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -352,7 +373,10 @@ test("files can be dropped on the widget or pasted into it", async () => {
   });
   await rowIn(page, "dropped.txt", "stored");
   await rowIn(page, "pasted.txt", "stored");
-  assert.deepEqual(await page.$eval("locker-upload", (el) => el.value), ["locker://demo/dropped.txt", "locker://demo/pasted.txt"]);
+  assert.deepEqual(await page.$eval("locker-upload", (el) => el.value), [
+    "locker://demo/dropped.txt",
+    "locker://demo/pasted.txt",
+  ]);
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -419,7 +443,10 @@ test("uploads run with bounded concurrency while the next file hashes", async ()
   const timeline = () => page.evaluate(() => window.timeline);
   await waitUntil(async () => (await timeline()).includes("hash-progress three.bin"));
   assert.equal(held.length, 1);
-  assert.deepEqual((await timeline()).filter((t) => t.startsWith("complete")), []);
+  assert.deepEqual(
+    (await timeline()).filter((t) => t.startsWith("complete")),
+    [],
+  );
   for (let i = 0; i < names.length; i += 1) {
     await waitUntil(() => held.length > i);
     assert.equal(held.length, i + 1, "a second transfer started before the first ended");
@@ -427,7 +454,10 @@ test("uploads run with bounded concurrency while the next file hashes", async ()
     await waitUntil(async () => (await timeline()).includes(`complete ${names[i]}`));
   }
   const results = await page.evaluate(() => window.uploads);
-  assert.deepEqual(results.map((r) => r.sha256), files.map((f) => sha256hex(f.data)));
+  assert.deepEqual(
+    results.map((r) => r.sha256),
+    files.map((f) => sha256hex(f.data)),
+  );
   assert.equal((await stats(key)).files, 3);
   assert.deepEqual(errors, []);
   await page.close();
@@ -471,7 +501,9 @@ test("hashing a 1 GiB file in a Web Worker keeps the page's memory flat", async 
   const { digest, progress, ms } = result;
   const growth = peak - baseline;
   const mib = (n) => (n / 1048576).toFixed(1);
-  t.diagnostic(`1 GiB hashed in ${ms} ms; renderer RSS ${mib(baseline)} MiB -> peak ${mib(peak)} MiB (growth ${mib(growth)} MiB, limit 64 MiB)`);
+  t.diagnostic(
+    `1 GiB hashed in ${ms} ms; renderer RSS ${mib(baseline)} MiB -> peak ${mib(peak)} MiB (growth ${mib(growth)} MiB, limit 64 MiB)`,
+  );
   assert.equal(digest, expected.digest("hex"));
   // Progress came in steps and ended at the size.
   assert.ok(progress.length >= 100, `only ${progress.length} progress reports`);

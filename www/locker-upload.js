@@ -89,7 +89,15 @@ li[data-state="error"] .status { color: var(--_error); }
 
 const DONE = new Set(["stored", "deduplicated"]);
 // The attributes an Uploader is made from: a change makes the next upload use a new one.
-const UPLOADER_ATTRIBUTES = ["endpoint", "namespace", "token-url", "accept", "max-size", "concurrency", "stall-timeout"];
+const UPLOADER_ATTRIBUTES = [
+  "endpoint",
+  "namespace",
+  "token-url",
+  "accept",
+  "max-size",
+  "concurrency",
+  "stall-timeout",
+];
 const ACTIVE = new Set(["waiting", "hashing", "uploading"]);
 
 function formatSize(n) {
@@ -182,14 +190,30 @@ export class LockerUpload extends HTMLElement {
   }
 
   // ---- form association ----
-  get form() { return this.#internals.form; }
-  get name() { return this.getAttribute("name"); }
-  get type() { return "locker-upload"; }
-  get validity() { return this.#internals.validity; }
-  get validationMessage() { return this.#internals.validationMessage; }
-  get willValidate() { return this.#internals.willValidate; }
-  checkValidity() { return this.#internals.checkValidity(); }
-  reportValidity() { return this.#internals.reportValidity(); }
+  get form() {
+    return this.#internals.form;
+  }
+  get name() {
+    return this.getAttribute("name");
+  }
+  get type() {
+    return "locker-upload";
+  }
+  get validity() {
+    return this.#internals.validity;
+  }
+  get validationMessage() {
+    return this.#internals.validationMessage;
+  }
+  get willValidate() {
+    return this.#internals.willValidate;
+  }
+  checkValidity() {
+    return this.#internals.checkValidity();
+  }
+  reportValidity() {
+    return this.#internals.reportValidity();
+  }
 
   /** The refs of the files stored so far, in the order they were added. */
   get value() {
@@ -211,8 +235,12 @@ export class LockerUpload extends HTMLElement {
   }
 
   /** Reflects the `disabled` attribute (the author's; a disabled fieldset does not change it). */
-  get disabled() { return this.hasAttribute("disabled"); }
-  set disabled(value) { this.toggleAttribute("disabled", Boolean(value)); }
+  get disabled() {
+    return this.hasAttribute("disabled");
+  }
+  set disabled(value) {
+    this.toggleAttribute("disabled", Boolean(value));
+  }
 
   get #disabled() {
     return this.hasAttribute("disabled") || this.#formDisabled;

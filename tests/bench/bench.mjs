@@ -34,7 +34,9 @@ const f0 = (x) => x.toFixed(0);
 const f1 = (x) => x.toFixed(1);
 const f2 = (x) => x.toFixed(2);
 const table = (head, rows) =>
-  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join(
+    "\n",
+  );
 const sections = [];
 function section(title, body, notes = []) {
   const text = [`## ${title}`, "", body, "", ...notes.map((n) => `${n}\n`)].join("\n");
@@ -114,12 +116,23 @@ console.log("writing input files");
 const oneGiB = writeFile("one-gib.bin", 1024 * MiB);
 const twoGiB = writeFile("two-gib.bin", 2048 * MiB, "two");
 const SINGLE = 90 * MiB;
-const singles = Array.from({ length: 6 }, (_, i) => writeFile(`single-${i}.bin`, SINGLE, `single-${i}-${randomBytes(8).toString("hex")}`));
+const singles = Array.from({ length: 6 }, (_, i) =>
+  writeFile(`single-${i}.bin`, SINGLE, `single-${i}-${randomBytes(8).toString("hex")}`),
+);
 const BIG = 256 * MiB;
-const bigs = Array.from({ length: 6 }, (_, i) => writeFile(`big-${i}.bin`, BIG, `big-${i}-${randomBytes(8).toString("hex")}`));
-const batchOurs = Array.from({ length: 20 }, (_, i) => writeFile(`batch-a-${i}.bin`, 16 * MiB, `a${i}-${randomBytes(8).toString("hex")}`));
-const batchCurl = Array.from({ length: 20 }, (_, i) => writeFile(`batch-c-${i}.bin`, 16 * MiB, `c${i}-${randomBytes(8).toString("hex")}`));
-await page.setInputFiles("#files", [oneGiB, twoGiB, ...singles.slice(0, 3), ...bigs.slice(0, 3), ...batchOurs].map((f) => f.path));
+const bigs = Array.from({ length: 6 }, (_, i) =>
+  writeFile(`big-${i}.bin`, BIG, `big-${i}-${randomBytes(8).toString("hex")}`),
+);
+const batchOurs = Array.from({ length: 20 }, (_, i) =>
+  writeFile(`batch-a-${i}.bin`, 16 * MiB, `a${i}-${randomBytes(8).toString("hex")}`),
+);
+const batchCurl = Array.from({ length: 20 }, (_, i) =>
+  writeFile(`batch-c-${i}.bin`, 16 * MiB, `c${i}-${randomBytes(8).toString("hex")}`),
+);
+await page.setInputFiles(
+  "#files",
+  [oneGiB, twoGiB, ...singles.slice(0, 3), ...bigs.slice(0, 3), ...batchOurs].map((f) => f.path),
+);
 
 // ---------- 1. hashing throughput ----------
 {
@@ -140,12 +153,18 @@ await page.setInputFiles("#files", [oneGiB, twoGiB, ...singles.slice(0, 3), ...b
     runs.ours.push(a.ms);
     runs.hashwasm.push(b.ms);
     runs.webcrypto.push(c.ms);
-    [a, b, c].forEach((r) => digests.add(r.out));
+    for (const r of [a, b, c]) digests.add(r.out);
   }
   if (digests.size !== 1 || !digests.has(oneGiB.sha256)) throw new Error(`digests disagree: ${[...digests]}`);
   const row = (label, xs, how) => {
     const speeds = xs.map((ms) => mbps(oneGiB.size, ms));
-    return [label, how, f0(median(speeds)), `${f0(Math.min(...speeds))}-${f0(Math.max(...speeds))}`, f2(median(xs.map((ms, i) => runs.hashwasm[i] / ms)))];
+    return [
+      label,
+      how,
+      f0(median(speeds)),
+      `${f0(Math.min(...speeds))}-${f0(Math.max(...speeds))}`,
+      f2(median(xs.map((ms, i) => runs.hashwasm[i] / ms))),
+    ];
   };
   const ratio = median(runs.ours.map((ms, i) => runs.hashwasm[i] / ms));
   section(
@@ -155,7 +174,11 @@ await page.setInputFiles("#files", [oneGiB, twoGiB, ...singles.slice(0, 3), ...b
       [
         row("locker-web `hashFile`", runs.ours, "Web Worker, streaming, 4 MiB BYOB reads, sha2 0.11 +simd128"),
         row("hash-wasm 4.13 `createSHA256`", runs.hashwasm, "Web Worker, streaming, same reads"),
-        row("WebCrypto `subtle.digest`", runs.webcrypto, "page, one-shot over `file.arrayBuffer()` (cannot stream: holds 1 GiB)"),
+        row(
+          "WebCrypto `subtle.digest`",
+          runs.webcrypto,
+          "page, one-shot over `file.arrayBuffer()` (cannot stream: holds 1 GiB)",
+        ),
       ],
     ),
     [
@@ -167,17 +190,29 @@ await page.setInputFiles("#files", [oneGiB, twoGiB, ...singles.slice(0, 3), ...b
 
 // ---------- 2. memory ----------
 {
-  const { result: r, baseline, peak } = await withPeakRss(() =>
-    page.evaluate((n) => timed(() => locker.hashFile(byName(n))), twoGiB.name),
-  );
+  const {
+    result: r,
+    baseline,
+    peak,
+  } = await withPeakRss(() => page.evaluate((n) => timed(() => locker.hashFile(byName(n))), twoGiB.name));
   if (r.out !== twoGiB.sha256) throw new Error("2 GiB digest is wrong");
   const growth = (peak - baseline) / MiB;
   section(
     "2. Memory while hashing 2 GiB",
-    table(["", "MiB"], [["renderer RSS before", f1(baseline / MiB)], ["renderer RSS peak during the hash", f1(peak / MiB)], ["growth", f1(growth)]]),
+    table(
+      ["", "MiB"],
+      [
+        ["renderer RSS before", f1(baseline / MiB)],
+        ["renderer RSS peak during the hash", f1(peak / MiB)],
+        ["growth", f1(growth)],
+      ],
+    ),
     [
       "Resident memory of Chromium's renderer processes (the page and its Web Worker), sampled every 50 ms from /proc.",
-      goal(growth < 64, `growth under 64 MiB: measured ${f1(growth)} MiB (hashed at ${f0(mbps(twoGiB.size, r.ms))} MB/s).`),
+      goal(
+        growth < 64,
+        `growth under 64 MiB: measured ${f1(growth)} MiB (hashed at ${f0(mbps(twoGiB.size, r.ms))} MB/s).`,
+      ),
     ],
   );
 }
@@ -188,7 +223,10 @@ const { key } = await createKey(tenant);
 // The s3 transport: s3s-fs (started by xtask) behind the same CORS pass-through as the e2e
 // tests, registered as an s3 bucket; this tenant's namespace `direct` goes there.
 const proxy = await corsProxy();
-const s3Bucket = await api("POST", "/v1/buckets", { key: process.env.LOCKER_ADMIN_KEY, json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url } });
+const s3Bucket = await api("POST", "/v1/buckets", {
+  key: process.env.LOCKER_ADMIN_KEY,
+  json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url },
+});
 if (s3Bucket.status !== 201) throw new Error(`register the s3 bucket: ${s3Bucket.text}`);
 const routed = await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: s3Bucket.data.id } });
 if (routed.status !== 200) throw new Error(`route to the s3 bucket: ${routed.text}`);
@@ -225,7 +263,13 @@ async function curlUpload(files, concurrency, namespace = "bench") {
   for (const f of files) {
     const r = await api("POST", "/v1/uploads", {
       key,
-      json: { namespace, path: `curl/${f.name}`, sha256: f.sha256, size: f.size, content_type: "application/octet-stream" },
+      json: {
+        namespace,
+        path: `curl/${f.name}`,
+        sha256: f.sha256,
+        size: f.size,
+        content_type: "application/octet-stream",
+      },
     });
     if (r.status !== 201) throw new Error(`reserve for curl: ${r.text}`);
     reserved.push({ f, r: r.data });
@@ -236,7 +280,19 @@ async function curlUpload(files, concurrency, namespace = "bench") {
     Array.from({ length: concurrency }, async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
         const headers = Object.entries(next.r.headers ?? {}).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
-        const { stdout } = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "-T", next.f.path, ...headers, next.r.url]);
+        const { stdout } = await run("curl", [
+          "-sS",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "-X",
+          "PUT",
+          "-T",
+          next.f.path,
+          ...headers,
+          next.r.url,
+        ]);
         if (!stdout.trim().startsWith("2")) throw new Error(`curl PUT answered ${stdout}`);
         const c = await api("POST", `/v1/uploads/${next.r.upload_id}/complete`, { key });
         if (c.status !== 200) throw new Error(`complete after curl: ${c.text}`);
@@ -252,7 +308,8 @@ async function singleFiles(files, size, namespace) {
   const curl = [];
   for (let rep = 0; rep < 3; rep += 1) {
     const r = await page.evaluate(([n, ns]) => uploadTimed([n], 1, ns), [files[rep].name, namespace]);
-    if (r.results[0].sha256 !== files[rep].sha256 || r.results[0].deduplicated) throw new Error("single upload went wrong");
+    if (r.results[0].sha256 !== files[rep].sha256 || r.results[0].deduplicated)
+      throw new Error("single upload went wrong");
     ours.push(r);
     curl.push((await curlUpload([files[3 + rep]], 1, namespace)).wall);
   }
@@ -293,9 +350,19 @@ const singleRows = (m) => [
   section(
     "3. Uploads (the Worker under `wrangler dev`; s3s-fs as the S3 server of the s3 transport)",
     [
-      table([`${BIG / MiB} MiB, one file, s3 transport (straight to s3s-fs)`, "MB/s (median of 3)", "MB/s (min-max)"], singleRows(direct)),
+      table(
+        [`${BIG / MiB} MiB, one file, s3 transport (straight to s3s-fs)`, "MB/s (median of 3)", "MB/s (min-max)"],
+        singleRows(direct),
+      ),
       "",
-      table([`${SINGLE / MiB} MiB, one file, worker transport (through the Worker into R2)`, "MB/s (median of 3)", "MB/s (min-max)"], singleRows(worker)),
+      table(
+        [
+          `${SINGLE / MiB} MiB, one file, worker transport (through the Worker into R2)`,
+          "MB/s (median of 3)",
+          "MB/s (min-max)",
+        ],
+        singleRows(worker),
+      ),
       "",
       table(
         ["20 files of 16 MiB", "seconds"],
@@ -308,9 +375,18 @@ const singleRows = (m) => [
     ].join("\n"),
     [
       `The ${BIG / MiB} MiB file goes the way a file of that size goes in production: straight to storage with the s3 transport (one presigned PUT; the Worker sees no body byte, then verifies what is stored at complete). Through the Worker's own data plane one request is limited to 100 MB (the Workers body limit on Free/Pro; multipart is not built yet), so that transport is measured with ${SINGLE / MiB} MiB.`,
-      goal(directRatio >= 0.8, `${BIG / MiB} MiB transfer at least 0.8x curl's throughput: measured ${f2(directRatio)}x.`),
-      goal(transferRatio >= 0.8, `${SINGLE / MiB} MiB through the Worker, at least 0.8x curl's throughput: measured ${f2(transferRatio)}x.`),
-      goal(overlap <= 1.15, `batch within 1.15x of max(hash-only, upload-only): measured ${f2(overlap)}x (hashing overlaps uploading when this is near 1, and would be near 2 if it did not).`),
+      goal(
+        directRatio >= 0.8,
+        `${BIG / MiB} MiB transfer at least 0.8x curl's throughput: measured ${f2(directRatio)}x.`,
+      ),
+      goal(
+        transferRatio >= 0.8,
+        `${SINGLE / MiB} MiB through the Worker, at least 0.8x curl's throughput: measured ${f2(transferRatio)}x.`,
+      ),
+      goal(
+        overlap <= 1.15,
+        `batch within 1.15x of max(hash-only, upload-only): measured ${f2(overlap)}x (hashing overlaps uploading when this is near 1, and would be near 2 if it did not).`,
+      ),
       ...(overlap > 1.15
         ? [
             `Why: the Uploader does start hashing the next files while three upload (the e2e test "uploads run with bounded concurrency while the next file hashes" shows the order), but on this machine both phases are CPU-bound on the same ${cpus().length} cores: the hash worker, the renderer sending, and workerd receiving and checking every body's SHA-256 for R2. Hash-only + upload-only is ${f2((hashOnly.ms + curlBatch.wall) / 1000)} s against ${f2(batch.total / 1000)} s measured, so there is no idle core for the overlap to use. Against a remote Worker (where the receiving side is not on this machine) the phases would overlap; that is not measurable here.`,
@@ -342,7 +418,12 @@ const singleRows = (m) => [
         ["ratio", `${f2(again.total / hashSingle.ms)}x`],
       ],
     ),
-    [goal(bodyBytes === 0 && again.results[0].deduplicated, "0 body bytes on a dedup hit; the rest of the time is the hash.")],
+    [
+      goal(
+        bodyBytes === 0 && again.results[0].deduplicated,
+        "0 body bytes on a dedup hit; the rest of the time is the hash.",
+      ),
+    ],
   );
 }
 
@@ -375,7 +456,13 @@ async function load(label, request, seconds = 20, concurrency = 32) {
     return fetch(`${BASE}/v1/uploads`, {
       method: "POST",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({ namespace: "bench", path: `load/${i}.bin`, sha256: sha, size: 1000, content_type: "application/octet-stream" }),
+      body: JSON.stringify({
+        namespace: "bench",
+        path: `load/${i}.bin`,
+        sha256: sha,
+        size: 1000,
+        content_type: "application/octet-stream",
+      }),
     });
   });
   const ratio = reserve.p50 / health.p50;
@@ -424,11 +511,24 @@ function codeByCrate(path) {
         name();
         name();
         const kind = b[at++];
-        if (kind === 0) { leb(); imported += 1; }
-        else if (kind === 1) { at += 1; const f = b[at++]; leb(); if (f & 1) leb(); }
-        else if (kind === 2) { const f = b[at++]; leb(); if (f & 1) leb(); }
-        else if (kind === 3) { at += 2; }
-        else { at += 1; leb(); }
+        if (kind === 0) {
+          leb();
+          imported += 1;
+        } else if (kind === 1) {
+          at += 1;
+          const f = b[at++];
+          leb();
+          if (f & 1) leb();
+        } else if (kind === 2) {
+          const f = b[at++];
+          leb();
+          if (f & 1) leb();
+        } else if (kind === 3) {
+          at += 2;
+        } else {
+          at += 1;
+          leb();
+        }
       }
     } else if (id === 10) {
       for (let i = leb(); i > 0; i -= 1) {
@@ -473,7 +573,15 @@ function codeByCrate(path) {
   // Both sides' JavaScript the same way: bundled by esbuild and minified, as a site would ship
   // it. The widget's bundle holds the module's JS glue; the wasm stays its own file.
   const minified = async (build) => {
-    const out = await esbuild.build({ ...build, bundle: true, minify: true, format: "esm", platform: "browser", write: false, logLevel: "silent" });
+    const out = await esbuild.build({
+      ...build,
+      bundle: true,
+      minify: true,
+      format: "esm",
+      platform: "browser",
+      write: false,
+      logLevel: "silent",
+    });
     return gz(Buffer.from(out.outputFiles[0].contents));
   };
   const widgetJs = await minified({ entryPoints: ["www/locker-upload.js"] });
@@ -486,7 +594,12 @@ function codeByCrate(path) {
       resolveDir: process.cwd(),
     },
   });
-  const uppyCss = gz(Buffer.concat([file("node_modules/@uppy/core/dist/style.min.css"), file("node_modules/@uppy/dashboard/dist/style.min.css")]));
+  const uppyCss = gz(
+    Buffer.concat([
+      file("node_modules/@uppy/core/dist/style.min.css"),
+      file("node_modules/@uppy/dashboard/dist/style.min.css"),
+    ]),
+  );
   const worker = gz(file("crates/locker-worker/build/index_bg.wasm"));
   const kb = (n) => (n / 1000).toFixed(1);
   section(
@@ -507,8 +620,14 @@ function codeByCrate(path) {
       ],
     ),
     [
-      goal(ours <= (uppyJs + uppyCss) / 2, `widget total at most half of Uppy's: ${kb(ours)} KB vs ${kb((uppyJs + uppyCss) / 2)} KB.`),
-      goal(worker < 400_000, `Worker under 400 KB gzip: ${kb(worker)} KB (opt-level "z" and no name section; see 6b for the module's own profile).`),
+      goal(
+        ours <= (uppyJs + uppyCss) / 2,
+        `widget total at most half of Uppy's: ${kb(ours)} KB vs ${kb((uppyJs + uppyCss) / 2)} KB.`,
+      ),
+      goal(
+        worker < 400_000,
+        `Worker under 400 KB gzip: ${kb(worker)} KB (opt-level "z" and no name section; see 6b for the module's own profile).`,
+      ),
       "What made it smaller (from 128 KB in the first run): the API's JSON goes through the browser's own `JSON` and `fetch` instead of serde_json and gloo-net (a quarter of the module), no float formatting (`f64` Display alone was 14 KB of code), the module's own code at opt-level \"z\" with sha2 kept at 3, the upload steps boxed so each is compiled once, and Talc instead of dlmalloc.",
       ...(ours > (uppyJs + uppyCss) / 2
         ? [
@@ -520,9 +639,31 @@ function codeByCrate(path) {
   // Where the module's bytes go: the same build through wasm-bindgen and wasm-opt -O3 again,
   // keeping the function names this time (the shipped module has none).
   const dir = join(OUT, "profile");
-  await run(process.env.WASM_BINDGEN ?? "wasm-bindgen", ["--target", "web", "--keep-debug", "--out-dir", dir, "target/wasm32-unknown-unknown/release/locker_web.wasm"]);
-  const features = ["simd", "bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"].map((f) => `--enable-${f}`);
-  await run(process.env.WASM_OPT ?? "node_modules/binaryen/bin/wasm-opt", ["-O3", "-g", ...features, join(dir, "locker_web_bg.wasm"), "-o", join(dir, "named.wasm")]);
+  await run(process.env.WASM_BINDGEN ?? "wasm-bindgen", [
+    "--target",
+    "web",
+    "--keep-debug",
+    "--out-dir",
+    dir,
+    "target/wasm32-unknown-unknown/release/locker_web.wasm",
+  ]);
+  const features = [
+    "simd",
+    "bulk-memory",
+    "nontrapping-float-to-int",
+    "sign-ext",
+    "mutable-globals",
+    "reference-types",
+    "multivalue",
+  ].map((f) => `--enable-${f}`);
+  await run(process.env.WASM_OPT ?? "node_modules/binaryen/bin/wasm-opt", [
+    "-O3",
+    "-g",
+    ...features,
+    join(dir, "locker_web_bg.wasm"),
+    "-o",
+    join(dir, "named.wasm"),
+  ]);
   const profile = codeByCrate(join(dir, "named.wasm"));
   section(
     "6b. Where locker-web's code goes (by crate)",
@@ -530,7 +671,9 @@ function codeByCrate(path) {
       ["crate", "code KB", "share"],
       profile.rows.slice(0, 12).map(([c, n]) => [c, kb(n), `${f0((100 * n) / profile.total)}%`]),
     ),
-    [`${kb(profile.total)} KB of code (uncompressed, code section only) in the module as shipped but with its function names kept; each function is counted under the first crate of its name (generic code under the crate that defines it; "other": closures and shims without a crate path).`],
+    [
+      `${kb(profile.total)} KB of code (uncompressed, code section only) in the module as shipped but with its function names kept; each function is counted under the first crate of its name (generic code under the crate that defines it; "other": closures and shims without a crate path).`,
+    ],
   );
 }
 

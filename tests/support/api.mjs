@@ -54,7 +54,10 @@ export async function createKey(tenant, scopes = {}) {
 }
 
 /** Reserve + PUT + complete. Returns every answer along the way. */
-export async function upload(key, { namespace = "corp", path, data, contentType = "application/octet-stream", sha256 }) {
+export async function upload(
+  key,
+  { namespace = "corp", path, data, contentType = "application/octet-stream", sha256 },
+) {
   const reserve = await api("POST", "/v1/uploads", {
     key,
     json: { namespace, path, sha256: sha256 ?? sha256hex(data), size: data.length, content_type: contentType },

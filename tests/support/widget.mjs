@@ -104,7 +104,13 @@ export async function withPeakRss(work) {
 export async function uploadPastExpiry(page, { pattern, token, namespace, expiresIn, data, name }) {
   const answers = [];
   const onResponse = (r) => {
-    if (r.request().method() === "PUT") answers.push(r.text().then((body) => ({ status: r.status(), body }), () => ({ status: r.status(), body: "" })));
+    if (r.request().method() === "PUT")
+      answers.push(
+        r.text().then(
+          (body) => ({ status: r.status(), body }),
+          () => ({ status: r.status(), body: "" }),
+        ),
+      );
   };
   page.on("response", onResponse);
   let puts = 0;
