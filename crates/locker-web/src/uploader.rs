@@ -7,7 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use gloo_net::http::Method;
 use js_sys::{Function, Promise};
+use locker_core::api::{Abort, Complete, ReserveRequest, Reserved, UploadPlan};
 use locker_core::client::{self, RetryPolicy, UploadToken};
 use locker_core::validate;
 use locker_core::LogicalPath;
@@ -21,7 +23,7 @@ use crate::error::{code, LockerError};
 use crate::hash_worker::hash_in_worker;
 use crate::js::{check_aborted, get, get_number, get_string, obj, sleep};
 use crate::slots::Slots;
-use crate::transfer::{call, send};
+use crate::transfer::{call, send, Answer};
 
 const DEFAULT_CONCURRENCY: f64 = 3.0;
 const DEFAULT_RETRIES: f64 = 4.0;
@@ -69,52 +71,6 @@ pub struct Uploader {
     inner: Rc<Inner>,
 }
 
-/// The Worker's answer to `POST /v1/uploads`.
-enum Reserved {
-    Deduplicated {
-        locker_ref: String,
-    },
-    Upload {
-        upload_id: String,
-        method: String,
-        url: String,
-        headers: Vec<(String, String)>,
-    },
-}
-
-impl Reserved {
-    fn parse(answer: &JsValue) -> Result<Self, LockerError> {
-        let bad = || LockerError::new(code::BAD_ANSWER, "unexpected answer to the reservation");
-        let field = |name| get_string(answer, name).ok_or_else(bad);
-        match field("status")?.as_str() {
-            "deduplicated" => Ok(Self::Deduplicated {
-                locker_ref: field("ref")?,
-            }),
-            "upload" => {
-                let headers = get(answer, "headers");
-                let headers = if headers.is_object() {
-                    js_sys::Object::entries(headers.unchecked_ref())
-                        .iter()
-                        .filter_map(|pair| {
-                            let pair: js_sys::Array = pair.unchecked_into();
-                            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                Ok(Self::Upload {
-                    upload_id: field("upload_id")?,
-                    method: field("method")?,
-                    url: field("url")?,
-                    headers,
-                })
-            }
-            _ => Err(bad()),
-        }
-    }
-}
-
 /// `value` (or `default`) if it lies in `min..=max`; otherwise the error `message`.
 fn bounded(
     value: Option<f64>,
@@ -130,15 +86,20 @@ fn bounded(
     }
 }
 
-/// What `getToken()` (or the `token` option) gave, read by `locker_core::client::parse_token`.
+/// What `getToken()` (or the `token` option) gave: a bare token string, or the answer of
+/// `POST /v1/tokens` (or the part of it with `token`), decoded with serde as
+/// `locker_core::client::TokenAnswer` from its JSON.
 fn parse_token(value: &JsValue) -> Result<Token, LockerError> {
     let parsed = match value.as_string() {
         Some(t) => client::parse_token(Some(&t), None, None),
-        None => client::parse_token(
-            get_string(value, "token").as_deref(),
-            get_string(value, "path_prefix").as_deref(),
-            get_number(value, "expires_at"),
-        ),
+        None => {
+            // `undefined` and functions stringify to nothing: read as an empty answer.
+            let json = js_sys::JSON::stringify(value)
+                .ok()
+                .and_then(|j| j.as_string())
+                .unwrap_or_else(|| "null".into());
+            client::parse_token_answer(&json)
+        }
     };
     parsed.map_err(|e| LockerError::invalid(e.to_string()))
 }
@@ -229,7 +190,7 @@ fn accepted(accept: &[String], name: &str, content_type: &str) -> bool {
 
 /// A step of an upload, boxed: the retry loop is compiled once for all steps instead of once
 /// per step, and each step's state machine is not copied into its callers' (module weight).
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<JsValue, LockerError>> + 'a>>;
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Answer, LockerError>> + 'a>>;
 
 /// What one `upload()` call is about.
 struct Job {
@@ -297,9 +258,9 @@ impl Inner {
     /// A JSON call to the Worker. An expired or unknown token is renewed once.
     fn api<'a>(
         &'a self,
-        method: &'a str,
+        method: Method,
         path: &'a str,
-        body: Option<&'a JsValue>,
+        body: Option<&'a str>,
         signal: Option<&'a AbortSignal>,
     ) -> Pending<'a> {
         Box::pin(self.api_once_renewed(method, path, body, signal))
@@ -307,21 +268,30 @@ impl Inner {
 
     async fn api_once_renewed(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
-        body: Option<&JsValue>,
+        body: Option<&str>,
         signal: Option<&AbortSignal>,
-    ) -> Result<JsValue, LockerError> {
+    ) -> Result<Answer, LockerError> {
         let url = [self.options.endpoint.as_str(), path].concat();
         let token = self.token().await?;
-        match call(method, &url, &token.token, body, signal).await {
+        let body = body.map(str::to_owned);
+        match call(
+            method.clone(),
+            &url,
+            Some(&token.token),
+            body.clone(),
+            signal,
+        )
+        .await
+        {
             Err(e)
                 if matches!(&self.options.credential, Credential::Provider { .. })
                     && client::renews_token(e.status, &e.code) =>
             {
                 self.forget_token();
                 let token = self.token().await?;
-                call(method, &url, &token.token, body, signal).await
+                call(method, &url, Some(&token.token), body, signal).await
             }
             other => other,
         }
@@ -333,7 +303,7 @@ impl Inner {
         job: &Job,
         what: &str,
         step: &mut dyn FnMut() -> Pending<'a>,
-    ) -> Result<JsValue, LockerError> {
+    ) -> Result<Answer, LockerError> {
         let mut attempt = 0;
         loop {
             let e = match step().await {
@@ -423,47 +393,41 @@ impl Inner {
             ),
         }
         .map_err(|e| LockerError::invalid(e.to_string()))?;
-        let request = obj(&[
-            ("namespace", self.options.namespace.as_str().into()),
-            ("path", path.as_str().into()),
-            ("sha256", sha256.as_str().into()),
-            // A Blob's size is a whole number, so JSON.stringify writes it as one.
-            ("size", size.into()),
-            ("content_type", job.content_type.as_str().into()),
-            ("filename", job.name.as_str().into()),
-            // `undefined` is left out by JSON.stringify: the Worker's default lifetime.
-            (
-                "expires_in",
-                self.options
-                    .expires_in
-                    .map_or(JsValue::UNDEFINED, JsValue::from),
-            ),
-        ]);
+        let request = ReserveRequest {
+            namespace: self.options.namespace.clone(),
+            path: path.as_str().to_owned(),
+            sha256: sha256.clone(),
+            // A Blob's size is a whole number of bytes.
+            size: size as u64,
+            content_type: job.content_type.clone(),
+            filename: Some(job.name.clone()),
+            // Whole seconds, checked in `Options::parse`.
+            expires_in: self.options.expires_in.map(|s| s as u64),
+        };
+        let request =
+            serde_json::to_string(&request).map_err(|e| LockerError::invalid(e.to_string()))?;
 
         let mut reservations = 0;
         let locker_ref = loop {
             reservations += 1;
             let answer = self
                 .retrying(&job, "reserve", &mut || {
-                    self.api("POST", "/v1/uploads", Some(&request), signal)
+                    self.api(Method::POST, "/v1/uploads", Some(&request), signal)
                 })
                 .await?;
-            let (id, method, url, headers) = match Reserved::parse(&answer)? {
-                Reserved::Deduplicated { locker_ref } => {
-                    self.emit("deduplicated", &job, &[("ref", locker_ref.clone().into())]);
-                    break (locker_ref, true);
+            let plan = match answer.decode::<Reserved>("the reservation")? {
+                Reserved::Deduplicated(d) => {
+                    self.emit(
+                        "deduplicated",
+                        &job,
+                        &[("ref", d.locker_ref.clone().into())],
+                    );
+                    break (d.locker_ref, true);
                 }
-                Reserved::Upload {
-                    upload_id,
-                    method,
-                    url,
-                    headers,
-                } => (upload_id, method, url, headers),
+                Reserved::Upload(plan) => plan,
             };
-            match self
-                .transfer_and_complete(&job, &id, &method, &url, &headers)
-                .await
-            {
+            let id = plan.upload_id.as_str();
+            match self.transfer_and_complete(&job, &plan).await {
                 Ok(r) => break (r, false),
                 Err(e)
                     if client::renews_reservation(&e.code) && reservations < MAX_RESERVATIONS =>
@@ -471,10 +435,10 @@ impl Inner {
                     // The signed URL ran out (a slow link, a long pause): ask for a new one.
                     // Both transports come here alike: the Worker's JSON `expired` and a
                     // storage server's XML "Request has expired" classify the same.
-                    self.abandon(&id).await;
+                    self.abandon(id).await;
                 }
                 Err(e) => {
-                    self.abandon(&id).await;
+                    self.abandon(id).await;
                     return Err(e);
                 }
             }
@@ -495,18 +459,15 @@ impl Inner {
     async fn transfer_and_complete(
         &self,
         job: &Job,
-        id: &str,
-        method: &str,
-        url: &str,
-        headers: &[(String, String)],
+        plan: &UploadPlan,
     ) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
         self.retrying(job, "transfer", &mut || {
             let events = self.events_for(job);
-            Box::pin(send(
-                method,
-                url,
-                headers,
+            let sent = send(
+                &plan.method,
+                &plan.url,
+                &plan.headers,
                 &job.file,
                 signal,
                 self.options.reading.stall_ms,
@@ -516,27 +477,33 @@ impl Inner {
                         &[("loaded", loaded.into()), ("total", total.into())],
                     );
                 },
-            ))
+            );
+            // No body to decode: the storage server's 2xx says the bytes are taken.
+            Box::pin(async move {
+                sent.await.map(|()| Answer {
+                    status: 200,
+                    text: String::new(),
+                })
+            })
         })
         .await?;
         check_aborted(signal)?;
-        let complete = ["/v1/uploads/", id, "/complete"].concat();
+        let complete = ["/v1/uploads/", &plan.upload_id, "/complete"].concat();
         let done = self
             .retrying(job, "complete", &mut || {
-                self.api("POST", &complete, None, signal)
+                self.api(Method::POST, &complete, None, signal)
             })
             .await?;
-        get_string(&done, "ref").ok_or_else(|| {
-            LockerError::new(code::BAD_ANSWER, "unexpected answer to the completion")
-        })
+        Ok(done.decode::<Complete>("the completion")?.locker_ref)
     }
 
     /// Releases a reservation that will not be completed (cancelled or refused). Best effort:
     /// an abandoned reservation also expires by itself.
     async fn abandon(&self, id: &str) {
-        let _ = self
-            .api("DELETE", &["/v1/uploads/", id].concat(), None, None)
-            .await;
+        let path = ["/v1/uploads/", id].concat();
+        if let Ok(answer) = self.api(Method::DELETE, &path, None, None).await {
+            let _ = answer.decode::<Abort>("the abort");
+        }
     }
 }
 
