@@ -22,6 +22,8 @@ export interface LockerUploadResult {
   deduplicated: boolean;
   namespace: string;
   path: string;
+  /** The id the browser module tracked the upload by (its `state-change` events'). */
+  id: string;
 }
 
 /** Why an upload failed, as the browser module reports it. */
