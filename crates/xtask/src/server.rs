@@ -334,7 +334,7 @@ fn tail(log: &Log) -> String {
 /// own port, with state, secrets and logs under `target/{name}`; `node` set up to reach both
 /// (LOCKER_URL, LOCKER_STATE, LOCKER_ADMIN_KEY, the S3 variables, CHROMIUM), completed by
 /// `script` and run; everything stopped and removed afterwards, whatever happens.
-fn staged(
+pub fn staged(
     root: &Path,
     tools: &Tools,
     name: &str,
