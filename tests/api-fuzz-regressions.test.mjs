@@ -82,3 +82,18 @@ test("an unknown route stays 404 whatever the method", async () => {
   assert.equal(res.status, 404, res.text);
   assert.equal(res.data.error.code, "route_not_found");
 });
+
+// Found: PUT /api/files/4ddk/b... with an empty body (Content-Type text/plain) -> 500
+// internal "get: Unspecified error": the Worker stores the empty object, then its magic-number
+// sniff asks local R2 for a range of a 0-byte object, which miniflare's R2 fails. Empty files
+// are track A's fix (issue 11); this case is a todo until that lands, then must pass.
+test("a gateway PUT of an empty body is no 500", { todo: "empty files: fixed by track A" }, async () => {
+  for (let i = 0; i < 2; i++) {
+    const res = await raw("PUT", "/api/files/corp/fuzz/empty.txt", {
+      authorization: `Bearer ${key}`,
+      "content-type": "text/plain",
+      "content-length": "0",
+    });
+    assert.ok(res.status < 500, `attempt ${i + 1}: ${res.status} ${res.text}`);
+  }
+});
