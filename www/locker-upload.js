@@ -25,6 +25,40 @@ export function loadModule() {
   return ready;
 }
 
+/**
+ * Every string the widget shows or announces, in one table. A page translates the widget by
+ * replacing it, whole or in part, before files are added:
+ * `LockerUpload.strings = { ...LockerUpload.strings, stored: "Gespeichert" }`. Functions get
+ * the values their text needs. Labels already on screen change at the next render.
+ */
+export const STRINGS = Object.freeze({
+  chooseFiles: "Choose files",
+  chooseFile: "Choose a file",
+  dropHint: "or drop or paste them here",
+  fileList: "Files",
+  progressOf: (name) => `Progress of ${name}`,
+  cancel: "Cancel",
+  cancelFile: (name) => `Cancel ${name}`,
+  retry: "Retry",
+  retryFile: (name) => `Retry ${name}`,
+  remove: "Remove",
+  removeFile: (name) => `Remove ${name}`,
+  waiting: "Waiting…",
+  hashing: (percent) => `Checking… ${percent}%`,
+  uploading: (percent) => `Uploading… ${percent}%`,
+  retrying: (attempt) => `Connection trouble, trying again (${attempt})…`,
+  stored: "Stored",
+  deduplicated: "Already stored",
+  cancelled: "Cancelled",
+  refused: (message) => `Refused: ${message}`,
+  unknownError: "unknown error",
+  busy: "Wait until the uploads have finished.",
+  required: "Upload a file first.",
+  announce: (name, status) => `${name}: ${status}`,
+});
+
+let strings = STRINGS;
+
 const STYLE = `
 :host {
   --_accent: var(--locker-accent, #2563eb);
@@ -136,6 +170,14 @@ export class LockerUpload extends HTMLElement {
   static formAssociated = true;
   static observedAttributes = ["multiple", "disabled", "required", "name", ...UPLOADER_ATTRIBUTES];
 
+  /** The widget's strings ({@link STRINGS}); assign a table of (some of) the same keys to translate it. */
+  static get strings() {
+    return strings;
+  }
+  static set strings(table) {
+    strings = Object.freeze({ ...STRINGS, ...table });
+  }
+
   #internals = this.attachInternals();
   #rows = [];
   #uploader = null;
@@ -151,17 +193,17 @@ export class LockerUpload extends HTMLElement {
     super();
     const root = this.attachShadow({ mode: "open" });
     this.#input = el("input", { type: "file", hidden: true, tabIndex: -1 });
-    this.#pick = el("button", { type: "button", className: "pick", textContent: "Choose files" });
+    this.#pick = el("button", { type: "button", className: "pick", textContent: strings.chooseFiles });
     this.#pick.setAttribute("part", "button");
     this.#list = el("ul", { className: "files" });
     this.#list.setAttribute("part", "list");
-    this.#list.setAttribute("aria-label", "Files");
+    this.#list.setAttribute("aria-label", strings.fileList);
     this.#live = el("div", { className: "sr" });
     this.#live.setAttribute("role", "status");
     this.#live.setAttribute("aria-live", "polite");
     const drop = el("div", { className: "drop" }, [
       this.#pick,
-      el("span", { className: "hint", textContent: "or drop or paste them here" }),
+      el("span", { className: "hint", textContent: strings.dropHint }),
       this.#input,
     ]);
     drop.setAttribute("part", "dropzone");
@@ -269,7 +311,7 @@ export class LockerUpload extends HTMLElement {
   #syncAttributes() {
     this.#input.accept = this.getAttribute("accept") ?? "";
     this.#input.multiple = this.hasAttribute("multiple");
-    this.#pick.textContent = this.hasAttribute("multiple") ? "Choose files" : "Choose a file";
+    this.#pick.textContent = this.hasAttribute("multiple") ? strings.chooseFiles : strings.chooseFile;
     this.#pick.disabled = this.#disabled;
   }
 
@@ -285,9 +327,9 @@ export class LockerUpload extends HTMLElement {
     }
     const busy = this.#rows.some((r) => ACTIVE.has(r.state));
     if (busy) {
-      this.#internals.setValidity({ customError: true }, "Wait until the uploads have finished.", this.#pick);
+      this.#internals.setValidity({ customError: true }, strings.busy, this.#pick);
     } else if (this.hasAttribute("required") && refs.length === 0) {
-      this.#internals.setValidity({ valueMissing: true }, "Upload a file first.", this.#pick);
+      this.#internals.setValidity({ valueMissing: true }, strings.required, this.#pick);
     } else {
       this.#internals.setValidity({});
     }
@@ -344,14 +386,14 @@ export class LockerUpload extends HTMLElement {
     const row = { id: `locker-upload-${nextRow}`, file, state: null, result: null, controller: null };
     row.status = el("span", { className: "status" });
     row.progress = el("progress", { max: 1, value: 0 });
-    row.progress.setAttribute("aria-label", `Progress of ${file.name}`);
+    row.progress.setAttribute("aria-label", strings.progressOf(file.name));
     row.ref = el("span", { className: "ref" });
-    row.cancel = el("button", { type: "button", textContent: "Cancel" });
-    row.cancel.setAttribute("aria-label", `Cancel ${file.name}`);
-    row.retry = el("button", { type: "button", textContent: "Retry", hidden: true });
-    row.retry.setAttribute("aria-label", `Retry ${file.name}`);
-    row.removeButton = el("button", { type: "button", textContent: "Remove", hidden: true });
-    row.removeButton.setAttribute("aria-label", `Remove ${file.name}`);
+    row.cancel = el("button", { type: "button", textContent: strings.cancel });
+    row.cancel.setAttribute("aria-label", strings.cancelFile(file.name));
+    row.retry = el("button", { type: "button", textContent: strings.retry, hidden: true });
+    row.retry.setAttribute("aria-label", strings.retryFile(file.name));
+    row.removeButton = el("button", { type: "button", textContent: strings.remove, hidden: true });
+    row.removeButton.setAttribute("aria-label", strings.removeFile(file.name));
     row.cancel.addEventListener("click", () => row.controller?.abort());
     row.retry.addEventListener("click", () => this.#start(row));
     row.removeButton.addEventListener("click", () => this.#remove(row, true));
@@ -386,16 +428,16 @@ export class LockerUpload extends HTMLElement {
     row.progress.value = loaded;
     const pct = Math.floor((100 * loaded) / (total || 1));
     const text = {
-      waiting: "Waiting…",
-      hashing: `Checking… ${pct}%`,
-      uploading: attempt > 0 ? `Connection trouble, trying again (${attempt})…` : `Uploading… ${pct}%`,
-      stored: "Stored",
-      deduplicated: "Already stored",
-      cancelled: "Cancelled",
-      error: `Refused: ${error?.message ?? "unknown error"}`,
+      waiting: strings.waiting,
+      hashing: strings.hashing(pct),
+      uploading: attempt > 0 ? strings.retrying(attempt) : strings.uploading(pct),
+      stored: strings.stored,
+      deduplicated: strings.deduplicated,
+      cancelled: strings.cancelled,
+      error: strings.refused(error?.message ?? strings.unknownError),
     }[shown];
     row.status.textContent = text;
-    if (changed && !active) this.#announce(`${row.file.name}: ${text}`);
+    if (changed && !active) this.#announce(strings.announce(row.file.name, text));
     if (changed) this.#syncForm();
   }
 
