@@ -8,12 +8,16 @@ use locker_core::{HashError, TenantError};
 use serde_json::json;
 use worker::Response;
 
+use crate::routes::RouteError;
+
 /// An API failure: HTTP status, a stable machine-readable code, and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// The `Allow` header of a 405: the methods the route takes.
+    pub allow: Option<String>,
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
@@ -24,6 +28,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            allow: None,
         }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -56,7 +61,11 @@ impl ApiError {
 
     pub fn to_response(&self) -> worker::Result<Response> {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        Ok(Response::from_json(&body)?.with_status(self.status))
+        let mut response = Response::from_json(&body)?.with_status(self.status);
+        if let Some(allow) = &self.allow {
+            response.headers_mut().set("allow", allow)?;
+        }
+        Ok(response)
     }
 }
 
@@ -68,6 +77,26 @@ impl From<worker::Error> for ApiError {
             "internal",
             "internal error; the request changed nothing that was not logged",
         )
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NotFound => Self::new(404, "route_not_found", "no such route"),
+            RouteError::MethodNotAllowed(methods) => {
+                let allow: Vec<&str> = methods.iter().map(AsRef::as_ref).collect();
+                let allow = allow.join(", ");
+                Self {
+                    allow: Some(allow.clone()),
+                    ..Self::new(
+                        405,
+                        "method_not_allowed",
+                        format!("this route takes {allow} only"),
+                    )
+                }
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Files: metadata with a signed download URL, paged listing, delete, and the signed download
 //! route that streams from R2.
 
+use locker_core::api::Operation;
 use locker_core::sign::GetClaims;
 use locker_core::validate::{content_disposition, must_download};
 use locker_core::{ByteRange, LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
@@ -198,7 +199,7 @@ pub async fn delete(
     log: &mut LogEntry,
 ) -> ApiResult<Value> {
     let (tenant, row) = authorized(app, who, file, Op::Delete, log).await?;
-    log.operation = Some("delete");
+    log.operation = Some(Operation::Delete);
     let changes = app
         .batch(vec![
             app.stmt(
@@ -254,7 +255,7 @@ pub async fn serve(
         name,
     } = *what;
     let key = ObjectKey::for_blob(tenant, sha256);
-    log.operation = Some("download");
+    log.operation = Some(Operation::Download);
     log.tenant = Some(tenant.to_string());
     log.sha256 = Some(sha256.to_string());
     log.bucket_id = Some(bucket_id.to_owned());

@@ -6,6 +6,7 @@
 //! without one the Worker must hash the body before it knows the key, so it buffers it, up to
 //! [`MAX_UNHASHED_BODY`].
 
+use locker_core::api::Operation;
 use locker_core::{validate, LockerRef, Sha256Hex};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -106,7 +107,7 @@ pub async fn put(
         Some(bytes) => worker::Data::Bytes(bytes),
         None => uploads::body_data(req, size),
     };
-    log.operation = Some("upload");
+    log.operation = Some(Operation::Upload);
     let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
     log.bucket_id = Some(bucket_id.clone());
     let stored = match store.binding() {

@@ -2,6 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use locker_core::api::Operation;
 use locker_core::hash::to_hex;
 use locker_core::request::{self, MAX_KEY_TTL_S};
 use locker_core::scope::{self, Grant};
@@ -106,7 +107,7 @@ pub async fn create(
     let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
     let scopes_json = serde_json::to_string(&scopes)
         .map_err(|_| ApiError::new(500, "internal", "scopes did not encode"))?;
-    log.operation = Some("key_create");
+    log.operation = Some(Operation::KeyCreate);
     log.key_id = Some(who.key_id.clone());
     app.batch(vec![
         app.stmt(
@@ -144,7 +145,7 @@ struct TargetKey {
 
 pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
-    log.operation = Some("key_revoke");
+    log.operation = Some(Operation::KeyRevoke);
     let tenant_filter = who.tenant.as_ref().map(|t| t.to_string());
     let target: Option<TargetKey> = app
         .first(
@@ -254,7 +255,7 @@ pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> 
         types: types.clone(),
         exp,
     };
-    log.operation = Some("token");
+    log.operation = Some(Operation::Token);
     Ok(json!({
         "token": format!("{TOKEN_PREFIX}{}", app.signer.sign(&claims)),
         "expires_at": exp,

@@ -11,9 +11,11 @@ mod gateway;
 mod health;
 mod keys;
 mod log;
+mod routes;
 mod store;
 mod uploads;
 
+use locker_core::api::Operation;
 use locker_core::{LockerRef, LogicalPath, Namespace};
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
@@ -24,6 +26,7 @@ use worker::{
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::log::LogEntry;
+use crate::routes::{Credential, Endpoint, Route};
 
 /// Binding, var and secret names, as declared in `wrangler.toml`.
 pub mod bindings {
@@ -138,25 +141,24 @@ async fn body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
         .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
 }
 
-/// `{namespace}/{path...}` from percent-encoded URL segments; validated after decoding, so
-/// `%2e%2e`, `%5c` and encoded control characters are refused like their literal forms.
-fn file_ref(segments: &[&str]) -> ApiResult<LockerRef> {
+/// A route's `{namespace}/{path}` from percent-encoded URL segments; validated after decoding,
+/// so `%2e%2e`, `%5c` and encoded control characters are refused like their literal forms.
+fn file_ref(route: &Route<'_>) -> ApiResult<LockerRef> {
     let decode = |seg: &&str| -> ApiResult<String> {
         percent_decode_str(seg)
             .decode_utf8()
             .map(|c| c.into_owned())
             .map_err(|_| ApiError::bad_request("invalid_ref", "path is not valid UTF-8"))
     };
-    let (ns, rest) = segments
-        .split_first()
-        .ok_or_else(|| ApiError::bad_request("invalid_ref", "missing namespace"))?;
-    let path = rest
+    let ns = route.param();
+    let path = route
+        .rest
         .iter()
         .map(decode)
         .collect::<ApiResult<Vec<_>>>()?
         .join("/");
     Ok(LockerRef::new(
-        Namespace::parse(&decode(ns)?)?,
+        Namespace::parse(&decode(&ns)?)?,
         LogicalPath::parse(&path)?,
     ))
 }
@@ -175,31 +177,6 @@ fn raw_segments(req: &Request) -> Vec<String> {
         .collect()
 }
 
-/// Every route the Worker answers, by path shape; the method is matched in [`operation`].
-fn known_route(segs: &[&str]) -> bool {
-    matches!(
-        segs,
-        ["v1", "uploads"]
-            | ["v1", "uploads", _]
-            | ["v1", "uploads", _, "complete"]
-            | ["v1", "data", _]
-            | ["v1", "download"]
-            | ["v1", "files", ..]
-            | ["v1", "keys"]
-            | ["v1", "keys", _]
-            | ["v1", "tokens"]
-            | ["v1", "logs"]
-            | ["v1", "stats"]
-            | ["v1", "buckets"]
-            | ["v1", "buckets", _, "activate" | "deactivate"]
-            | ["v1", "routes"]
-            | ["v1", "routes", _]
-            | ["api", "files", _, _, ..]
-            | ["api", "signed-url"]
-            | ["demo", "token"]
-    )
-}
-
 async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
     let url = req.url()?;
     let segments = raw_segments(req);
@@ -208,31 +185,26 @@ async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let method = req.method();
+    let route = Route::parse(&req.method(), &segs)?;
 
     // Routes that are not operations: no credentials, no access-log row.
-    match (&method, segs.as_slice()) {
-        (Method::Get, ["healthz"]) => return Ok(health::handle(req, &env).await?),
-        (Method::Get, ["openapi.json"]) => {
+    match route.endpoint() {
+        Endpoint::Health => return Ok(health::handle(req, &env).await?),
+        Endpoint::OpenApi => {
             let mut r = Response::ok(OPENAPI)?;
             r.headers_mut().set("content-type", "application/json")?;
             return Ok(r);
         }
-        (Method::Post, ["demo", "echo"]) => {
-            return json_response(200, &demo::echo(req, &env).await?);
-        }
+        Endpoint::DemoEcho => return json_response(200, &demo::echo(req, &env).await?),
         _ => {}
-    }
-    if !known_route(&segs) {
-        return Err(ApiError::not_found("no such route").with_code("route_not_found"));
     }
 
     let app = App::new(req, env)?;
     let mut log = LogEntry::default();
-    let outcome = operation(&app, req, &method, &segs, &query, &mut log).await;
+    let outcome = operation(&app, req, &route, &query, &mut log).await;
     if let Err(e) = &outcome {
         if log.operation.is_none() {
-            log.operation = Some("request");
+            log.operation = Some(Operation::Request);
         }
         log.write(&app, Some(e)).await?;
     } else {
@@ -249,119 +221,74 @@ fn sig(query: &[(String, String)]) -> ApiResult<&str> {
         .ok_or_else(|| ApiError::forbidden("missing signature"))
 }
 
+/// Identifies the caller as the route's row says, then runs its handler. The log row names
+/// the route's operation once the caller is known: a refused credential is logged as a
+/// `request`.
 async fn operation(
     app: &App,
     req: &mut Request,
-    method: &Method,
-    segs: &[&str],
+    route: &Route<'_>,
     query: &[(String, String)],
     log: &mut LogEntry,
 ) -> ApiResult<Response> {
-    // Signed data-plane routes: the signature is the credential.
-    match (method, segs) {
-        (Method::Put, ["v1", "data", id]) => {
-            log.operation = Some("upload");
-            let (status, answer) = uploads::data_put(app, req, id, sig(query)?, log).await?;
-            return json_response(status, &answer);
-        }
-        (Method::Get, ["v1", "download"]) => {
-            log.operation = Some("download");
-            return files::download(app, req, sig(query)?, log).await;
-        }
-        // The demo's stand-in for a site backend; it holds the credential itself.
-        (Method::Post, ["demo", "token"]) => {
-            log.operation = Some("token");
-            return json_response(201, &demo::token(app, log)?);
-        }
-        _ => {}
-    }
-
-    let who = auth::authenticate(app, req, log).await?;
-    match (method, segs) {
-        (Method::Post, ["v1", "uploads"]) => {
-            log.operation = Some("reserve");
-            let request = body(req).await?;
-            let (status, answer) = uploads::reserve(app, &who, request, log).await?;
+    let who = match route.row.credential {
+        Credential::Key => Some(auth::authenticate(app, req, log).await?),
+        Credential::None | Credential::Signature | Credential::Builtin => None,
+    };
+    log.operation = route.row.operation;
+    let id = route.param();
+    let Some(who) = who else {
+        return match route.endpoint() {
+            Endpoint::DataPut => {
+                let (status, answer) = uploads::data_put(app, req, id, sig(query)?, log).await?;
+                json_response(status, &answer)
+            }
+            Endpoint::Download => files::download(app, req, sig(query)?, log).await,
+            Endpoint::DemoToken => json_response(201, &demo::token(app, log)?),
+            _ => Err(ApiError::unauthorized("missing API key or upload token")),
+        };
+    };
+    let who = &who;
+    match route.endpoint() {
+        Endpoint::Reserve => {
+            let (status, answer) = uploads::reserve(app, who, body(req).await?, log).await?;
             json_response(status, &answer)
         }
-        (Method::Post, ["v1", "uploads", id, "complete"]) => {
-            log.operation = Some("complete");
-            json_response(200, &uploads::complete(app, &who, id, log).await?)
+        Endpoint::Complete => json_response(200, &uploads::complete(app, who, id, log).await?),
+        Endpoint::Abort => json_response(200, &uploads::abort(app, who, id, log).await?),
+        Endpoint::ListFiles => json_response(200, &files::list(app, who, query).await?),
+        Endpoint::StatFile => {
+            let file = file_ref(route)?;
+            json_response(200, &files::get(app, who, &file, log).await?)
         }
-        (Method::Delete, ["v1", "uploads", id]) => {
-            log.operation = Some("abort");
-            json_response(200, &uploads::abort(app, &who, id, log).await?)
+        Endpoint::DeleteFile | Endpoint::GatewayDelete => {
+            let file = file_ref(route)?;
+            json_response(200, &files::delete(app, who, &file, log).await?)
         }
-        (Method::Get, ["v1", "files"]) => {
-            log.operation = Some("list");
-            json_response(200, &files::list(app, &who, query).await?)
+        Endpoint::CreateKey => {
+            json_response(201, &keys::create(app, who, body(req).await?, log).await?)
         }
-        (Method::Get, ["v1", "files", rest @ ..]) => {
-            log.operation = Some("stat");
-            let file = file_ref(rest)?;
-            json_response(200, &files::get(app, &who, &file, log).await?)
-        }
-        (Method::Delete, ["v1", "files", rest @ ..]) => {
-            log.operation = Some("delete");
-            let file = file_ref(rest)?;
-            json_response(200, &files::delete(app, &who, &file, log).await?)
-        }
-        (Method::Post, ["v1", "keys"]) => {
-            log.operation = Some("key_create");
+        Endpoint::RevokeKey => json_response(200, &keys::revoke(app, who, id, log).await?),
+        Endpoint::MintToken => json_response(201, &keys::mint(app, who, body(req).await?, log)?),
+        Endpoint::Logs => json_response(200, &log::list(app, who, query).await?),
+        Endpoint::Stats => json_response(200, &keys::stats(app, who).await?),
+        Endpoint::RegisterBucket => {
             let request = body(req).await?;
-            json_response(201, &keys::create(app, &who, request, log).await?)
+            json_response(201, &buckets::register(app, who, request, log).await?)
         }
-        (Method::Delete, ["v1", "keys", id]) => {
-            log.operation = Some("key_revoke");
-            json_response(200, &keys::revoke(app, &who, id, log).await?)
+        Endpoint::ListBuckets => json_response(200, &buckets::list(app, who).await?),
+        Endpoint::ActivateBucket | Endpoint::DeactivateBucket => {
+            let active = route.endpoint() == Endpoint::ActivateBucket;
+            json_response(200, &buckets::set_active(app, who, id, active, log).await?)
         }
-        (Method::Post, ["v1", "tokens"]) => {
-            log.operation = Some("token");
+        Endpoint::ListRoutes => json_response(200, &buckets::list_routes(app, who).await?),
+        Endpoint::SetRoute => {
             let request = body(req).await?;
-            json_response(201, &keys::mint(app, &who, request, log)?)
+            json_response(200, &buckets::set_route(app, who, id, request, log).await?)
         }
-        (Method::Get, ["v1", "logs"]) => {
-            log.operation = Some("logs");
-            json_response(200, &log::list(app, &who, query).await?)
-        }
-        (Method::Get, ["v1", "stats"]) => {
-            log.operation = Some("stats");
-            json_response(200, &keys::stats(app, &who).await?)
-        }
-        (Method::Post, ["v1", "buckets"]) => {
-            log.operation = Some("bucket_register");
-            let request = body(req).await?;
-            json_response(201, &buckets::register(app, &who, request, log).await?)
-        }
-        (Method::Get, ["v1", "buckets"]) => {
-            log.operation = Some("buckets");
-            json_response(200, &buckets::list(app, &who).await?)
-        }
-        (Method::Post, ["v1", "buckets", id, action]) => {
-            let active = *action == "activate";
-            log.operation = Some(if active {
-                "bucket_activate"
-            } else {
-                "bucket_deactivate"
-            });
-            json_response(200, &buckets::set_active(app, &who, id, active, log).await?)
-        }
-        (Method::Get, ["v1", "routes"]) => {
-            log.operation = Some("routes");
-            json_response(200, &buckets::list_routes(app, &who).await?)
-        }
-        (Method::Put, ["v1", "routes", namespace]) => {
-            log.operation = Some("route_set");
-            let request = body(req).await?;
-            json_response(
-                200,
-                &buckets::set_route(app, &who, namespace, request, log).await?,
-            )
-        }
-        (Method::Put, ["api", "files", rest @ ..]) => {
-            log.operation = Some("upload");
-            let file = file_ref(rest)?;
-            let answer = gateway::put(app, &who, req, &file, log).await?;
+        Endpoint::GatewayPut => {
+            let file = file_ref(route)?;
+            let answer = gateway::put(app, who, req, &file, log).await?;
             let status = if answer["deduplicated"] == true {
                 200
             } else {
@@ -369,25 +296,20 @@ async fn operation(
             };
             json_response(status, &answer)
         }
-        (Method::Get, ["api", "files", rest @ ..]) => {
-            log.operation = Some("download");
-            let file = file_ref(rest)?;
-            gateway::get(app, &who, req, &file, log).await
+        Endpoint::GatewayGet => {
+            let file = file_ref(route)?;
+            gateway::get(app, who, req, &file, log).await
         }
-        (Method::Delete, ["api", "files", rest @ ..]) => {
-            log.operation = Some("delete");
-            let file = file_ref(rest)?;
-            json_response(200, &files::delete(app, &who, &file, log).await?)
-        }
-        (Method::Post, ["api", "signed-url"]) => {
-            log.operation = Some("sign");
+        Endpoint::SignUrl => {
             let request = body(req).await?;
-            json_response(200, &gateway::signed_url(app, &who, request, log).await?)
+            json_response(200, &gateway::signed_url(app, who, request, log).await?)
         }
-        _ => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            "this route does not take that method",
-        )),
+        // Rows with another credential, answered above.
+        Endpoint::Health
+        | Endpoint::OpenApi
+        | Endpoint::DemoEcho
+        | Endpoint::DemoToken
+        | Endpoint::DataPut
+        | Endpoint::Download => Err(ApiError::new(500, "internal", "route without a handler")),
     }
 }

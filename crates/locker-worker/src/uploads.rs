@@ -4,6 +4,7 @@
 //! (size and SHA-256 of the stored object) and whose bucket is registered; every change to the
 //! registry is one D1 batch, and the access-log row of a commit is in that same batch.
 
+use locker_core::api::Operation;
 use locker_core::request::{self, ReserveFields};
 use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
@@ -288,7 +289,7 @@ pub async fn try_dedup(
         &types,
     )?;
     let old = current_sha(app, spec).await?;
-    log.operation = Some("dedup");
+    log.operation = Some(Operation::Dedup);
     log.bucket_id = Some(blob.bucket_id.clone());
     spec.log_into(log);
     let changes = app
@@ -349,7 +350,7 @@ pub async fn reserve(
         n(expires_at * 1000),
         opt(None),
     ];
-    log.operation = Some("reserve");
+    log.operation = Some(Operation::Reserve);
     log.bucket_id = Some(bucket_id.clone());
     // Straight to storage (s3 transport), or through this Worker's data plane (R2 binding).
     let key = spec.key();
@@ -493,7 +494,7 @@ pub async fn data_put(
         Some(_) => {}
     }
     let data = body_data(req, spec.size);
-    log.operation = Some("upload");
+    log.operation = Some(Operation::Upload);
     let Some(bucket) = Store::open(app, &row.bucket_id).await?.binding().cloned() else {
         return Err(ApiError::conflict(
             "direct_upload",
@@ -610,7 +611,7 @@ pub async fn complete(
     log.bucket_id = Some(row.bucket_id.clone());
     // Completing writes the file: the same right as reserving it, on its namespace and path.
     who.require_write_path(&spec.namespace, &spec.path)?;
-    log.operation = Some("complete");
+    log.operation = Some(Operation::Complete);
     match row.state.as_str() {
         "committed" => return Ok(committed_answer(&spec)),
         "pending" => {}
@@ -792,7 +793,7 @@ pub async fn sweep_expired(app: &App) -> ApiResult<u64> {
 /// removes its bytes unless something claims them. A failed removal leaves them in storage.
 async fn expire(app: &App, row: &UploadRow) -> ApiResult<bool> {
     let log = LogEntry {
-        operation: Some("expire"),
+        operation: Some(Operation::Expire),
         tenant: Some(row.tenant.clone()),
         bucket_id: Some(row.bucket_id.clone()),
         sha256: Some(row.sha256.clone()),
@@ -844,7 +845,7 @@ pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> 
     log.bucket_id = Some(row.bucket_id.clone());
     // Aborting ends someone's upload to this path: the right to write there, nothing less.
     who.require_write_path(&spec.namespace, &spec.path)?;
-    log.operation = Some("abort");
+    log.operation = Some(Operation::Abort);
     if row.state != "pending" || !discard(app, &row).await? {
         return Err(ApiError::conflict(
             "upload_closed",
