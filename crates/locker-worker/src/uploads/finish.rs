@@ -1,0 +1,98 @@
+//! `POST /v1/uploads/{id}/complete` and `DELETE /v1/uploads/{id}`.
+
+use locker_core::api::Operation;
+use locker_core::validate;
+use serde_json::{json, Value};
+
+use super::commit::{commit, discard};
+use super::data::verify_stored;
+use super::{load_upload, own_upload, FileSpec};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::log::LogEntry;
+use crate::store::Store;
+
+pub(super) fn committed_answer(spec: &FileSpec) -> Value {
+    json!({
+        "status": "complete",
+        "deduplicated": false,
+        "ref": spec.locker_ref().to_string(),
+        "sha256": spec.sha256.to_string(),
+        "size": spec.size,
+    })
+}
+
+/// `POST /v1/uploads/{id}/complete`: verify the stored bytes, then commit blob + file + log in
+/// one batch. Idempotent: completing a committed upload answers the same ref again.
+pub async fn complete(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
+    let row = own_upload(app, who, id).await?;
+    let spec = FileSpec::from_row(&row)?;
+    spec.log_into(log);
+    log.bucket_id = Some(row.bucket_id.clone());
+    // Completing writes the file: the same right as reserving it, on its namespace and path.
+    who.require_write_path(&spec.namespace, &spec.path)?;
+    log.operation = Some(Operation::Complete);
+    match row.state.as_str() {
+        "committed" => return Ok(committed_answer(&spec)),
+        "pending" => {}
+        other => {
+            return Err(ApiError::conflict(
+                "upload_closed",
+                format!("this upload is {other}"),
+            ))
+        }
+    }
+    let store = Store::open(app, &row.bucket_id).await?;
+    if let Err(e) = verify_stored(app, &store, &spec).await {
+        if e.status == 422 {
+            // Wrong bytes were stored (an S3 server may keep them even after refusing their
+            // checksum): the reservation ends here and takes them back.
+            discard(app, &row).await?;
+        }
+        return Err(e);
+    }
+    let (_, types) = who.limits(app);
+    if let Err(e) = validate::magic_matches(
+        &spec.content_type,
+        &store.sniff(app, spec.key().as_str(), spec.size).await?,
+        &types,
+    ) {
+        discard(app, &row).await?;
+        return Err(e.into());
+    }
+    log.bytes = spec.size;
+    match commit(app, &spec, &row.bucket_id, Some(id), log).await {
+        // Closed meanwhile: by a concurrent complete of the same upload (same answer), or by
+        // an abort or the expiry sweep (refused, nothing written).
+        Err(e) if e.code == "upload_closed" => match load_upload(app, id).await? {
+            Some(r) if r.state == "committed" => Ok(committed_answer(&spec)),
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+        Ok(()) => Ok(committed_answer(&spec)),
+    }
+}
+
+/// `DELETE /v1/uploads/{id}`: abort a pending reservation.
+pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
+    let row = own_upload(app, who, id).await?;
+    let spec = FileSpec::from_row(&row)?;
+    spec.log_into(log);
+    log.bucket_id = Some(row.bucket_id.clone());
+    // Aborting ends someone's upload to this path: the right to write there, nothing less.
+    who.require_write_path(&spec.namespace, &spec.path)?;
+    log.operation = Some(Operation::Abort);
+    if row.state != "pending" || !discard(app, &row).await? {
+        return Err(ApiError::conflict(
+            "upload_closed",
+            format!("this upload is {}", row.state),
+        ));
+    }
+    Ok(json!({ "status": "aborted", "upload_id": id }))
+}
