@@ -6,10 +6,11 @@
 //! without one the Worker must hash the body before it knows the key, so it buffers it, up to
 //! [`MAX_UNHASHED_BODY`].
 
-use locker_core::api::Operation;
+use locker_core::api::{
+    GatewayDeduplicated, GatewayPut, GatewayStored, Operation, SignedUrl, SignedUrlRequest,
+};
 use locker_core::{validate, LockerRef, Sha256Hex};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use worker::{Request, Response};
 
 use crate::app::{s, App};
@@ -36,7 +37,7 @@ pub async fn put(
     req: &mut Request,
     file: &LockerRef,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<GatewayPut> {
     log.namespace = Some(file.namespace.to_string());
     log.path = Some(file.path.to_string());
     let headers = req.headers();
@@ -95,12 +96,12 @@ pub async fn put(
         let existing_ref = existing
             .map(|e| format!("locker://{}/{}", e.namespace, e.path))
             .unwrap_or_else(|| spec.locker_ref().to_string());
-        return Ok(json!({
-            "deduplicated": true,
-            "existing_ref": existing_ref,
-            "ref": spec.locker_ref().to_string(),
-            "sha256": sha256.to_string(),
-            "size_bytes": size,
+        return Ok(GatewayPut::Deduplicated(GatewayDeduplicated {
+            deduplicated: true,
+            existing_ref,
+            locker_ref: spec.locker_ref().to_string(),
+            sha256: sha256.to_string(),
+            size_bytes: size,
         }));
     }
     let data = match body {
@@ -157,11 +158,11 @@ pub async fn put(
     let tenant = spec.tenant.clone();
     let row = files::find(app, &tenant, &spec.namespace, &spec.path).await?;
     let (url, _) = files::download_url(app, &tenant, &row, files::GET_TTL_S).await?;
-    Ok(json!({
-        "ref": spec.locker_ref().to_string(),
-        "url": url,
-        "sha256": sha256.to_string(),
-        "size_bytes": size,
+    Ok(GatewayPut::Stored(GatewayStored {
+        locker_ref: spec.locker_ref().to_string(),
+        url,
+        sha256: sha256.to_string(),
+        size_bytes: size,
     }))
 }
 
@@ -189,23 +190,13 @@ pub async fn get(
     files::serve(app, req, &what, log).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignedUrlRequest {
-    /// `namespace/path` or `locker://namespace/path`.
-    pub path: String,
-    /// Seconds, 1 to 604800 (7 days); default 3600.
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-}
-
 /// `POST /api/signed-url`.
 pub async fn signed_url(
     app: &App,
     who: &Principal,
     body: SignedUrlRequest,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<SignedUrl> {
     let text = if body.path.starts_with(locker_core::refs::SCHEME) {
         body.path.clone()
     } else {
@@ -221,10 +212,10 @@ pub async fn signed_url(
     }
     let (tenant, row) = files::authorized(app, who, &file, Op::Read, log).await?;
     let (url, expires_at) = files::download_url(app, tenant, &row, ttl).await?;
-    Ok(json!({
-        "url": url,
-        "expires_at": expires_at,
-        "expires_in": ttl,
-        "ref": file.to_string(),
-    }))
+    Ok(SignedUrl {
+        url,
+        expires_at,
+        expires_in: ttl,
+        locker_ref: file.to_string(),
+    })
 }

@@ -19,6 +19,7 @@ use locker_core::api::Operation;
 use locker_core::{LockerRef, LogicalPath, Namespace};
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use worker::{
     event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
 };
@@ -131,7 +132,8 @@ pub(crate) fn server_name(req: Option<&Request>, env: &Env) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn json_response(status: u16, body: &serde_json::Value) -> ApiResult<Response> {
+/// An answer of the API: one of the `locker_core::api` types.
+fn json_response(status: u16, body: &impl Serialize) -> ApiResult<Response> {
     Ok(Response::from_json(body)?.with_status(status))
 }
 
@@ -240,8 +242,8 @@ async fn operation(
     let Some(who) = who else {
         return match route.endpoint() {
             Endpoint::DataPut => {
-                let (status, answer) = uploads::data_put(app, req, id, sig(query)?, log).await?;
-                json_response(status, &answer)
+                let answer = uploads::data_put(app, req, id, sig(query)?, log).await?;
+                json_response(answer.http_status(), &answer)
             }
             Endpoint::Download => files::download(app, req, sig(query)?, log).await,
             Endpoint::DemoToken => json_response(201, &demo::token(app, log)?),
@@ -251,8 +253,8 @@ async fn operation(
     let who = &who;
     match route.endpoint() {
         Endpoint::Reserve => {
-            let (status, answer) = uploads::reserve(app, who, body(req).await?, log).await?;
-            json_response(status, &answer)
+            let answer = uploads::reserve(app, who, body(req).await?, log).await?;
+            json_response(answer.http_status(), &answer)
         }
         Endpoint::Complete => json_response(200, &uploads::complete(app, who, id, log).await?),
         Endpoint::Abort => json_response(200, &uploads::abort(app, who, id, log).await?),
@@ -289,12 +291,7 @@ async fn operation(
         Endpoint::GatewayPut => {
             let file = file_ref(route)?;
             let answer = gateway::put(app, who, req, &file, log).await?;
-            let status = if answer["deduplicated"] == true {
-                200
-            } else {
-                201
-            };
-            json_response(status, &answer)
+            json_response(answer.http_status(), &answer)
         }
         Endpoint::GatewayGet => {
             let file = file_ref(route)?;

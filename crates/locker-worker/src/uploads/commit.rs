@@ -1,6 +1,7 @@
 //! The registry batches of the upload flow: commit verified bytes, close a reservation,
 //! release bytes nothing uses.
 
+use locker_core::api::UploadState;
 use wasm_bindgen::JsValue;
 
 use super::{BlobRow, FileSpec, ShaRow, UploadRow};
@@ -13,10 +14,11 @@ use crate::store::Store;
 /// SQL condition: reservation `?{first}` went to `state` at `?{first + 1}` (the time of the
 /// batch that changed it), so a statement later in that batch runs only if the change
 /// happened.
-pub(super) fn reservation_is(state: &'static str, first: usize) -> String {
+pub(super) fn reservation_is(state: UploadState, first: usize) -> String {
     format!(
-        " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?{first} AND state = '{state}' \
+        " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?{first} AND state = '{}' \
          AND finished_at = ?{})",
+        state.as_str(),
         first + 1
     )
 }
@@ -28,7 +30,7 @@ pub(super) fn guarded(args: &[JsValue], guard: Option<(&str, u64)>) -> (String, 
     let Some((id, at)) = guard else {
         return (String::new(), all);
     };
-    let condition = reservation_is("committed", all.len() + 1);
+    let condition = reservation_is(UploadState::Committed, all.len() + 1);
     all.extend([s(id), n(at)]);
     (condition, all)
 }
@@ -176,7 +178,7 @@ pub async fn commit(
             Some((id, at)) => log.statement_where(
                 app,
                 None,
-                &reservation_is("committed", LogEntry::ARGS + 1),
+                &reservation_is(UploadState::Committed, LogEntry::ARGS + 1),
                 &[s(id), n(at)],
             )?,
             None => log.statement(app, None)?,
@@ -234,12 +236,12 @@ pub async fn remove_unclaimed(
 pub(super) async fn close(
     app: &App,
     row: &UploadRow,
-    state: &'static str,
+    state: UploadState,
     also: Vec<worker::D1PreparedStatement>,
 ) -> ApiResult<bool> {
     let mut statements = vec![app.stmt(
         "UPDATE uploads SET state = ?3, finished_at = ?2 WHERE id = ?1 AND state = 'pending'",
-        &[s(&row.id), n(app.now_ms), s(state)],
+        &[s(&row.id), n(app.now_ms), s(state.as_str())],
     )?];
     statements.extend(also);
     let changes = app.batch(statements).await?;
@@ -253,5 +255,5 @@ pub(super) async fn close(
 
 /// Marks a pending reservation aborted and removes its bytes if nothing else needs them.
 pub(super) async fn discard(app: &App, row: &UploadRow) -> ApiResult<bool> {
-    close(app, row, "aborted", Vec::new()).await
+    close(app, row, UploadState::Aborted, Vec::new()).await
 }

@@ -1,8 +1,9 @@
 //! The data plane: the signed PUT into R2, and what stores and verifies a blob's bytes.
 
+use locker_core::api::DataPut;
 use locker_core::api::Operation;
+use locker_core::api::UploadState;
 use locker_core::sign::PutClaims;
-use serde_json::{json, Value};
 use worker::{Conditional, HttpMetadata, Request};
 
 use super::{load_upload, FileSpec};
@@ -20,7 +21,7 @@ pub async fn data_put(
     id: &str,
     sig: &str,
     log: &mut LogEntry,
-) -> ApiResult<(u16, Value)> {
+) -> ApiResult<DataPut> {
     // The row first, so a refused attempt is logged against the tenant whose upload it targets.
     let row = load_upload(app, id).await?;
     let spec = row.as_ref().map(FileSpec::from_row).transpose()?;
@@ -37,10 +38,10 @@ pub async fn data_put(
     let (Some(row), Some(spec)) = (row, spec) else {
         return Err(ApiError::not_found("no such upload"));
     };
-    if row.state != "pending" {
+    if row.state != UploadState::Pending {
         return Err(ApiError::conflict(
             "upload_closed",
-            format!("this upload is {}; ask for a new URL", row.state),
+            format!("this upload is {}; ask for a new URL", row.state.as_str()),
         ));
     }
     if claims.sha256 != spec.sha256 || claims.size != spec.size || claims.ct != spec.content_type {
@@ -88,9 +89,9 @@ pub async fn data_put(
     };
     if store(&bucket, &spec, data).await? {
         log.bytes = spec.size;
-        Ok((201, json!({ "status": "stored", "size": spec.size })))
+        Ok(DataPut::Stored { size: spec.size })
     } else {
-        Ok((200, json!({ "status": "exists", "size": spec.size })))
+        Ok(DataPut::Exists { size: spec.size })
     }
 }
 

@@ -1,8 +1,9 @@
 //! `POST /v1/uploads/{id}/complete` and `DELETE /v1/uploads/{id}`.
 
 use locker_core::api::Operation;
+use locker_core::api::UploadState;
+use locker_core::api::{Abort, AbortStatus, Complete, CompleteStatus};
 use locker_core::validate;
-use serde_json::{json, Value};
 
 use super::commit::{commit, discard};
 use super::data::verify_stored;
@@ -13,14 +14,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::log::LogEntry;
 use crate::store::Store;
 
-pub(super) fn committed_answer(spec: &FileSpec) -> Value {
-    json!({
-        "status": "complete",
-        "deduplicated": false,
-        "ref": spec.locker_ref().to_string(),
-        "sha256": spec.sha256.to_string(),
-        "size": spec.size,
-    })
+pub(super) fn committed_answer(spec: &FileSpec) -> Complete {
+    Complete {
+        status: CompleteStatus::Complete,
+        deduplicated: false,
+        locker_ref: spec.locker_ref().to_string(),
+        sha256: spec.sha256.to_string(),
+        size: spec.size,
+    }
 }
 
 /// `POST /v1/uploads/{id}/complete`: verify the stored bytes, then commit blob + file + log in
@@ -30,7 +31,7 @@ pub async fn complete(
     who: &Principal,
     id: &str,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<Complete> {
     let row = own_upload(app, who, id).await?;
     let spec = FileSpec::from_row(&row)?;
     spec.log_into(log);
@@ -38,13 +39,13 @@ pub async fn complete(
     // Completing writes the file: the same right as reserving it, on its namespace and path.
     who.require_write_path(&spec.namespace, &spec.path)?;
     log.operation = Some(Operation::Complete);
-    match row.state.as_str() {
-        "committed" => return Ok(committed_answer(&spec)),
-        "pending" => {}
+    match row.state {
+        UploadState::Committed => return Ok(committed_answer(&spec)),
+        UploadState::Pending => {}
         other => {
             return Err(ApiError::conflict(
                 "upload_closed",
-                format!("this upload is {other}"),
+                format!("this upload is {}", other.as_str()),
             ))
         }
     }
@@ -71,7 +72,7 @@ pub async fn complete(
         // Closed meanwhile: by a concurrent complete of the same upload (same answer), or by
         // an abort or the expiry sweep (refused, nothing written).
         Err(e) if e.code == "upload_closed" => match load_upload(app, id).await? {
-            Some(r) if r.state == "committed" => Ok(committed_answer(&spec)),
+            Some(r) if r.state == UploadState::Committed => Ok(committed_answer(&spec)),
             _ => Err(e),
         },
         Err(e) => Err(e),
@@ -80,7 +81,7 @@ pub async fn complete(
 }
 
 /// `DELETE /v1/uploads/{id}`: abort a pending reservation.
-pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
+pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Abort> {
     let row = own_upload(app, who, id).await?;
     let spec = FileSpec::from_row(&row)?;
     spec.log_into(log);
@@ -88,11 +89,14 @@ pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> 
     // Aborting ends someone's upload to this path: the right to write there, nothing less.
     who.require_write_path(&spec.namespace, &spec.path)?;
     log.operation = Some(Operation::Abort);
-    if row.state != "pending" || !discard(app, &row).await? {
+    if row.state != UploadState::Pending || !discard(app, &row).await? {
         return Err(ApiError::conflict(
             "upload_closed",
-            format!("this upload is {}", row.state),
+            format!("this upload is {}", row.state.as_str()),
         ));
     }
-    Ok(json!({ "status": "aborted", "upload_id": id }))
+    Ok(Abort {
+        status: AbortStatus::Aborted,
+        upload_id: id.to_owned(),
+    })
 }

@@ -22,6 +22,7 @@ pub use locker_core::api::ReserveRequest;
 pub use reserve::{reserve, try_dedup, validate_request};
 pub use sweep::sweep_expired;
 
+use locker_core::api::UploadState;
 use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +44,8 @@ pub struct UploadRow {
     pub filename: Option<String>,
     pub bucket_id: String,
     pub key: String,
-    pub state: String,
+    /// Parsed when the row is read: a name outside the set fails the read.
+    pub state: UploadState,
     pub expires_at: u64,
 }
 

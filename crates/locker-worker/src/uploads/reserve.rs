@@ -1,11 +1,11 @@
 //! `POST /v1/uploads`: validate, dedup from stored bytes, or reserve an upload.
 
 use locker_core::api::Operation;
+use locker_core::api::{Deduplicated, Reserved, UploadPlan};
 use locker_core::request::{self, ReserveFields};
 use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
 use locker_core::validate;
-use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
 
 use super::commit::{current_sha, release_replaced, upsert_file};
@@ -54,7 +54,7 @@ pub async fn try_dedup(
     who: &Principal,
     spec: &FileSpec,
     log: &mut LogEntry,
-) -> ApiResult<Option<Value>> {
+) -> ApiResult<Option<Deduplicated>> {
     let blob: Option<BlobRow> = app
         .first(
             "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1",
@@ -94,13 +94,12 @@ pub async fn try_dedup(
     }
     log.written = true;
     release_replaced(app, spec, old).await?;
-    Ok(Some(json!({
-        "status": "deduplicated",
-        "deduplicated": true,
-        "ref": spec.locker_ref().to_string(),
-        "sha256": spec.sha256.to_string(),
-        "size": spec.size,
-    })))
+    Ok(Some(Deduplicated {
+        deduplicated: true,
+        locker_ref: spec.locker_ref().to_string(),
+        sha256: spec.sha256.to_string(),
+        size: spec.size,
+    }))
 }
 
 /// `POST /v1/uploads`: dedup answer, or a reservation with a signed data-plane PUT URL.
@@ -109,14 +108,14 @@ pub async fn reserve(
     who: &Principal,
     body: ReserveRequest,
     log: &mut LogEntry,
-) -> ApiResult<(u16, Value)> {
+) -> ApiResult<Reserved> {
     log.namespace = Some(body.namespace.clone());
     log.path = Some(body.path.clone());
     // Every field, expires_in included, is valid before a dedup can answer.
     let (spec, ttl) = validate_request(app, who, &body)?;
     spec.log_into(log);
     if let Some(answer) = try_dedup(app, who, &spec, log).await? {
-        return Ok((200, answer));
+        return Ok(Reserved::Deduplicated(answer));
     }
     let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
     // One PUT of the whole file: through this Worker up to its body limit, straight to storage
@@ -167,10 +166,7 @@ pub async fn reserve(
     .await?;
     log.written = true;
     let (url, headers) = match direct {
-        Some(p) => (
-            p.url,
-            p.headers.into_iter().map(|(k, v)| (k, json!(v))).collect(),
-        ),
+        Some(p) => (p.url, p.headers.into_iter().collect()),
         None => {
             let token = app.signer.sign(&PutClaims {
                 uid: id.clone(),
@@ -179,21 +175,16 @@ pub async fn reserve(
                 ct: spec.content_type.clone(),
                 exp: expires_at,
             });
-            let mut headers = serde_json::Map::new();
-            headers.insert("content-type".into(), json!(spec.content_type));
+            let headers = [("content-type".to_owned(), spec.content_type.clone())].into();
             (format!("{}/v1/data/{id}?sig={token}", app.origin), headers)
         }
     };
-    Ok((
-        201,
-        json!({
-            "status": "upload",
-            "upload_id": id,
-            "method": "PUT",
-            "url": url,
-            "headers": headers,
-            "expires_at": expires_at,
-            "ref": spec.locker_ref().to_string(),
-        }),
-    ))
+    Ok(Reserved::Upload(UploadPlan {
+        upload_id: id,
+        method: "PUT".to_owned(),
+        url,
+        headers,
+        expires_at,
+        locker_ref: spec.locker_ref().to_string(),
+    }))
 }

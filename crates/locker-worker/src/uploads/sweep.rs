@@ -1,6 +1,7 @@
 //! The scheduled sweep: reservations nobody completed end as `expired`.
 
 use locker_core::api::Operation;
+use locker_core::api::UploadState;
 
 use super::commit::{close, reservation_is};
 use super::UploadRow;
@@ -58,8 +59,8 @@ pub(super) async fn expire(app: &App, row: &UploadRow) -> ApiResult<bool> {
     let logged = log.statement_where(
         app,
         None,
-        &reservation_is("expired", LogEntry::ARGS + 1),
+        &reservation_is(UploadState::Expired, LogEntry::ARGS + 1),
         &[s(&row.id), n(app.now_ms)],
     )?;
-    close(app, row, "expired", vec![logged]).await
+    close(app, row, UploadState::Expired, vec![logged]).await
 }
