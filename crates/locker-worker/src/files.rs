@@ -12,7 +12,7 @@ use worker::{Range, Request, Response, ResponseBody};
 
 use crate::app::{n, s, App};
 use crate::auth::{Op, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::store::Store;
 use crate::uploads::release_blob;
@@ -163,7 +163,7 @@ pub async fn list(app: &App, who: &Principal, query: &[(String, String)]) -> Api
             .parse::<u64>()
             .ok()
             .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 1000"))?,
+            .ok_or_else(|| ApiError::new(ErrorKind::InvalidQuery, "limit must be 1 to 1000"))?,
     };
     let args: [JsValue; 5] = [
         s(tenant.as_str()),
@@ -217,8 +217,8 @@ pub async fn delete(
         .await?;
     log.written = true;
     if changes.first().copied().unwrap_or(0) == 0 {
-        return Err(ApiError::conflict(
-            "changed",
+        return Err(ApiError::new(
+            ErrorKind::Changed,
             "the file changed while deleting; retry",
         ));
     }
@@ -278,7 +278,7 @@ pub async fn serve(
     let size = head.size();
     // Every range of 0 bytes is unsatisfiable, so an empty file is only ever served whole.
     let range = ByteRange::parse(req.headers().get("range")?.as_deref(), size)
-        .map_err(|e| ApiError::new(416, "range_not_satisfiable", e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorKind::RangeNotSatisfiable, e.to_string()))?
         .map(|r| (r.first(), r.last()));
     let body = if size == 0 {
         // Nothing to read; R2 answers an empty object without a body.

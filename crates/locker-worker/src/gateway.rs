@@ -16,7 +16,7 @@ use worker::{Request, Response};
 use crate::app::{s, App};
 use crate::auth::{Op, Principal};
 use crate::buckets;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::files;
 use crate::log::LogEntry;
 use crate::uploads::{self, ReserveRequest};
@@ -47,7 +47,7 @@ pub async fn put(
     let size = headers
         .get("content-length")?
         .and_then(|l| l.parse::<u64>().ok())
-        .ok_or_else(|| ApiError::new(411, "length_required", "send Content-Length"))?;
+        .ok_or_else(|| ApiError::new(ErrorKind::LengthRequired, "send Content-Length"))?;
     let declared = headers.get("x-locker-sha256")?;
     who.require_write_path(&file.namespace, &file.path)?;
     who.check_content(app, size, &content_type)?;
@@ -57,8 +57,7 @@ pub async fn put(
         Some(hex) => (Sha256Hex::parse(&hex)?, None),
         None if size > MAX_UNHASHED_BODY => {
             return Err(ApiError::new(
-                413,
-                "too_large",
+                ErrorKind::TooLarge,
                 format!("bodies over {MAX_UNHASHED_BODY} bytes need an X-Locker-Sha256 header"),
             ))
         }
@@ -205,8 +204,8 @@ pub async fn signed_url(
     let file: LockerRef = text.parse()?;
     let ttl = body.expires_in.unwrap_or(3600);
     if !(1..=files::MAX_TTL_S).contains(&ttl) {
-        return Err(ApiError::bad_request(
-            "invalid_expires_in",
+        return Err(ApiError::new(
+            ErrorKind::InvalidExpiresIn,
             format!("expires_in must be 1 to {} seconds", files::MAX_TTL_S),
         ));
     }

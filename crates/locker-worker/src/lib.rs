@@ -25,7 +25,7 @@ use worker::{
 };
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::routes::{Credential, Endpoint, Route};
 
@@ -140,7 +140,7 @@ fn json_response(status: u16, body: &impl Serialize) -> ApiResult<Response> {
 async fn body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
     let text = req.text().await?;
     serde_json::from_str(&text)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+        .map_err(|e| ApiError::new(ErrorKind::InvalidJson, format!("request body: {e}")))
 }
 
 /// A route's `{namespace}/{path}` from percent-encoded URL segments; validated after decoding,
@@ -150,7 +150,7 @@ fn file_ref(route: &Route<'_>) -> ApiResult<LockerRef> {
         percent_decode_str(seg)
             .decode_utf8()
             .map(|c| c.into_owned())
-            .map_err(|_| ApiError::bad_request("invalid_ref", "path is not valid UTF-8"))
+            .map_err(|_| ApiError::new(ErrorKind::InvalidRef, "path is not valid UTF-8"))
     };
     let ns = route.param();
     let path = route
@@ -307,6 +307,9 @@ async fn operation(
         | Endpoint::DemoEcho
         | Endpoint::DemoToken
         | Endpoint::DataPut
-        | Endpoint::Download => Err(ApiError::new(500, "internal", "route without a handler")),
+        | Endpoint::Download => Err(ApiError::new(
+            ErrorKind::Internal,
+            "route without a handler",
+        )),
     }
 }

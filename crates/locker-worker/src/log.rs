@@ -9,7 +9,7 @@ use worker::D1PreparedStatement;
 
 use crate::app::{n, opt, s, App};
 use crate::auth::{Op, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 
 /// What one request did, filled in by its handler as facts become known.
 #[derive(Default, Debug)]
@@ -58,7 +58,7 @@ impl LogEntry {
         let message = error.map(|e| {
             format!(
                 "{}: {} ({})",
-                e.status,
+                e.kind.status(),
                 e.message,
                 self.operation.unwrap_or(Operation::Request).as_str()
             )
@@ -135,7 +135,7 @@ pub async fn list(
         get(k)
             .map(|v| {
                 v.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request("invalid_query", format!("{k} must be a number"))
+                    ApiError::new(ErrorKind::InvalidQuery, format!("{k} must be a number"))
                 })
             })
             .transpose()

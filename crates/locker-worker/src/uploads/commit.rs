@@ -7,7 +7,7 @@ use wasm_bindgen::JsValue;
 use super::{BlobRow, FileSpec, ShaRow, UploadRow};
 use crate::app::{n, s, App};
 use crate::buckets;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::store::Store;
 
@@ -187,16 +187,15 @@ pub async fn commit(
     let changes = app.batch(statements).await?;
     if closed == 1 && changes.first().copied().unwrap_or(0) == 0 {
         // Nothing was written, the log row neither: the refusal gets its own.
-        return Err(ApiError::conflict(
-            "upload_closed",
+        return Err(ApiError::new(
+            ErrorKind::UploadClosed,
             "this upload was closed while it was being completed",
         ));
     }
     log.written = true;
     if changes.get(closed + 2).copied().unwrap_or(0) == 0 {
         return Err(ApiError::new(
-            500,
-            "internal",
+            ErrorKind::Internal,
             "the file row was not written",
         ));
     }

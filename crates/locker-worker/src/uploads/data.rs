@@ -8,7 +8,7 @@ use worker::{Conditional, HttpMetadata, Request};
 
 use super::{load_upload, FileSpec};
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::store::Store;
 
@@ -39,8 +39,8 @@ pub async fn data_put(
         return Err(ApiError::not_found("no such upload"));
     };
     if row.state != UploadState::Pending {
-        return Err(ApiError::conflict(
-            "upload_closed",
+        return Err(ApiError::new(
+            ErrorKind::UploadClosed,
             format!("this upload is {}; ask for a new URL", row.state.as_str()),
         ));
     }
@@ -51,8 +51,8 @@ pub async fn data_put(
     }
     let content_type = req.headers().get("content-type")?.unwrap_or_default();
     if content_type != spec.content_type {
-        return Err(ApiError::bad_request(
-            "content_type_mismatch",
+        return Err(ApiError::new(
+            ErrorKind::ContentTypeMismatch,
             format!("Content-Type must be {}", spec.content_type),
         ));
     }
@@ -63,14 +63,13 @@ pub async fn data_put(
     match length {
         None => {
             return Err(ApiError::new(
-                411,
-                "length_required",
+                ErrorKind::LengthRequired,
                 "send Content-Length (chunked bodies are refused)",
             ))
         }
         Some(len) if len != spec.size => {
-            return Err(ApiError::bad_request(
-                "size_mismatch",
+            return Err(ApiError::new(
+                ErrorKind::SizeMismatch,
                 format!(
                     "the body is {len} bytes; this URL is for exactly {}",
                     spec.size
@@ -82,8 +81,8 @@ pub async fn data_put(
     let data = body_data(req, spec.size);
     log.operation = Some(Operation::Upload);
     let Some(bucket) = Store::open(app, &row.bucket_id).await?.binding().cloned() else {
-        return Err(ApiError::conflict(
-            "direct_upload",
+        return Err(ApiError::new(
+            ErrorKind::DirectUpload,
             "this upload goes straight to storage, not through the Worker",
         ));
     };
@@ -131,8 +130,8 @@ pub async fn store(
         Err(e) => {
             let text = e.to_string().to_lowercase();
             if text.contains("sha-256") || text.contains("sha256") || text.contains("checksum") {
-                Err(ApiError::bad_request(
-                    "sha256_mismatch",
+                Err(ApiError::new(
+                    ErrorKind::Sha256Mismatch,
                     "the body's SHA-256 is not the expected one; nothing was stored",
                 ))
             } else {
@@ -147,15 +146,14 @@ pub async fn store(
 pub async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResult<()> {
     let key = spec.key();
     let Some((size, checksum)) = store.head(app, key.as_str()).await? else {
-        return Err(ApiError::conflict(
-            "not_uploaded",
+        return Err(ApiError::new(
+            ErrorKind::NotUploaded,
             "no bytes were uploaded for this reservation yet",
         ));
     };
     if size != spec.size {
         return Err(ApiError::new(
-            422,
-            "size_mismatch",
+            ErrorKind::StoredSizeMismatch,
             format!("stored {size} bytes, expected {}", spec.size),
         ));
     }
@@ -165,8 +163,7 @@ pub async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResu
     };
     if digest.as_slice() != spec.sha256.as_bytes() {
         return Err(ApiError::new(
-            422,
-            "sha256_mismatch",
+            ErrorKind::StoredSha256Mismatch,
             "the stored bytes do not have the reserved SHA-256",
         ));
     }

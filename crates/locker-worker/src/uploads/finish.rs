@@ -10,7 +10,7 @@ use super::data::verify_stored;
 use super::{load_upload, own_upload, FileSpec};
 use crate::app::App;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::store::Store;
 
@@ -43,15 +43,15 @@ pub async fn complete(
         UploadState::Committed => return Ok(committed_answer(&spec)),
         UploadState::Pending => {}
         other => {
-            return Err(ApiError::conflict(
-                "upload_closed",
+            return Err(ApiError::new(
+                ErrorKind::UploadClosed,
                 format!("this upload is {}", other.as_str()),
             ))
         }
     }
     let store = Store::open(app, &row.bucket_id).await?;
     if let Err(e) = verify_stored(app, &store, &spec).await {
-        if e.status == 422 {
+        if e.kind.is_wrong_bytes() {
             // Wrong bytes were stored (an S3 server may keep them even after refusing their
             // checksum): the reservation ends here and takes them back.
             discard(app, &row).await?;
@@ -71,7 +71,7 @@ pub async fn complete(
     match commit(app, &spec, &row.bucket_id, Some(id), log).await {
         // Closed meanwhile: by a concurrent complete of the same upload (same answer), or by
         // an abort or the expiry sweep (refused, nothing written).
-        Err(e) if e.code == "upload_closed" => match load_upload(app, id).await? {
+        Err(e) if e.kind == ErrorKind::UploadClosed => match load_upload(app, id).await? {
             Some(r) if r.state == UploadState::Committed => Ok(committed_answer(&spec)),
             _ => Err(e),
         },
@@ -90,8 +90,8 @@ pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> 
     who.require_write_path(&spec.namespace, &spec.path)?;
     log.operation = Some(Operation::Abort);
     if row.state != UploadState::Pending || !discard(app, &row).await? {
-        return Err(ApiError::conflict(
-            "upload_closed",
+        return Err(ApiError::new(
+            ErrorKind::UploadClosed,
             format!("this upload is {}", row.state.as_str()),
         ));
     }

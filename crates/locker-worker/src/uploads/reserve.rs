@@ -13,7 +13,7 @@ use super::{BlobRow, FileSpec, ReserveRequest};
 use crate::app::{n, opt, random_id, s, App};
 use crate::auth::Principal;
 use crate::buckets;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::store::Store;
 
@@ -65,8 +65,8 @@ pub async fn try_dedup(
         return Ok(None);
     };
     if blob.size != spec.size {
-        return Err(ApiError::bad_request(
-            "size_mismatch",
+        return Err(ApiError::new(
+            ErrorKind::SizeMismatch,
             "these bytes are already stored with another size: sha256 or size is wrong",
         ));
     }
