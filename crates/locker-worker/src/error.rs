@@ -293,17 +293,11 @@ impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         match e {
             RouteError::NotFound => Self::new(ErrorKind::RouteNotFound, "no such route"),
-            RouteError::MethodNotAllowed(methods) => {
-                let allow: Vec<&str> = methods.iter().map(AsRef::as_ref).collect();
-                let allow = allow.join(", ");
-                Self {
-                    allow: Some(allow.clone()),
-                    ..Self::new(
-                        ErrorKind::MethodNotAllowed,
-                        format!("this route takes {allow} only"),
-                    )
-                }
-            }
+            RouteError::MethodNotAllowed(allow) => Self {
+                message: format!("this route takes {allow}"),
+                allow: Some(allow),
+                ..Self::new(ErrorKind::MethodNotAllowed, "")
+            },
         }
     }
 }

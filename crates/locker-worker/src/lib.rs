@@ -187,7 +187,8 @@ async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let route = Route::parse(&req.method(), &segs)?;
+    // Like an unknown route, a method the route does not take is no operation: no access-log row.
+    let route = Route::parse(&req.inner().method(), &segs)?;
 
     // Routes that are not operations: no credentials, no access-log row.
     match route.endpoint() {

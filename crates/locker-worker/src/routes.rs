@@ -179,30 +179,38 @@ pub struct Route<'a> {
 pub enum RouteError {
     /// No row has this path.
     NotFound,
-    /// Rows have this path, with these methods only (for `Allow`).
-    MethodNotAllowed(Vec<Method>),
+    /// Rows have this path, with these methods only: the `Allow` header, in the order of
+    /// [`ALLOW_ORDER`].
+    MethodNotAllowed(String),
 }
 
+/// The order methods are listed in `Allow`.
+const ALLOW_ORDER: [Method; 4] = [Get, Put, Post, Delete];
+
 impl<'a> Route<'a> {
-    /// The row for `method` on the raw path `segments`.
-    pub fn parse(method: &Method, segments: &'a [&'a str]) -> Result<Self, RouteError> {
+    /// The row for `method` (as sent, upper case) on the raw path `segments`. The method is
+    /// compared as text: the runtime's method type reads one it does not know (`QUERY`,
+    /// `PROPFIND`) as `GET`, which would answer it like a `GET`.
+    pub fn parse(method: &str, segments: &'a [&'a str]) -> Result<Self, RouteError> {
         let mut allow = Vec::new();
         for row in TABLE {
             let Some((params, rest)) = captures(row.path, segments) else {
                 continue;
             };
-            if row.method == *method {
+            if row.method.as_ref() == method {
                 return Ok(Self { row, params, rest });
             }
-            if !allow.contains(&row.method) {
-                allow.push(row.method.clone());
-            }
+            allow.push(&row.method);
         }
         if allow.is_empty() {
-            Err(RouteError::NotFound)
-        } else {
-            Err(RouteError::MethodNotAllowed(allow))
+            return Err(RouteError::NotFound);
         }
+        let allow: Vec<&str> = ALLOW_ORDER
+            .iter()
+            .filter(|m| allow.contains(m))
+            .map(AsRef::as_ref)
+            .collect();
+        Err(RouteError::MethodNotAllowed(allow.join(", ")))
     }
 
     pub fn endpoint(&self) -> Endpoint {
@@ -286,7 +294,7 @@ mod tests {
                 .replace("{path}", "a/b.txt")
                 .replace(['{', '}'], "");
             let s = segs(&path);
-            let route = Route::parse(&row.method, &s).unwrap();
+            let route = Route::parse(row.method.as_ref(), &s).unwrap();
             assert!(
                 std::ptr::eq(route.row, row),
                 "{} {}",
@@ -299,17 +307,17 @@ mod tests {
     #[test]
     fn captures_and_refusals() {
         let s = segs("/v1/uploads/up_1/complete");
-        let r = Route::parse(&Method::Post, &s).unwrap();
+        let r = Route::parse("POST", &s).unwrap();
         assert_eq!((r.endpoint(), r.param()), (Endpoint::Complete, "up_1"));
 
         let s = segs("/api/files/corp/a/b/c.txt");
-        let r = Route::parse(&Method::Get, &s).unwrap();
+        let r = Route::parse("GET", &s).unwrap();
         assert_eq!(r.endpoint(), Endpoint::GatewayGet);
         assert_eq!((r.param(), r.rest), ("corp", &["a", "b", "c.txt"][..]));
 
         let s = segs("/v1/files");
         assert_eq!(
-            Route::parse(&Method::Get, &s).unwrap().endpoint(),
+            Route::parse("GET", &s).unwrap().endpoint(),
             Endpoint::ListFiles
         );
 
@@ -322,21 +330,27 @@ mod tests {
         ] {
             let s = segs(path);
             assert_eq!(
-                Route::parse(&Method::Get, &s).unwrap_err(),
+                Route::parse("GET", &s).unwrap_err(),
                 RouteError::NotFound,
                 "{path}"
             );
         }
 
+        // A method the runtime does not know is no GET.
+        let s = segs("/v1/logs");
+        assert_eq!(
+            Route::parse("QUERY", &s).unwrap_err(),
+            RouteError::MethodNotAllowed("GET".into())
+        );
         let s = segs("/v1/buckets");
         assert_eq!(
-            Route::parse(&Method::Delete, &s).unwrap_err(),
-            RouteError::MethodNotAllowed(vec![Method::Post, Method::Get])
+            Route::parse("DELETE", &s).unwrap_err(),
+            RouteError::MethodNotAllowed("GET, POST".into())
         );
         let s = segs("/api/files/corp/x");
         assert_eq!(
-            Route::parse(&Method::Post, &s).unwrap_err(),
-            RouteError::MethodNotAllowed(vec![Method::Put, Method::Get, Method::Delete])
+            Route::parse("POST", &s).unwrap_err(),
+            RouteError::MethodNotAllowed("GET, PUT, DELETE".into())
         );
     }
 }
