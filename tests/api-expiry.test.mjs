@@ -22,6 +22,10 @@ function reserve(key, data, path, expires_in) {
   });
 }
 
+// The URL life of the reservations the sweep should expire. Expiry is in whole seconds from
+// the reserve's clock, so a URL of 1 s can be dead before a loaded machine sends its PUT.
+const TTL = 3;
+
 async function sweep() {
   const res = await fetch(`${BASE}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
   assert.equal(res.status, 200, await res.text());
@@ -31,12 +35,12 @@ test("a reservation nobody completes expires; its bytes go, bytes a file uses st
   const { key } = await createKey(tenantName("expiry"));
   // Uploaded but never completed: these bytes belong to nobody.
   const lost = bytes(3000, "lost-");
-  const a = await reserve(key, lost, "lost.bin", 1);
+  const a = await reserve(key, lost, "lost.bin", TTL);
   assert.equal(a.status, 201, a.text);
   assert.equal((await api("PUT", a.data.url, { body: lost, headers: a.data.headers })).status, 201);
   // A reservation for bytes another upload then completes: they stay, the file uses them.
   const shared = bytes(2000, "shared-");
-  const b1 = await reserve(key, shared, "first-try.bin", 1);
+  const b1 = await reserve(key, shared, "first-try.bin", TTL);
   assert.equal(b1.status, 201, b1.text);
   const b2 = await upload(key, { path: "kept.bin", data: shared });
   assert.equal(b2.complete.status, 200, b2.complete.text);
@@ -48,7 +52,7 @@ test("a reservation nobody completes expires; its bytes go, bytes a file uses st
   const before = await stats(key);
   assert.deepEqual(before.uploads, { pending: 3, committed: 1, aborted: 0, expired: 0 });
   assert.equal(before.objects, 3);
-  await sleep(2500); // URL life (1 s) + grace (1 s), and a margin
+  await sleep((TTL + 1) * 1000 + 1500); // URL life + grace (1 s), and a margin
   await sweep();
 
   const after = await stats(key);

@@ -284,3 +284,48 @@ test("the OpenAPI document lists every route, and every listed route exists", as
   assert.equal(unknown.status, 404);
   assert.equal(unknown.data.error.code, "route_not_found");
 });
+
+test("the OpenAPI document describes every answer exactly enough for a fuzzer", async () => {
+  const doc = await (await fetch(`${BASE}/openapi.json`)).json();
+  const resolve = (s) => {
+    while (s?.$ref)
+      s = s.$ref
+        .split("/")
+        .slice(1)
+        .reduce((o, k) => o[k], doc);
+    return s;
+  };
+  const fill = (p) => p.replace("{namespace}", "corp").replace("{path}", "a/b.txt").replace("{id}", "x");
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const name = `${method.toUpperCase()} ${path}`;
+      assert.ok(!("default" in op.responses), `${name}: every status is listed, no 'default'`);
+      assert.ok(Array.isArray(op.security), `${name}: says which credentials it takes`);
+      for (const [status, r] of Object.entries(op.responses)) {
+        const response = resolve(r);
+        if (Number(status) >= 400 && status !== "503") {
+          assert.equal(
+            resolve(response.content["application/json"].schema),
+            doc.components.schemas.Error,
+            `${name} ${status}`,
+          );
+        }
+      }
+      const body = op.requestBody?.content?.["application/json"]?.schema;
+      if (body) {
+        const schema = resolve(body);
+        assert.equal(schema.additionalProperties, false, `${name}: unknown fields are refused (deny_unknown_fields)`);
+        assert.ok(schema.required?.length, `${name}: names its required fields`);
+      }
+      // Without a credential, every secured operation answers a documented 401 in the error shape.
+      if (op.security.length) {
+        assert.ok(op.responses["401"], `${name}: 401 is documented`);
+        const res = await api(method.toUpperCase(), fill(path), {
+          json: method === "get" || method === "delete" ? undefined : {},
+        });
+        assert.equal(res.status, 401, `${name} without a credential: ${res.text}`);
+        assert.equal(typeof res.data.error.code, "string");
+      }
+    }
+  }
+});

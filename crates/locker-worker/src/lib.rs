@@ -177,29 +177,32 @@ fn raw_segments(req: &Request) -> Vec<String> {
         .collect()
 }
 
-/// Every route the Worker answers, by path shape; the method is matched in [`operation`].
-fn known_route(segs: &[&str]) -> bool {
-    matches!(
-        segs,
-        ["v1", "uploads"]
-            | ["v1", "uploads", _]
-            | ["v1", "uploads", _, "complete"]
-            | ["v1", "data", _]
-            | ["v1", "download"]
-            | ["v1", "files", ..]
-            | ["v1", "keys"]
-            | ["v1", "keys", _]
-            | ["v1", "tokens"]
-            | ["v1", "logs"]
-            | ["v1", "stats"]
-            | ["v1", "buckets"]
-            | ["v1", "buckets", _, "activate" | "deactivate"]
-            | ["v1", "routes"]
-            | ["v1", "routes", _]
-            | ["api", "files", _, _, ..]
-            | ["api", "signed-url"]
-            | ["demo", "token"]
-    )
+/// The methods each route takes, by path shape, as an `Allow` header value; `None` for no route.
+/// Matched on the method as sent: the runtime's method type reads a method it does not know
+/// (`QUERY`, `PROPFIND`) as `GET`, which answered them like a `GET`.
+fn allowed_methods(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        ["healthz"] | ["openapi.json"] => "GET",
+        ["demo", "echo" | "token"] => "POST",
+        ["v1", "uploads"] => "POST",
+        ["v1", "uploads", _] => "DELETE",
+        ["v1", "uploads", _, "complete"] => "POST",
+        ["v1", "data", _] => "PUT",
+        ["v1", "download"] => "GET",
+        ["v1", "files"] => "GET",
+        ["v1", "files", _, ..] => "GET, DELETE",
+        ["v1", "keys"] => "POST",
+        ["v1", "keys", _] => "DELETE",
+        ["v1", "tokens"] => "POST",
+        ["v1", "logs"] | ["v1", "stats"] => "GET",
+        ["v1", "buckets"] => "GET, POST",
+        ["v1", "buckets", _, "activate" | "deactivate"] => "POST",
+        ["v1", "routes"] => "GET",
+        ["v1", "routes", _] => "PUT",
+        ["api", "files", _, _, ..] => "GET, PUT, DELETE",
+        ["api", "signed-url"] => "POST",
+        _ => return None,
+    })
 }
 
 async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
@@ -211,6 +214,22 @@ async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let method = req.method();
+
+    // Like an unknown route, a method the route does not take is no operation: no access-log row.
+    let Some(allow) = allowed_methods(&segs) else {
+        return Err(ApiError::not_found("no such route").with_code("route_not_found"));
+    };
+    let sent = req.inner().method();
+    if !allow.split(", ").any(|m| m == sent) {
+        let mut r = ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("this route takes {allow}"),
+        )
+        .to_response()?;
+        r.headers_mut().set("allow", allow)?;
+        return Ok(r);
+    }
 
     // Routes that are not operations: no credentials, no access-log row.
     match (&method, segs.as_slice()) {
@@ -225,10 +244,6 @@ async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
         }
         _ => {}
     }
-    if !known_route(&segs) {
-        return Err(ApiError::not_found("no such route").with_code("route_not_found"));
-    }
-
     let app = App::new(req, env)?;
     let mut log = LogEntry::default();
     let outcome = operation(&app, req, &method, &segs, &query, &mut log).await;

@@ -4,6 +4,7 @@
 //! nothing but Rust, Node and this repository.
 
 mod build;
+mod fuzz;
 mod js;
 mod server;
 mod tools;
@@ -28,6 +29,8 @@ commands:
   e2e [FILE...]    build, then only the end-to-end tests (all, or the given test files)
   bench            everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
                    prints the tables and writes BENCHMARKS.md
+  fuzz [--cases N] the API fuzzer (schemathesis) against /openapi.json with an admin key, a
+                   tenant key and an upload token, N cases in all (default 20000); not in `test`
 ";
 
 fn main() -> ExitCode {
@@ -38,6 +41,11 @@ fn main() -> ExitCode {
         Some("build") => prepare(false).map(|_| ()),
         Some("e2e") => prepare(true).and_then(|tools| server::e2e(&root(), &tools, &args[1..])),
         Some("bench") => prepare(true).and_then(|tools| server::bench(&root(), &tools)),
+        Some("fuzz") => fuzz::cases(&args[1..]).and_then(|cases| {
+            let fuzzer = fuzz::ensure_fuzzer(&root())?;
+            let tools = prepare(true)?;
+            fuzz::fuzz(&root(), &tools, &fuzzer, cases)
+        }),
         Some("__reap") => server::reap(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

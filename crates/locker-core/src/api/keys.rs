@@ -58,6 +58,10 @@ pub struct CreateKey {
     /// At most 200 bytes; stored, never answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Seconds until the key stops working (at most ten years); absent: never, unless the
+    /// creating key expires, whose expiry it then inherits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
 }
 
 /// The answer to `POST /v1/keys` (201). `key` is shown this once: only its hash is stored.
@@ -69,6 +73,8 @@ pub struct KeyCreated {
     pub key: String,
     pub tenant: String,
     pub scopes: Scopes,
+    /// When the key stops working, seconds since the epoch; `null` when it never does.
+    pub expires_at: Option<u64>,
 }
 
 /// The answer to `DELETE /v1/keys/{id}` (200).
@@ -134,7 +140,10 @@ mod tests {
         let k: CreateKey = round_trip(&full);
         assert_eq!(k.ops, [Op::Read, Op::Write, Op::Delete, Op::Admin]);
         let minimal: CreateKey = round_trip(&json!({"namespaces": ["*"], "ops": ["read"]}));
-        assert_eq!(minimal.tenant, None);
+        assert_eq!((minimal.tenant, minimal.expires_in), (None, None));
+        let expiring: CreateKey =
+            round_trip(&json!({"namespaces": ["*"], "ops": ["read"], "expires_in": 86400}));
+        assert_eq!(expiring.expires_in, Some(86400));
         refused::<CreateKey>(
             &json!({"namespaces": ["*"], "ops": ["read"], "scope": 1}),
             "scope",
@@ -144,15 +153,18 @@ mod tests {
 
     #[test]
     fn key_created_and_revoked() {
-        // keys.rs create; scopes as stored, without the limits that were not given
+        // keys.rs create (with key expiry, main a895ae2); scopes as stored, without the limits
+        // that were not given
         let created: KeyCreated = round_trip(&json!({
             "id": "0123456789abcdef", "key": "lk_0123456789abcdef.c2VjcmV0", "tenant": "acme",
             "scopes": {"namespaces": ["corp"], "ops": ["read", "write"]},
+            "expires_at": null,
         }));
-        assert_eq!(created.scopes.max_size, None);
+        assert_eq!((created.scopes.max_size, created.expires_at), (None, None));
         round_trip::<KeyCreated>(&json!({
             "id": "0123456789abcdef", "key": "lk_0123456789abcdef.c2VjcmV0", "tenant": "acme",
             "scopes": {"namespaces": ["*"], "ops": ["admin"], "max_size": 5, "types": ["*/*"]},
+            "expires_at": 1_764_086_400u64,
         }));
         let revoked: KeyRevoked = round_trip(&json!({"id": "0123456789abcdef", "revoked": true}));
         assert!(revoked.revoked);

@@ -107,7 +107,8 @@ mod tests {
     /// s3s-fs for the routed bucket) when these types were written, as `{route, type, status,
     /// body}`: each decodes into its type and encodes back to the same JSON, and the tagged
     /// answers name the status the Worker sent. (Key secrets and the S3 access key id are
-    /// replaced by placeholders; log pages are trimmed.)
+    /// replaced by placeholders; log pages are trimmed; an entry marked `amended` says what was
+    /// added to it for a field the Worker answers since.)
     #[test]
     fn answers_captured_from_the_worker() {
         let captured: Vec<Value> = serde_json::from_str(include_str!("captured.json")).unwrap();
