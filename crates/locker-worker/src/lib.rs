@@ -11,6 +11,8 @@ mod gateway;
 mod health;
 mod keys;
 mod log;
+#[cfg(test)]
+mod query_plans;
 mod store;
 mod uploads;
 
