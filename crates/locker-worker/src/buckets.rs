@@ -11,6 +11,7 @@ use crate::app::{env_var as var, n, opt, s, App};
 use crate::auth::{Op, Principal};
 use crate::bindings;
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::keys::Reach;
 use crate::log::LogEntry;
 use crate::store::{bucket_row, secret_names, BucketRow, Store, BUCKET_COLUMNS};
 
@@ -436,15 +437,18 @@ struct RouteRow {
     updated_at: u64,
 }
 
+/// The routes a tenant admin sees; `{scope}` is [`Reach::rows`] on `x`. A key limited to
+/// some namespaces sees only their routes, not the tenant's default (`*`), which it may not set.
+pub(crate) const ROUTES_SQL: &str =
+    "SELECT namespace, bucket_id, updated_at FROM routes x WHERE {scope} ORDER BY namespace";
+
 /// `GET /v1/routes` (tenant admin): the tenant's routes and the deployment's default bucket.
 pub async fn list_routes(app: &App, who: &Principal) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
-    let tenant = who.tenant()?;
+    who.tenant()?;
+    let reach = Reach::of(who)?;
     let rows: Vec<RouteRow> = app
-        .all(
-            "SELECT namespace, bucket_id, updated_at FROM routes WHERE tenant = ?1 ORDER BY namespace",
-            &[s(tenant.as_str())],
-        )
+        .all(&ROUTES_SQL.replace("{scope}", reach.rows()), &reach.args())
         .await?;
     Ok(json!({ "routes": rows, "default_bucket_id": app.bucket_id.as_str() }))
 }

@@ -11,6 +11,8 @@ mod gateway;
 mod health;
 mod keys;
 mod log;
+#[cfg(test)]
+mod query_plans;
 mod routes;
 mod store;
 mod uploads;

@@ -19,8 +19,12 @@ pub use commit::{commit, release_blob, remove_unclaimed};
 pub use data::{body_data, data_put, store, verify_stored};
 pub use finish::{abort, complete};
 pub use locker_core::api::ReserveRequest;
+#[cfg(test)]
+pub use reserve::DEDUP_SQL;
 pub use reserve::{reserve, try_dedup, validate_request};
 pub use sweep::sweep_expired;
+#[cfg(test)]
+pub use sweep::SWEEP_SQL;
 
 use locker_core::api::UploadState;
 use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};

@@ -48,6 +48,10 @@ pub fn validate_request(
     Ok((spec, valid.ttl))
 }
 
+/// The tenant's verified bytes with a SHA-256 (the query-plan test runs this string).
+pub const DEDUP_SQL: &str =
+    "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1";
+
 /// Tries to satisfy the request from bytes the tenant already stored. `Ok(None)`: not stored.
 pub async fn try_dedup(
     app: &App,
@@ -57,7 +61,7 @@ pub async fn try_dedup(
 ) -> ApiResult<Option<Deduplicated>> {
     let blob: Option<BlobRow> = app
         .first(
-            "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1",
+            DEDUP_SQL,
             &[s(spec.tenant.as_str()), s(&spec.sha256.to_string())],
         )
         .await?;

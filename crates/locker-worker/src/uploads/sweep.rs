@@ -13,6 +13,12 @@ use crate::log::LogEntry;
 /// Worker's limits; the next run takes the rest).
 pub(super) const SWEEP_BATCH: u64 = 100;
 
+/// Pending reservations past `?1`, oldest first (the query-plan test runs this string).
+pub const SWEEP_SQL: &str =
+    "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
+     bucket_id, key, state, expires_at FROM uploads \
+     WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2";
+
 /// The scheduled sweep: a pending reservation whose URL expired more than the grace period ago
 /// (`LOCKER_COMPLETE_GRACE_S`) ends as `expired`, with its access-log row in the same batch,
 /// and its bytes are deleted unless a blob or another pending reservation claims them. A
@@ -24,14 +30,7 @@ pub async fn sweep_expired(app: &App) -> ApiResult<u64> {
         .parse::<u64>()
         .unwrap_or(3600);
     let cutoff = app.now_ms.saturating_sub(grace_s.saturating_mul(1000));
-    let rows: Vec<UploadRow> = app
-        .all(
-            "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
-             bucket_id, key, state, expires_at FROM uploads \
-             WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2",
-            &[n(cutoff), n(SWEEP_BATCH)],
-        )
-        .await?;
+    let rows: Vec<UploadRow> = app.all(SWEEP_SQL, &[n(cutoff), n(SWEEP_BATCH)]).await?;
     let mut expired = 0;
     for row in rows {
         // One reservation's trouble (its bucket unreachable, say) must not stop the others.
