@@ -1,6 +1,7 @@
 //! Files: metadata with a signed download URL, paged listing, delete, and the signed download
 //! route that streams from R2.
 
+use locker_core::api::Operation;
 use locker_core::prefix::upper_bound;
 use locker_core::sign::GetClaims;
 use locker_core::validate::{content_disposition, must_download};
@@ -11,7 +12,7 @@ use worker::{Range, Request, Response, ResponseBody};
 
 use crate::app::{n, s, App};
 use crate::auth::{Op, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::store::Store;
 use crate::uploads::release_blob;
@@ -195,7 +196,7 @@ pub async fn list(app: &App, who: &Principal, query: &[(String, String)]) -> Api
             .parse::<u64>()
             .ok()
             .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 1000"))?,
+            .ok_or_else(|| ApiError::new(ErrorKind::InvalidQuery, "limit must be 1 to 1000"))?,
     };
     let rows: Vec<FileRow> = match upper_bound(prefix) {
         Some(upper) => {
@@ -238,7 +239,7 @@ pub async fn delete(
     log: &mut LogEntry,
 ) -> ApiResult<Value> {
     let (tenant, row) = authorized(app, who, file, Op::Delete, log).await?;
-    log.operation = Some("delete");
+    log.operation = Some(Operation::Delete);
     let changes = app
         .batch(vec![
             app.stmt(
@@ -256,8 +257,8 @@ pub async fn delete(
         .await?;
     log.written = true;
     if changes.first().copied().unwrap_or(0) == 0 {
-        return Err(ApiError::conflict(
-            "changed",
+        return Err(ApiError::new(
+            ErrorKind::Changed,
             "the file changed while deleting; retry",
         ));
     }
@@ -294,7 +295,7 @@ pub async fn serve(
         name,
     } = *what;
     let key = ObjectKey::for_blob(tenant, sha256);
-    log.operation = Some("download");
+    log.operation = Some(Operation::Download);
     log.tenant = Some(tenant.to_string());
     log.sha256 = Some(sha256.to_string());
     log.bucket_id = Some(bucket_id.to_owned());
@@ -317,7 +318,7 @@ pub async fn serve(
     let size = head.size();
     // Every range of 0 bytes is unsatisfiable, so an empty file is only ever served whole.
     let range = ByteRange::parse(req.headers().get("range")?.as_deref(), size)
-        .map_err(|e| ApiError::new(416, "range_not_satisfiable", e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorKind::RangeNotSatisfiable, e.to_string()))?
         .map(|r| (r.first(), r.last()));
     let body = if size == 0 {
         // Nothing to read; R2 answers an empty object without a body.

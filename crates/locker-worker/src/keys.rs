@@ -2,6 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use locker_core::api::Operation;
 use locker_core::hash::to_hex;
 use locker_core::request::{self, MAX_KEY_TTL_S};
 use locker_core::scope::{self, Grant};
@@ -14,7 +15,7 @@ use wasm_bindgen::JsValue;
 
 use crate::app::{n, random_bytes, s, App};
 use crate::auth::{Op, Principal, Scopes, KEY_PREFIX, TOKEN_PREFIX};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 
 /// `POST /v1/keys`.
@@ -47,8 +48,8 @@ pub async fn create(
     let tenant = match (&who.tenant, &body.tenant) {
         (None, Some(t)) => Tenant::parse(t)?,
         (None, None) => {
-            return Err(ApiError::bad_request(
-                "missing_tenant",
+            return Err(ApiError::new(
+                ErrorKind::MissingTenant,
                 "name the key's tenant",
             ))
         }
@@ -61,8 +62,8 @@ pub async fn create(
     };
     log.tenant = Some(tenant.to_string());
     if body.namespaces.is_empty() || body.ops.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_scopes",
+        return Err(ApiError::new(
+            ErrorKind::InvalidScopes,
             "namespaces and ops must not be empty",
         ));
     }
@@ -77,8 +78,8 @@ pub async fn create(
         }
     }
     if body.label.as_ref().is_some_and(|l| l.len() > 200) {
-        return Err(ApiError::bad_request(
-            "invalid_label",
+        return Err(ApiError::new(
+            ErrorKind::InvalidLabel,
             "label must be at most 200 bytes",
         ));
     }
@@ -87,7 +88,7 @@ pub async fn create(
         Some(ttl) => Some(
             app.now_s()
                 + request::expires_in(Some(ttl), MAX_KEY_TTL_S, MAX_KEY_TTL_S)
-                    .map_err(|e| ApiError::bad_request("invalid_expires_in", e.to_string()))?,
+                    .map_err(|e| ApiError::new(ErrorKind::InvalidExpiresIn, e.to_string()))?,
         ),
     };
     // A limit left out is the creator's own (a tenant key's limits pass on to what it
@@ -105,8 +106,8 @@ pub async fn create(
     let secret = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
     let scopes_json = serde_json::to_string(&scopes)
-        .map_err(|_| ApiError::new(500, "internal", "scopes did not encode"))?;
-    log.operation = Some("key_create");
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "scopes did not encode"))?;
+    log.operation = Some(Operation::KeyCreate);
     log.key_id = Some(who.key_id.clone());
     app.batch(vec![
         app.stmt(
@@ -144,7 +145,7 @@ struct TargetKey {
 
 pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
-    log.operation = Some("key_revoke");
+    log.operation = Some(Operation::KeyRevoke);
     let tenant_filter = who.tenant.as_ref().map(|t| t.to_string());
     let target: Option<TargetKey> = app
         .first(
@@ -159,7 +160,7 @@ pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) ->
     // Revoking is power over a key, as creating is: only over keys within the caller's own
     // scopes, so an admin of one namespace cannot switch off the tenant's wider keys.
     let scopes: Scopes = serde_json::from_str(&target.scopes)
-        .map_err(|_| ApiError::new(500, "internal", "stored scopes are unreadable"))?;
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "stored scopes are unreadable"))?;
     who.require_within(
         app,
         &Grant::of(&scopes, target.expires_at.map(|ms| ms / 1000)),
@@ -214,7 +215,7 @@ pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> 
         .expires_at
         .map_or(600, |at| at.saturating_sub(app.now_s()).clamp(1, 600));
     let ttl = request::expires_in(body.ttl, default_ttl, 3600)
-        .map_err(|_| ApiError::bad_request("invalid_ttl", "ttl must be 1 to 3600 seconds"))?;
+        .map_err(|_| ApiError::new(ErrorKind::InvalidTtl, "ttl must be 1 to 3600 seconds"))?;
     let (key_max, key_types) = who.limits(app);
     for t in &body.types {
         let ok = t == "*/*" || t.ends_with("/*") || validate::content_type(t).is_ok();
@@ -254,7 +255,7 @@ pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> 
         types: types.clone(),
         exp,
     };
-    log.operation = Some("token");
+    log.operation = Some(Operation::Token);
     Ok(json!({
         "token": format!("{TOKEN_PREFIX}{}", app.signer.sign(&claims)),
         "expires_at": exp,

@@ -2,23 +2,24 @@
 //! operation already wrote it inside its own D1 batch. Rows never hold a signature, a token or
 //! a key secret: only key ids, refs, digests and error messages that echo no credential.
 
+use locker_core::api::Operation;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
 
 use crate::app::{n, opt, s, App};
 use crate::auth::{Op, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::keys::Reach;
 
 /// What one request did, filled in by its handler as facts become known.
 #[derive(Default, Debug)]
 pub struct LogEntry {
-    /// `reserve`, `upload`, `dedup`, `complete`, `abort`, `download`, `delete`, `list`, `stat`,
-    /// `key_create`, `key_revoke`, `token`, `expire` (the scheduled sweep); refusals are logged
-    /// as `denied` or `failed`.
+    /// What the request does, from its route (see [`crate::routes::TABLE`]); a handler may
+    /// name it more precisely (`dedup`), and the scheduled sweep logs `expire`. Refusals are
+    /// logged as `denied` or `failed`.
     /// `None` means the request is not an operation (health, docs, preflight): no row.
-    pub operation: Option<&'static str>,
+    pub operation: Option<Operation>,
     pub tenant: Option<String>,
     pub bucket_id: Option<String>,
     pub sha256: Option<String>,
@@ -51,22 +52,22 @@ impl LogEntry {
         extra: &[JsValue],
     ) -> ApiResult<D1PreparedStatement> {
         let operation = match error {
-            Some(e) if e.is_denial() => "denied",
-            Some(_) => "failed",
-            None => self.operation.unwrap_or("unknown"),
+            Some(e) if e.is_denial() => Operation::Denied,
+            Some(_) => Operation::Failed,
+            None => self.operation.unwrap_or(Operation::Unknown),
         };
         let message = error.map(|e| {
             format!(
                 "{}: {} ({})",
-                e.status,
+                e.kind.status(),
                 e.message,
-                self.operation.unwrap_or("request")
+                self.operation.unwrap_or(Operation::Request).as_str()
             )
         });
         let row: [JsValue; Self::ARGS] = [
             opt(self.tenant.as_deref()),
             opt(self.bucket_id.as_deref()),
-            s(operation),
+            s(operation.as_str()),
             opt(self.sha256.as_deref()),
             opt(self.namespace.as_deref()),
             opt(self.path.as_deref()),
@@ -212,7 +213,7 @@ pub async fn list(
         get(k)
             .map(|v| {
                 v.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request("invalid_query", format!("{k} must be a number"))
+                    ApiError::new(ErrorKind::InvalidQuery, format!("{k} must be a number"))
                 })
             })
             .transpose()
