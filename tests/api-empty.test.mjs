@@ -5,7 +5,7 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { BASE } from "./support/env.mjs";
-import { ADMIN_KEY, api, createKey, logs, sha256hex, stats, stored, tenantName } from "./support/api.mjs";
+import { ADMIN_KEY, api, createKey, logs, reserve, sha256hex, stats, stored, tenantName } from "./support/api.mjs";
 import { S3_BUCKET, S3_URL, objectOnDisk } from "./support/s3.mjs";
 
 const EMPTY = Buffer.alloc(0);
@@ -43,10 +43,7 @@ async function objectExists(transport, tenant, key) {
 }
 
 function reserveEmpty(key, path, contentType = "application/octet-stream", extra = {}) {
-  return api("POST", "/v1/uploads", {
-    key,
-    json: { namespace: "empty", path, sha256: EMPTY_SHA, size: 0, content_type: contentType, ...extra },
-  });
+  return reserve(key, { namespace: "empty", path, sha256: EMPTY_SHA, size: 0, content_type: contentType, ...extra });
 }
 
 /** GETs a download URL as a browser would (following a redirect to storage). */
@@ -209,16 +206,13 @@ test("declarations no 0 bytes can satisfy are refused before anything is stored"
     [{ content_type: "application/pdf" }, 422, "content_mismatch"],
   ];
   for (const [over, status, code] of refusals) {
-    const res = await api("POST", "/v1/uploads", {
-      key,
-      json: {
-        namespace: "empty",
-        path: "x.bin",
-        sha256: EMPTY_SHA,
-        size: 0,
-        content_type: "application/octet-stream",
-        ...over,
-      },
+    const res = await reserve(key, {
+      namespace: "empty",
+      path: "x.bin",
+      sha256: EMPTY_SHA,
+      size: 0,
+      content_type: "application/octet-stream",
+      ...over,
     });
     assert.equal(res.status, status, `${JSON.stringify(over)}: ${res.text}`);
     assert.equal(res.data.error.code, code, res.text);

@@ -6,21 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BASE } from "./support/env.mjs";
-import { api, bytes, createKey, logs, sha256hex, stats, tenantName, upload } from "./support/api.mjs";
-
-function reserve(key, data, path, expires_in) {
-  return api("POST", "/v1/uploads", {
-    key,
-    json: {
-      namespace: "corp",
-      path,
-      sha256: sha256hex(data),
-      size: data.length,
-      content_type: "application/octet-stream",
-      expires_in,
-    },
-  });
-}
+import { api, bytes, createKey, logs, reserve, sha256hex, stats, tenantName, upload } from "./support/api.mjs";
 
 // The URL life of the reservations the sweep should expire. Expiry is in whole seconds from
 // the reserve's clock, so a URL of 1 s can be dead before a loaded machine sends its PUT.
@@ -35,18 +21,18 @@ test("a reservation nobody completes expires; its bytes go, bytes a file uses st
   const { key } = await createKey(tenantName("expiry"));
   // Uploaded but never completed: these bytes belong to nobody.
   const lost = bytes(3000, "lost-");
-  const a = await reserve(key, lost, "lost.bin", TTL);
+  const a = await reserve(key, { path: "lost.bin", data: lost, expires_in: TTL });
   assert.equal(a.status, 201, a.text);
   assert.equal((await api("PUT", a.data.url, { body: lost, headers: a.data.headers })).status, 201);
   // A reservation for bytes another upload then completes: they stay, the file uses them.
   const shared = bytes(2000, "shared-");
-  const b1 = await reserve(key, shared, "first-try.bin", TTL);
+  const b1 = await reserve(key, { path: "first-try.bin", data: shared, expires_in: TTL });
   assert.equal(b1.status, 201, b1.text);
   const b2 = await upload(key, { path: "kept.bin", data: shared });
   assert.equal(b2.complete.status, 200, b2.complete.text);
   // Still within its URL's life: left alone.
   const fresh = bytes(1000, "fresh-");
-  const c = await reserve(key, fresh, "fresh.bin", 3600);
+  const c = await reserve(key, { path: "fresh.bin", data: fresh, expires_in: 3600 });
   assert.equal((await api("PUT", c.data.url, { body: fresh, headers: c.data.headers })).status, 201);
 
   const before = await stats(key);

@@ -4,7 +4,7 @@
 // any effect. Each refusal is checked for its status and code and for changing nothing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { api, bytes, createKey, logs, sha256hex, stats, stored, tenantName, upload } from "./support/api.mjs";
+import { api, bytes, createKey, logs, reserve, sha256hex, stats, stored, tenantName, upload } from "./support/api.mjs";
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
@@ -31,9 +31,12 @@ async function makeKey(adminKey, json) {
 
 /** Reserves and PUTs `data` at `namespace/path` with `key`; returns the reservation. */
 async function reserveAndPut(key, namespace, path, data) {
-  const r = await api("POST", "/v1/uploads", {
-    key,
-    json: { namespace, path, sha256: sha256hex(data), size: data.length, content_type: "application/octet-stream" },
+  const r = await reserve(key, {
+    namespace,
+    path,
+    sha256: sha256hex(data),
+    size: data.length,
+    content_type: "application/octet-stream",
   });
   assert.equal(r.status, 201, r.text);
   const put = await api("PUT", r.data.url, { body: data, headers: r.data.headers });
@@ -136,9 +139,12 @@ test("a tenant admin cannot create a key broader than itself in any dimension", 
   assert.deepEqual(inherited.scopes.types, ["text/*", "application/pdf"]);
   assert.equal(inherited.expires_at, limited.expires_at);
   // What the inherited key can do is what its creator could: 1001 bytes are too many.
-  const tooBig = await api("POST", "/v1/uploads", {
-    key: inherited.key,
-    json: { namespace: "a", path: "big.txt", sha256: sha256hex(bytes(1001)), size: 1001, content_type: "text/plain" },
+  const tooBig = await reserve(inherited.key, {
+    namespace: "a",
+    path: "big.txt",
+    sha256: sha256hex(bytes(1001)),
+    size: 1001,
+    content_type: "text/plain",
   });
   assert.equal(tooBig.status, 413, tooBig.text);
   // The bootstrap admin and an unlimited tenant admin still create anything.
@@ -207,9 +213,12 @@ test("a key with an expiry stops working, and its tokens with it", async () => {
   assert.equal(late.status, 401, late.text);
   assert.equal(late.data.error.code, "key_expired");
   const data = Buffer.from("late");
-  const viaToken = await api("POST", "/v1/uploads", {
-    key: token.data.token,
-    json: { namespace: "a", path: "late.txt", sha256: sha256hex(data), size: data.length, content_type: "text/plain" },
+  const viaToken = await reserve(token.data.token, {
+    namespace: "a",
+    path: "late.txt",
+    sha256: sha256hex(data),
+    size: data.length,
+    content_type: "text/plain",
   });
   // The token itself has expired too (it could not outlive its key) or its key is refused.
   assert.ok([401, 403].includes(viaToken.status), viaToken.text);
@@ -235,14 +244,14 @@ test("a reservation is validated whole before the dedup path can answer", async 
     [{ expires_in: 3601 }, "invalid_expires_in"],
     [{ filename: "a/b" }, "invalid_filename"],
   ]) {
-    await refused(key, () => api("POST", "/v1/uploads", { key, json: { ...body, ...over } }), {
+    await refused(key, () => reserve(key, { ...body, ...over }), {
       status: 400,
       code,
       logged: "failed",
     });
   }
   assert.equal((await api("GET", "/v1/files/corp/copy.bin", { key })).status, 404);
-  const ok = await api("POST", "/v1/uploads", { key, json: { ...body, expires_in: 60 } });
+  const ok = await reserve(key, { ...body, expires_in: 60 });
   assert.equal(ok.status, 200, ok.text);
   assert.equal(ok.data.status, "deduplicated");
 });

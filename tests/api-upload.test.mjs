@@ -2,7 +2,7 @@
 // signed data-plane URL, complete, download; dedup; overwrite; delete; concurrency.
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { api, bytes, createKey, logs, sha256hex, stats, tenantName, upload } from "./support/api.mjs";
+import { api, bytes, createKey, logs, reserve, sha256hex, stats, tenantName, upload } from "./support/api.mjs";
 
 let key;
 before(async () => {
@@ -11,15 +11,19 @@ before(async () => {
 
 test("upload then download gives back the same bytes, with safe headers and ranges", async () => {
   const data = bytes(200_000, "%PDF-1.7\n");
-  const { reserve, put, complete } = await upload(key, {
+  const {
+    reserve: reserved,
+    put,
+    complete,
+  } = await upload(key, {
     path: "docs/report.pdf",
     data,
     contentType: "application/pdf",
   });
-  assert.equal(reserve.status, 201, reserve.text);
-  assert.equal(reserve.data.status, "upload");
-  assert.equal(reserve.data.method, "PUT");
-  assert.equal(reserve.data.ref, "locker://corp/docs/report.pdf");
+  assert.equal(reserved.status, 201, reserved.text);
+  assert.equal(reserved.data.status, "upload");
+  assert.equal(reserved.data.method, "PUT");
+  assert.equal(reserved.data.ref, "locker://corp/docs/report.pdf");
   assert.equal(put.status, 201, put.text);
   assert.equal(complete.status, 200, complete.text);
   assert.deepEqual(complete.data, {
@@ -73,15 +77,12 @@ test("the same bytes again are deduplicated: no URL, no body sent, and the log s
   assert.equal(first.complete.status, 200, first.complete.text);
   const before = await stats(key);
 
-  const again = await api("POST", "/v1/uploads", {
-    key,
-    json: {
-      namespace: "corp",
-      path: "b/copy.bin",
-      sha256: sha256hex(data),
-      size: data.length,
-      content_type: "application/octet-stream",
-    },
+  const again = await reserve(key, {
+    namespace: "corp",
+    path: "b/copy.bin",
+    sha256: sha256hex(data),
+    size: data.length,
+    content_type: "application/octet-stream",
   });
   assert.equal(again.status, 200, again.text);
   assert.equal(again.data.status, "deduplicated");
@@ -102,8 +103,8 @@ test("the same bytes again are deduplicated: no URL, no body sent, and the log s
 
 test("complete is idempotent", async () => {
   const data = bytes(1000);
-  const { reserve, complete } = await upload(key, { path: "idem.bin", data });
-  const second = await api("POST", `/v1/uploads/${reserve.data.upload_id}/complete`, { key });
+  const { reserve: reserved, complete } = await upload(key, { path: "idem.bin", data });
+  const second = await api("POST", `/v1/uploads/${reserved.data.upload_id}/complete`, { key });
   assert.equal(second.status, 200);
   assert.deepEqual(second.data, complete.data);
 });
@@ -111,15 +112,12 @@ test("complete is idempotent", async () => {
 test("delete keeps bytes another file uses; deleting the last user removes them", async () => {
   const data = bytes(4096);
   await upload(key, { path: "shared/one.bin", data });
-  const dedup = await api("POST", "/v1/uploads", {
-    key,
-    json: {
-      namespace: "corp",
-      path: "shared/two.bin",
-      sha256: sha256hex(data),
-      size: data.length,
-      content_type: "application/octet-stream",
-    },
+  const dedup = await reserve(key, {
+    namespace: "corp",
+    path: "shared/two.bin",
+    sha256: sha256hex(data),
+    size: data.length,
+    content_type: "application/octet-stream",
   });
   assert.equal(dedup.data.status, "deduplicated");
   const before = await stats(key);
@@ -186,19 +184,16 @@ test("list pages through a namespace by prefix", async () => {
 test("aborting a reservation closes its URL and stores nothing", async () => {
   const data = bytes(2048);
   const before = await stats(key);
-  const reserve = await api("POST", "/v1/uploads", {
-    key,
-    json: {
-      namespace: "corp",
-      path: "aborted.bin",
-      sha256: sha256hex(data),
-      size: data.length,
-      content_type: "application/octet-stream",
-    },
+  const reserved = await reserve(key, {
+    namespace: "corp",
+    path: "aborted.bin",
+    sha256: sha256hex(data),
+    size: data.length,
+    content_type: "application/octet-stream",
   });
-  const abort = await api("DELETE", `/v1/uploads/${reserve.data.upload_id}`, { key });
+  const abort = await api("DELETE", `/v1/uploads/${reserved.data.upload_id}`, { key });
   assert.equal(abort.status, 200, abort.text);
-  const put = await api("PUT", reserve.data.url, { body: data, headers: reserve.data.headers });
+  const put = await api("PUT", reserved.data.url, { body: data, headers: reserved.data.headers });
   assert.equal(put.status, 409);
   assert.equal(put.data.error.code, "upload_closed");
   const after = await stats(key);

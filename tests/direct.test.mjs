@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, launchBrowser } from "./support/env.mjs";
-import { ADMIN_KEY, api, bytes, createKey, logs, sha256hex, stats, tenantName } from "./support/api.mjs";
+import { ADMIN_KEY, api, bytes, createKey, logs, reserve, sha256hex, stats, tenantName } from "./support/api.mjs";
 import { S3_BUCKET, corsProxy, objectOnDisk } from "./support/s3.mjs";
 import { pick, recordRequests, rowIn, uploadPastExpiry, widgetPage } from "./support/widget.mjs";
 
@@ -36,18 +36,9 @@ async function routedTenant(label) {
   return { tenant, key };
 }
 
-function reserve(key, data, extra = {}) {
-  return api("POST", "/v1/uploads", {
-    key,
-    json: {
-      namespace: "direct",
-      path: "a/file.bin",
-      sha256: sha256hex(data),
-      size: data.length,
-      content_type: "application/octet-stream",
-      ...extra,
-    },
-  });
+/** Reserves `data` at direct/a/file.bin unless `extra` says otherwise. */
+function reserveDirect(key, data, extra = {}) {
+  return reserve(key, { namespace: "direct", path: "a/file.bin", data, ...extra });
 }
 
 const objectKey = (tenant, data) => `t/${tenant}/sha256/${sha256hex(data)}`;
@@ -96,7 +87,7 @@ test("a bucket registers under its derived id; credentials stay out of the regis
 test("upload goes straight to the S3 server, completes, dedups, downloads and deletes", async () => {
   const { tenant, key } = await routedTenant("direct");
   const data = bytes(300 * 1024, "direct-");
-  const r = await reserve(key, data);
+  const r = await reserveDirect(key, data);
   assert.equal(r.status, 201, r.text);
   assert.ok(r.data.url.startsWith(`${proxy.url}/${S3_BUCKET}/t/${tenant}/sha256/`), r.data.url);
   assert.match(
@@ -121,7 +112,7 @@ test("upload goes straight to the S3 server, completes, dedups, downloads and de
   assert.ok(rows.filter((l) => ["reserve", "complete"].includes(l.operation)).every((l) => l.bucket_id === bucket.id));
 
   // Dedup: answered from the registry, nothing to send.
-  const again = await reserve(key, data, { path: "b/copy.bin" });
+  const again = await reserveDirect(key, data, { path: "b/copy.bin" });
   assert.equal(again.status, 200, again.text);
   assert.equal(again.data.status, "deduplicated");
 
@@ -161,7 +152,7 @@ test("the S3 server refuses other bytes, another length, a tampered or an expire
 
   // Other bytes of the same length: the server refuses the checksum (and s3s-fs keeps the
   // bytes anyway), so complete must find out from the stored bytes and take them back.
-  const wrong = await reserve(key, data);
+  const wrong = await reserveDirect(key, data);
   const other = bytes(4096, "imposter-");
   const put1 = await fetch(wrong.data.url, { method: "PUT", headers: wrong.data.headers, body: other });
   assert.equal(put1.status, 400);
@@ -171,13 +162,13 @@ test("the S3 server refuses other bytes, another length, a tampered or an expire
   assert.ok(!objectOnDisk(objectKey(tenant, data)));
 
   // Another length: the signed content-length does not match.
-  const short = await reserve(key, data);
+  const short = await reserveDirect(key, data);
   const put2 = await fetch(short.data.url, { method: "PUT", headers: short.data.headers, body: data.subarray(1) });
   assert.equal(put2.status, 403);
   assert.equal((await api("POST", `/v1/uploads/${short.data.upload_id}/complete`, { key })).status, 409);
 
   // Tampered signature.
-  const tampered = await reserve(key, data);
+  const tampered = await reserveDirect(key, data);
   const url = tampered.data.url.replace(
     /X-Amz-Signature=([0-9a-f])/,
     (_, c) => `X-Amz-Signature=${c === "0" ? "1" : "0"}`,
@@ -187,7 +178,7 @@ test("the S3 server refuses other bytes, another length, a tampered or an expire
   assert.match(await put3.text(), /SignatureDoesNotMatch/);
 
   // Expired.
-  const late = await reserve(key, data, { expires_in: 1 });
+  const late = await reserveDirect(key, data, { expires_in: 1 });
   await new Promise((r) => setTimeout(r, 2100));
   const put4 = await fetch(late.data.url, { method: "PUT", headers: late.data.headers, body: data });
   assert.equal(put4.status, 403);
@@ -300,20 +291,17 @@ test("two buckets at once each get their namespaces; stats count per bucket with
   const { key } = await routedTenant("twobuckets");
   const r2data = bytes(2000, "r2-side-");
   const s3data = bytes(3000, "s3-side-");
-  const viaR2 = await api("POST", "/v1/uploads", {
-    key,
-    json: {
-      namespace: "corp",
-      path: "r2.bin",
-      sha256: sha256hex(r2data),
-      size: r2data.length,
-      content_type: "application/octet-stream",
-    },
+  const viaR2 = await reserve(key, {
+    namespace: "corp",
+    path: "r2.bin",
+    sha256: sha256hex(r2data),
+    size: r2data.length,
+    content_type: "application/octet-stream",
   });
   assert.ok(viaR2.data.url.startsWith(`${BASE}/v1/data/`), viaR2.data.url);
   await fetch(viaR2.data.url, { method: "PUT", headers: viaR2.data.headers, body: r2data });
   assert.equal((await api("POST", `/v1/uploads/${viaR2.data.upload_id}/complete`, { key })).status, 200);
-  const viaS3 = await reserve(key, s3data);
+  const viaS3 = await reserveDirect(key, s3data);
   await fetch(viaS3.data.url, { method: "PUT", headers: viaS3.data.headers, body: s3data });
   assert.equal((await api("POST", `/v1/uploads/${viaS3.data.upload_id}/complete`, { key })).status, 200);
 
@@ -338,7 +326,7 @@ test("two buckets at once each get their namespaces; stats count per bucket with
 test("a deactivated bucket takes no new uploads; its files stay readable", async () => {
   const { key } = await routedTenant("inactive");
   const data = bytes(1500, "inactive-");
-  const r = await reserve(key, data);
+  const r = await reserveDirect(key, data);
   await fetch(r.data.url, { method: "PUT", headers: r.data.headers, body: data });
   assert.equal((await api("POST", `/v1/uploads/${r.data.upload_id}/complete`, { key })).status, 200);
 
@@ -354,7 +342,7 @@ test("a deactivated bucket takes no new uploads; its files stay readable", async
   assert.equal(off.status, 200, off.text);
   assert.equal(off.data.active, false);
   try {
-    const refused = await reserve(key, bytes(100), { path: "new.bin" });
+    const refused = await reserveDirect(key, bytes(100), { path: "new.bin" });
     assert.equal(refused.status, 409);
     assert.equal(refused.data.error.code, "bucket_inactive");
     const meta = await api("GET", "/v1/files/direct/a/file.bin", { key });
@@ -364,7 +352,7 @@ test("a deactivated bucket takes no new uploads; its files stay readable", async
     const on = await api("POST", `/v1/buckets/${bucket.id}/activate`, { key: ADMIN_KEY });
     assert.equal(on.data.active, true);
   }
-  assert.equal((await reserve(key, bytes(100), { path: "new.bin" })).status, 201);
+  assert.equal((await reserveDirect(key, bytes(100), { path: "new.bin" })).status, 201);
 });
 
 test("one PUT carries up to 100 MB through the Worker and up to 5 GB straight to storage", async () => {
@@ -372,26 +360,23 @@ test("one PUT carries up to 100 MB through the Worker and up to 5 GB straight to
   const data = bytes(1000, "limits-");
   const before = await stats(key);
   // Namespace `plain` is not routed: the default R2 bucket, through the Worker's data plane.
-  const viaWorker = await api("POST", "/v1/uploads", {
-    key,
-    json: {
-      namespace: "plain",
-      path: "big.bin",
-      sha256: sha256hex(data),
-      size: 100_000_001,
-      content_type: "application/octet-stream",
-    },
+  const viaWorker = await reserve(key, {
+    namespace: "plain",
+    path: "big.bin",
+    sha256: sha256hex(data),
+    size: 100_000_001,
+    content_type: "application/octet-stream",
   });
   assert.equal(viaWorker.status, 413, viaWorker.text);
   assert.equal(viaWorker.data.error.code, "too_large");
   assert.match(viaWorker.data.error.message, /100000000/);
-  const overS3 = await reserve(key, data, { size: 5_000_000_001 });
+  const overS3 = await reserveDirect(key, data, { size: 5_000_000_001 });
   assert.equal(overS3.status, 413, overS3.text);
   assert.match(overS3.data.error.message, /5000000000/);
   assert.deepEqual((await stats(key)).uploads, before.uploads, "a refused reservation leaves no row");
 
   // The same 100 MB + 1 byte is one signed PUT to the s3 bucket, its length signed.
-  const direct = await reserve(key, data, { size: 100_000_001 });
+  const direct = await reserveDirect(key, data, { size: 100_000_001 });
   assert.equal(direct.status, 201, direct.text);
   assert.ok(direct.data.url.startsWith(proxy.url), direct.data.url);
   const tooShort = await fetch(direct.data.url, { method: "PUT", headers: direct.data.headers, body: data });
@@ -408,7 +393,7 @@ test("complete and abort racing each other leave the registry and the storage ag
   for (const delay of [0, 30, 120, 400, 3000]) {
     const data = bytes(24 * 1024 * 1024, `race-${delay}-`);
     const path = `race/${delay}.bin`;
-    const r = await reserve(key, data, { path });
+    const r = await reserveDirect(key, data, { path });
     assert.equal(r.status, 201, r.text);
     assert.equal((await fetch(r.data.url, { method: "PUT", headers: r.data.headers, body: data })).status, 200);
     const completing = api("POST", `/v1/uploads/${r.data.upload_id}/complete`, { key });

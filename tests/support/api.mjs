@@ -53,19 +53,38 @@ export async function createKey(tenant, scopes = {}) {
   return res.data;
 }
 
+/**
+ * `POST /v1/uploads`: reserves `data` at `namespace/path`. `sha256` and `size` default to those
+ * of `data`; every other field (`expires_in`, `filename`, or a raw field a refusal test bends)
+ * goes into the body as given, after the defaults.
+ */
+export function reserve(
+  key,
+  { namespace = "corp", path, data, contentType = "application/octet-stream", sha256, size, ...fields } = {},
+) {
+  return api("POST", "/v1/uploads", {
+    key,
+    json: {
+      namespace,
+      path,
+      sha256: sha256 ?? sha256hex(data),
+      size: size ?? data.length,
+      content_type: contentType,
+      ...fields,
+    },
+  });
+}
+
 /** Reserve + PUT + complete. Returns every answer along the way. */
 export async function upload(
   key,
   { namespace = "corp", path, data, contentType = "application/octet-stream", sha256 },
 ) {
-  const reserve = await api("POST", "/v1/uploads", {
-    key,
-    json: { namespace, path, sha256: sha256 ?? sha256hex(data), size: data.length, content_type: contentType },
-  });
-  if (reserve.status !== 201) return { reserve };
-  const put = await api("PUT", reserve.data.url, { body: data, headers: reserve.data.headers });
-  const complete = await api("POST", `/v1/uploads/${reserve.data.upload_id}/complete`, { key });
-  return { reserve, put, complete };
+  const reserved = await reserve(key, { namespace, path, data, contentType, sha256 });
+  if (reserved.status !== 201) return { reserve: reserved };
+  const put = await api("PUT", reserved.data.url, { body: data, headers: reserved.data.headers });
+  const complete = await api("POST", `/v1/uploads/${reserved.data.upload_id}/complete`, { key });
+  return { reserve: reserved, put, complete };
 }
 
 /** What the tenant of `key` has stored: counts from /v1/stats (files, blobs, uploads, R2 objects). */

@@ -146,3 +146,12 @@ export async function uploadPastExpiry(page, { pattern, token, namespace, expire
     await page.unroute(pattern);
   }
 }
+
+/** Polls `check` every 25 ms until it holds; throws after `timeout` ms. */
+export async function waitUntil(check, timeout = 30_000) {
+  const end = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${check}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

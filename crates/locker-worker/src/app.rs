@@ -9,7 +9,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::{Bucket, D1Database, D1PreparedStatement, Date, Env, Request};
 
 use crate::bindings;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 
 /// Per-request context.
 pub struct App {
@@ -110,8 +110,7 @@ pub fn env_var(env: &Env, name: &str, default: &str) -> String {
 fn misconfigured(message: &str) -> ApiError {
     worker::console_error!("{message}");
     ApiError::new(
-        500,
-        "misconfigured",
+        ErrorKind::Misconfigured,
         "the Worker is misconfigured; see its logs",
     )
 }
@@ -121,11 +120,11 @@ pub fn random_bytes(n: usize) -> ApiResult<Vec<u8>> {
     let crypto: web_sys::Crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
         .ok()
         .and_then(|c| c.dyn_into().ok())
-        .ok_or_else(|| ApiError::new(500, "internal", "no crypto in this runtime"))?;
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "no crypto in this runtime"))?;
     let mut buf = vec![0u8; n];
     crypto
         .get_random_values_with_u8_array(&mut buf)
-        .map_err(|_| ApiError::new(500, "internal", "random source failed"))?;
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "random source failed"))?;
     Ok(buf)
 }
 

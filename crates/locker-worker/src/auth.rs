@@ -12,7 +12,7 @@ use worker::Request;
 
 use crate::app::{s, App};
 use crate::bindings;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 
 use locker_core::credential::Credential;
@@ -124,13 +124,12 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
         }
         if row.expired(app.now_ms) {
             return Err(ApiError::new(
-                401,
-                "key_expired",
+                ErrorKind::KeyExpired,
                 "this API key has expired",
             ));
         }
         let scopes: Scopes = serde_json::from_str(&row.scopes)
-            .map_err(|_| ApiError::new(500, "internal", "stored scopes are unreadable"))?;
+            .map_err(|_| ApiError::new(ErrorKind::Internal, "stored scopes are unreadable"))?;
         return Ok(Principal {
             key_id: id.to_owned(),
             tenant: Some(Tenant::parse(&row.tenant)?),
@@ -234,7 +233,7 @@ impl Principal {
             return Ok(());
         }
         scope::within(child, &self.grant(), &default_types(app))
-            .map_err(|e| ApiError::forbidden(e.to_string()).with_code("scope_exceeded"))
+            .map_err(|e| ApiError::forbidden(e.to_string()).with_kind(ErrorKind::ScopeExceeded))
     }
 
     /// Largest upload and allowed types for this caller. The size is the caller's own limit;

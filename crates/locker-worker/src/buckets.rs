@@ -10,7 +10,8 @@ use worker::{D1PreparedStatement, Env};
 use crate::app::{env_var as var, n, opt, s, App};
 use crate::auth::{Op, Principal};
 use crate::bindings;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::keys::Reach;
 use crate::log::LogEntry;
 use crate::store::{bucket_row, secret_names, BucketRow, Store, BUCKET_COLUMNS};
 
@@ -89,7 +90,7 @@ pub struct RegisterBucket {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_bucket", message)
+    ApiError::new(ErrorKind::InvalidBucket, message)
 }
 
 /// S3 bucket naming: 3-63 of a-z, 0-9, `.` and `-`, starting and ending with a letter or digit.
@@ -259,11 +260,10 @@ pub async fn register(
     let row = registration(app, body)?;
     log.bucket_id = Some(row.id.clone());
     // Refuses a bucket whose credentials or binding are missing before writing anything.
-    Store::from_row(app, &row)
-        .map_err(|e| ApiError::bad_request("bucket_misconfigured", e.message))?;
+    Store::from_row(app, &row).map_err(|e| ApiError::new(ErrorKind::BucketRefused, e.message))?;
     if bucket_row(app, &row.id).await?.is_some() {
-        return Err(ApiError::conflict(
-            "bucket_exists",
+        return Err(ApiError::new(
+            ErrorKind::BucketExists,
             format!("bucket {} is already registered as {}", row.name, row.id),
         ));
     }
@@ -282,8 +282,8 @@ pub async fn register(
         )
         .await?;
     if let Some(twin) = twin {
-        return Err(ApiError::conflict(
-            "bucket_exists",
+        return Err(ApiError::new(
+            ErrorKind::BucketExists,
             format!(
                 "a bucket {} of this account is already registered as {}",
                 row.name, twin.id
@@ -347,8 +347,8 @@ pub async fn set_active(
         return Err(ApiError::not_found("no such bucket"));
     };
     if !active && id == app.bucket_id.as_str() {
-        return Err(ApiError::conflict(
-            "default_bucket",
+        return Err(ApiError::new(
+            ErrorKind::DefaultBucket,
             "the default bucket receives every namespace without a route and cannot be \
              deactivated; route namespaces elsewhere instead",
         ));
@@ -409,8 +409,8 @@ pub async fn set_route(
         )
     };
     if row.as_ref().is_some_and(|r| r.active == 0) {
-        return Err(ApiError::conflict(
-            "bucket_inactive",
+        return Err(ApiError::new(
+            ErrorKind::BucketInactive,
             "that bucket is deactivated",
         ));
     }
@@ -437,15 +437,18 @@ struct RouteRow {
     updated_at: u64,
 }
 
+/// The routes a tenant admin sees; `{scope}` is [`Reach::rows`] on `x`. A key limited to
+/// some namespaces sees only their routes, not the tenant's default (`*`), which it may not set.
+pub(crate) const ROUTES_SQL: &str =
+    "SELECT namespace, bucket_id, updated_at FROM routes x WHERE {scope} ORDER BY namespace";
+
 /// `GET /v1/routes` (tenant admin): the tenant's routes and the deployment's default bucket.
 pub async fn list_routes(app: &App, who: &Principal) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
-    let tenant = who.tenant()?;
+    who.tenant()?;
+    let reach = Reach::of(who)?;
     let rows: Vec<RouteRow> = app
-        .all(
-            "SELECT namespace, bucket_id, updated_at FROM routes WHERE tenant = ?1 ORDER BY namespace",
-            &[s(tenant.as_str())],
-        )
+        .all(&ROUTES_SQL.replace("{scope}", reach.rows()), &reach.args())
         .await?;
     Ok(json!({ "routes": rows, "default_bucket_id": app.bucket_id.as_str() }))
 }
@@ -475,14 +478,13 @@ pub async fn target(
     // Routes name their bucket by foreign key: only a registry edited by hand gets here.
     let row = bucket_row(app, &id).await?.ok_or_else(|| {
         ApiError::new(
-            503,
-            "bucket_misconfigured",
+            ErrorKind::BucketMisconfigured,
             format!("namespace {namespace} is routed to bucket {id}, which is not registered"),
         )
     })?;
     if row.active == 0 {
-        return Err(ApiError::conflict(
-            "bucket_inactive",
+        return Err(ApiError::new(
+            ErrorKind::BucketInactive,
             format!(
                 "namespace {namespace} is routed to bucket {}, which is deactivated",
                 row.name

@@ -12,7 +12,7 @@ use worker::{Env, Request, Url};
 
 use crate::app::{env_var, App};
 use crate::auth::{Op, Principal, Scopes, BOOTSTRAP_KEY_ID};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::keys::{self, MintToken};
 use crate::log::LogEntry;
 
@@ -26,7 +26,7 @@ pub fn enabled(env: &Env) -> bool {
 
 fn disabled() -> ApiError {
     ApiError::not_found("the demo routes are off (LOCKER_DEMO is not 'on')")
-        .with_code("route_not_found")
+        .with_kind(ErrorKind::RouteNotFound)
 }
 
 /// `POST /demo/token`: an upload token for `demo/uploads/...`, valid 10 minutes.
@@ -70,13 +70,12 @@ pub async fn echo(req: &mut Request, env: &Env) -> ApiResult<Value> {
     let body = req.text().await?;
     if body.len() > 64 * 1024 {
         return Err(ApiError::new(
-            413,
-            "too_large",
+            ErrorKind::TooLarge,
             "the echo takes at most 64 KiB",
         ));
     }
     let url = Url::parse(&format!("http://echo.invalid/?{body}"))
-        .map_err(|_| ApiError::bad_request("invalid_form", "not a urlencoded form"))?;
+        .map_err(|_| ApiError::new(ErrorKind::InvalidForm, "not a urlencoded form"))?;
     let fields: Vec<[String; 2]> = url
         .query_pairs()
         .map(|(k, v)| [k.into_owned(), v.into_owned()])

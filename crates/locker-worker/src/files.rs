@@ -1,17 +1,18 @@
 //! Files: metadata with a signed download URL, paged listing, delete, and the signed download
 //! route that streams from R2.
 
+use locker_core::api::Operation;
+use locker_core::prefix::upper_bound;
 use locker_core::sign::GetClaims;
 use locker_core::validate::{content_disposition, must_download};
 use locker_core::{ByteRange, LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use wasm_bindgen::JsValue;
 use worker::{Range, Request, Response, ResponseBody};
 
 use crate::app::{n, s, App};
 use crate::auth::{Op, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::store::Store;
 use crate::uploads::release_blob;
@@ -54,8 +55,41 @@ impl FileRow {
     }
 }
 
-const FILE_COLUMNS: &str =
-    "namespace, path, sha256, bucket_id, size, content_type, filename, created_at, updated_at";
+/// The columns of [`FileRow`], as a literal so that statements can be `concat!`ed constants
+/// (the query-plan test runs those very strings).
+macro_rules! file_columns {
+    () => {
+        "namespace, path, sha256, bucket_id, size, content_type, filename, created_at, updated_at"
+    };
+}
+
+const FILE_COLUMNS: &str = file_columns!();
+
+/// One page of a namespace's files whose path starts with a prefix, after a cursor: `?3` is
+/// the prefix and `?4` its [`upper_bound`], a range on `path` that the primary key (tenant,
+/// namespace, path) serves directly, stopping where the prefix ends.
+pub(crate) const LIST_PREFIX_SQL: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM files WHERE tenant = ?1 AND namespace = ?2 AND path >= ?3 AND path < ?4 \
+     AND path > ?5 ORDER BY path LIMIT ?6"
+);
+
+/// [`LIST_PREFIX_SQL`] for a prefix without an upper bound (empty, or only U+10FFFF).
+pub(crate) const LIST_OPEN_SQL: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM files WHERE tenant = ?1 AND namespace = ?2 AND path >= ?3 \
+     AND path > ?4 ORDER BY path LIMIT ?5"
+);
+
+/// Any live file of a tenant with these bytes (`?2` the SHA-256): the signed download URL is
+/// good only while one exists. Served by `files_blob` (tenant, sha256).
+pub(crate) const LIVE_BY_SHA256_SQL: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM files WHERE tenant = ?1 AND sha256 = ?2 LIMIT 1"
+);
 
 /// The caller's file at `namespace/path`; another tenant's answers exactly like a missing one.
 pub async fn find(
@@ -162,24 +196,31 @@ pub async fn list(app: &App, who: &Principal, query: &[(String, String)]) -> Api
             .parse::<u64>()
             .ok()
             .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::bad_request("invalid_query", "limit must be 1 to 1000"))?,
+            .ok_or_else(|| ApiError::new(ErrorKind::InvalidQuery, "limit must be 1 to 1000"))?,
     };
-    let args: [JsValue; 5] = [
-        s(tenant.as_str()),
-        s(ns.as_str()),
-        s(prefix),
-        s(cursor),
-        n(limit),
-    ];
-    let rows: Vec<FileRow> = app
-        .all(
-            &format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE tenant = ?1 AND namespace = ?2 \
-                 AND substr(path, 1, length(?3)) = ?3 AND path > ?4 ORDER BY path LIMIT ?5"
-            ),
-            &args,
-        )
-        .await?;
+    let rows: Vec<FileRow> = match upper_bound(prefix) {
+        Some(upper) => {
+            let args = [
+                s(tenant.as_str()),
+                s(ns.as_str()),
+                s(prefix),
+                s(&upper),
+                s(cursor),
+                n(limit),
+            ];
+            app.all(LIST_PREFIX_SQL, &args).await?
+        }
+        None => {
+            let args = [
+                s(tenant.as_str()),
+                s(ns.as_str()),
+                s(prefix),
+                s(cursor),
+                n(limit),
+            ];
+            app.all(LIST_OPEN_SQL, &args).await?
+        }
+    };
     let next = (rows.len() as u64 == limit)
         .then(|| rows.last().map(|r| r.path.clone()))
         .flatten();
@@ -198,7 +239,7 @@ pub async fn delete(
     log: &mut LogEntry,
 ) -> ApiResult<Value> {
     let (tenant, row) = authorized(app, who, file, Op::Delete, log).await?;
-    log.operation = Some("delete");
+    log.operation = Some(Operation::Delete);
     let changes = app
         .batch(vec![
             app.stmt(
@@ -216,8 +257,8 @@ pub async fn delete(
         .await?;
     log.written = true;
     if changes.first().copied().unwrap_or(0) == 0 {
-        return Err(ApiError::conflict(
-            "changed",
+        return Err(ApiError::new(
+            ErrorKind::Changed,
             "the file changed while deleting; retry",
         ));
     }
@@ -254,7 +295,7 @@ pub async fn serve(
         name,
     } = *what;
     let key = ObjectKey::for_blob(tenant, sha256);
-    log.operation = Some("download");
+    log.operation = Some(Operation::Download);
     log.tenant = Some(tenant.to_string());
     log.sha256 = Some(sha256.to_string());
     log.bucket_id = Some(bucket_id.to_owned());
@@ -277,7 +318,7 @@ pub async fn serve(
     let size = head.size();
     // Every range of 0 bytes is unsatisfiable, so an empty file is only ever served whole.
     let range = ByteRange::parse(req.headers().get("range")?.as_deref(), size)
-        .map_err(|e| ApiError::new(416, "range_not_satisfiable", e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorKind::RangeNotSatisfiable, e.to_string()))?
         .map(|r| (r.first(), r.last()));
     let body = if size == 0 {
         // Nothing to read; R2 answers an empty object without a body.
@@ -335,7 +376,7 @@ pub async fn download(
     // Only while some file of the tenant still points at these bytes.
     let live: Option<FileRow> = app
         .first(
-            &format!("SELECT {FILE_COLUMNS} FROM files WHERE tenant = ?1 AND sha256 = ?2 LIMIT 1"),
+            LIVE_BY_SHA256_SQL,
             &[s(claims.t.as_str()), s(&claims.sha256.to_string())],
         )
         .await?;

@@ -6,15 +6,17 @@
 //! without one the Worker must hash the body before it knows the key, so it buffers it, up to
 //! [`MAX_UNHASHED_BODY`].
 
+use locker_core::api::{
+    GatewayDeduplicated, GatewayPut, GatewayStored, Operation, SignedUrl, SignedUrlRequest,
+};
 use locker_core::{validate, LockerRef, Sha256Hex};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use worker::{Request, Response};
 
 use crate::app::{s, App};
 use crate::auth::{Op, Principal};
 use crate::buckets;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::files;
 use crate::log::LogEntry;
 use crate::uploads::{self, ReserveRequest};
@@ -35,7 +37,7 @@ pub async fn put(
     req: &mut Request,
     file: &LockerRef,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<GatewayPut> {
     log.namespace = Some(file.namespace.to_string());
     log.path = Some(file.path.to_string());
     let headers = req.headers();
@@ -45,7 +47,7 @@ pub async fn put(
     let size = headers
         .get("content-length")?
         .and_then(|l| l.parse::<u64>().ok())
-        .ok_or_else(|| ApiError::new(411, "length_required", "send Content-Length"))?;
+        .ok_or_else(|| ApiError::new(ErrorKind::LengthRequired, "send Content-Length"))?;
     let declared = headers.get("x-locker-sha256")?;
     who.require_write_path(&file.namespace, &file.path)?;
     who.check_content(app, size, &content_type)?;
@@ -55,8 +57,7 @@ pub async fn put(
         Some(hex) => (Sha256Hex::parse(&hex)?, None),
         None if size > MAX_UNHASHED_BODY => {
             return Err(ApiError::new(
-                413,
-                "too_large",
+                ErrorKind::TooLarge,
                 format!("bodies over {MAX_UNHASHED_BODY} bytes need an X-Locker-Sha256 header"),
             ))
         }
@@ -94,19 +95,19 @@ pub async fn put(
         let existing_ref = existing
             .map(|e| format!("locker://{}/{}", e.namespace, e.path))
             .unwrap_or_else(|| spec.locker_ref().to_string());
-        return Ok(json!({
-            "deduplicated": true,
-            "existing_ref": existing_ref,
-            "ref": spec.locker_ref().to_string(),
-            "sha256": sha256.to_string(),
-            "size_bytes": size,
+        return Ok(GatewayPut::Deduplicated(GatewayDeduplicated {
+            deduplicated: true,
+            existing_ref,
+            locker_ref: spec.locker_ref().to_string(),
+            sha256: sha256.to_string(),
+            size_bytes: size,
         }));
     }
     let data = match body {
         Some(bytes) => worker::Data::Bytes(bytes),
         None => uploads::body_data(req, size),
     };
-    log.operation = Some("upload");
+    log.operation = Some(Operation::Upload);
     let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
     log.bucket_id = Some(bucket_id.clone());
     let stored = match store.binding() {
@@ -156,11 +157,11 @@ pub async fn put(
     let tenant = spec.tenant.clone();
     let row = files::find(app, &tenant, &spec.namespace, &spec.path).await?;
     let (url, _) = files::download_url(app, &tenant, &row, files::GET_TTL_S).await?;
-    Ok(json!({
-        "ref": spec.locker_ref().to_string(),
-        "url": url,
-        "sha256": sha256.to_string(),
-        "size_bytes": size,
+    Ok(GatewayPut::Stored(GatewayStored {
+        locker_ref: spec.locker_ref().to_string(),
+        url,
+        sha256: sha256.to_string(),
+        size_bytes: size,
     }))
 }
 
@@ -188,23 +189,13 @@ pub async fn get(
     files::serve(app, req, &what, log).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignedUrlRequest {
-    /// `namespace/path` or `locker://namespace/path`.
-    pub path: String,
-    /// Seconds, 1 to 604800 (7 days); default 3600.
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-}
-
 /// `POST /api/signed-url`.
 pub async fn signed_url(
     app: &App,
     who: &Principal,
     body: SignedUrlRequest,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<SignedUrl> {
     let text = if body.path.starts_with(locker_core::refs::SCHEME) {
         body.path.clone()
     } else {
@@ -213,17 +204,17 @@ pub async fn signed_url(
     let file: LockerRef = text.parse()?;
     let ttl = body.expires_in.unwrap_or(3600);
     if !(1..=files::MAX_TTL_S).contains(&ttl) {
-        return Err(ApiError::bad_request(
-            "invalid_expires_in",
+        return Err(ApiError::new(
+            ErrorKind::InvalidExpiresIn,
             format!("expires_in must be 1 to {} seconds", files::MAX_TTL_S),
         ));
     }
     let (tenant, row) = files::authorized(app, who, &file, Op::Read, log).await?;
     let (url, expires_at) = files::download_url(app, tenant, &row, ttl).await?;
-    Ok(json!({
-        "url": url,
-        "expires_at": expires_at,
-        "expires_in": ttl,
-        "ref": file.to_string(),
-    }))
+    Ok(SignedUrl {
+        url,
+        expires_at,
+        expires_in: ttl,
+        locker_ref: file.to_string(),
+    })
 }

@@ -2,6 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use locker_core::api::Operation;
 use locker_core::hash::to_hex;
 use locker_core::request::{self, MAX_KEY_TTL_S};
 use locker_core::scope::{self, Grant};
@@ -14,7 +15,7 @@ use wasm_bindgen::JsValue;
 
 use crate::app::{n, random_bytes, s, App};
 use crate::auth::{Op, Principal, Scopes, KEY_PREFIX, TOKEN_PREFIX};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 
 /// `POST /v1/keys`.
@@ -47,8 +48,8 @@ pub async fn create(
     let tenant = match (&who.tenant, &body.tenant) {
         (None, Some(t)) => Tenant::parse(t)?,
         (None, None) => {
-            return Err(ApiError::bad_request(
-                "missing_tenant",
+            return Err(ApiError::new(
+                ErrorKind::MissingTenant,
                 "name the key's tenant",
             ))
         }
@@ -61,8 +62,8 @@ pub async fn create(
     };
     log.tenant = Some(tenant.to_string());
     if body.namespaces.is_empty() || body.ops.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_scopes",
+        return Err(ApiError::new(
+            ErrorKind::InvalidScopes,
             "namespaces and ops must not be empty",
         ));
     }
@@ -77,8 +78,8 @@ pub async fn create(
         }
     }
     if body.label.as_ref().is_some_and(|l| l.len() > 200) {
-        return Err(ApiError::bad_request(
-            "invalid_label",
+        return Err(ApiError::new(
+            ErrorKind::InvalidLabel,
             "label must be at most 200 bytes",
         ));
     }
@@ -87,7 +88,7 @@ pub async fn create(
         Some(ttl) => Some(
             app.now_s()
                 + request::expires_in(Some(ttl), MAX_KEY_TTL_S, MAX_KEY_TTL_S)
-                    .map_err(|e| ApiError::bad_request("invalid_expires_in", e.to_string()))?,
+                    .map_err(|e| ApiError::new(ErrorKind::InvalidExpiresIn, e.to_string()))?,
         ),
     };
     // A limit left out is the creator's own (a tenant key's limits pass on to what it
@@ -105,8 +106,8 @@ pub async fn create(
     let secret = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
     let scopes_json = serde_json::to_string(&scopes)
-        .map_err(|_| ApiError::new(500, "internal", "scopes did not encode"))?;
-    log.operation = Some("key_create");
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "scopes did not encode"))?;
+    log.operation = Some(Operation::KeyCreate);
     log.key_id = Some(who.key_id.clone());
     app.batch(vec![
         app.stmt(
@@ -144,7 +145,7 @@ struct TargetKey {
 
 pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
-    log.operation = Some("key_revoke");
+    log.operation = Some(Operation::KeyRevoke);
     let tenant_filter = who.tenant.as_ref().map(|t| t.to_string());
     let target: Option<TargetKey> = app
         .first(
@@ -159,7 +160,7 @@ pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) ->
     // Revoking is power over a key, as creating is: only over keys within the caller's own
     // scopes, so an admin of one namespace cannot switch off the tenant's wider keys.
     let scopes: Scopes = serde_json::from_str(&target.scopes)
-        .map_err(|_| ApiError::new(500, "internal", "stored scopes are unreadable"))?;
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "stored scopes are unreadable"))?;
     who.require_within(
         app,
         &Grant::of(&scopes, target.expires_at.map(|ms| ms / 1000)),
@@ -214,7 +215,7 @@ pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> 
         .expires_at
         .map_or(600, |at| at.saturating_sub(app.now_s()).clamp(1, 600));
     let ttl = request::expires_in(body.ttl, default_ttl, 3600)
-        .map_err(|_| ApiError::bad_request("invalid_ttl", "ttl must be 1 to 3600 seconds"))?;
+        .map_err(|_| ApiError::new(ErrorKind::InvalidTtl, "ttl must be 1 to 3600 seconds"))?;
     let (key_max, key_types) = who.limits(app);
     for t in &body.types {
         let ok = t == "*/*" || t.ends_with("/*") || validate::content_type(t).is_ok();
@@ -254,7 +255,7 @@ pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> 
         types: types.clone(),
         exp,
     };
-    log.operation = Some("token");
+    log.operation = Some(Operation::Token);
     Ok(json!({
         "token": format!("{TOKEN_PREFIX}{}", app.signer.sign(&claims)),
         "expires_at": exp,
@@ -265,6 +266,169 @@ pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> 
     }))
 }
 
+/// Whose rows an admin sees: the bootstrap admin every tenant's, an admin key for all
+/// namespaces (`*`) its tenant's, and one limited to some namespaces only the rows of those.
+/// Tenant-wide facts that belong to no namespace (blobs, stored objects, rows without a
+/// namespace) are for the first two only.
+pub(crate) enum Reach {
+    Everything,
+    Tenant(String),
+    /// The tenant, and the key's namespaces as a JSON array (bound as one parameter and read
+    /// with `json_each`, so any number of namespaces is one statement).
+    Namespaces(String, String),
+}
+
+/// What [`Reach::rows`] restricts on the rows of a table aliased `x`, with `?1` the
+/// tenant and `?2` the namespaces.
+pub(crate) const REACH_TENANT: &str = "x.tenant = ?1";
+pub(crate) const REACH_NAMESPACES: &str =
+    "x.tenant = ?1 AND x.namespace IN (SELECT value FROM json_each(?2))";
+
+impl Reach {
+    pub(crate) fn of(who: &Principal) -> ApiResult<Self> {
+        if who.is_bootstrap() {
+            return Ok(Reach::Everything);
+        }
+        let tenant = who.tenant()?.to_string();
+        if who.scopes.namespaces.iter().any(|n| n == "*") {
+            return Ok(Reach::Tenant(tenant));
+        }
+        let namespaces = Value::from(who.scopes.namespaces.clone()).to_string();
+        Ok(Reach::Namespaces(tenant, namespaces))
+    }
+
+    pub(crate) fn tenant(&self) -> Option<&str> {
+        match self {
+            Reach::Everything => None,
+            Reach::Tenant(t) | Reach::Namespaces(t, _) => Some(t),
+        }
+    }
+
+    pub(crate) fn namespaces(&self) -> Option<&str> {
+        match self {
+            Reach::Namespaces(_, ns) => Some(ns),
+            _ => None,
+        }
+    }
+
+    /// The condition on the rows (alias `x`) of a table with a namespace column that this
+    /// reach sees.
+    pub(crate) fn rows(&self) -> &'static str {
+        match self {
+            Reach::Everything => "1 = 1",
+            Reach::Tenant(_) => REACH_TENANT,
+            Reach::Namespaces(..) => REACH_NAMESPACES,
+        }
+    }
+
+    /// [`Reach::rows`], or `None` for a table without a namespace column (`namespaced`
+    /// false), which a namespace-limited key may not count.
+    pub(crate) fn condition(&self, namespaced: bool) -> Option<&'static str> {
+        match self {
+            Reach::Namespaces(..) if !namespaced => None,
+            _ => Some(self.rows()),
+        }
+    }
+
+    /// The parameters [`Reach::condition`] numbers.
+    pub(crate) fn args(&self) -> Vec<JsValue> {
+        match self {
+            Reach::Everything => vec![],
+            Reach::Tenant(t) => vec![s(t)],
+            Reach::Namespaces(t, ns) => vec![s(t), s(ns)],
+        }
+    }
+}
+
+/// One count of `GET /v1/stats`: where it goes in the answer, its statement with `{scope}`
+/// for [`Reach::condition`] on the table aliased `x`, and whether that table has a namespace.
+pub(crate) struct StatCount {
+    pub pointer: &'static str,
+    pub template: &'static str,
+    pub namespaced: bool,
+}
+
+const fn stat(pointer: &'static str, template: &'static str, namespaced: bool) -> StatCount {
+    StatCount {
+        pointer,
+        template,
+        namespaced,
+    }
+}
+
+/// Every count of `GET /v1/stats`. Each is one index search per tenant (the query-plan test
+/// checks it): the condition is chosen before the statement is prepared, since SQLite plans
+/// `?1 IS NULL OR tenant = ?1` as a scan of the whole table.
+pub(crate) const STAT_COUNTS: &[StatCount] = &[
+    stat("/files", "SELECT COUNT(*) AS n FROM files x WHERE {scope}", true),
+    stat("/blobs", "SELECT COUNT(*) AS n FROM blobs x WHERE {scope}", false),
+    stat(
+        "/uploads/pending",
+        "SELECT COUNT(*) AS n FROM uploads x WHERE {scope} AND x.state = 'pending'",
+        true,
+    ),
+    stat(
+        "/uploads/committed",
+        "SELECT COUNT(*) AS n FROM uploads x WHERE {scope} AND x.state = 'committed'",
+        true,
+    ),
+    stat(
+        "/uploads/aborted",
+        "SELECT COUNT(*) AS n FROM uploads x WHERE {scope} AND x.state = 'aborted'",
+        true,
+    ),
+    stat(
+        "/uploads/expired",
+        "SELECT COUNT(*) AS n FROM uploads x WHERE {scope} AND x.state = 'expired'",
+        true,
+    ),
+    stat("/access_log", "SELECT COUNT(*) AS n FROM access_log x WHERE {scope}", true),
+    stat(
+        "/integrity/routes_without_bucket",
+        "SELECT COUNT(*) AS n FROM routes x WHERE {scope} \
+         AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)",
+        true,
+    ),
+    stat(
+        "/integrity/files_without_bucket",
+        "SELECT COUNT(*) AS n FROM files x WHERE {scope} \
+         AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)",
+        true,
+    ),
+    stat(
+        "/integrity/blobs_without_bucket",
+        "SELECT COUNT(*) AS n FROM blobs x WHERE {scope} \
+         AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)",
+        false,
+    ),
+    stat(
+        "/integrity/files_without_verified_blob",
+        "SELECT COUNT(*) AS n FROM files x WHERE {scope} AND NOT EXISTS \
+         (SELECT 1 FROM blobs y WHERE y.tenant = x.tenant AND y.sha256 = x.sha256 AND y.verified = 1)",
+        true,
+    ),
+];
+
+/// Files and blobs per registered bucket; `{files}` and `{blobs}` become a scoped count
+/// ([`bucket_count`]) or `NULL` where the reach may not count.
+pub(crate) const STATS_BUCKETS: &str = "SELECT b.id, b.name, b.provider, b.transport, b.active, \
+     {files} AS files, {blobs} AS blobs FROM buckets b ORDER BY b.created_at, b.id";
+
+/// The count of `table`'s rows in bucket `b` this reach sees, or `NULL`.
+pub(crate) fn bucket_count(table: &str, condition: Option<&str>) -> String {
+    condition.map_or_else(
+        || "NULL".to_owned(),
+        |c| format!("(SELECT COUNT(*) FROM {table} x WHERE x.bucket_id = b.id AND {c})"),
+    )
+}
+
+/// The statement of `GET /v1/stats`'s per-bucket counts for `reach`.
+pub(crate) fn stats_buckets_sql(reach: &Reach) -> String {
+    STATS_BUCKETS
+        .replace("{files}", &bucket_count("files", reach.condition(true)))
+        .replace("{blobs}", &bucket_count("blobs", reach.condition(false)))
+}
+
 /// Files and blobs per bucket, for `GET /v1/stats`.
 #[derive(Deserialize, serde::Serialize)]
 struct BucketCount {
@@ -273,8 +437,8 @@ struct BucketCount {
     provider: String,
     transport: String,
     active: u8,
-    files: u64,
-    blobs: u64,
+    files: Option<u64>,
+    blobs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -283,24 +447,54 @@ struct Count {
 }
 
 /// `GET /v1/stats`: counts and integrity checks (orphans must be 0). A tenant admin sees its
-/// tenant; the bootstrap admin sees everything.
+/// tenant, one limited to some namespaces only those (tenant-wide counts are `null` for it);
+/// the bootstrap admin sees everything.
 pub async fn stats(app: &App, who: &Principal) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
-    let tenant = who.tenant.as_ref().map(|t| t.to_string());
-    let t = crate::app::opt(tenant.as_deref());
-    let count = |sql: &'static str| {
-        let t = t.clone();
-        async move {
-            let row: Option<Count> = app.first(sql, &[t]).await?;
-            Ok::<u64, ApiError>(row.map_or(0, |c| c.n))
+    let reach = Reach::of(who)?;
+    let args = reach.args();
+    let mut answer = json!({
+        "files": null,
+        "blobs": null,
+        "uploads": { "pending": null, "committed": null, "aborted": null, "expired": null },
+        "objects": null,
+        "access_log": null,
+        "buckets": [],
+        "integrity": {
+            "routes_without_bucket": null,
+            "files_without_bucket": null,
+            "blobs_without_bucket": null,
+            "files_without_verified_blob": null,
+        },
+    });
+    for count in STAT_COUNTS {
+        let Some(condition) = reach.condition(count.namespaced) else {
+            continue;
+        };
+        let row: Option<Count> = app
+            .first(&count.template.replace("{scope}", condition), &args)
+            .await?;
+        if let Some(slot) = answer.pointer_mut(count.pointer) {
+            *slot = json!(row.map_or(0, |c| c.n));
         }
-    };
+    }
+    answer["buckets"] = json!(
+        app.all::<BucketCount>(&stats_buckets_sql(&reach), &args)
+            .await?
+    );
+    // Stored objects are keyed by tenant, not namespace: counted only for a tenant-wide reach.
+    if reach.condition(false).is_some() {
+        answer["objects"] = json!(count_objects(app, reach.tenant()).await?);
+    }
+    Ok(answer)
+}
+
+/// The objects in the deployment's bucket under the tenant's key prefix (all of them for
+/// `None`).
+async fn count_objects(app: &App, tenant: Option<&str>) -> ApiResult<u64> {
     let mut objects = 0u64;
     let mut cursor: Option<String> = None;
-    let prefix = tenant
-        .as_ref()
-        .map(|t| format!("t/{t}/"))
-        .unwrap_or_default();
+    let prefix = tenant.map(|t| format!("t/{t}/")).unwrap_or_default();
     loop {
         let mut list = app.blobs.list().prefix(prefix.clone()).limit(1000);
         if let Some(c) = cursor.take() {
@@ -313,29 +507,5 @@ pub async fn stats(app: &App, who: &Principal) -> ApiResult<Value> {
             None => break,
         }
     }
-    Ok(json!({
-        "files": count("SELECT COUNT(*) AS n FROM files WHERE ?1 IS NULL OR tenant = ?1").await?,
-        "blobs": count("SELECT COUNT(*) AS n FROM blobs WHERE ?1 IS NULL OR tenant = ?1").await?,
-        "uploads": {
-            "pending": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'pending'").await?,
-            "committed": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'committed'").await?,
-            "aborted": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'aborted'").await?,
-            "expired": count("SELECT COUNT(*) AS n FROM uploads WHERE (?1 IS NULL OR tenant = ?1) AND state = 'expired'").await?,
-        },
-        "objects": objects,
-        "access_log": count("SELECT COUNT(*) AS n FROM access_log WHERE ?1 IS NULL OR tenant = ?1").await?,
-        "buckets": app.all::<BucketCount>(
-            "SELECT b.id, b.name, b.provider, b.transport, b.active, \
-             (SELECT COUNT(*) FROM files f WHERE f.bucket_id = b.id AND (?1 IS NULL OR f.tenant = ?1)) AS files, \
-             (SELECT COUNT(*) FROM blobs x WHERE x.bucket_id = b.id AND (?1 IS NULL OR x.tenant = ?1)) AS blobs \
-             FROM buckets b ORDER BY b.created_at, b.id",
-            std::slice::from_ref(&t),
-        ).await?,
-        "integrity": {
-            "routes_without_bucket": count("SELECT COUNT(*) AS n FROM routes r WHERE (?1 IS NULL OR r.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = r.bucket_id)").await?,
-            "files_without_bucket": count("SELECT COUNT(*) AS n FROM files f WHERE (?1 IS NULL OR f.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = f.bucket_id)").await?,
-            "blobs_without_bucket": count("SELECT COUNT(*) AS n FROM blobs x WHERE (?1 IS NULL OR x.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)").await?,
-            "files_without_verified_blob": count("SELECT COUNT(*) AS n FROM files f WHERE (?1 IS NULL OR f.tenant = ?1) AND NOT EXISTS (SELECT 1 FROM blobs x WHERE x.tenant = f.tenant AND x.sha256 = f.sha256 AND x.verified = 1)").await?,
-        },
-    }))
+    Ok(objects)
 }

@@ -11,19 +11,25 @@ mod gateway;
 mod health;
 mod keys;
 mod log;
+#[cfg(test)]
+mod query_plans;
+mod routes;
 mod store;
 mod uploads;
 
+use locker_core::api::Operation;
 use locker_core::{LockerRef, LogicalPath, Namespace};
 use percent_encoding::percent_decode_str;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use worker::{
     event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
 };
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
+use crate::routes::{Credential, Endpoint, Route};
 
 /// Binding, var and secret names, as declared in `wrangler.toml`.
 pub mod bindings {
@@ -128,35 +134,35 @@ pub(crate) fn server_name(req: Option<&Request>, env: &Env) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn json_response(status: u16, body: &serde_json::Value) -> ApiResult<Response> {
+/// An answer of the API: one of the `locker_core::api` types.
+fn json_response(status: u16, body: &impl Serialize) -> ApiResult<Response> {
     Ok(Response::from_json(body)?.with_status(status))
 }
 
 async fn body<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
     let text = req.text().await?;
     serde_json::from_str(&text)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+        .map_err(|e| ApiError::new(ErrorKind::InvalidJson, format!("request body: {e}")))
 }
 
-/// `{namespace}/{path...}` from percent-encoded URL segments; validated after decoding, so
-/// `%2e%2e`, `%5c` and encoded control characters are refused like their literal forms.
-fn file_ref(segments: &[&str]) -> ApiResult<LockerRef> {
+/// A route's `{namespace}/{path}` from percent-encoded URL segments; validated after decoding,
+/// so `%2e%2e`, `%5c` and encoded control characters are refused like their literal forms.
+fn file_ref(route: &Route<'_>) -> ApiResult<LockerRef> {
     let decode = |seg: &&str| -> ApiResult<String> {
         percent_decode_str(seg)
             .decode_utf8()
             .map(|c| c.into_owned())
-            .map_err(|_| ApiError::bad_request("invalid_ref", "path is not valid UTF-8"))
+            .map_err(|_| ApiError::new(ErrorKind::InvalidRef, "path is not valid UTF-8"))
     };
-    let (ns, rest) = segments
-        .split_first()
-        .ok_or_else(|| ApiError::bad_request("invalid_ref", "missing namespace"))?;
-    let path = rest
+    let ns = route.param();
+    let path = route
+        .rest
         .iter()
         .map(decode)
         .collect::<ApiResult<Vec<_>>>()?
         .join("/");
     Ok(LockerRef::new(
-        Namespace::parse(&decode(ns)?)?,
+        Namespace::parse(&decode(&ns)?)?,
         LogicalPath::parse(&path)?,
     ))
 }
@@ -175,34 +181,6 @@ fn raw_segments(req: &Request) -> Vec<String> {
         .collect()
 }
 
-/// The methods each route takes, by path shape, as an `Allow` header value; `None` for no route.
-/// Matched on the method as sent: the runtime's method type reads a method it does not know
-/// (`QUERY`, `PROPFIND`) as `GET`, which answered them like a `GET`.
-fn allowed_methods(segs: &[&str]) -> Option<&'static str> {
-    Some(match segs {
-        ["healthz"] | ["openapi.json"] => "GET",
-        ["demo", "echo" | "token"] => "POST",
-        ["v1", "uploads"] => "POST",
-        ["v1", "uploads", _] => "DELETE",
-        ["v1", "uploads", _, "complete"] => "POST",
-        ["v1", "data", _] => "PUT",
-        ["v1", "download"] => "GET",
-        ["v1", "files"] => "GET",
-        ["v1", "files", _, ..] => "GET, DELETE",
-        ["v1", "keys"] => "POST",
-        ["v1", "keys", _] => "DELETE",
-        ["v1", "tokens"] => "POST",
-        ["v1", "logs"] | ["v1", "stats"] => "GET",
-        ["v1", "buckets"] => "GET, POST",
-        ["v1", "buckets", _, "activate" | "deactivate"] => "POST",
-        ["v1", "routes"] => "GET",
-        ["v1", "routes", _] => "PUT",
-        ["api", "files", _, _, ..] => "GET, PUT, DELETE",
-        ["api", "signed-url"] => "POST",
-        _ => return None,
-    })
-}
-
 async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
     let url = req.url()?;
     let segments = raw_segments(req);
@@ -211,43 +189,27 @@ async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let method = req.method();
-
     // Like an unknown route, a method the route does not take is no operation: no access-log row.
-    let Some(allow) = allowed_methods(&segs) else {
-        return Err(ApiError::not_found("no such route").with_code("route_not_found"));
-    };
-    let sent = req.inner().method();
-    if !allow.split(", ").any(|m| m == sent) {
-        let mut r = ApiError::new(
-            405,
-            "method_not_allowed",
-            format!("this route takes {allow}"),
-        )
-        .to_response()?;
-        r.headers_mut().set("allow", allow)?;
-        return Ok(r);
-    }
+    let route = Route::parse(&req.inner().method(), &segs)?;
 
     // Routes that are not operations: no credentials, no access-log row.
-    match (&method, segs.as_slice()) {
-        (Method::Get, ["healthz"]) => return Ok(health::handle(req, &env).await?),
-        (Method::Get, ["openapi.json"]) => {
+    match route.endpoint() {
+        Endpoint::Health => return Ok(health::handle(req, &env).await?),
+        Endpoint::OpenApi => {
             let mut r = Response::ok(OPENAPI)?;
             r.headers_mut().set("content-type", "application/json")?;
             return Ok(r);
         }
-        (Method::Post, ["demo", "echo"]) => {
-            return json_response(200, &demo::echo(req, &env).await?);
-        }
+        Endpoint::DemoEcho => return json_response(200, &demo::echo(req, &env).await?),
         _ => {}
     }
+
     let app = App::new(req, env)?;
     let mut log = LogEntry::default();
-    let outcome = operation(&app, req, &method, &segs, &query, &mut log).await;
+    let outcome = operation(&app, req, &route, &query, &mut log).await;
     if let Err(e) = &outcome {
         if log.operation.is_none() {
-            log.operation = Some("request");
+            log.operation = Some(Operation::Request);
         }
         log.write(&app, Some(e)).await?;
     } else {
@@ -264,145 +226,93 @@ fn sig(query: &[(String, String)]) -> ApiResult<&str> {
         .ok_or_else(|| ApiError::forbidden("missing signature"))
 }
 
+/// Identifies the caller as the route's row says, then runs its handler. The log row names
+/// the route's operation once the caller is known: a refused credential is logged as a
+/// `request`.
 async fn operation(
     app: &App,
     req: &mut Request,
-    method: &Method,
-    segs: &[&str],
+    route: &Route<'_>,
     query: &[(String, String)],
     log: &mut LogEntry,
 ) -> ApiResult<Response> {
-    // Signed data-plane routes: the signature is the credential.
-    match (method, segs) {
-        (Method::Put, ["v1", "data", id]) => {
-            log.operation = Some("upload");
-            let (status, answer) = uploads::data_put(app, req, id, sig(query)?, log).await?;
-            return json_response(status, &answer);
+    let who = match route.row.credential {
+        Credential::Key => Some(auth::authenticate(app, req, log).await?),
+        Credential::None | Credential::Signature | Credential::Builtin => None,
+    };
+    log.operation = route.row.operation;
+    let id = route.param();
+    let Some(who) = who else {
+        return match route.endpoint() {
+            Endpoint::DataPut => {
+                let answer = uploads::data_put(app, req, id, sig(query)?, log).await?;
+                json_response(answer.http_status(), &answer)
+            }
+            Endpoint::Download => files::download(app, req, sig(query)?, log).await,
+            Endpoint::DemoToken => json_response(201, &demo::token(app, log)?),
+            _ => Err(ApiError::unauthorized("missing API key or upload token")),
+        };
+    };
+    let who = &who;
+    match route.endpoint() {
+        Endpoint::Reserve => {
+            let answer = uploads::reserve(app, who, body(req).await?, log).await?;
+            json_response(answer.http_status(), &answer)
         }
-        (Method::Get, ["v1", "download"]) => {
-            log.operation = Some("download");
-            return files::download(app, req, sig(query)?, log).await;
+        Endpoint::Complete => json_response(200, &uploads::complete(app, who, id, log).await?),
+        Endpoint::Abort => json_response(200, &uploads::abort(app, who, id, log).await?),
+        Endpoint::ListFiles => json_response(200, &files::list(app, who, query).await?),
+        Endpoint::StatFile => {
+            let file = file_ref(route)?;
+            json_response(200, &files::get(app, who, &file, log).await?)
         }
-        // The demo's stand-in for a site backend; it holds the credential itself.
-        (Method::Post, ["demo", "token"]) => {
-            log.operation = Some("token");
-            return json_response(201, &demo::token(app, log)?);
+        Endpoint::DeleteFile | Endpoint::GatewayDelete => {
+            let file = file_ref(route)?;
+            json_response(200, &files::delete(app, who, &file, log).await?)
         }
-        _ => {}
-    }
-
-    let who = auth::authenticate(app, req, log).await?;
-    match (method, segs) {
-        (Method::Post, ["v1", "uploads"]) => {
-            log.operation = Some("reserve");
+        Endpoint::CreateKey => {
+            json_response(201, &keys::create(app, who, body(req).await?, log).await?)
+        }
+        Endpoint::RevokeKey => json_response(200, &keys::revoke(app, who, id, log).await?),
+        Endpoint::MintToken => json_response(201, &keys::mint(app, who, body(req).await?, log)?),
+        Endpoint::Logs => json_response(200, &log::list(app, who, query).await?),
+        Endpoint::Stats => json_response(200, &keys::stats(app, who).await?),
+        Endpoint::RegisterBucket => {
             let request = body(req).await?;
-            let (status, answer) = uploads::reserve(app, &who, request, log).await?;
-            json_response(status, &answer)
+            json_response(201, &buckets::register(app, who, request, log).await?)
         }
-        (Method::Post, ["v1", "uploads", id, "complete"]) => {
-            log.operation = Some("complete");
-            json_response(200, &uploads::complete(app, &who, id, log).await?)
+        Endpoint::ListBuckets => json_response(200, &buckets::list(app, who).await?),
+        Endpoint::ActivateBucket | Endpoint::DeactivateBucket => {
+            let active = route.endpoint() == Endpoint::ActivateBucket;
+            json_response(200, &buckets::set_active(app, who, id, active, log).await?)
         }
-        (Method::Delete, ["v1", "uploads", id]) => {
-            log.operation = Some("abort");
-            json_response(200, &uploads::abort(app, &who, id, log).await?)
-        }
-        (Method::Get, ["v1", "files"]) => {
-            log.operation = Some("list");
-            json_response(200, &files::list(app, &who, query).await?)
-        }
-        (Method::Get, ["v1", "files", rest @ ..]) => {
-            log.operation = Some("stat");
-            let file = file_ref(rest)?;
-            json_response(200, &files::get(app, &who, &file, log).await?)
-        }
-        (Method::Delete, ["v1", "files", rest @ ..]) => {
-            log.operation = Some("delete");
-            let file = file_ref(rest)?;
-            json_response(200, &files::delete(app, &who, &file, log).await?)
-        }
-        (Method::Post, ["v1", "keys"]) => {
-            log.operation = Some("key_create");
+        Endpoint::ListRoutes => json_response(200, &buckets::list_routes(app, who).await?),
+        Endpoint::SetRoute => {
             let request = body(req).await?;
-            json_response(201, &keys::create(app, &who, request, log).await?)
+            json_response(200, &buckets::set_route(app, who, id, request, log).await?)
         }
-        (Method::Delete, ["v1", "keys", id]) => {
-            log.operation = Some("key_revoke");
-            json_response(200, &keys::revoke(app, &who, id, log).await?)
+        Endpoint::GatewayPut => {
+            let file = file_ref(route)?;
+            let answer = gateway::put(app, who, req, &file, log).await?;
+            json_response(answer.http_status(), &answer)
         }
-        (Method::Post, ["v1", "tokens"]) => {
-            log.operation = Some("token");
+        Endpoint::GatewayGet => {
+            let file = file_ref(route)?;
+            gateway::get(app, who, req, &file, log).await
+        }
+        Endpoint::SignUrl => {
             let request = body(req).await?;
-            json_response(201, &keys::mint(app, &who, request, log)?)
+            json_response(200, &gateway::signed_url(app, who, request, log).await?)
         }
-        (Method::Get, ["v1", "logs"]) => {
-            log.operation = Some("logs");
-            json_response(200, &log::list(app, &who, query).await?)
-        }
-        (Method::Get, ["v1", "stats"]) => {
-            log.operation = Some("stats");
-            json_response(200, &keys::stats(app, &who).await?)
-        }
-        (Method::Post, ["v1", "buckets"]) => {
-            log.operation = Some("bucket_register");
-            let request = body(req).await?;
-            json_response(201, &buckets::register(app, &who, request, log).await?)
-        }
-        (Method::Get, ["v1", "buckets"]) => {
-            log.operation = Some("buckets");
-            json_response(200, &buckets::list(app, &who).await?)
-        }
-        (Method::Post, ["v1", "buckets", id, action]) => {
-            let active = *action == "activate";
-            log.operation = Some(if active {
-                "bucket_activate"
-            } else {
-                "bucket_deactivate"
-            });
-            json_response(200, &buckets::set_active(app, &who, id, active, log).await?)
-        }
-        (Method::Get, ["v1", "routes"]) => {
-            log.operation = Some("routes");
-            json_response(200, &buckets::list_routes(app, &who).await?)
-        }
-        (Method::Put, ["v1", "routes", namespace]) => {
-            log.operation = Some("route_set");
-            let request = body(req).await?;
-            json_response(
-                200,
-                &buckets::set_route(app, &who, namespace, request, log).await?,
-            )
-        }
-        (Method::Put, ["api", "files", rest @ ..]) => {
-            log.operation = Some("upload");
-            let file = file_ref(rest)?;
-            let answer = gateway::put(app, &who, req, &file, log).await?;
-            let status = if answer["deduplicated"] == true {
-                200
-            } else {
-                201
-            };
-            json_response(status, &answer)
-        }
-        (Method::Get, ["api", "files", rest @ ..]) => {
-            log.operation = Some("download");
-            let file = file_ref(rest)?;
-            gateway::get(app, &who, req, &file, log).await
-        }
-        (Method::Delete, ["api", "files", rest @ ..]) => {
-            log.operation = Some("delete");
-            let file = file_ref(rest)?;
-            json_response(200, &files::delete(app, &who, &file, log).await?)
-        }
-        (Method::Post, ["api", "signed-url"]) => {
-            log.operation = Some("sign");
-            let request = body(req).await?;
-            json_response(200, &gateway::signed_url(app, &who, request, log).await?)
-        }
-        _ => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            "this route does not take that method",
+        // Rows with another credential, answered above.
+        Endpoint::Health
+        | Endpoint::OpenApi
+        | Endpoint::DemoEcho
+        | Endpoint::DemoToken
+        | Endpoint::DataPut
+        | Endpoint::Download => Err(ApiError::new(
+            ErrorKind::Internal,
+            "route without a handler",
         )),
     }
 }

@@ -2,22 +2,24 @@
 //! operation already wrote it inside its own D1 batch. Rows never hold a signature, a token or
 //! a key secret: only key ids, refs, digests and error messages that echo no credential.
 
+use locker_core::api::Operation;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
 
 use crate::app::{n, opt, s, App};
 use crate::auth::{Op, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::keys::Reach;
 
 /// What one request did, filled in by its handler as facts become known.
 #[derive(Default, Debug)]
 pub struct LogEntry {
-    /// `reserve`, `upload`, `dedup`, `complete`, `abort`, `download`, `delete`, `list`, `stat`,
-    /// `key_create`, `key_revoke`, `token`, `expire` (the scheduled sweep); refusals are logged
-    /// as `denied` or `failed`.
+    /// What the request does, from its route (see [`crate::routes::TABLE`]); a handler may
+    /// name it more precisely (`dedup`), and the scheduled sweep logs `expire`. Refusals are
+    /// logged as `denied` or `failed`.
     /// `None` means the request is not an operation (health, docs, preflight): no row.
-    pub operation: Option<&'static str>,
+    pub operation: Option<Operation>,
     pub tenant: Option<String>,
     pub bucket_id: Option<String>,
     pub sha256: Option<String>,
@@ -50,22 +52,22 @@ impl LogEntry {
         extra: &[JsValue],
     ) -> ApiResult<D1PreparedStatement> {
         let operation = match error {
-            Some(e) if e.is_denial() => "denied",
-            Some(_) => "failed",
-            None => self.operation.unwrap_or("unknown"),
+            Some(e) if e.is_denial() => Operation::Denied,
+            Some(_) => Operation::Failed,
+            None => self.operation.unwrap_or(Operation::Unknown),
         };
         let message = error.map(|e| {
             format!(
                 "{}: {} ({})",
-                e.status,
+                e.kind.status(),
                 e.message,
-                self.operation.unwrap_or("request")
+                self.operation.unwrap_or(Operation::Request).as_str()
             )
         });
         let row: [JsValue; Self::ARGS] = [
             opt(self.tenant.as_deref()),
             opt(self.bucket_id.as_deref()),
-            s(operation),
+            s(operation.as_str()),
             opt(self.sha256.as_deref()),
             opt(self.namespace.as_deref()),
             opt(self.path.as_deref()),
@@ -116,8 +118,85 @@ struct LogRow {
     ts: i64,
 }
 
+/// A value bound to a statement, kept typed (not yet a `JsValue`) so that the query-plan test
+/// binds the same statement to SQLite on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Text(String),
+    Int(u64),
+}
+
+impl Param {
+    fn js(&self) -> JsValue {
+        match self {
+            Param::Text(v) => s(v),
+            Param::Int(v) => n(*v),
+        }
+    }
+}
+
+/// The filters of one page of `GET /v1/logs`, and whose rows the caller may see.
+#[derive(Debug, Default)]
+pub(crate) struct LogQuery {
+    /// `None`: every tenant's rows (the bootstrap admin only).
+    pub tenant: Option<String>,
+    /// `Some`: only rows of these namespaces, a JSON array (an admin key limited to some
+    /// namespaces; rows without a namespace are tenant-wide and stay hidden from it).
+    pub namespaces: Option<String>,
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+    pub operation: Option<String>,
+    pub bucket_id: Option<String>,
+    pub cursor: Option<u64>,
+    pub limit: u64,
+}
+
+impl LogQuery {
+    /// The statement and its parameters, numbered in order. Newest first by `id`: the
+    /// indexes (tenant, id) and (tenant, namespace, id) serve a tenant's page without a sort.
+    pub(crate) fn statement(&self) -> (String, Vec<Param>) {
+        let mut sql = String::from(
+            "SELECT id, tenant, bucket_id, operation, sha256, namespace, path, server, key_id, \
+             success, error, bytes, ts FROM access_log WHERE 1 = 1",
+        );
+        let mut args: Vec<Param> = Vec::new();
+        let mut bind = |clause: &str, v: Param| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        let text = |v: &str| Param::Text(v.to_owned());
+        if let Some(t) = &self.tenant {
+            bind(" AND tenant = ?", text(t));
+        }
+        if let Some(ns) = &self.namespaces {
+            bind(
+                " AND namespace IN (SELECT value FROM json_each(?))",
+                text(ns),
+            );
+        }
+        if let Some(v) = self.since {
+            bind(" AND ts >= ?", Param::Int(v));
+        }
+        if let Some(v) = self.until {
+            bind(" AND ts < ?", Param::Int(v));
+        }
+        if let Some(v) = &self.operation {
+            bind(" AND operation = ?", text(v));
+        }
+        if let Some(v) = &self.bucket_id {
+            bind(" AND bucket_id = ?", text(v));
+        }
+        if let Some(v) = self.cursor {
+            bind(" AND id < ?", Param::Int(v));
+        }
+        bind(" ORDER BY id DESC LIMIT ?", Param::Int(self.limit));
+        (sql, args)
+    }
+}
+
 /// `GET /v1/logs?since=&until=&operation=&bucket_id=&cursor=&limit=`, newest first.
-/// A tenant admin sees its tenant's rows; the bootstrap admin sees all.
+/// A tenant admin sees its tenant's rows, one limited to some namespaces only theirs; the
+/// bootstrap admin sees all.
 pub async fn list(
     app: &App,
     who: &Principal,
@@ -134,40 +213,25 @@ pub async fn list(
         get(k)
             .map(|v| {
                 v.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request("invalid_query", format!("{k} must be a number"))
+                    ApiError::new(ErrorKind::InvalidQuery, format!("{k} must be a number"))
                 })
             })
             .transpose()
     };
+    let reach = Reach::of(who)?;
     let limit = int("limit")?.unwrap_or(100).clamp(1, 1000);
-    let mut sql = String::from(
-        "SELECT id, tenant, bucket_id, operation, sha256, namespace, path, server, key_id, \
-         success, error, bytes, ts FROM access_log WHERE 1 = 1",
-    );
-    let mut args: Vec<JsValue> = Vec::new();
-    let mut bind = |sql: &mut String, clause: &str, v: JsValue| {
-        args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    let filters = LogQuery {
+        tenant: reach.tenant().map(str::to_owned),
+        namespaces: reach.namespaces().map(str::to_owned),
+        since: int("since")?,
+        until: int("until")?,
+        operation: get("operation").map(str::to_owned),
+        bucket_id: get("bucket_id").map(str::to_owned),
+        cursor: int("cursor")?,
+        limit,
     };
-    if !who.is_bootstrap() {
-        bind(&mut sql, " AND tenant = ?", s(who.tenant()?.as_str()));
-    }
-    if let Some(v) = int("since")? {
-        bind(&mut sql, " AND ts >= ?", n(v));
-    }
-    if let Some(v) = int("until")? {
-        bind(&mut sql, " AND ts < ?", n(v));
-    }
-    if let Some(v) = get("operation") {
-        bind(&mut sql, " AND operation = ?", s(v));
-    }
-    if let Some(v) = get("bucket_id") {
-        bind(&mut sql, " AND bucket_id = ?", s(v));
-    }
-    if let Some(v) = int("cursor")? {
-        bind(&mut sql, " AND id < ?", n(v));
-    }
-    bind(&mut sql, " ORDER BY id DESC LIMIT ?", n(limit));
+    let (sql, params) = filters.statement();
+    let args: Vec<JsValue> = params.iter().map(Param::js).collect();
     let rows: Vec<LogRow> = app.all(&sql, &args).await?;
     let next = (rows.len() as u64 == limit)
         .then(|| rows.last().map(|r| r.id.to_string()))

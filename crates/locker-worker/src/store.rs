@@ -16,7 +16,7 @@ use worker::crypto::{DigestStream, DigestStreamAlgorithm};
 use worker::{Bucket, Fetch, Headers, Method, Range, Request, RequestInit, Response, ResponseBody};
 
 use crate::app::{s, App};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
@@ -70,7 +70,7 @@ pub enum Store {
 /// registration), not a defect of the request or the code, so 503 rather than 500.
 fn misconfigured(message: String) -> ApiError {
     worker::console_error!("bucket misconfigured: {message}");
-    ApiError::new(503, "bucket_misconfigured", message)
+    ApiError::new(ErrorKind::BucketMisconfigured, message)
 }
 
 fn s3_error(e: locker_core::s3::S3Error) -> ApiError {
@@ -80,8 +80,7 @@ fn s3_error(e: locker_core::s3::S3Error) -> ApiError {
 fn storage_failed(status: u16, what: &str) -> ApiError {
     worker::console_error!("storage answered {status} to {what}");
     ApiError::new(
-        502,
-        "storage_failed",
+        ErrorKind::StorageFailed,
         format!("the storage server answered HTTP {status} to {what}"),
     )
 }
@@ -193,8 +192,7 @@ impl Store {
         Fetch::Request(request).send().await.map_err(|e| {
             worker::console_error!("storage unreachable: {e}");
             ApiError::new(
-                502,
-                "storage_unreachable",
+                ErrorKind::StorageUnreachable,
                 "the storage server could not be reached",
             )
         })
@@ -210,7 +208,10 @@ impl Store {
         body: worker::Data,
     ) -> ApiResult<bool> {
         let Self::S3(b) = self else {
-            return Err(ApiError::new(500, "internal", "put_s3 on an R2 binding"));
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                "put_s3 on an R2 binding",
+            ));
         };
         let presigned = b
             .presign_put(spec, app.now_s(), OWN_REQUEST_TTL_S)
@@ -223,7 +224,7 @@ impl Store {
             worker::Data::Bytes(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
             worker::Data::ReadableStream(stream) => {
                 let fixed = FixedLengthStream::new(spec.size as f64).map_err(|_| {
-                    ApiError::new(500, "internal", "could not make a fixed-length body")
+                    ApiError::new(ErrorKind::Internal, "could not make a fixed-length body")
                 })?;
                 // The pipe runs while fetch reads the other end.
                 let _pipe = stream.pipe_to(&fixed.writable());
@@ -239,16 +240,14 @@ impl Store {
         let response = Fetch::Request(request).send().await.map_err(|e| {
             worker::console_error!("storage unreachable: {e}");
             ApiError::new(
-                502,
-                "storage_unreachable",
+                ErrorKind::StorageUnreachable,
                 "the storage server could not be reached",
             )
         })?;
         match response.status_code() {
             200 | 201 | 204 => Ok(true),
             412 => Ok(false),
-            400 => Err(ApiError::bad_request(
-                "sha256_mismatch",
+            400 => Err(ApiError::new(ErrorKind::Sha256Mismatch,
                 "the storage server refused the body (its SHA-256 or length is not the declared one)",
             )),
             status => Err(storage_failed(status, "PUT")),
@@ -299,7 +298,7 @@ impl Store {
         if size == 0 {
             return Ok(EMPTY_SHA256.as_bytes().to_vec());
         }
-        let missing = || ApiError::conflict("not_uploaded", "the stored object vanished");
+        let missing = || ApiError::new(ErrorKind::NotUploaded, "the stored object vanished");
         let body = match self {
             Self::Binding(b) => {
                 let object = b.get(key).execute().await?.ok_or_else(missing)?;

@@ -3,42 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What an API key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    Read,
-    Write,
-    Delete,
-    /// Manage the tenant's keys, routes and buckets, read its access log and stats.
-    Admin,
-}
-
-impl Op {
-    /// The serialized name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Write => "write",
-            Self::Delete => "delete",
-            Self::Admin => "admin",
-        }
-    }
-}
-
-/// An API key's scopes: in [`KeyCreated`], and stored as this JSON in `api_keys.scopes`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scopes {
-    /// Namespaces the key may touch; `["*"]` for all.
-    pub namespaces: Vec<String>,
-    pub ops: Vec<Op>,
-    /// Largest upload, bytes; absent: the Worker's limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_size: Option<u64>,
-    /// Allowed content types (`image/*`, `*/*` allowed); absent: `LOCKER_ALLOWED_TYPES`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub types: Option<Vec<String>>,
-}
+// `Op` and `Scopes` are wire types and the subset rule's input alike: one definition, in
+// `scope`, re-exported here so the API reads as one module.
+pub use crate::scope::{Op, Scopes};
 
 /// `POST /v1/keys` (admin).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

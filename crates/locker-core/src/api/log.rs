@@ -113,14 +113,17 @@ pub struct LogPage {
 }
 
 /// The answer to `GET /v1/stats` (200): counts of the caller's tenant (the bootstrap admin:
-/// of all), and integrity checks that must all be 0.
+/// of all; an admin key limited to some namespaces: of those), and integrity checks that must
+/// all be 0. Counts that belong to no namespace are `None` for a namespace-limited key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub files: u64,
-    pub blobs: u64,
+    /// `None` for a namespace-limited key: blobs are shared by the tenant's namespaces.
+    pub blobs: Option<u64>,
     pub uploads: UploadCounts,
-    /// Objects in the default bucket under the tenant's prefix.
-    pub objects: u64,
+    /// Objects in the default bucket under the tenant's prefix; `None` for a
+    /// namespace-limited key.
+    pub objects: Option<u64>,
     pub access_log: u64,
     pub buckets: Vec<BucketStats>,
     pub integrity: Integrity,
@@ -145,7 +148,8 @@ pub struct BucketStats {
     /// `1` or `0`, a number as stored (unlike [`crate::api::Bucket::active`]).
     pub active: u8,
     pub files: u64,
-    pub blobs: u64,
+    /// `None` for a namespace-limited key.
+    pub blobs: Option<u64>,
 }
 
 /// Rows pointing at what does not exist; each must be 0.
@@ -153,7 +157,8 @@ pub struct BucketStats {
 pub struct Integrity {
     pub routes_without_bucket: u64,
     pub files_without_bucket: u64,
-    pub blobs_without_bucket: u64,
+    /// `None` for a namespace-limited key.
+    pub blobs_without_bucket: Option<u64>,
     pub files_without_verified_blob: u64,
 }
 
@@ -255,5 +260,23 @@ mod tests {
         }));
         assert_eq!(s.uploads.expired, 4);
         assert_eq!(s.buckets[1].transport, Transport::S3);
+    }
+
+    #[test]
+    fn stats_of_a_namespace_limited_key() {
+        // keys.rs stats with Reach::Namespaces: tenant-wide counts are null.
+        let s: Stats = round_trip(&json!({
+            "files": 1, "blobs": null,
+            "uploads": {"pending": 0, "committed": 1, "aborted": 0, "expired": 0},
+            "objects": null, "access_log": 5,
+            "buckets": [
+                {"id": "9414552e012c99d73aee04a065ac8c616ea4148d48bc811ecda2ff2b2022c208",
+                 "name": "locker-blobs", "provider": "r2", "transport": "worker", "active": 1,
+                 "files": 1, "blobs": null},
+            ],
+            "integrity": {"routes_without_bucket": 0, "files_without_bucket": 0,
+                          "blobs_without_bucket": null, "files_without_verified_blob": 0},
+        }));
+        assert_eq!((s.blobs, s.objects, s.buckets[0].blobs), (None, None, None));
     }
 }

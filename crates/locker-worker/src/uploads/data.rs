@@ -1,0 +1,171 @@
+//! The data plane: the signed PUT into R2, and what stores and verifies a blob's bytes.
+
+use locker_core::api::DataPut;
+use locker_core::api::Operation;
+use locker_core::api::UploadState;
+use locker_core::sign::PutClaims;
+use worker::{Conditional, HttpMetadata, Request};
+
+use super::{load_upload, FileSpec};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::log::LogEntry;
+use crate::store::Store;
+
+/// `PUT /v1/data/{id}?sig=`: the signature is the credential. Streams the body into R2 with
+/// the expected SHA-256 and a create-only condition, so R2 itself refuses wrong bytes and a
+/// second write.
+pub async fn data_put(
+    app: &App,
+    req: &Request,
+    id: &str,
+    sig: &str,
+    log: &mut LogEntry,
+) -> ApiResult<DataPut> {
+    // The row first, so a refused attempt is logged against the tenant whose upload it targets.
+    let row = load_upload(app, id).await?;
+    let spec = row.as_ref().map(FileSpec::from_row).transpose()?;
+    if let (Some(row), Some(spec)) = (&row, &spec) {
+        spec.log_into(log);
+        log.bucket_id = Some(row.bucket_id.clone());
+    }
+    let claims: PutClaims = app.signer.verify(sig, app.now_s())?;
+    if claims.uid != id {
+        return Err(ApiError::forbidden(
+            "the signature does not match this request",
+        ));
+    }
+    let (Some(row), Some(spec)) = (row, spec) else {
+        return Err(ApiError::not_found("no such upload"));
+    };
+    if row.state != UploadState::Pending {
+        return Err(ApiError::new(
+            ErrorKind::UploadClosed,
+            format!("this upload is {}; ask for a new URL", row.state.as_str()),
+        ));
+    }
+    if claims.sha256 != spec.sha256 || claims.size != spec.size || claims.ct != spec.content_type {
+        return Err(ApiError::forbidden(
+            "the signature does not match this request",
+        ));
+    }
+    let content_type = req.headers().get("content-type")?.unwrap_or_default();
+    if content_type != spec.content_type {
+        return Err(ApiError::new(
+            ErrorKind::ContentTypeMismatch,
+            format!("Content-Type must be {}", spec.content_type),
+        ));
+    }
+    let length = req
+        .headers()
+        .get("content-length")?
+        .and_then(|l| l.parse::<u64>().ok());
+    match length {
+        None => {
+            return Err(ApiError::new(
+                ErrorKind::LengthRequired,
+                "send Content-Length (chunked bodies are refused)",
+            ))
+        }
+        Some(len) if len != spec.size => {
+            return Err(ApiError::new(
+                ErrorKind::SizeMismatch,
+                format!(
+                    "the body is {len} bytes; this URL is for exactly {}",
+                    spec.size
+                ),
+            ))
+        }
+        Some(_) => {}
+    }
+    let data = body_data(req, spec.size);
+    log.operation = Some(Operation::Upload);
+    let Some(bucket) = Store::open(app, &row.bucket_id).await?.binding().cloned() else {
+        return Err(ApiError::new(
+            ErrorKind::DirectUpload,
+            "this upload goes straight to storage, not through the Worker",
+        ));
+    };
+    if store(&bucket, &spec, data).await? {
+        log.bytes = spec.size;
+        Ok(DataPut::Stored { size: spec.size })
+    } else {
+        Ok(DataPut::Exists { size: spec.size })
+    }
+}
+
+/// The request body to store, `size` bytes as Content-Length said. An empty file may arrive
+/// without a body (null) or as an empty stream; either way 0 bytes are written as 0 bytes, so
+/// the put never depends on how a runtime treats a null value.
+pub fn body_data(req: &Request, size: u64) -> worker::Data {
+    match req.inner().body() {
+        Some(stream) if size > 0 => worker::Data::ReadableStream(stream),
+        _ => worker::Data::Bytes(Vec::new()),
+    }
+}
+
+/// Writes `data` at the blob's key, create-only and checked against the expected SHA-256 by R2
+/// itself. `Ok(false)`: the key already held an object; since the key is the content hash and
+/// every write is hash-checked, those are these bytes.
+pub async fn store(
+    bucket: &worker::Bucket,
+    spec: &FileSpec,
+    data: worker::Data,
+) -> ApiResult<bool> {
+    let put = bucket
+        .put(spec.key().as_str(), data)
+        .sha256(spec.sha256.as_bytes().to_vec())
+        .http_metadata(HttpMetadata {
+            content_type: Some(spec.content_type.clone()),
+            ..Default::default()
+        })
+        .only_if(Conditional {
+            etag_does_not_match: Some("*".into()),
+            ..Default::default()
+        })
+        .execute()
+        .await;
+    match put {
+        Ok(stored) => Ok(stored.is_some()),
+        Err(e) => {
+            let text = e.to_string().to_lowercase();
+            if text.contains("sha-256") || text.contains("sha256") || text.contains("checksum") {
+                Err(ApiError::new(
+                    ErrorKind::Sha256Mismatch,
+                    "the body's SHA-256 is not the expected one; nothing was stored",
+                ))
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Size and SHA-256 of the stored object: one HEAD, and the bytes hashed only where storage
+/// did not verify a checksum itself (see [`Store::head`]).
+pub async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResult<()> {
+    let key = spec.key();
+    let Some((size, checksum)) = store.head(app, key.as_str()).await? else {
+        return Err(ApiError::new(
+            ErrorKind::NotUploaded,
+            "no bytes were uploaded for this reservation yet",
+        ));
+    };
+    if size != spec.size {
+        return Err(ApiError::new(
+            ErrorKind::StoredSizeMismatch,
+            format!("stored {size} bytes, expected {}", spec.size),
+        ));
+    }
+    let digest = match checksum {
+        Some(d) => d,
+        None => store.digest(app, key.as_str(), size).await?,
+    };
+    if digest.as_slice() != spec.sha256.as_bytes() {
+        return Err(ApiError::new(
+            ErrorKind::StoredSha256Mismatch,
+            "the stored bytes do not have the reserved SHA-256",
+        ));
+    }
+    Ok(())
+}

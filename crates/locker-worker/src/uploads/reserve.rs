@@ -1,0 +1,194 @@
+//! `POST /v1/uploads`: validate, dedup from stored bytes, or reserve an upload.
+
+use locker_core::api::Operation;
+use locker_core::api::{Deduplicated, Reserved, UploadPlan};
+use locker_core::request::{self, ReserveFields};
+use locker_core::s3::PutSpec;
+use locker_core::sign::PutClaims;
+use locker_core::validate;
+use wasm_bindgen::JsValue;
+
+use super::commit::{current_sha, release_replaced, upsert_file};
+use super::{BlobRow, FileSpec, ReserveRequest};
+use crate::app::{n, opt, random_id, s, App};
+use crate::auth::Principal;
+use crate::buckets;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::log::LogEntry;
+use crate::store::Store;
+
+/// Validates the whole reservation request, its fields and then the caller's scopes and
+/// limits, before anything happens. Returns the file and the signed URL's lifetime.
+pub fn validate_request(
+    app: &App,
+    who: &Principal,
+    body: &ReserveRequest,
+) -> ApiResult<(FileSpec, u64)> {
+    let tenant = who.tenant()?.clone();
+    let valid = request::reserve(&ReserveFields {
+        namespace: &body.namespace,
+        path: &body.path,
+        sha256: &body.sha256,
+        size: body.size,
+        content_type: &body.content_type,
+        filename: body.filename.as_deref(),
+        expires_in: body.expires_in,
+    })?;
+    who.require_write_path(&valid.namespace, &valid.path)?;
+    who.check_content(app, valid.size, &valid.content_type)?;
+    let spec = FileSpec {
+        tenant,
+        namespace: valid.namespace,
+        path: valid.path,
+        sha256: valid.sha256,
+        size: valid.size,
+        content_type: valid.content_type,
+        filename: valid.filename,
+    };
+    Ok((spec, valid.ttl))
+}
+
+/// The tenant's verified bytes with a SHA-256 (the query-plan test runs this string).
+pub const DEDUP_SQL: &str =
+    "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1";
+
+/// Tries to satisfy the request from bytes the tenant already stored. `Ok(None)`: not stored.
+pub async fn try_dedup(
+    app: &App,
+    who: &Principal,
+    spec: &FileSpec,
+    log: &mut LogEntry,
+) -> ApiResult<Option<Deduplicated>> {
+    let blob: Option<BlobRow> = app
+        .first(
+            DEDUP_SQL,
+            &[s(spec.tenant.as_str()), s(&spec.sha256.to_string())],
+        )
+        .await?;
+    let Some(blob) = blob else {
+        return Ok(None);
+    };
+    if blob.size != spec.size {
+        return Err(ApiError::new(
+            ErrorKind::SizeMismatch,
+            "these bytes are already stored with another size: sha256 or size is wrong",
+        ));
+    }
+    // The same bytes may be declared as another type than before: check it against them.
+    let (_, types) = who.limits(app);
+    let store = Store::open(app, &blob.bucket_id).await?;
+    validate::magic_matches(
+        &spec.content_type,
+        &store.sniff(app, spec.key().as_str(), blob.size).await?,
+        &types,
+    )?;
+    let old = current_sha(app, spec).await?;
+    log.operation = Some(Operation::Dedup);
+    log.bucket_id = Some(blob.bucket_id.clone());
+    spec.log_into(log);
+    let changes = app
+        .batch(vec![
+            upsert_file(app, spec, None)?,
+            log.statement(app, None)?,
+        ])
+        .await?;
+    if changes.first().copied().unwrap_or(0) == 0 {
+        // The blob was released between the read and the write: upload the bytes instead.
+        return Ok(None);
+    }
+    log.written = true;
+    release_replaced(app, spec, old).await?;
+    Ok(Some(Deduplicated {
+        deduplicated: true,
+        locker_ref: spec.locker_ref().to_string(),
+        sha256: spec.sha256.to_string(),
+        size: spec.size,
+    }))
+}
+
+/// `POST /v1/uploads`: dedup answer, or a reservation with a signed data-plane PUT URL.
+pub async fn reserve(
+    app: &App,
+    who: &Principal,
+    body: ReserveRequest,
+    log: &mut LogEntry,
+) -> ApiResult<Reserved> {
+    log.namespace = Some(body.namespace.clone());
+    log.path = Some(body.path.clone());
+    // Every field, expires_in included, is valid before a dedup can answer.
+    let (spec, ttl) = validate_request(app, who, &body)?;
+    spec.log_into(log);
+    if let Some(answer) = try_dedup(app, who, &spec, log).await? {
+        return Ok(Reserved::Deduplicated(answer));
+    }
+    let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
+    // One PUT of the whole file: through this Worker up to its body limit, straight to storage
+    // up to S3's single-PUT limit.
+    validate::size_within(spec.size, store.max_single_put())?;
+    let id = random_id("up_")?;
+    let expires_at = app.now_s() + ttl;
+    let args: [JsValue; 14] = [
+        s(&id),
+        s(spec.tenant.as_str()),
+        s(spec.namespace.as_str()),
+        s(spec.path.as_str()),
+        s(&spec.sha256.to_string()),
+        n(spec.size),
+        s(&spec.content_type),
+        s(&spec.filename),
+        s(&bucket_id),
+        s(spec.key().as_str()),
+        s(&who.key_id),
+        n(app.now_ms),
+        n(expires_at * 1000),
+        opt(None),
+    ];
+    log.operation = Some(Operation::Reserve);
+    log.bucket_id = Some(bucket_id.clone());
+    // Straight to storage (s3 transport), or through this Worker's data plane (R2 binding).
+    let key = spec.key();
+    let direct = store.presign_put(
+        app,
+        &PutSpec {
+            key: key.as_str(),
+            size: spec.size,
+            content_type: &spec.content_type,
+            sha256: &spec.sha256,
+        },
+        ttl,
+    )?;
+    app.batch(vec![
+        buckets::register_default(app)?,
+        app.stmt(
+            "INSERT INTO uploads (id, tenant, namespace, path, sha256, size, content_type, \
+             filename, bucket_id, key, key_id, created_at, expires_at, multipart_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            &args,
+        )?,
+        log.statement(app, None)?,
+    ])
+    .await?;
+    log.written = true;
+    let (url, headers) = match direct {
+        Some(p) => (p.url, p.headers.into_iter().collect()),
+        None => {
+            let token = app.signer.sign(&PutClaims {
+                uid: id.clone(),
+                sha256: spec.sha256,
+                size: spec.size,
+                ct: spec.content_type.clone(),
+                exp: expires_at,
+            });
+            let headers = [("content-type".to_owned(), spec.content_type.clone())].into();
+            (format!("{}/v1/data/{id}?sig={token}", app.origin), headers)
+        }
+    };
+    Ok(Reserved::Upload(UploadPlan {
+        upload_id: id,
+        method: "PUT".to_owned(),
+        url,
+        headers,
+        expires_at,
+        locker_ref: spec.locker_ref().to_string(),
+    }))
+}

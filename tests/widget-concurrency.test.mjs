@@ -1,0 +1,64 @@
+// The widget's upload concurrency: bounded, and the next file hashes while others upload.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { BASE, launchBrowser } from "./support/env.mjs";
+import { api, bytes, sha256hex, stats } from "./support/api.mjs";
+import { waitUntil, widgetPage } from "./support/widget.mjs";
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+test("uploads run with bounded concurrency while the next file hashes", async () => {
+  const { page, errors, key } = await widgetPage(browser, "overlap");
+  // Hold every transfer until the test lets it go, and note what happened in which order.
+  const held = [];
+  await page.route("**/v1/data/**", (route) => held.push(route));
+  const minted = (await api("POST", "/v1/tokens", { key, json: { namespace: "demo" } })).data;
+  const names = ["one.bin", "two.bin", "three.bin"];
+  const files = names.map((n) => ({ name: n, data: bytes(300 * 1024, n) }));
+  await page.evaluate(
+    async ({ endpoint, token, files }) => {
+      await (await import("/locker-upload.js")).loadModule();
+      const { Uploader } = await import("/pkg/locker_web.js");
+      const up = new Uploader({ endpoint, token, namespace: "demo", concurrency: 1 });
+      window.timeline = [];
+      for (const kind of ["hash-progress", "upload-progress", "complete"]) {
+        up.addEventListener(kind, (e) => {
+          if (kind !== "hash-progress" || e.detail.loaded === e.detail.total) {
+            window.timeline.push(`${kind} ${e.detail.file.name}`);
+          }
+        });
+      }
+      const blobs = files.map((f) => new File([new Uint8Array(f.data)], f.name));
+      window.uploads = Promise.all(blobs.map((b) => up.upload(b)));
+    },
+    { endpoint: BASE, token: minted.token, files: files.map((f) => ({ name: f.name, data: [...f.data] })) },
+  );
+  // With concurrency 1 only the first transfer starts, and the others hash meanwhile.
+  const timeline = () => page.evaluate(() => window.timeline);
+  await waitUntil(async () => (await timeline()).includes("hash-progress three.bin"));
+  assert.equal(held.length, 1);
+  assert.deepEqual(
+    (await timeline()).filter((t) => t.startsWith("complete")),
+    [],
+  );
+  for (let i = 0; i < names.length; i += 1) {
+    await waitUntil(() => held.length > i);
+    assert.equal(held.length, i + 1, "a second transfer started before the first ended");
+    await held[i].continue();
+    await waitUntil(async () => (await timeline()).includes(`complete ${names[i]}`));
+  }
+  const results = await page.evaluate(() => window.uploads);
+  assert.deepEqual(
+    results.map((r) => r.sha256),
+    files.map((f) => sha256hex(f.data)),
+  );
+  assert.equal((await stats(key)).files, 3);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
