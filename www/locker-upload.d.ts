@@ -22,6 +22,8 @@ export interface LockerUploadResult {
   deduplicated: boolean;
   namespace: string;
   path: string;
+  /** The id the browser module tracked the upload by (its `state-change` events'). */
+  id: string;
 }
 
 /** Why an upload failed, as the browser module reports it. */
@@ -68,6 +70,10 @@ export declare class LockerUpload extends HTMLElement {
   /** Adds files and starts uploading them. Without `multiple`, replaces what was there. */
   addFiles(files: File[]): void;
 
+  /** Every string the widget shows; assign a table of (some of) its keys to translate it. */
+  static get strings(): Readonly<LockerUploadStrings>;
+  static set strings(table: Partial<LockerUploadStrings>);
+
   readonly form: HTMLFormElement | null;
   /** The `name` attribute: the form field the refs are submitted under. */
   readonly name: string | null;
@@ -99,6 +105,36 @@ export declare class LockerUpload extends HTMLElement {
     options?: boolean | EventListenerOptions,
   ): void;
 }
+
+/** The widget's user-facing strings (`LockerUpload.strings`, `STRINGS`). */
+export interface LockerUploadStrings {
+  chooseFiles: string;
+  chooseFile: string;
+  dropHint: string;
+  fileList: string;
+  progressOf: (name: string) => string;
+  cancel: string;
+  cancelFile: (name: string) => string;
+  retry: string;
+  retryFile: (name: string) => string;
+  remove: string;
+  removeFile: (name: string) => string;
+  waiting: string;
+  hashing: (percent: number) => string;
+  uploading: (percent: number) => string;
+  retrying: (attempt: number) => string;
+  stored: string;
+  deduplicated: string;
+  cancelled: string;
+  refused: (message: string) => string;
+  unknownError: string;
+  busy: string;
+  required: string;
+  announce: (name: string, status: string) => string;
+}
+
+/** The English strings, the default of `LockerUpload.strings`. */
+export declare const STRINGS: Readonly<LockerUploadStrings>;
 
 /**
  * Loads the browser module (wasm) once per page. A page that also uses the module directly

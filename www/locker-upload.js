@@ -25,6 +25,40 @@ export function loadModule() {
   return ready;
 }
 
+/**
+ * Every string the widget shows or announces, in one table. A page translates the widget by
+ * replacing it, whole or in part, before files are added:
+ * `LockerUpload.strings = { ...LockerUpload.strings, stored: "Gespeichert" }`. Functions get
+ * the values their text needs. Labels already on screen change at the next render.
+ */
+export const STRINGS = Object.freeze({
+  chooseFiles: "Choose files",
+  chooseFile: "Choose a file",
+  dropHint: "or drop or paste them here",
+  fileList: "Files",
+  progressOf: (name) => `Progress of ${name}`,
+  cancel: "Cancel",
+  cancelFile: (name) => `Cancel ${name}`,
+  retry: "Retry",
+  retryFile: (name) => `Retry ${name}`,
+  remove: "Remove",
+  removeFile: (name) => `Remove ${name}`,
+  waiting: "Waiting…",
+  hashing: (percent) => `Checking… ${percent}%`,
+  uploading: (percent) => `Uploading… ${percent}%`,
+  retrying: (attempt) => `Connection trouble, trying again (${attempt})…`,
+  stored: "Stored",
+  deduplicated: "Already stored",
+  cancelled: "Cancelled",
+  refused: (message) => `Refused: ${message}`,
+  unknownError: "unknown error",
+  busy: "Wait until the uploads have finished.",
+  required: "Upload a file first.",
+  announce: (name, status) => `${name}: ${status}`,
+});
+
+let strings = STRINGS;
+
 const STYLE = `
 :host {
   --_accent: var(--locker-accent, #2563eb);
@@ -88,6 +122,19 @@ li[data-state="error"] .status { color: var(--_error); }
 `;
 
 const DONE = new Set(["stored", "deduplicated"]);
+// The Uploader's states (locker-core's upload_state, told by its `state-change` events) as the
+// row shows them in `data-state`: the three network steps are one "uploading" to a person.
+const SHOWN = {
+  waiting: "waiting",
+  hashing: "hashing",
+  reserving: "uploading",
+  transferring: "uploading",
+  completing: "uploading",
+  stored: "stored",
+  deduplicated: "deduplicated",
+  failed: "error",
+  cancelled: "cancelled",
+};
 // The attributes an Uploader is made from: a change makes the next upload use a new one.
 const UPLOADER_ATTRIBUTES = [
   "endpoint",
@@ -99,6 +146,8 @@ const UPLOADER_ATTRIBUTES = [
   "stall-timeout",
 ];
 const ACTIVE = new Set(["waiting", "hashing", "uploading"]);
+
+let nextRow = 0;
 
 function formatSize(n) {
   const units = ["B", "KB", "MB", "GB", "TB"];
@@ -121,6 +170,14 @@ export class LockerUpload extends HTMLElement {
   static formAssociated = true;
   static observedAttributes = ["multiple", "disabled", "required", "name", ...UPLOADER_ATTRIBUTES];
 
+  /** The widget's strings ({@link STRINGS}); assign a table of (some of) the same keys to translate it. */
+  static get strings() {
+    return strings;
+  }
+  static set strings(table) {
+    strings = Object.freeze({ ...STRINGS, ...table });
+  }
+
   #internals = this.attachInternals();
   #rows = [];
   #uploader = null;
@@ -136,17 +193,17 @@ export class LockerUpload extends HTMLElement {
     super();
     const root = this.attachShadow({ mode: "open" });
     this.#input = el("input", { type: "file", hidden: true, tabIndex: -1 });
-    this.#pick = el("button", { type: "button", className: "pick", textContent: "Choose files" });
+    this.#pick = el("button", { type: "button", className: "pick", textContent: strings.chooseFiles });
     this.#pick.setAttribute("part", "button");
     this.#list = el("ul", { className: "files" });
     this.#list.setAttribute("part", "list");
-    this.#list.setAttribute("aria-label", "Files");
+    this.#list.setAttribute("aria-label", strings.fileList);
     this.#live = el("div", { className: "sr" });
     this.#live.setAttribute("role", "status");
     this.#live.setAttribute("aria-live", "polite");
     const drop = el("div", { className: "drop" }, [
       this.#pick,
-      el("span", { className: "hint", textContent: "or drop or paste them here" }),
+      el("span", { className: "hint", textContent: strings.dropHint }),
       this.#input,
     ]);
     drop.setAttribute("part", "dropzone");
@@ -217,12 +274,17 @@ export class LockerUpload extends HTMLElement {
 
   /** The refs of the files stored so far, in the order they were added. */
   get value() {
-    return this.#rows.filter((r) => DONE.has(r.state)).map((r) => r.result.ref);
+    return this.#finished().map((r) => r.result.ref);
   }
 
   /** Every finished upload's result (`{ref, sha256, size, deduplicated, ...}`). */
   get results() {
-    return this.#rows.filter((r) => DONE.has(r.state)).map((r) => ({ ...r.result }));
+    return this.#finished().map((r) => ({ ...r.result }));
+  }
+
+  // Stored rows whose upload() has resolved: the state comes a moment before the result.
+  #finished() {
+    return this.#rows.filter((r) => DONE.has(r.state) && r.result);
   }
 
   formResetCallback() {
@@ -249,7 +311,7 @@ export class LockerUpload extends HTMLElement {
   #syncAttributes() {
     this.#input.accept = this.getAttribute("accept") ?? "";
     this.#input.multiple = this.hasAttribute("multiple");
-    this.#pick.textContent = this.hasAttribute("multiple") ? "Choose files" : "Choose a file";
+    this.#pick.textContent = this.hasAttribute("multiple") ? strings.chooseFiles : strings.chooseFile;
     this.#pick.disabled = this.#disabled;
   }
 
@@ -265,9 +327,9 @@ export class LockerUpload extends HTMLElement {
     }
     const busy = this.#rows.some((r) => ACTIVE.has(r.state));
     if (busy) {
-      this.#internals.setValidity({ customError: true }, "Wait until the uploads have finished.", this.#pick);
+      this.#internals.setValidity({ customError: true }, strings.busy, this.#pick);
     } else if (this.hasAttribute("required") && refs.length === 0) {
-      this.#internals.setValidity({ valueMissing: true }, "Upload a file first.", this.#pick);
+      this.#internals.setValidity({ valueMissing: true }, strings.required, this.#pick);
     } else {
       this.#internals.setValidity({});
     }
@@ -294,27 +356,13 @@ export class LockerUpload extends HTMLElement {
       concurrency: Number(this.getAttribute("concurrency") ?? 3),
       stallTimeout: this.hasAttribute("stall-timeout") ? Number(this.getAttribute("stall-timeout")) : undefined,
     });
-    const progress = (state) => (e) => {
-      const row = this.#rowFor(e.detail.file);
-      if (!row) return;
-      if (row.state !== state) this.#setState(row, state);
-      row.progress.max = e.detail.total || 1;
-      row.progress.value = e.detail.loaded;
-      const pct = Math.floor((100 * e.detail.loaded) / (e.detail.total || 1));
-      row.status.textContent = `${state === "hashing" ? "Checking" : "Uploading"}… ${pct}%`;
-    };
-    uploader.addEventListener("hash-progress", progress("hashing"));
-    uploader.addEventListener("upload-progress", progress("uploading"));
-    uploader.addEventListener("retry", (e) => {
-      const row = this.#rowFor(e.detail.file);
-      if (row) row.status.textContent = `Connection trouble, trying again (${e.detail.attempt})…`;
+    // The rows show what the Uploader says, nothing else: one event per transition.
+    uploader.addEventListener("state-change", (e) => {
+      const row = this.#rows.find((r) => r.id === e.detail.id);
+      if (row) this.#render(row, e.detail);
     });
     this.#uploader = uploader;
     return uploader;
-  }
-
-  #rowFor(file) {
-    return this.#rows.find((r) => r.file === file && ACTIVE.has(r.state));
   }
 
   /** Adds files and starts uploading them. Without `multiple`, replaces what was there. */
@@ -333,17 +381,19 @@ export class LockerUpload extends HTMLElement {
   }
 
   #makeRow(file) {
-    const row = { file, state: "waiting", result: null, controller: null };
+    // The id the Uploader tracks the file by, the same for every retry of it.
+    nextRow += 1;
+    const row = { id: `locker-upload-${nextRow}`, file, state: null, result: null, controller: null };
     row.status = el("span", { className: "status" });
     row.progress = el("progress", { max: 1, value: 0 });
-    row.progress.setAttribute("aria-label", `Progress of ${file.name}`);
+    row.progress.setAttribute("aria-label", strings.progressOf(file.name));
     row.ref = el("span", { className: "ref" });
-    row.cancel = el("button", { type: "button", textContent: "Cancel" });
-    row.cancel.setAttribute("aria-label", `Cancel ${file.name}`);
-    row.retry = el("button", { type: "button", textContent: "Retry", hidden: true });
-    row.retry.setAttribute("aria-label", `Retry ${file.name}`);
-    row.removeButton = el("button", { type: "button", textContent: "Remove", hidden: true });
-    row.removeButton.setAttribute("aria-label", `Remove ${file.name}`);
+    row.cancel = el("button", { type: "button", textContent: strings.cancel });
+    row.cancel.setAttribute("aria-label", strings.cancelFile(file.name));
+    row.retry = el("button", { type: "button", textContent: strings.retry, hidden: true });
+    row.retry.setAttribute("aria-label", strings.retryFile(file.name));
+    row.removeButton = el("button", { type: "button", textContent: strings.remove, hidden: true });
+    row.removeButton.setAttribute("aria-label", strings.removeFile(file.name));
     row.cancel.addEventListener("click", () => row.controller?.abort());
     row.retry.addEventListener("click", () => this.#start(row));
     row.removeButton.addEventListener("click", () => this.#remove(row, true));
@@ -356,53 +406,61 @@ export class LockerUpload extends HTMLElement {
       row.ref,
     ]);
     row.li.setAttribute("part", "file");
+    // Until the module is loaded and the Uploader tells it otherwise.
+    this.#render(row, { state: "waiting" });
     return row;
   }
 
-  #setState(row, state, message) {
-    row.state = state;
-    row.li.dataset.state = state;
-    const active = ACTIVE.has(state);
+  /** Shows a `state-change` of the row's upload (or the same shape when no Uploader could be made). */
+  #render(row, { state, loaded = 0, total = 0, attempt = 0, error = null }) {
+    const shown = SHOWN[state] ?? "error";
+    const changed = row.state !== shown;
+    // A button that disappears under the keyboard focus would drop focus to the page.
+    if (!ACTIVE.has(shown)) this.#moveFocus(row, DONE.has(shown) ? row.removeButton : row.retry);
+    row.state = shown;
+    row.li.dataset.state = shown;
+    const active = ACTIVE.has(shown);
     row.cancel.hidden = !active;
-    row.retry.hidden = !(state === "error" || state === "cancelled");
+    row.retry.hidden = !(shown === "error" || shown === "cancelled");
     row.removeButton.hidden = active;
     row.progress.hidden = !active;
-    const name = row.file.name;
+    row.progress.max = total || 1;
+    row.progress.value = loaded;
+    const pct = Math.floor((100 * loaded) / (total || 1));
     const text = {
-      waiting: "Waiting…",
-      hashing: "Checking…",
-      uploading: "Uploading…",
-      stored: "Stored",
-      deduplicated: "Already stored",
-      cancelled: "Cancelled",
-      error: `Refused: ${message}`,
-    }[state];
+      waiting: strings.waiting,
+      hashing: strings.hashing(pct),
+      uploading: attempt > 0 ? strings.retrying(attempt) : strings.uploading(pct),
+      stored: strings.stored,
+      deduplicated: strings.deduplicated,
+      cancelled: strings.cancelled,
+      error: strings.refused(error?.message ?? strings.unknownError),
+    }[shown];
     row.status.textContent = text;
-    row.ref.textContent = row.result?.ref ?? "";
-    if (!active) this.#announce(`${name}: ${text}`);
-    this.#syncForm();
+    if (changed && !active) this.#announce(strings.announce(row.file.name, text));
+    if (changed) this.#syncForm();
   }
 
   async #start(row) {
-    // A button that disappears under the keyboard focus would drop focus to the page.
     const hadFocus = this.shadowRoot.activeElement;
     row.controller = new AbortController();
     row.result = null;
-    this.#setState(row, "waiting");
-    if (hadFocus === row.retry) row.cancel.focus();
+    row.ref.textContent = "";
     try {
       const uploader = await this.#getUploader();
-      const result = await uploader.upload(row.file, { signal: row.controller.signal });
+      const upload = uploader.upload(row.file, { signal: row.controller.signal, id: row.id });
+      if (hadFocus === row.retry) row.cancel.focus();
+      const result = await upload;
       row.result = result;
-      this.#moveFocus(row, row.removeButton);
-      this.#setState(row, result.deduplicated ? "deduplicated" : "stored");
+      row.ref.textContent = result.ref;
+      this.#syncForm();
       this.dispatchEvent(new CustomEvent("locker-complete", { detail: { ...result }, bubbles: true }));
       this.dispatchEvent(new Event("change", { bubbles: true }));
     } catch (error) {
-      const cancelled = error?.code === "aborted";
-      this.#moveFocus(row, row.retry);
-      this.#setState(row, cancelled ? "cancelled" : "error", error?.message ?? String(error));
-      if (!cancelled) {
+      // The Uploader has told the row already; an element it could not be made for has not.
+      if (ACTIVE.has(row.state))
+        this.#render(row, { state: error?.code === "aborted" ? "cancelled" : "failed", error });
+      if (error?.code !== "aborted") {
         this.dispatchEvent(new CustomEvent("locker-error", { detail: { file: row.file, error }, bubbles: true }));
       }
     }

@@ -3,9 +3,13 @@
 //! what a refusal from the Worker or from a storage server means.
 //!
 //! The module calls these with what it observed (status, body text, `Date.now()`,
-//! `Math.random()`); nothing here reads a clock or draws a random number. JSON is parsed by the
-//! caller (the browser's own `JSON`, so the module carries no JSON library) and handed in as a
-//! function; an S3 XML error is read by plain string search for the same reason.
+//! `Math.random()`); nothing here reads a clock or draws a random number. The Worker's JSON is
+//! decoded with serde into the wire types of [`crate::api`], as everywhere else; an S3 XML error
+//! is read by plain string search (an XML library would be paid for in the module's weight).
+
+use serde::Deserialize;
+
+use crate::api::ErrorBody;
 
 /// Codes the module itself produces; every other code is the Worker's own `error.code`.
 pub mod code {
@@ -65,22 +69,17 @@ pub enum Source {
     Unknown,
 }
 
-/// Reads a non-2xx answer. `worker_error` parses `body` as the Worker's JSON error and gives
-/// its `(code, message)`, or `None` when the body is not that (the browser passes its own
-/// `JSON.parse`, the host tests serde_json).
+/// Reads a non-2xx answer: the Worker's JSON error ([`ErrorBody`]), a storage server's XML
+/// error, or anything else.
 ///
 /// A storage server's XML error keeps its own words in the message; an expired presigned URL
 /// becomes [`code::EXPIRED`] whatever the status, so both transports renew a reservation
 /// alike: S3 and s3s-fs answer `AccessDenied` / `Request has expired` with 403.
-pub fn classify(
-    status: u16,
-    body: &str,
-    worker_error: impl FnOnce(&str) -> Option<(String, String)>,
-) -> Refusal {
-    if let Some((code, message)) = worker_error(body) {
+pub fn classify(status: u16, body: &str) -> Refusal {
+    if let Ok(ErrorBody { error }) = serde_json::from_str::<ErrorBody>(body) {
         return Refusal {
-            code,
-            message,
+            code: error.code,
+            message: error.message,
             source: Source::Worker,
         };
     }
@@ -248,6 +247,31 @@ pub struct UploadToken {
     pub renew_at_ms: f64,
 }
 
+/// What `getToken()` may resolve to when it is not a bare string: the answer of
+/// `POST /v1/tokens` ([`crate::api::TokenMinted`]) or any part of it that holds `token`. A
+/// lenient view of that type rather than the type itself: a page's token route may pass on only
+/// the token, and a token without `expires_at` is simply never renewed ahead of time.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenAnswer {
+    pub token: Option<String>,
+    pub path_prefix: Option<String>,
+    /// Seconds since the epoch, as [`crate::api::TokenMinted::expires_at`].
+    pub expires_at: Option<u64>,
+}
+
+/// Reads a token answer given as JSON text (the browser stringifies what `getToken()` gave):
+/// decoded as [`TokenAnswer`], then checked by [`parse_token`].
+pub fn parse_token_answer(json: &str) -> Result<UploadToken, TokenError> {
+    let answer: TokenAnswer =
+        serde_json::from_str(json).map_err(|e| TokenError::NotAnAnswer(e.to_string()))?;
+    parse_token(
+        answer.token.as_deref(),
+        answer.path_prefix.as_deref(),
+        // Whole seconds well inside f64's exact range (2^53).
+        answer.expires_at.map(|s| s as f64),
+    )
+}
+
 /// Why a token answer was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -259,6 +283,9 @@ pub enum TokenError {
         "that is an API key, not an upload token: mint a token on your server (POST /v1/tokens)"
     )]
     ApiKey,
+    /// An object that does not decode as a [`TokenAnswer`] (a field of the wrong type).
+    #[error("getToken() gave something that is not a token answer: {0}")]
+    NotAnAnswer(String),
     /// Characters that cannot be sent in an `Authorization` header.
     #[error("the token contains characters a token never has (spaces, control or non-ASCII)")]
     Malformed,
@@ -296,16 +323,6 @@ pub fn parse_token(
 mod tests {
     use super::*;
 
-    /// How the host parses the Worker's JSON error, as the browser does with `JSON.parse`.
-    fn json(body: &str) -> Option<(String, String)> {
-        let v: serde_json::Value = serde_json::from_str(body).ok()?;
-        let e = v.get("error")?;
-        Some((
-            e.get("code")?.as_str()?.to_owned(),
-            e.get("message")?.as_str()?.to_owned(),
-        ))
-    }
-
     const AWS_EXPIRED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>AccessDenied</Code><Message>Request has expired</Message><X-Amz-Expires>1</X-Amz-Expires><Expires>2026-12-02T00:00:01Z</Expires><ServerTime>2026-12-02T00:00:05Z</ServerTime><RequestId>R</RequestId><HostId>H</HostId></Error>"#;
 
@@ -314,7 +331,6 @@ mod tests {
         let r = classify(
             403,
             r#"{"error":{"code":"expired","message":"this signed URL or token has expired"}}"#,
-            json,
         );
         assert_eq!(
             r,
@@ -327,14 +343,13 @@ mod tests {
         let r = classify(
             413,
             r#"{"error":{"code":"too_large","message":"file is 9 bytes; the limit here is 8 bytes"}}"#,
-            json,
         );
         assert_eq!((r.code.as_str(), r.source), ("too_large", Source::Worker));
     }
 
     #[test]
     fn an_expired_presigned_url_reads_as_expired_like_the_workers() {
-        let r = classify(403, AWS_EXPIRED, json);
+        let r = classify(403, AWS_EXPIRED);
         assert_eq!(r.code, code::EXPIRED);
         assert_eq!(r.source, Source::Storage);
         assert_eq!(
@@ -350,20 +365,20 @@ mod tests {
             "TokenRefreshRequired",
         ] {
             let body = format!("<Error><Code>{c}</Code><Message>x</Message></Error>");
-            assert_eq!(classify(400, &body, json).code, code::EXPIRED, "{c}");
+            assert_eq!(classify(400, &body).code, code::EXPIRED, "{c}");
         }
     }
 
     #[test]
     fn other_storage_refusals_are_not_expiry_whatever_the_status() {
         let denied = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
-        let r = classify(403, denied, json);
+        let r = classify(403, denied);
         assert_eq!(r.code, code::STORAGE_REFUSED);
         assert!(!renews_reservation(&r.code));
         assert!(!retryable(Some(403), &r.code));
         let sig =
             "<?xml version=\"1.0\"?>\n<Error>\n  <Code>SignatureDoesNotMatch</Code>\n</Error>";
-        let r = classify(403, sig, json);
+        let r = classify(403, sig);
         assert_eq!(
             (r.code.as_str(), r.message.as_str()),
             (
@@ -372,19 +387,19 @@ mod tests {
             )
         );
         let digest = "<Error><Code>BadDigest</Code><Message>The x-amz-checksum-sha256 you specified did not match the calculated checksum.</Message></Error>";
-        assert_eq!(classify(400, digest, json).code, code::STORAGE_REFUSED);
+        assert_eq!(classify(400, digest).code, code::STORAGE_REFUSED);
         // A 403 alone says nothing about expiry.
-        assert_eq!(classify(403, "", json).code, code::BAD_ANSWER);
+        assert_eq!(classify(403, "").code, code::BAD_ANSWER);
     }
 
     #[test]
     fn a_storage_timeout_and_a_slow_down_are_retried() {
         let timeout = "<Error><Code>RequestTimeout</Code><Message>Your socket connection to the server was not read from or written to within the timeout period.</Message></Error>";
-        let r = classify(400, timeout, json);
+        let r = classify(400, timeout);
         assert_eq!(r.code, code::TIMEOUT);
         assert!(retryable(Some(400), &r.code));
         let slow = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
-        let r = classify(503, slow, json);
+        let r = classify(503, slow);
         assert!(retryable(Some(503), &r.code));
     }
 
@@ -399,7 +414,7 @@ mod tests {
             "<Error><Message>no code</Message></Error>",
             "<Code>Orphan</Code>",
         ] {
-            let r = classify(502, body, json);
+            let r = classify(502, body);
             assert_eq!(
                 (r.code.as_str(), r.message.as_str(), r.source),
                 (
@@ -572,5 +587,58 @@ mod tests {
             TokenError::Missing.to_string(),
             "getToken() must give a token string or {token}"
         );
+    }
+
+    #[test]
+    fn a_token_answer_decodes_from_what_post_v1_tokens_answers() {
+        // keys.rs mint_token, through serde as the Worker encodes it.
+        let minted = crate::api::TokenMinted {
+            token: "lkt_abc.def".into(),
+            expires_at: 1_000,
+            namespace: "uploads".into(),
+            path_prefix: "users/7/".into(),
+            max_size: 20,
+            types: vec!["image/*".into()],
+        };
+        let json = serde_json::to_string(&minted).unwrap();
+        assert_eq!(
+            parse_token_answer(&json),
+            Ok(UploadToken {
+                token: "lkt_abc.def".into(),
+                path_prefix: "users/7/".into(),
+                renew_at_ms: 1_000_000.0 - TOKEN_MARGIN_MS,
+            })
+        );
+        // Only the token, or nulls: never renewed ahead of time.
+        for only in [
+            r#"{"token":"lkt_x"}"#,
+            r#"{"token":"lkt_x","expires_at":null,"path_prefix":null}"#,
+        ] {
+            let t = parse_token_answer(only).unwrap();
+            assert_eq!((t.token.as_str(), t.path_prefix.as_str()), ("lkt_x", ""));
+            assert_eq!(t.renew_at_ms, f64::INFINITY);
+        }
+    }
+
+    #[test]
+    fn a_token_answer_of_the_wrong_shape_is_refused_with_the_reason() {
+        assert_eq!(parse_token_answer("{}"), Err(TokenError::Missing));
+        assert_eq!(
+            parse_token_answer(r#"{"token":"lk_0.s"}"#),
+            Err(TokenError::ApiKey)
+        );
+        for odd in [
+            r#"{"token":5}"#,
+            r#"{"token":"lkt_x","expires_at":"soon"}"#,
+            r#"{"token":"lkt_x","expires_at":-1}"#,
+            "[]",
+            "null",
+            "not json",
+        ] {
+            match parse_token_answer(odd) {
+                Err(TokenError::NotAnAnswer(why)) => assert!(!why.is_empty(), "{odd}"),
+                other => panic!("{odd}: {other:?}"),
+            }
+        }
     }
 }

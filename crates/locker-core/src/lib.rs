@@ -20,6 +20,7 @@ pub mod scope;
 pub mod sign;
 #[cfg(test)]
 mod sigv4_reference;
+pub mod upload_state;
 pub mod validate;
 
 pub use bucket::{BucketId, BucketIdentity};

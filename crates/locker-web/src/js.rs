@@ -184,3 +184,11 @@ pub async fn sleep(ms: f64, signal: Option<&AbortSignal>) -> Result<(), LockerEr
     clear_timeout(&handle);
     outcome.map(|_| ()).map_err(LockerError::from_rejection)
 }
+
+/// A typed value handed to JavaScript as a plain object: encoded by serde in its wire form (the
+/// same JSON the Worker sends), parsed by the browser's `JSON`.
+pub fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, LockerError> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| LockerError::new(crate::error::code::BAD_ANSWER, e.to_string()))?;
+    js_sys::JSON::parse(&text).map_err(|e| LockerError::from_js("JSON.parse", e))
+}

@@ -2,13 +2,17 @@
 //! send the bytes to the signed URL and complete. Retries what is worth retrying, and runs
 //! several files at once with hashing of the next overlapping the upload of the current one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use gloo_net::http::Method;
 use js_sys::{Function, Promise};
+use locker_core::api::{Abort, Complete, ReserveRequest, Reserved, UploadPlan};
 use locker_core::client::{self, RetryPolicy, UploadToken};
+use locker_core::upload_state::{Action, Event, Failure, Machine, Phase, Upload};
 use locker_core::validate;
 use locker_core::LogicalPath;
 use wasm_bindgen::prelude::*;
@@ -21,7 +25,7 @@ use crate::error::{code, LockerError};
 use crate::hash_worker::hash_in_worker;
 use crate::js::{check_aborted, get, get_number, get_string, obj, sleep};
 use crate::slots::Slots;
-use crate::transfer::{call, send};
+use crate::transfer::{call, send, Answer};
 
 const DEFAULT_CONCURRENCY: f64 = 3.0;
 const DEFAULT_RETRIES: f64 = 4.0;
@@ -61,58 +65,22 @@ struct Inner {
     events: EventTarget,
     hash_slots: Rc<Slots>,
     upload_slots: Rc<Slots>,
+    uploads: Uploads,
+}
+
+/// Uploads by id: running ones (an id in use is refused), and those that ended failed or
+/// cancelled (the same id again restarts them from there). Stored ones are forgotten.
+type Uploads = Rc<RefCell<BTreeMap<String, Upload>>>;
+
+thread_local! {
+    /// Ids handed out when the caller gives none: unique on the page, across Uploaders.
+    static NEXT_ID: Cell<u32> = const { Cell::new(1) };
 }
 
 /// Uploads files to a locker Worker. See the TypeScript types for the options and events.
 #[wasm_bindgen]
 pub struct Uploader {
     inner: Rc<Inner>,
-}
-
-/// The Worker's answer to `POST /v1/uploads`.
-enum Reserved {
-    Deduplicated {
-        locker_ref: String,
-    },
-    Upload {
-        upload_id: String,
-        method: String,
-        url: String,
-        headers: Vec<(String, String)>,
-    },
-}
-
-impl Reserved {
-    fn parse(answer: &JsValue) -> Result<Self, LockerError> {
-        let bad = || LockerError::new(code::BAD_ANSWER, "unexpected answer to the reservation");
-        let field = |name| get_string(answer, name).ok_or_else(bad);
-        match field("status")?.as_str() {
-            "deduplicated" => Ok(Self::Deduplicated {
-                locker_ref: field("ref")?,
-            }),
-            "upload" => {
-                let headers = get(answer, "headers");
-                let headers = if headers.is_object() {
-                    js_sys::Object::entries(headers.unchecked_ref())
-                        .iter()
-                        .filter_map(|pair| {
-                            let pair: js_sys::Array = pair.unchecked_into();
-                            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                Ok(Self::Upload {
-                    upload_id: field("upload_id")?,
-                    method: field("method")?,
-                    url: field("url")?,
-                    headers,
-                })
-            }
-            _ => Err(bad()),
-        }
-    }
 }
 
 /// `value` (or `default`) if it lies in `min..=max`; otherwise the error `message`.
@@ -130,15 +98,20 @@ fn bounded(
     }
 }
 
-/// What `getToken()` (or the `token` option) gave, read by `locker_core::client::parse_token`.
+/// What `getToken()` (or the `token` option) gave: a bare token string, or the answer of
+/// `POST /v1/tokens` (or the part of it with `token`), decoded with serde as
+/// `locker_core::client::TokenAnswer` from its JSON.
 fn parse_token(value: &JsValue) -> Result<Token, LockerError> {
     let parsed = match value.as_string() {
         Some(t) => client::parse_token(Some(&t), None, None),
-        None => client::parse_token(
-            get_string(value, "token").as_deref(),
-            get_string(value, "path_prefix").as_deref(),
-            get_number(value, "expires_at"),
-        ),
+        None => {
+            // `undefined` and functions stringify to nothing: read as an empty answer.
+            let json = js_sys::JSON::stringify(value)
+                .ok()
+                .and_then(|j| j.as_string())
+                .unwrap_or_else(|| "null".into());
+            client::parse_token_answer(&json)
+        }
     };
     parsed.map_err(|e| LockerError::invalid(e.to_string()))
 }
@@ -229,7 +202,7 @@ fn accepted(accept: &[String], name: &str, content_type: &str) -> bool {
 
 /// A step of an upload, boxed: the retry loop is compiled once for all steps instead of once
 /// per step, and each step's state machine is not copied into its callers' (module weight).
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<JsValue, LockerError>> + 'a>>;
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Answer, LockerError>> + 'a>>;
 
 /// What one `upload()` call is about.
 struct Job {
@@ -238,6 +211,71 @@ struct Job {
     content_type: String,
     path: Option<String>,
     signal: Option<AbortSignal>,
+    tracked: Rc<Tracked>,
+}
+
+/// One upload's state in `locker_core::upload_state`, shared with the callbacks that report
+/// its progress. Every legal transition is told to the page as `state-change`.
+struct Tracked {
+    events: EventsFor,
+    machine: Machine,
+    state: RefCell<Upload>,
+    /// The reservation the Worker holds for it, released on [`Action::Abandon`].
+    reservation: RefCell<Option<String>>,
+    uploads: Uploads,
+}
+
+impl Tracked {
+    /// Applies `event`. A refused one (a progress report arriving after its phase ended)
+    /// changes nothing and is not told.
+    fn apply(&self, event: Event) -> Option<Action> {
+        let previous = self.state.borrow().clone();
+        let (next, action) = self
+            .machine
+            .transition(&previous, event, js_sys::Math::random())
+            .ok()?;
+        if next.phase != previous.phase {
+            let mut uploads = self.uploads.borrow_mut();
+            let id = self.events.id.clone();
+            match next.phase {
+                Phase::Stored | Phase::Deduplicated => uploads.remove(&id),
+                _ => uploads.insert(id, next.clone()),
+            };
+        }
+        self.state.replace(next.clone());
+        self.events.emit_state(Some(previous.phase), &next);
+        action
+    }
+
+    fn phase(&self) -> Phase {
+        self.state.borrow().phase
+    }
+}
+
+/// The failure the machine last saw, as a `LockerError` for JavaScript (`null` if none).
+fn error_of(tracked: &Tracked) -> JsValue {
+    tracked
+        .state
+        .borrow()
+        .error
+        .as_ref()
+        .map_or(JsValue::NULL, |f| {
+            LockerError {
+                code: f.code.clone(),
+                message: f.message.clone(),
+                status: f.status,
+            }
+            .into()
+        })
+}
+
+/// The machine's view of an error.
+fn failure(e: &LockerError) -> Failure {
+    Failure {
+        status: e.status,
+        code: e.code.clone(),
+        message: e.message.clone(),
+    }
 }
 
 impl Inner {
@@ -246,9 +284,43 @@ impl Inner {
     }
 
     fn events_for(&self, job: &Job) -> EventsFor {
-        EventsFor {
-            target: self.events.clone(),
-            file: job.file.clone(),
+        job.tracked.events.clone()
+    }
+
+    /// Tells the machine a step failed; gives the wait before trying it again, or `None` when
+    /// the failure ends the step (the upload failed, was cancelled, or needs a new reservation).
+    async fn step_failed(&self, job: &Job, e: &LockerError) -> Option<f64> {
+        let action = job.tracked.apply(Event::Failed(failure(e)));
+        self.act(job, action).await
+    }
+
+    /// Does what the machine asked; a retry's wait is given back to the retry loop.
+    async fn act(&self, job: &Job, action: Option<Action>) -> Option<f64> {
+        match action? {
+            Action::Retry {
+                step,
+                attempt,
+                delay_ms,
+            } => {
+                self.emit(
+                    "retry",
+                    job,
+                    &[
+                        ("step", step.as_str().into()),
+                        ("attempt", attempt.into()),
+                        ("delay", delay_ms.into()),
+                        ("error", error_of(&job.tracked)),
+                    ],
+                );
+                Some(delay_ms)
+            }
+            Action::Abandon => {
+                let id = job.tracked.reservation.take();
+                if let Some(id) = id {
+                    self.abandon(&id).await;
+                }
+                None
+            }
         }
     }
 
@@ -297,9 +369,9 @@ impl Inner {
     /// A JSON call to the Worker. An expired or unknown token is renewed once.
     fn api<'a>(
         &'a self,
-        method: &'a str,
+        method: Method,
         path: &'a str,
-        body: Option<&'a JsValue>,
+        body: Option<&'a str>,
         signal: Option<&'a AbortSignal>,
     ) -> Pending<'a> {
         Box::pin(self.api_once_renewed(method, path, body, signal))
@@ -307,58 +379,50 @@ impl Inner {
 
     async fn api_once_renewed(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
-        body: Option<&JsValue>,
+        body: Option<&str>,
         signal: Option<&AbortSignal>,
-    ) -> Result<JsValue, LockerError> {
+    ) -> Result<Answer, LockerError> {
         let url = [self.options.endpoint.as_str(), path].concat();
         let token = self.token().await?;
-        match call(method, &url, &token.token, body, signal).await {
+        let body = body.map(str::to_owned);
+        match call(
+            method.clone(),
+            &url,
+            Some(&token.token),
+            body.clone(),
+            signal,
+        )
+        .await
+        {
             Err(e)
                 if matches!(&self.options.credential, Credential::Provider { .. })
                     && client::renews_token(e.status, &e.code) =>
             {
                 self.forget_token();
                 let token = self.token().await?;
-                call(method, &url, &token.token, body, signal).await
+                call(method, &url, Some(&token.token), body, signal).await
             }
             other => other,
         }
     }
 
     /// Runs `step` until it succeeds, fails with a refusal, or runs out of retries.
+    /// Runs `step` until it succeeds or the machine ends it (`locker_core::upload_state`: a
+    /// refusal, retries used up, or an expired URL to renew).
     async fn retrying<'a>(
         &self,
         job: &Job,
-        what: &str,
         step: &mut dyn FnMut() -> Pending<'a>,
-    ) -> Result<JsValue, LockerError> {
-        let mut attempt = 0;
+    ) -> Result<Answer, LockerError> {
         loop {
             let e = match step().await {
                 Err(e) => e,
                 ok => return ok,
             };
-            attempt += 1;
-            let delay =
-                self.options
-                    .retry
-                    .next_delay(attempt, e.status, &e.code, js_sys::Math::random());
-            match delay {
-                Some(delay) => {
-                    self.emit(
-                        "retry",
-                        job,
-                        &[
-                            ("step", what.into()),
-                            ("attempt", attempt.into()),
-                            ("delay", delay.into()),
-                            ("error", e.into()),
-                        ],
-                    );
-                    sleep(delay, job.signal.as_ref()).await?;
-                }
+            match self.step_failed(job, &e).await {
+                Some(delay) => sleep(delay, job.signal.as_ref()).await?,
                 None => return Err(e),
             }
         }
@@ -392,23 +456,25 @@ impl Inner {
         Ok(())
     }
 
-    async fn run(self: Rc<Self>, job: Job) -> Result<JsValue, LockerError> {
-        let signal = job.signal.clone();
-        let signal = signal.as_ref();
-        self.check(&job)?;
+    async fn run(&self, job: &Job) -> Result<JsValue, LockerError> {
+        let signal = job.signal.as_ref();
+        self.check(job)?;
         let size = job.file.size();
 
         let sha256 = {
             let _slot = self.hash_slots.acquire(signal).await?;
-            let events = self.events_for(&job);
+            job.tracked.apply(Event::Start);
+            let tracked = job.tracked.clone();
             let progress = move |bytes: f64| {
-                events.emit(
+                tracked.events.emit(
                     "hash-progress",
                     &[("loaded", bytes.into()), ("total", size.into())],
                 );
+                tracked.apply(Event::HashProgress(bytes as u64));
             };
             hash_in_worker(&job.file, self.options.reading, signal, progress).await?
         };
+        job.tracked.apply(Event::Hashed);
 
         let _slot = self.upload_slots.acquire(signal).await?;
         let token = self.token().await?;
@@ -423,60 +489,45 @@ impl Inner {
             ),
         }
         .map_err(|e| LockerError::invalid(e.to_string()))?;
-        let request = obj(&[
-            ("namespace", self.options.namespace.as_str().into()),
-            ("path", path.as_str().into()),
-            ("sha256", sha256.as_str().into()),
-            // A Blob's size is a whole number, so JSON.stringify writes it as one.
-            ("size", size.into()),
-            ("content_type", job.content_type.as_str().into()),
-            ("filename", job.name.as_str().into()),
-            // `undefined` is left out by JSON.stringify: the Worker's default lifetime.
-            (
-                "expires_in",
-                self.options
-                    .expires_in
-                    .map_or(JsValue::UNDEFINED, JsValue::from),
-            ),
-        ]);
+        let request = ReserveRequest {
+            namespace: self.options.namespace.clone(),
+            path: path.as_str().to_owned(),
+            sha256: sha256.clone(),
+            // A Blob's size is a whole number of bytes.
+            size: size as u64,
+            content_type: job.content_type.clone(),
+            filename: Some(job.name.clone()),
+            // Whole seconds, checked in `Options::parse`.
+            expires_in: self.options.expires_in.map(|s| s as u64),
+        };
+        let request =
+            serde_json::to_string(&request).map_err(|e| LockerError::invalid(e.to_string()))?;
 
-        let mut reservations = 0;
         let locker_ref = loop {
-            reservations += 1;
             let answer = self
-                .retrying(&job, "reserve", &mut || {
-                    self.api("POST", "/v1/uploads", Some(&request), signal)
+                .retrying(job, &mut || {
+                    self.api(Method::POST, "/v1/uploads", Some(&request), signal)
                 })
                 .await?;
-            let (id, method, url, headers) = match Reserved::parse(&answer)? {
-                Reserved::Deduplicated { locker_ref } => {
-                    self.emit("deduplicated", &job, &[("ref", locker_ref.clone().into())]);
-                    break (locker_ref, true);
+            let plan = match answer.decode::<Reserved>("the reservation")? {
+                Reserved::Deduplicated(d) => {
+                    job.tracked.apply(Event::Deduplicated);
+                    self.emit("deduplicated", job, &[("ref", d.locker_ref.clone().into())]);
+                    break (d.locker_ref, true);
                 }
-                Reserved::Upload {
-                    upload_id,
-                    method,
-                    url,
-                    headers,
-                } => (upload_id, method, url, headers),
+                Reserved::Upload(plan) => plan,
             };
-            match self
-                .transfer_and_complete(&job, &id, &method, &url, &headers)
-                .await
-            {
+            job.tracked
+                .reservation
+                .replace(Some(plan.upload_id.clone()));
+            job.tracked.apply(Event::Reserved);
+            match self.transfer_and_complete(job, &plan).await {
                 Ok(r) => break (r, false),
-                Err(e)
-                    if client::renews_reservation(&e.code) && reservations < MAX_RESERVATIONS =>
-                {
-                    // The signed URL ran out (a slow link, a long pause): ask for a new one.
-                    // Both transports come here alike: the Worker's JSON `expired` and a
-                    // storage server's XML "Request has expired" classify the same.
-                    self.abandon(&id).await;
-                }
-                Err(e) => {
-                    self.abandon(&id).await;
-                    return Err(e);
-                }
+                // The signed URL ran out (a slow link, a long pause; the Worker's JSON `expired`
+                // and a storage server's XML "Request has expired" alike): the machine released
+                // the reservation and went back to reserving, for a freshly signed URL.
+                Err(_) if job.tracked.phase() == Phase::Reserving => {}
+                Err(e) => return Err(e),
             }
         };
         let (locker_ref, deduplicated) = locker_ref;
@@ -487,69 +538,107 @@ impl Inner {
             ("deduplicated", deduplicated.into()),
             ("namespace", self.options.namespace.clone().into()),
             ("path", path.as_str().into()),
+            ("id", job.tracked.events.id.as_str().into()),
         ]);
-        self.emit("complete", &job, &[("result", result.clone())]);
+        self.emit("complete", job, &[("result", result.clone())]);
         Ok(result)
     }
 
     async fn transfer_and_complete(
         &self,
         job: &Job,
-        id: &str,
-        method: &str,
-        url: &str,
-        headers: &[(String, String)],
+        plan: &UploadPlan,
     ) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
-        self.retrying(job, "transfer", &mut || {
-            let events = self.events_for(job);
-            Box::pin(send(
-                method,
-                url,
-                headers,
+        self.retrying(job, &mut || {
+            let tracked = job.tracked.clone();
+            let sent = send(
+                &plan.method,
+                &plan.url,
+                &plan.headers,
                 &job.file,
                 signal,
                 self.options.reading.stall_ms,
                 move |loaded, total| {
-                    events.emit(
+                    tracked.events.emit(
                         "upload-progress",
                         &[("loaded", loaded.into()), ("total", total.into())],
                     );
+                    tracked.apply(Event::TransferProgress(loaded as u64));
                 },
-            ))
+            );
+            // No body to decode: the storage server's 2xx says the bytes are taken.
+            Box::pin(async move {
+                sent.await.map(|()| Answer {
+                    status: 200,
+                    text: String::new(),
+                })
+            })
         })
         .await?;
         check_aborted(signal)?;
-        let complete = ["/v1/uploads/", id, "/complete"].concat();
+        job.tracked.apply(Event::Transferred);
+        let complete = ["/v1/uploads/", &plan.upload_id, "/complete"].concat();
         let done = self
-            .retrying(job, "complete", &mut || {
-                self.api("POST", &complete, None, signal)
-            })
+            .retrying(job, &mut || self.api(Method::POST, &complete, None, signal))
             .await?;
-        get_string(&done, "ref").ok_or_else(|| {
-            LockerError::new(code::BAD_ANSWER, "unexpected answer to the completion")
-        })
+        let done = done.decode::<Complete>("the completion")?;
+        job.tracked.reservation.take();
+        job.tracked.apply(Event::Completed);
+        Ok(done.locker_ref)
     }
 
     /// Releases a reservation that will not be completed (cancelled or refused). Best effort:
     /// an abandoned reservation also expires by itself.
     async fn abandon(&self, id: &str) {
-        let _ = self
-            .api("DELETE", &["/v1/uploads/", id].concat(), None, None)
-            .await;
+        let path = ["/v1/uploads/", id].concat();
+        if let Ok(answer) = self.api(Method::DELETE, &path, None, None).await {
+            let _ = answer.decode::<Abort>("the abort");
+        }
     }
 }
 
 /// Emits events about one file from a `'static` callback.
+#[derive(Clone)]
 struct EventsFor {
     target: EventTarget,
     file: Blob,
+    id: String,
 }
 
 impl EventsFor {
+    /// `state-change`: where the upload is now and was before (`null` for a new one).
+    fn emit_state(&self, previous: Option<Phase>, s: &Upload) {
+        let (loaded, total) = s.progress();
+        let error = s.error.as_ref().map_or(JsValue::NULL, |f| {
+            LockerError {
+                code: f.code.clone(),
+                message: f.message.clone(),
+                status: f.status,
+            }
+            .into()
+        });
+        self.emit(
+            "state-change",
+            &[
+                ("state", s.phase.as_str().into()),
+                (
+                    "previous",
+                    previous.map_or(JsValue::NULL, |p| p.as_str().into()),
+                ),
+                // Byte counts of a Blob: exact in f64.
+                ("loaded", (loaded as f64).into()),
+                ("total", (total as f64).into()),
+                ("attempt", s.attempt.into()),
+                ("error", error),
+            ],
+        );
+    }
+
     fn emit(&self, kind: &str, props: &[(&str, JsValue)]) {
         let detail = obj(props);
         let _ = js_sys::Reflect::set(&detail, &"file".into(), &self.file);
+        let _ = js_sys::Reflect::set(&detail, &"id".into(), &self.id.as_str().into());
         let init = CustomEventInit::new();
         init.set_detail(&detail);
         if let Ok(event) = CustomEvent::new_with_event_init_dict(kind, &init) {
@@ -585,6 +674,7 @@ impl Uploader {
                 events,
                 hash_slots: Slots::new(hash_concurrency as usize),
                 upload_slots: Slots::new(concurrency as usize),
+                uploads: Uploads::default(),
             }),
         })
     }
@@ -616,23 +706,68 @@ impl Uploader {
                 .trim()
                 .to_ascii_lowercase(),
         };
+        let id = get_string(&options, "id").unwrap_or_else(|| {
+            let n = NEXT_ID.with(|n| n.replace(n.get().wrapping_add(1)));
+            ["upload-", &n.to_string()].concat()
+        });
+        // A Blob's size is a whole number of bytes.
+        let size = file.size() as u64;
+        let before = inner.uploads.borrow().get(&id).cloned();
+        if before.as_ref().is_some_and(|b| !b.phase.is_final()) {
+            let e = LockerError::invalid(["an upload with the id ", &id, " is running"].concat());
+            return Promise::reject(&e.into());
+        }
+        let tracked = Rc::new(Tracked {
+            events: EventsFor {
+                target: inner.events.clone(),
+                file: file.clone(),
+                id: id.clone(),
+            },
+            machine: Machine {
+                retry: inner.options.retry,
+                max_reservations: MAX_RESERVATIONS,
+            },
+            state: RefCell::new(Upload::new(size)),
+            reservation: RefCell::default(),
+            uploads: inner.uploads.clone(),
+        });
+        inner
+            .uploads
+            .borrow_mut()
+            .insert(id.clone(), Upload::new(size));
+        match before {
+            // The same file again after a failure or cancellation: the same upload, restarted.
+            Some(ended) if matches!(ended.phase, Phase::Failed | Phase::Cancelled) => {
+                tracked.state.replace(Upload { size, ..ended });
+                tracked.apply(Event::Restart);
+            }
+            _ => tracked.events.emit_state(None, &tracked.state.borrow()),
+        }
         let job = Job {
             file,
             name,
             content_type,
             path: get_string(&options, "path"),
             signal: get(&options, "signal").dyn_into::<AbortSignal>().ok(),
+            tracked,
         };
         future_to_promise(async move {
-            let events = inner.events_for(&job);
-            match inner.run(job).await {
-                Ok(v) => Ok(v),
-                Err(e) => {
-                    let kind = if e.is_aborted() { "cancel" } else { "error" };
-                    events.emit(kind, &[("error", e.clone().into())]);
-                    Err(e.into())
+            let outcome = inner.run(&job).await;
+            if let Err(e) = &outcome {
+                // A failure outside the retried steps ends the upload here; one inside them has
+                // ended it already.
+                if !job.tracked.phase().is_final() {
+                    let action = job.tracked.apply(Event::Fatal(failure(e)));
+                    inner.act(&job, action).await;
                 }
             }
+            outcome.map_err(|e| {
+                let kind = if e.is_aborted() { "cancel" } else { "error" };
+                job.tracked
+                    .events
+                    .emit(kind, &[("error", e.clone().into())]);
+                e.into()
+            })
         })
     }
 
@@ -715,6 +850,28 @@ export interface UploadOptions {
   filename?: string;
   /** Cancels hashing, transfer and the reservation. */
   signal?: AbortSignal;
+  /** The id its events carry (default: one made up, `upload-N`). An upload that failed or was cancelled, given its id again, restarts (`state-change` from "failed"/"cancelled" to "waiting"); the id of one still running is refused. */
+  id?: string;
+}
+
+/** Where an upload is (`state-change`): waiting -> hashing -> reserving -> transferring -> completing -> stored, or reserving -> deduplicated; failed or cancelled from any of the active ones. */
+export type UploadState =
+  | "waiting" | "hashing" | "reserving" | "transferring" | "completing"
+  | "stored" | "deduplicated" | "failed" | "cancelled";
+
+/** The `state-change` event's detail: one per transition, progress included. */
+export interface StateChange {
+  state: UploadState;
+  /** `null` for a file just added. */
+  previous: UploadState | null;
+  /** Bytes of the current phase: hashed while hashing and reserving, sent from the transfer on; never decreasing within a run. */
+  loaded: number;
+  /** The file's size. */
+  total: number;
+  /** Retries made of the current phase's step. */
+  attempt: number;
+  /** Why it failed or was cancelled, or what the current retry is about. */
+  error: LockerError | null;
 }
 
 /** What `upload()` resolves to. */
@@ -727,6 +884,8 @@ export interface UploadResult {
   deduplicated: boolean;
   namespace: string;
   path: string;
+  /** The id its events carried. */
+  id: string;
 }
 
 /** How `upload()` rejects. */
@@ -739,8 +898,9 @@ export interface LockerError extends Error {
   retryable: boolean;
 }
 
-interface FileDetail { file: Blob | File }
+interface FileDetail { file: Blob | File; id: string }
 export interface UploaderEventMap {
+  "state-change": CustomEvent<FileDetail & StateChange>;
   "hash-progress": CustomEvent<FileDetail & { loaded: number; total: number }>;
   "upload-progress": CustomEvent<FileDetail & { loaded: number; total: number }>;
   "deduplicated": CustomEvent<FileDetail & { ref: string }>;
