@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::hash::to_hex;
 
 /// Who signs, where and when. `date` is `YYYYMMDDTHHMMSSZ`.
-pub struct Signer<'a> {
+pub(crate) struct Signer<'a> {
     pub access_key: &'a str,
     pub secret: &'a str,
     pub region: &'a str,
@@ -24,7 +24,7 @@ pub struct Signer<'a> {
 
 /// A request as written: path and query not yet encoded, headers as sent (names in any case,
 /// repeated names allowed, values untrimmed), `host` separately.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub method: &'a str,
     pub host: &'a str,
     pub path: &'a str,
@@ -34,7 +34,7 @@ pub struct Request<'a> {
     pub payload: &'a str,
 }
 
-pub struct Signed {
+pub(crate) struct Signed {
     pub canonical_request: String,
     pub string_to_sign: String,
     pub signature: String,
@@ -61,7 +61,7 @@ fn hmac(key: &[u8], data: &str) -> Vec<u8> {
 }
 
 impl Signer<'_> {
-    pub fn presign(&self, r: &Request<'_>) -> Signed {
+    pub(crate) fn presign(&self, r: &Request<'_>) -> Signed {
         // Canonical headers: lower-case names, values trimmed with inner runs of whitespace
         // (line folds too) made one space, repeated names joined by commas in order, sorted.
         let mut headers: Vec<(String, String)> = vec![("host".into(), r.host.into())];
@@ -130,11 +130,13 @@ impl Signer<'_> {
     }
 }
 
-pub const EMPTY_BODY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-pub const UNRESERVED: &str = "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const EMPTY_BODY: &str =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub(crate) const UNRESERVED: &str =
+    "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The context every case of the AWS SigV4 test suite is signed in.
-pub fn suite_signer() -> Signer<'static> {
+pub(crate) fn suite_signer() -> Signer<'static> {
     Signer {
         access_key: "AKIDEXAMPLE",
         secret: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
@@ -145,7 +147,7 @@ pub fn suite_signer() -> Signer<'static> {
     }
 }
 
-pub struct Case {
+pub(crate) struct Case {
     pub name: &'static str,
     pub method: &'static str,
     pub path: &'static str,
@@ -160,7 +162,7 @@ pub struct Case {
 /// cases (S3 never normalizes a path; their `*-unnormalized` twins are here), the session
 /// token cases (locker signs with long-lived keys only) and the form-body cases (a
 /// presigned S3 URL never signs the body).
-pub const CASES: &[Case] = &[
+pub(crate) const CASES: &[Case] = &[
     Case {
         name: "get-vanilla",
         method: "GET",

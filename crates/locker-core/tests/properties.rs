@@ -463,7 +463,7 @@ proptest! {
         let (ascii, encoded) = rest.split_once("\"; filename*=UTF-8''").unwrap();
         prop_assert!(!ascii.contains(['"', '\\']));
         prop_assert_eq!(ascii.chars().count(), name.chars().count());
-        let decoded = percent_decode_str(encoded).decode_utf8().map(|d| d.into_owned());
+        let decoded = percent_decode_str(encoded).decode_utf8().map(std::borrow::Cow::into_owned);
         prop_assert_eq!(decoded.ok(), Some(name.clone()));
     }
 }

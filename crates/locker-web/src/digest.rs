@@ -19,7 +19,7 @@ use crate::js::{get, get_number, within};
 
 /// Default slice size: large enough that per-slice overhead vanishes, small enough that two
 /// slices in flight stay far below the memory budget.
-pub const DEFAULT_CHUNK: u32 = 4 << 20;
+pub(crate) const DEFAULT_CHUNK: u32 = 4 << 20;
 /// Smallest and largest accepted slice sizes.
 const CHUNK_RANGE: std::ops::RangeInclusive<u32> = (64 << 10)..=(64 << 20);
 
@@ -57,21 +57,21 @@ impl Default for Sha256 {
 
 /// How long a read may give nothing before it counts as stalled (default), and the range a
 /// caller may choose from, in milliseconds.
-pub const DEFAULT_STALL_MS: f64 = 30_000.0;
+pub(crate) const DEFAULT_STALL_MS: f64 = 30_000.0;
 const STALL_RANGE: std::ops::RangeInclusive<f64> = 100.0..=600_000.0;
 
 /// How a Blob is read: the size of each piece, and how long a read may take before the byte
 /// stream counts as stalled (Chromium's has been seen to stop for good on a long series of
 /// 1 GiB reads) and reading goes on with slices from where it stopped.
 #[derive(Clone, Copy)]
-pub struct Reading {
+pub(crate) struct Reading {
     pub chunk: u32,
     pub stall_ms: f64,
 }
 
 impl Reading {
     /// `{chunkSize, stallTimeout}` of a caller's options, checked.
-    pub fn parse(options: &JsValue) -> Result<Self, LockerError> {
+    pub(crate) fn parse(options: &JsValue) -> Result<Self, LockerError> {
         let chunk = get_number(options, "chunkSize").map_or(DEFAULT_CHUNK, |c| c as u32);
         if !CHUNK_RANGE.contains(&chunk) {
             return Err(LockerError::invalid(format!(
@@ -90,7 +90,7 @@ impl Reading {
     }
 
     /// The options object [`Reading::parse`] reads back (for the hash worker's message).
-    pub fn props(&self) -> [(&'static str, JsValue); 2] {
+    pub(crate) fn props(&self) -> [(&'static str, JsValue); 2] {
         [
             ("chunkSize", self.chunk.into()),
             ("stallTimeout", self.stall_ms.into()),
@@ -136,7 +136,7 @@ impl Source {
         let byob = get(&stream, "getReader")
             .dyn_into::<Function>()
             .and_then(|get_reader| get_reader.call1(&stream, &options))
-            .and_then(|r| r.dyn_into::<ReadableStreamByobReader>());
+            .and_then(wasm_bindgen::JsCast::dyn_into::<ReadableStreamByobReader>);
         Ok(match byob {
             Ok(reader) => {
                 let first = reader.read_with_array_buffer_view(&Uint8Array::new_with_length(chunk));
@@ -259,7 +259,7 @@ impl Source {
 const PROGRESS_STEP: f64 = 4.0 * 1024.0 * 1024.0;
 
 /// Hashes `blob` piece by piece. `progress(bytes_hashed)` is called every few MiB and at the end.
-pub async fn hash_blob(
+pub(crate) async fn hash_blob(
     blob: &Blob,
     reading: Reading,
     mut progress: impl FnMut(f64),
@@ -299,7 +299,7 @@ pub async fn hash_blob(
 
 /// The caller's `onProgress(bytes)` from `options`, if any, as a progress function. A
 /// throwing callback does not stop the hash.
-pub fn on_progress(options: &JsValue) -> impl Fn(f64) + 'static {
+pub(crate) fn on_progress(options: &JsValue) -> impl Fn(f64) + 'static {
     let callback = get(options, "onProgress").dyn_into::<Function>().ok();
     move |done| {
         if let Some(f) = &callback {

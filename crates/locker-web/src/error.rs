@@ -6,7 +6,7 @@ use std::fmt;
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
-pub use locker_core::client::code;
+pub(crate) use locker_core::client::code;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockerError {

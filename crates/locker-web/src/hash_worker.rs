@@ -114,7 +114,7 @@ impl Drop for Running {
 }
 
 /// Hashes `blob` in a new Web Worker. `progress(bytes_hashed)` runs on the page.
-pub async fn hash_in_worker(
+pub(crate) async fn hash_in_worker(
     blob: &Blob,
     reading: Reading,
     signal: Option<&AbortSignal>,

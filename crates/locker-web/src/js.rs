@@ -26,7 +26,7 @@ extern "C" {
 }
 
 /// `value[name]`, or `undefined`.
-pub fn get(value: &JsValue, name: &str) -> JsValue {
+pub(crate) fn get(value: &JsValue, name: &str) -> JsValue {
     if !value.is_object() {
         return JsValue::UNDEFINED;
     }
@@ -34,17 +34,17 @@ pub fn get(value: &JsValue, name: &str) -> JsValue {
 }
 
 /// A string property, if it is one.
-pub fn get_string(value: &JsValue, name: &str) -> Option<String> {
+pub(crate) fn get_string(value: &JsValue, name: &str) -> Option<String> {
     get(value, name).as_string()
 }
 
 /// A number property, if it is one.
-pub fn get_number(value: &JsValue, name: &str) -> Option<f64> {
+pub(crate) fn get_number(value: &JsValue, name: &str) -> Option<f64> {
     get(value, name).as_f64()
 }
 
 /// A plain object with the given properties.
-pub fn obj(props: &[(&str, JsValue)]) -> JsValue {
+pub(crate) fn obj(props: &[(&str, JsValue)]) -> JsValue {
     let o = Object::new();
     for (k, v) in props {
         let _ = Reflect::set(&o, &JsValue::from_str(k), v);
@@ -53,12 +53,12 @@ pub fn obj(props: &[(&str, JsValue)]) -> JsValue {
 }
 
 /// Runs `f` once when `signal` aborts. The listener is removed when the guard is dropped.
-pub struct AbortListener {
+pub(crate) struct AbortListener {
     signal: AbortSignal,
     closure: Closure<dyn FnMut()>,
 }
 
-pub fn on_abort(signal: &AbortSignal, f: impl FnOnce() + 'static) -> AbortListener {
+pub(crate) fn on_abort(signal: &AbortSignal, f: impl FnOnce() + 'static) -> AbortListener {
     let mut f = Some(f);
     let closure = Closure::<dyn FnMut()>::new(move || {
         if let Some(f) = f.take() {
@@ -82,7 +82,7 @@ impl Drop for AbortListener {
 
 /// A promise settled from callbacks, once: later settlements are ignored. `finish` is cheap to
 /// clone into every callback that may end the operation; `wait` awaits the outcome.
-pub fn deferred() -> (Promise, Finish) {
+pub(crate) fn deferred() -> (Promise, Finish) {
     let slot: Rc<RefCell<Option<(Function, Function)>>> = Rc::default();
     let promise = {
         let slot = slot.clone();
@@ -94,10 +94,10 @@ pub fn deferred() -> (Promise, Finish) {
 }
 
 #[derive(Clone)]
-pub struct Finish(Rc<RefCell<Option<(Function, Function)>>>);
+pub(crate) struct Finish(Rc<RefCell<Option<(Function, Function)>>>);
 
 impl Finish {
-    pub fn call(&self, result: Result<JsValue, LockerError>) {
+    pub(crate) fn call(&self, result: Result<JsValue, LockerError>) {
         if let Some((resolve, reject)) = self.0.borrow_mut().take() {
             let _ = match result {
                 Ok(v) => resolve.call1(&JsValue::NULL, &v),
@@ -108,14 +108,14 @@ impl Finish {
 }
 
 /// Awaits a [`deferred`] promise; a rejection comes back as the `LockerError` it carried.
-pub async fn wait(promise: Promise) -> Result<JsValue, LockerError> {
+pub(crate) async fn wait(promise: Promise) -> Result<JsValue, LockerError> {
     JsFuture::from(promise)
         .await
         .map_err(LockerError::from_rejection)
 }
 
 /// Fails with [`LockerError::aborted`] if `signal` has already fired.
-pub fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), LockerError> {
+pub(crate) fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), LockerError> {
     if signal.is_some_and(AbortSignal::aborted) {
         Err(LockerError::aborted())
     } else {
@@ -125,14 +125,14 @@ pub fn check_aborted(signal: Option<&AbortSignal>) -> Result<(), LockerError> {
 
 /// Runs `on_stall` if `arm` is not called again within `ms` milliseconds of the last call.
 /// Dropping it stops the timer, so the callback never outlives its owner.
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     ms: f64,
     handle: RefCell<JsValue>,
     fire: Closure<dyn FnMut()>,
 }
 
 impl Watchdog {
-    pub fn new(ms: f64, on_stall: impl FnMut() + 'static) -> Self {
+    pub(crate) fn new(ms: f64, on_stall: impl FnMut() + 'static) -> Self {
         Self {
             ms,
             handle: RefCell::new(JsValue::UNDEFINED),
@@ -141,7 +141,7 @@ impl Watchdog {
     }
 
     /// (Re)starts the countdown.
-    pub fn arm(&self) {
+    pub(crate) fn arm(&self) {
         let next = set_timeout(self.fire.as_ref().unchecked_ref(), self.ms);
         clear_timeout(&self.handle.replace(next));
     }
@@ -154,7 +154,7 @@ impl Drop for Watchdog {
 }
 
 /// Settles as `promise` does, or with `None` if `ms` milliseconds pass first.
-pub async fn within(promise: &Promise, ms: f64) -> Result<Option<JsValue>, JsValue> {
+pub(crate) async fn within(promise: &Promise, ms: f64) -> Result<Option<JsValue>, JsValue> {
     let late = Object::new();
     let mut handle = JsValue::UNDEFINED;
     let timer = Promise::new(&mut |resolve, _| {
@@ -166,7 +166,7 @@ pub async fn within(promise: &Promise, ms: f64) -> Result<Option<JsValue>, JsVal
 }
 
 /// Waits `ms` milliseconds, or until `signal` aborts (then fails with `aborted`).
-pub async fn sleep(ms: f64, signal: Option<&AbortSignal>) -> Result<(), LockerError> {
+pub(crate) async fn sleep(ms: f64, signal: Option<&AbortSignal>) -> Result<(), LockerError> {
     check_aborted(signal)?;
     let mut handle = JsValue::UNDEFINED;
     let mut reject_fn: Option<Function> = None;
@@ -187,7 +187,7 @@ pub async fn sleep(ms: f64, signal: Option<&AbortSignal>) -> Result<(), LockerEr
 
 /// A typed value handed to JavaScript as a plain object: encoded by serde in its wire form (the
 /// same JSON the Worker sends), parsed by the browser's `JSON`.
-pub fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, LockerError> {
+pub(crate) fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, LockerError> {
     let text = serde_json::to_string(value)
         .map_err(|e| LockerError::new(crate::error::code::BAD_ANSWER, e.to_string()))?;
     js_sys::JSON::parse(&text).map_err(|e| LockerError::from_js("JSON.parse", e))

@@ -19,14 +19,14 @@ struct Waiter {
     gone: Rc<Cell<bool>>,
 }
 
-pub struct Slots {
+pub(crate) struct Slots {
     limit: usize,
     active: Cell<usize>,
     waiting: RefCell<VecDeque<Waiter>>,
 }
 
 /// A held slot; dropping it hands the slot to the next waiter.
-pub struct Slot(Rc<Slots>);
+pub(crate) struct Slot(Rc<Slots>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -35,7 +35,7 @@ impl Drop for Slot {
 }
 
 impl Slots {
-    pub fn new(limit: usize) -> Rc<Self> {
+    pub(crate) fn new(limit: usize) -> Rc<Self> {
         Rc::new(Self {
             limit: limit.max(1),
             active: Cell::new(0),
@@ -61,7 +61,7 @@ impl Slots {
         }
     }
 
-    pub async fn acquire(
+    pub(crate) async fn acquire(
         self: &Rc<Self>,
         signal: Option<&AbortSignal>,
     ) -> Result<Slot, LockerError> {

@@ -15,13 +15,13 @@ use crate::js::{check_aborted, deferred, on_abort, wait, Watchdog};
 /// `locker_core::api::ErrorBody`), a storage server's XML error (an expired presigned URL reads
 /// as `expired`, like the Worker's), or a generic message for anything else (a proxy's HTML
 /// error page, say). The rules are `locker_core::client::classify`.
-pub fn refusal(status: u16, body: &str) -> LockerError {
+pub(crate) fn refusal(status: u16, body: &str) -> LockerError {
     let r = locker_core::client::classify(status, body);
     LockerError::new(&r.code, r.message).with_status(status)
 }
 
 /// An answer's status and body, as the Worker sent them.
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub text: String,
 }
@@ -29,7 +29,7 @@ pub struct Answer {
 impl Answer {
     /// The body decoded as its `locker_core::api` type; anything else is a `bad_answer` naming
     /// `what` was answered.
-    pub fn decode<T: DeserializeOwned>(&self, what: &str) -> Result<T, LockerError> {
+    pub(crate) fn decode<T: DeserializeOwned>(&self, what: &str) -> Result<T, LockerError> {
         serde_json::from_str(&self.text).map_err(|e| {
             LockerError::new(
                 code::BAD_ANSWER,
@@ -44,7 +44,7 @@ impl Answer {
 /// from its `locker_core::api` request type). A 2xx answer comes back as text for
 /// [`Answer::decode`]; anything else as the refusal it carries. Not generic over the answer
 /// type, so the fetch code is in the module once.
-pub async fn call(
+pub(crate) async fn call(
     method: Method,
     url: &str,
     credential: Option<&str>,
@@ -59,7 +59,7 @@ pub async fn call(
 }
 
 /// [`call`] whatever the status of the answer.
-pub async fn fetch(
+pub(crate) async fn fetch(
     method: Method,
     url: &str,
     credential: Option<&str>,
@@ -97,7 +97,7 @@ pub async fn fetch(
 /// Sends `body` to a signed URL. `progress(sent, total)` follows the upload. A transfer that
 /// makes no progress and gets no answer for `stall_ms` is aborted as a (retryable) network
 /// failure.
-pub async fn send(
+pub(crate) async fn send(
     method: &str,
     url: &str,
     headers: &std::collections::BTreeMap<String, String>,

@@ -12,7 +12,7 @@ use crate::bindings;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 
 /// Per-request context.
-pub struct App {
+pub(crate) struct App {
     pub env: Env,
     pub db: D1Database,
     pub blobs: Bucket,
@@ -28,14 +28,14 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(req: &Request, env: Env) -> ApiResult<Self> {
+    pub(crate) fn new(req: &Request, env: Env) -> ApiResult<Self> {
         let origin = req.url()?.origin().ascii_serialization();
         let server = crate::server_name(Some(req), &env);
         Self::with(env, origin, server)
     }
 
     /// For work no request started (the scheduled sweep): no origin to sign URLs for.
-    pub fn scheduled(env: Env) -> ApiResult<Self> {
+    pub(crate) fn scheduled(env: Env) -> ApiResult<Self> {
         let server = crate::server_name(None, &env);
         Self::with(env, String::new(), server)
     }
@@ -60,22 +60,22 @@ impl App {
         })
     }
 
-    pub fn now_s(&self) -> u64 {
+    pub(crate) fn now_s(&self) -> u64 {
         self.now_ms / 1000
     }
 
     /// A var from wrangler.toml, or `default` when unset or empty.
-    pub fn var(&self, name: &str, default: &str) -> String {
+    pub(crate) fn var(&self, name: &str, default: &str) -> String {
         env_var(&self.env, name, default)
     }
 
     /// A prepared statement with its arguments bound.
-    pub fn stmt(&self, sql: &str, args: &[JsValue]) -> ApiResult<D1PreparedStatement> {
+    pub(crate) fn stmt(&self, sql: &str, args: &[JsValue]) -> ApiResult<D1PreparedStatement> {
         Ok(self.db.prepare(sql).bind(args)?)
     }
 
     /// The first row of a query, deserialized.
-    pub async fn first<T: DeserializeOwned>(
+    pub(crate) async fn first<T: DeserializeOwned>(
         &self,
         sql: &str,
         args: &[JsValue],
@@ -84,12 +84,19 @@ impl App {
     }
 
     /// All rows of a query, deserialized.
-    pub async fn all<T: DeserializeOwned>(&self, sql: &str, args: &[JsValue]) -> ApiResult<Vec<T>> {
+    pub(crate) async fn all<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[JsValue],
+    ) -> ApiResult<Vec<T>> {
         Ok(self.stmt(sql, args)?.all().await?.results::<T>()?)
     }
 
     /// Runs statements as one D1 batch (one transaction); returns each statement's change count.
-    pub async fn batch(&self, statements: Vec<D1PreparedStatement>) -> ApiResult<Vec<usize>> {
+    pub(crate) async fn batch(
+        &self,
+        statements: Vec<D1PreparedStatement>,
+    ) -> ApiResult<Vec<usize>> {
         let results = self.db.batch(statements).await?;
         results
             .iter()
@@ -99,7 +106,7 @@ impl App {
 }
 
 /// A var from wrangler.toml, or `default` when unset or empty.
-pub fn env_var(env: &Env, name: &str, default: &str) -> String {
+pub(crate) fn env_var(env: &Env, name: &str, default: &str) -> String {
     env.var(name)
         .map(|v| v.to_string())
         .ok()
@@ -116,7 +123,7 @@ fn misconfigured(message: &str) -> ApiError {
 }
 
 /// `n` random bytes from the runtime's CSPRNG.
-pub fn random_bytes(n: usize) -> ApiResult<Vec<u8>> {
+pub(crate) fn random_bytes(n: usize) -> ApiResult<Vec<u8>> {
     let crypto: web_sys::Crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
         .ok()
         .and_then(|c| c.dyn_into().ok())
@@ -129,7 +136,7 @@ pub fn random_bytes(n: usize) -> ApiResult<Vec<u8>> {
 }
 
 /// A random id: `prefix` + 16 random bytes in base64url (22 characters).
-pub fn random_id(prefix: &str) -> ApiResult<String> {
+pub(crate) fn random_id(prefix: &str) -> ApiResult<String> {
     Ok(format!(
         "{prefix}{}",
         URL_SAFE_NO_PAD.encode(random_bytes(16)?)
@@ -137,13 +144,13 @@ pub fn random_id(prefix: &str) -> ApiResult<String> {
 }
 
 /// Shorthands for binding D1 arguments.
-pub fn s(v: &str) -> JsValue {
+pub(crate) fn s(v: &str) -> JsValue {
     JsValue::from_str(v)
 }
-pub fn n(v: u64) -> JsValue {
+pub(crate) fn n(v: u64) -> JsValue {
     // D1 numbers are f64; sizes and times stay far below 2^53.
     JsValue::from_f64(v as f64)
 }
-pub fn opt(v: Option<&str>) -> JsValue {
+pub(crate) fn opt(v: Option<&str>) -> JsValue {
     v.map_or(JsValue::NULL, JsValue::from_str)
 }

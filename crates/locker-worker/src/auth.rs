@@ -16,13 +16,13 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 
 use locker_core::credential::Credential;
-pub use locker_core::credential::{KEY_PREFIX, TOKEN_PREFIX};
-pub const BOOTSTRAP_KEY_ID: &str = "bootstrap";
+pub(crate) use locker_core::credential::{KEY_PREFIX, TOKEN_PREFIX};
+pub(crate) const BOOTSTRAP_KEY_ID: &str = "bootstrap";
 
-pub use locker_core::scope::{Op, Scopes};
+pub(crate) use locker_core::scope::{Op, Scopes};
 
 /// The authenticated caller.
-pub struct Principal {
+pub(crate) struct Principal {
     pub key_id: String,
     /// `None` only for the bootstrap admin, which manages keys but owns no files.
     pub tenant: Option<Tenant>,
@@ -65,7 +65,11 @@ fn bearer(req: &Request) -> ApiResult<Option<String>> {
 }
 
 /// Authenticates the request. Records the key id in `log` as soon as it is known.
-pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiResult<Principal> {
+pub(crate) async fn authenticate(
+    app: &App,
+    req: &Request,
+    log: &mut LogEntry,
+) -> ApiResult<Principal> {
     let Some(credential) = bearer(req)? else {
         return Err(ApiError::unauthorized("missing API key or upload token"));
     };
@@ -161,7 +165,7 @@ pub async fn authenticate(app: &App, req: &Request, log: &mut LogEntry) -> ApiRe
 
 /// The deployment's default allow-list of content types (`LOCKER_ALLOWED_TYPES`), for
 /// credentials without types of their own.
-pub fn default_types(app: &App) -> Vec<String> {
+pub(crate) fn default_types(app: &App) -> Vec<String> {
     app.var(bindings::ALLOWED_TYPES, "*/*")
         .split(',')
         .map(|t| t.trim().to_owned())
@@ -170,19 +174,19 @@ pub fn default_types(app: &App) -> Vec<String> {
 }
 
 impl Principal {
-    pub fn is_bootstrap(&self) -> bool {
+    pub(crate) fn is_bootstrap(&self) -> bool {
         self.key_id == BOOTSTRAP_KEY_ID && self.tenant.is_none()
     }
 
     /// The caller's tenant; the bootstrap admin has none and cannot touch files.
-    pub fn tenant(&self) -> ApiResult<&Tenant> {
+    pub(crate) fn tenant(&self) -> ApiResult<&Tenant> {
         self.tenant.as_ref().ok_or_else(|| {
             ApiError::forbidden("the bootstrap key only manages keys; use a tenant key for files")
         })
     }
 
     /// Requires `op`, and access to `namespace` when given.
-    pub fn require(&self, op: Op, namespace: Option<&Namespace>) -> ApiResult<()> {
+    pub(crate) fn require(&self, op: Op, namespace: Option<&Namespace>) -> ApiResult<()> {
         if !self.scopes.ops.contains(&op) {
             return Err(ApiError::forbidden(format!(
                 "this key may not {}",
@@ -208,7 +212,11 @@ impl Principal {
     }
 
     /// Requires write access to `path` in `namespace` (an upload token also binds a prefix).
-    pub fn require_write_path(&self, namespace: &Namespace, path: &LogicalPath) -> ApiResult<()> {
+    pub(crate) fn require_write_path(
+        &self,
+        namespace: &Namespace,
+        path: &LogicalPath,
+    ) -> ApiResult<()> {
         self.require(Op::Write, Some(namespace))?;
         if let Some(token) = &self.token {
             if !path.as_str().starts_with(&token.prefix) {
@@ -222,13 +230,13 @@ impl Principal {
     }
 
     /// This credential in every dimension of the subset rule.
-    pub fn grant(&self) -> Grant<'_> {
+    pub(crate) fn grant(&self) -> Grant<'_> {
         Grant::of(&self.scopes, self.expires_at)
     }
 
     /// Requires that `child` is within this caller's own grant: a credential never creates
     /// one broader than itself. The bootstrap admin is unlimited.
-    pub fn require_within(&self, app: &App, child: &Grant<'_>) -> ApiResult<()> {
+    pub(crate) fn require_within(&self, app: &App, child: &Grant<'_>) -> ApiResult<()> {
         if self.is_bootstrap() {
             return Ok(());
         }
@@ -238,7 +246,7 @@ impl Principal {
 
     /// Largest upload and allowed types for this caller. The size is the caller's own limit;
     /// what one request can carry depends on the transport and is checked where it is known.
-    pub fn limits(&self, app: &App) -> (u64, Vec<String>) {
+    pub(crate) fn limits(&self, app: &App) -> (u64, Vec<String>) {
         let max = self
             .scopes
             .max_size
@@ -253,7 +261,7 @@ impl Principal {
     }
 
     /// Checks a declared size and type against this caller's limits.
-    pub fn check_content(&self, app: &App, size: u64, content_type: &str) -> ApiResult<()> {
+    pub(crate) fn check_content(&self, app: &App, size: u64, content_type: &str) -> ApiResult<()> {
         validate::content_type(content_type)?;
         let (max, types) = self.limits(app);
         validate::size_within(size, max)?;

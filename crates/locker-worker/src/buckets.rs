@@ -30,7 +30,7 @@ fn default_bucket(env: &Env) -> DefaultBucket {
     }
 }
 
-pub fn default_bucket_id(env: &Env) -> BucketId {
+pub(crate) fn default_bucket_id(env: &Env) -> BucketId {
     let b = default_bucket(env);
     BucketId::derive(&BucketIdentity {
         account_id: &b.account_id,
@@ -41,7 +41,7 @@ pub fn default_bucket_id(env: &Env) -> BucketId {
 
 /// `INSERT OR IGNORE` of the default bucket's row, put first in every batch that references
 /// it, so a fresh database needs no manual registration and no file points at an unknown bucket.
-pub fn register_default(app: &App) -> ApiResult<D1PreparedStatement> {
+pub(crate) fn register_default(app: &App) -> ApiResult<D1PreparedStatement> {
     let b = default_bucket(&app.env);
     let args: [JsValue; 6] = [
         s(app.bucket_id.as_str()),
@@ -64,7 +64,7 @@ pub fn register_default(app: &App) -> ApiResult<D1PreparedStatement> {
 /// `POST /v1/buckets`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RegisterBucket {
+pub(crate) struct RegisterBucket {
     pub name: String,
     /// `r2` or `s3`.
     pub provider: String,
@@ -250,7 +250,7 @@ struct IdRow {
 
 /// `POST /v1/buckets`: registers a bucket under its derived id (bootstrap admin only). An `s3`
 /// transport bucket must have its two secrets set first; the answer names them.
-pub async fn register(
+pub(crate) async fn register(
     app: &App,
     who: &Principal,
     body: RegisterBucket,
@@ -320,7 +320,7 @@ pub async fn register(
 }
 
 /// `GET /v1/buckets` (any admin): every registered bucket; no credentials, only their names.
-pub async fn list(app: &App, who: &Principal) -> ApiResult<Value> {
+pub(crate) async fn list(app: &App, who: &Principal) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
     let rows: Vec<BucketRow> = app
         .all(
@@ -334,7 +334,7 @@ pub async fn list(app: &App, who: &Principal) -> ApiResult<Value> {
 /// `POST /v1/buckets/{id}/activate|deactivate` (bootstrap admin): an inactive bucket takes no
 /// new uploads; what it holds stays readable. The default bucket (this Worker's `BLOBS`) takes
 /// every namespace without a route and cannot be deactivated.
-pub async fn set_active(
+pub(crate) async fn set_active(
     app: &App,
     who: &Principal,
     id: &str,
@@ -368,13 +368,13 @@ pub async fn set_active(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SetRoute {
+pub(crate) struct SetRoute {
     pub bucket_id: String,
 }
 
 /// `PUT /v1/routes/{namespace}` (tenant admin): new uploads to `namespace` (or, for `*`, to
 /// every namespace without its own route) go to `bucket_id`.
-pub async fn set_route(
+pub(crate) async fn set_route(
     app: &App,
     who: &Principal,
     namespace: &str,
@@ -443,7 +443,7 @@ pub(crate) const ROUTES_SQL: &str =
     "SELECT namespace, bucket_id, updated_at FROM routes x WHERE {scope} ORDER BY namespace";
 
 /// `GET /v1/routes` (tenant admin): the tenant's routes and the deployment's default bucket.
-pub async fn list_routes(app: &App, who: &Principal) -> ApiResult<Value> {
+pub(crate) async fn list_routes(app: &App, who: &Principal) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
     who.tenant()?;
     let reach = Reach::of(who)?;
@@ -459,7 +459,7 @@ struct RouteTarget {
 }
 
 /// The bucket that receives a new upload of `tenant` to `namespace`, and its store.
-pub async fn target(
+pub(crate) async fn target(
     app: &App,
     tenant: &Tenant,
     namespace: &Namespace,

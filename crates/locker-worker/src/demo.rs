@@ -16,11 +16,11 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::keys::{self, MintToken};
 use crate::log::LogEntry;
 
-pub const TENANT: &str = "demo";
-pub const NAMESPACE: &str = "demo";
+pub(crate) const TENANT: &str = "demo";
+pub(crate) const NAMESPACE: &str = "demo";
 const VAR: &str = "LOCKER_DEMO";
 
-pub fn enabled(env: &Env) -> bool {
+pub(crate) fn enabled(env: &Env) -> bool {
     env_var(env, VAR, "off") == "on"
 }
 
@@ -30,7 +30,7 @@ fn disabled() -> ApiError {
 }
 
 /// `POST /demo/token`: an upload token for `demo/uploads/...`, valid 10 minutes.
-pub fn token(app: &App, log: &mut LogEntry) -> ApiResult<Value> {
+pub(crate) fn token(app: &App, log: &mut LogEntry) -> ApiResult<Value> {
     if !enabled(&app.env) {
         return Err(disabled());
     }
@@ -63,7 +63,7 @@ pub fn token(app: &App, log: &mut LogEntry) -> ApiResult<Value> {
 }
 
 /// `POST /demo/echo`: the submitted `application/x-www-form-urlencoded` fields, in order.
-pub async fn echo(req: &mut Request, env: &Env) -> ApiResult<Value> {
+pub(crate) async fn echo(req: &mut Request, env: &Env) -> ApiResult<Value> {
     if !enabled(env) {
         return Err(disabled());
     }

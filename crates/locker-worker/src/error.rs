@@ -17,7 +17,7 @@ use crate::routes::RouteError;
 /// them); two variants share a code where the same fault is found before storing (400) and in
 /// stored bytes (422).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// 400 `invalid_json`: The body is not JSON of the request's type (unknown fields included).
     InvalidJson,
     /// 400 `invalid_ref`: A namespace or path is not a valid ref (traversal, control characters, ...).
@@ -114,7 +114,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The HTTP status of the answer.
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             Self::InvalidJson => 400,
             Self::InvalidRef => 400,
@@ -166,7 +166,7 @@ impl ErrorKind {
     }
 
     /// The answer's `error.code`: stable, what clients branch on.
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Self::InvalidJson => "invalid_json",
             Self::InvalidRef => "invalid_ref",
@@ -218,58 +218,58 @@ impl ErrorKind {
     }
 
     /// A refusal of the credential or of its rights (logged as `denied`, not `failed`).
-    pub fn is_denial(self) -> bool {
+    pub(crate) fn is_denial(self) -> bool {
         matches!(self.status(), 401 | 403)
     }
 
     /// Stored bytes that are not the reserved ones: their reservation ends and takes them back.
-    pub fn is_wrong_bytes(self) -> bool {
+    pub(crate) fn is_wrong_bytes(self) -> bool {
         matches!(self, Self::StoredSizeMismatch | Self::StoredSha256Mismatch)
     }
 }
 
 /// An API failure: its kind and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
     /// The `Allow` header of a 405: the methods the route takes.
     pub allow: Option<String>,
 }
 
-pub type ApiResult<T> = std::result::Result<T, ApiError>;
+pub(crate) type ApiResult<T> = std::result::Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
             allow: None,
         }
     }
-    pub fn unauthorized(message: impl Into<String>) -> Self {
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, message)
     }
-    pub fn forbidden(message: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Forbidden, message)
     }
     /// Also the answer for anything that belongs to another tenant: not even its existence leaks.
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }
 
     /// The same error as another kind.
-    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
         self.kind = kind;
         self
     }
 
     /// Whether this refusal is an authentication/authorization one (logged as `denied`).
-    pub fn is_denial(&self) -> bool {
+    pub(crate) fn is_denial(&self) -> bool {
         self.kind.is_denial()
     }
 
-    pub fn to_response(&self) -> worker::Result<Response> {
+    pub(crate) fn to_response(&self) -> worker::Result<Response> {
         let body = ErrorBody::new(self.kind.code(), self.message.clone());
         let mut response = Response::from_json(&body)?.with_status(self.kind.status());
         if let Some(allow) = &self.allow {

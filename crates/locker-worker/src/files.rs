@@ -18,11 +18,11 @@ use crate::store::Store;
 use crate::uploads::release_blob;
 
 /// Default and largest lifetime of a signed download URL, seconds.
-pub const GET_TTL_S: u64 = 300;
-pub const MAX_TTL_S: u64 = 7 * 24 * 3600;
+pub(crate) const GET_TTL_S: u64 = 300;
+pub(crate) const MAX_TTL_S: u64 = 7 * 24 * 3600;
 
 #[derive(Deserialize, Serialize, Clone)]
-pub struct FileRow {
+pub(crate) struct FileRow {
     pub namespace: String,
     pub path: String,
     pub sha256: String,
@@ -92,7 +92,7 @@ pub(crate) const LIVE_BY_SHA256_SQL: &str = concat!(
 );
 
 /// The caller's file at `namespace/path`; another tenant's answers exactly like a missing one.
-pub async fn find(
+pub(crate) async fn find(
     app: &App,
     tenant: &Tenant,
     ns: &Namespace,
@@ -111,7 +111,7 @@ pub async fn find(
 
 /// The caller's file at `file`, after checking `op` on its namespace; the log learns the ref
 /// first (so a refusal names it) and then the blob.
-pub async fn authorized<'p>(
+pub(crate) async fn authorized<'p>(
     app: &App,
     who: &'p Principal,
     file: &LockerRef,
@@ -137,7 +137,7 @@ fn file_name_of(row: &FileRow) -> String {
 
 /// A signed download URL for `row`, valid `ttl` seconds: presigned straight to storage for a
 /// bucket reached through the S3 API, else this Worker's download route.
-pub async fn download_url(
+pub(crate) async fn download_url(
     app: &App,
     tenant: &Tenant,
     row: &FileRow,
@@ -163,7 +163,7 @@ pub async fn download_url(
 }
 
 /// `GET /v1/files/{namespace}/{path}`: metadata and a short-lived download URL.
-pub async fn get(
+pub(crate) async fn get(
     app: &App,
     who: &Principal,
     file: &LockerRef,
@@ -178,7 +178,11 @@ pub async fn get(
 }
 
 /// `GET /v1/files?namespace=&prefix=&cursor=&limit=`: one page, ordered by path.
-pub async fn list(app: &App, who: &Principal, query: &[(String, String)]) -> ApiResult<Value> {
+pub(crate) async fn list(
+    app: &App,
+    who: &Principal,
+    query: &[(String, String)],
+) -> ApiResult<Value> {
     let get = |k: &str| {
         query
             .iter()
@@ -232,7 +236,7 @@ pub async fn list(app: &App, who: &Principal, query: &[(String, String)]) -> Api
 
 /// `DELETE /v1/files/{namespace}/{path}`: removes the file; the bytes go only when no other
 /// file of the tenant points at them.
-pub async fn delete(
+pub(crate) async fn delete(
     app: &App,
     who: &Principal,
     file: &LockerRef,
@@ -271,7 +275,7 @@ pub async fn delete(
 }
 
 /// Which stored bytes to serve, and as what.
-pub struct Served<'a> {
+pub(crate) struct Served<'a> {
     pub tenant: &'a Tenant,
     pub bucket_id: &'a str,
     pub sha256: &'a Sha256Hex,
@@ -281,7 +285,7 @@ pub struct Served<'a> {
 }
 
 /// Streams a blob with headers that keep stored bytes from running as this origin's script.
-pub async fn serve(
+pub(crate) async fn serve(
     app: &App,
     req: &Request,
     what: &Served<'_>,
@@ -366,7 +370,7 @@ pub async fn serve(
 }
 
 /// `GET /v1/download?sig=`: the signature is the credential.
-pub async fn download(
+pub(crate) async fn download(
     app: &App,
     req: &Request,
     sig: &str,

@@ -23,7 +23,7 @@ use crate::uploads::{self, ReserveRequest};
 use locker_core::s3::PutSpec;
 
 /// Largest body accepted without an `X-Locker-Sha256` header.
-pub const MAX_UNHASHED_BODY: u64 = 32 * 1024 * 1024;
+pub(crate) const MAX_UNHASHED_BODY: u64 = 32 * 1024 * 1024;
 
 #[derive(Deserialize)]
 struct PathRow {
@@ -31,7 +31,7 @@ struct PathRow {
     path: String,
 }
 
-pub async fn put(
+pub(crate) async fn put(
     app: &App,
     who: &Principal,
     req: &mut Request,
@@ -166,7 +166,7 @@ pub async fn put(
 }
 
 /// `GET /api/files/{namespace}/{path}`: the bytes themselves.
-pub async fn get(
+pub(crate) async fn get(
     app: &App,
     who: &Principal,
     req: &Request,
@@ -190,7 +190,7 @@ pub async fn get(
 }
 
 /// `POST /api/signed-url`.
-pub async fn signed_url(
+pub(crate) async fn signed_url(
     app: &App,
     who: &Principal,
     body: SignedUrlRequest,

@@ -21,7 +21,7 @@ use crate::log::LogEntry;
 /// `POST /v1/keys`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateKey {
+pub(crate) struct CreateKey {
     /// Required for the bootstrap admin; a tenant admin may only name its own tenant.
     #[serde(default)]
     pub tenant: Option<String>,
@@ -38,7 +38,7 @@ pub struct CreateKey {
     pub expires_in: Option<u64>,
 }
 
-pub async fn create(
+pub(crate) async fn create(
     app: &App,
     who: &Principal,
     body: CreateKey,
@@ -143,10 +143,15 @@ struct TargetKey {
     expires_at: Option<u64>,
 }
 
-pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Value> {
+pub(crate) async fn revoke(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
     log.operation = Some(Operation::KeyRevoke);
-    let tenant_filter = who.tenant.as_ref().map(|t| t.to_string());
+    let tenant_filter = who.tenant.as_ref().map(std::string::ToString::to_string);
     let target: Option<TargetKey> = app
         .first(
             "SELECT scopes, expires_at FROM api_keys \
@@ -185,7 +190,7 @@ pub async fn revoke(app: &App, who: &Principal, id: &str, log: &mut LogEntry) ->
 /// `POST /v1/tokens`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MintToken {
+pub(crate) struct MintToken {
     pub namespace: String,
     #[serde(default)]
     pub path_prefix: String,
@@ -198,7 +203,12 @@ pub struct MintToken {
     pub ttl: Option<u64>,
 }
 
-pub fn mint(app: &App, who: &Principal, body: MintToken, log: &mut LogEntry) -> ApiResult<Value> {
+pub(crate) fn mint(
+    app: &App,
+    who: &Principal,
+    body: MintToken,
+    log: &mut LogEntry,
+) -> ApiResult<Value> {
     if who.token.is_some() {
         return Err(ApiError::forbidden("an upload token cannot mint tokens"));
     }
@@ -449,7 +459,7 @@ struct Count {
 /// `GET /v1/stats`: counts and integrity checks (orphans must be 0). A tenant admin sees its
 /// tenant, one limited to some namespaces only those (tenant-wide counts are `null` for it);
 /// the bootstrap admin sees everything.
-pub async fn stats(app: &App, who: &Principal) -> ApiResult<Value> {
+pub(crate) async fn stats(app: &App, who: &Principal) -> ApiResult<Value> {
     who.require(Op::Admin, None)?;
     let reach = Reach::of(who)?;
     let args = reach.args();

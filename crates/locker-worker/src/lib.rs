@@ -129,7 +129,7 @@ pub(crate) fn server_name(req: Option<&Request>, env: &Env) -> String {
         }
     }
     req.and_then(Request::cf)
-        .map(|cf| cf.colo())
+        .map(worker::Cf::colo)
         .filter(|colo| !colo.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
 }
@@ -151,7 +151,7 @@ fn file_ref(route: &Route<'_>) -> ApiResult<LockerRef> {
     let decode = |seg: &&str| -> ApiResult<String> {
         percent_decode_str(seg)
             .decode_utf8()
-            .map(|c| c.into_owned())
+            .map(std::borrow::Cow::into_owned)
             .map_err(|_| ApiError::new(ErrorKind::InvalidRef, "path is not valid UTF-8"))
     };
     let ns = route.param();

@@ -14,7 +14,7 @@ use crate::keys::Reach;
 
 /// What one request did, filled in by its handler as facts become known.
 #[derive(Default, Debug)]
-pub struct LogEntry {
+pub(crate) struct LogEntry {
     /// What the request does, from its route (see [`crate::routes::TABLE`]); a handler may
     /// name it more precisely (`dedup`), and the scheduled sweep logs `expire`. Refusals are
     /// logged as `denied` or `failed`.
@@ -34,17 +34,21 @@ pub struct LogEntry {
 impl LogEntry {
     /// Parameters of the row's INSERT; a condition for [`LogEntry::statement_where`] numbers
     /// its own from `ARGS + 1`.
-    pub const ARGS: usize = 12;
+    pub(crate) const ARGS: usize = 12;
 
     /// The INSERT for this entry; the caller runs it (alone or in a batch) and marks `written`.
-    pub fn statement(&self, app: &App, error: Option<&ApiError>) -> ApiResult<D1PreparedStatement> {
+    pub(crate) fn statement(
+        &self,
+        app: &App,
+        error: Option<&ApiError>,
+    ) -> ApiResult<D1PreparedStatement> {
         self.statement_where(app, error, "", &[])
     }
 
     /// [`LogEntry::statement`] that writes its row only if `condition` (SQL starting with
     /// ` AND `, its parameters numbered from `ARGS + 1` on, bound from `extra`) holds when it
     /// runs, so a batch logs only what it really did.
-    pub fn statement_where(
+    pub(crate) fn statement_where(
         &self,
         app: &App,
         error: Option<&ApiError>,
@@ -91,7 +95,7 @@ impl LogEntry {
     }
 
     /// Writes the row now, unless it was written already or this is not an operation.
-    pub async fn write(&mut self, app: &App, error: Option<&ApiError>) -> ApiResult<()> {
+    pub(crate) async fn write(&mut self, app: &App, error: Option<&ApiError>) -> ApiResult<()> {
         if self.written || self.operation.is_none() {
             return Ok(());
         }
@@ -197,7 +201,7 @@ impl LogQuery {
 /// `GET /v1/logs?since=&until=&operation=&bucket_id=&cursor=&limit=`, newest first.
 /// A tenant admin sees its tenant's rows, one limited to some namespaces only theirs; the
 /// bootstrap admin sees all.
-pub async fn list(
+pub(crate) async fn list(
     app: &App,
     who: &Principal,
     query: &[(String, String)],

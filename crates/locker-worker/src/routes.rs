@@ -11,7 +11,7 @@ use worker::Method;
 
 /// What a request asks for: one variant per row of [`TABLE`], one handler each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     Health,
     OpenApi,
     /// The demo's echo of a form post (no credential, no log row).
@@ -45,7 +45,7 @@ pub enum Endpoint {
 
 /// How the caller of a route is identified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Credential {
+pub(crate) enum Credential {
     /// Nobody: health, docs and the demo's echo; no access-log row either.
     None,
     /// The `sig` query parameter of a URL the Worker signed.
@@ -58,7 +58,7 @@ pub enum Credential {
 
 /// One row of the table.
 #[derive(Debug)]
-pub struct Row {
+pub(crate) struct Row {
     pub method: Method,
     /// As in `openapi.json`: `{name}` captures one segment; a last `{path}` captures the rest
     /// of the path, one segment or more.
@@ -101,7 +101,7 @@ use Method::{Delete, Get, Post, Put};
 use Operation as Op;
 
 /// Every route, in the order they are matched (the first row whose path and method match).
-pub static TABLE: &[Row] = &[
+pub(crate) static TABLE: &[Row] = &[
     open(Get, "/healthz", E::Health),
     open(Get, "/openapi.json", E::OpenApi),
     open(Post, "/demo/echo", E::DemoEcho),
@@ -166,7 +166,7 @@ pub static TABLE: &[Row] = &[
 
 /// A request matched to its row, with the segments its path captured (still percent-encoded).
 #[derive(Debug)]
-pub struct Route<'a> {
+pub(crate) struct Route<'a> {
     pub row: &'static Row,
     /// The `{name}` segments, in order.
     pub params: Vec<&'a str>,
@@ -176,7 +176,7 @@ pub struct Route<'a> {
 
 /// Why no route matched.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RouteError {
+pub(crate) enum RouteError {
     /// No row has this path.
     NotFound,
     /// Rows have this path, with these methods only: the `Allow` header, in the order of
@@ -191,7 +191,7 @@ impl<'a> Route<'a> {
     /// The row for `method` (as sent, upper case) on the raw path `segments`. The method is
     /// compared as text: the runtime's method type reads one it does not know (`QUERY`,
     /// `PROPFIND`) as `GET`, which would answer it like a `GET`.
-    pub fn parse(method: &str, segments: &'a [&'a str]) -> Result<Self, RouteError> {
+    pub(crate) fn parse(method: &str, segments: &'a [&'a str]) -> Result<Self, RouteError> {
         let mut allow = Vec::new();
         for row in TABLE {
             let Some((params, rest)) = captures(row.path, segments) else {
@@ -213,12 +213,12 @@ impl<'a> Route<'a> {
         Err(RouteError::MethodNotAllowed(allow.join(", ")))
     }
 
-    pub fn endpoint(&self) -> Endpoint {
+    pub(crate) fn endpoint(&self) -> Endpoint {
         self.row.endpoint
     }
 
     /// The first `{name}` segment (`{id}`, `{namespace}`); empty if the path has none.
-    pub fn param(&self) -> &'a str {
+    pub(crate) fn param(&self) -> &'a str {
         self.params.first().copied().unwrap_or_default()
     }
 }

@@ -33,7 +33,7 @@ const OWN_REQUEST_TTL_S: u64 = 60;
 
 /// A `buckets` row.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct BucketRow {
+pub(crate) struct BucketRow {
     pub id: String,
     pub name: String,
     pub provider: String,
@@ -48,10 +48,10 @@ pub struct BucketRow {
     pub created_at: u64,
 }
 
-pub const BUCKET_COLUMNS: &str = "id, name, provider, transport, binding, account_id, \
+pub(crate) const BUCKET_COLUMNS: &str = "id, name, provider, transport, binding, account_id, \
     jurisdiction, endpoint, region, path_style, active, created_at";
 
-pub async fn bucket_row(app: &App, id: &str) -> ApiResult<Option<BucketRow>> {
+pub(crate) async fn bucket_row(app: &App, id: &str) -> ApiResult<Option<BucketRow>> {
     app.first(
         &format!("SELECT {BUCKET_COLUMNS} FROM buckets WHERE id = ?1"),
         &[s(id)],
@@ -59,9 +59,9 @@ pub async fn bucket_row(app: &App, id: &str) -> ApiResult<Option<BucketRow>> {
     .await
 }
 
-pub use locker_core::s3::credential_secrets as secret_names;
+pub(crate) use locker_core::s3::credential_secrets as secret_names;
 
-pub enum Store {
+pub(crate) enum Store {
     Binding(Bucket),
     S3(Box<S3Bucket>),
 }
@@ -87,7 +87,7 @@ fn storage_failed(status: u16, what: &str) -> ApiError {
 
 impl Store {
     /// The store of bucket `id`. The default bucket needs no lookup.
-    pub async fn open(app: &App, id: &str) -> ApiResult<Self> {
+    pub(crate) async fn open(app: &App, id: &str) -> ApiResult<Self> {
         if id == app.bucket_id.as_str() {
             return Ok(Self::Binding(app.blobs.clone()));
         }
@@ -99,7 +99,7 @@ impl Store {
         Self::from_row(app, &row)
     }
 
-    pub fn from_row(app: &App, row: &BucketRow) -> ApiResult<Self> {
+    pub(crate) fn from_row(app: &App, row: &BucketRow) -> ApiResult<Self> {
         if row.transport != "s3" {
             let binding = row.binding.as_deref().unwrap_or(crate::bindings::BLOBS);
             return Ok(Self::Binding(app.env.bucket(binding).map_err(|_| {
@@ -133,14 +133,14 @@ impl Store {
     }
 
     /// The largest file one presigned PUT may carry to this store.
-    pub fn max_single_put(&self) -> u64 {
+    pub(crate) fn max_single_put(&self) -> u64 {
         match self {
             Self::Binding(_) => locker_core::validate::MAX_SINGLE_UPLOAD,
             Self::S3(_) => locker_core::validate::MAX_DIRECT_PUT,
         }
     }
 
-    pub fn binding(&self) -> Option<&Bucket> {
+    pub(crate) fn binding(&self) -> Option<&Bucket> {
         match self {
             Self::Binding(b) => Some(b),
             Self::S3(_) => None,
@@ -148,7 +148,7 @@ impl Store {
     }
 
     /// For the `s3` transport: the presigned PUT the client sends the bytes with.
-    pub fn presign_put(
+    pub(crate) fn presign_put(
         &self,
         app: &App,
         spec: &PutSpec<'_>,
@@ -164,7 +164,7 @@ impl Store {
     }
 
     /// For the `s3` transport: a presigned GET served with these headers.
-    pub fn presign_get(
+    pub(crate) fn presign_get(
         &self,
         app: &App,
         key: &str,
@@ -201,7 +201,7 @@ impl Store {
     /// For the gateway's server-side upload into an `s3` bucket: sends `body` with a presigned
     /// write-once PUT. `Ok(false)`: the key already held an object (the server answered 412).
     /// The caller must still verify what is stored, as for any upload to an S3 server.
-    pub async fn put_s3(
+    pub(crate) async fn put_s3(
         &self,
         app: &App,
         spec: &PutSpec<'_>,
@@ -270,7 +270,11 @@ impl Store {
     /// The stored object's size and, where storage verified it on write (R2), its SHA-256;
     /// `None` when there is no object. An S3 server's checksum is never taken: some store
     /// the bytes even after refusing their checksum, so [`Store::digest`] hashes them.
-    pub async fn head(&self, app: &App, key: &str) -> ApiResult<Option<(u64, Option<Vec<u8>>)>> {
+    pub(crate) async fn head(
+        &self,
+        app: &App,
+        key: &str,
+    ) -> ApiResult<Option<(u64, Option<Vec<u8>>)>> {
         match self {
             Self::Binding(b) => Ok(b.head(key).await?.map(|o| (o.size(), o.checksum().sha256))),
             Self::S3(b) => {
@@ -294,7 +298,7 @@ impl Store {
     /// The SHA-256 of the stored bytes (`size` of them, as a HEAD just said), streamed through
     /// the runtime's native digest. 0 bytes have one digest and nothing to read: storage
     /// answers an empty object without a body stream, or not at all to a ranged read.
-    pub async fn digest(&self, app: &App, key: &str, size: u64) -> ApiResult<Vec<u8>> {
+    pub(crate) async fn digest(&self, app: &App, key: &str, size: u64) -> ApiResult<Vec<u8>> {
         if size == 0 {
             return Ok(EMPTY_SHA256.as_bytes().to_vec());
         }
@@ -333,7 +337,7 @@ impl Store {
 
     /// The leading bytes of a stored object of `size` bytes, for the magic-number check. An
     /// empty object has none, and a ranged read of it is refused by storage (R2 fails it).
-    pub async fn sniff(&self, app: &App, key: &str, size: u64) -> ApiResult<Vec<u8>> {
+    pub(crate) async fn sniff(&self, app: &App, key: &str, size: u64) -> ApiResult<Vec<u8>> {
         if size == 0 {
             return Ok(Vec::new());
         }
@@ -346,7 +350,7 @@ impl Store {
                     })
                     .execute()
                     .await?;
-                match object.as_ref().and_then(|o| o.body()) {
+                match object.as_ref().and_then(worker::Object::body) {
                     Some(body) => Ok(body.bytes().await?),
                     None => Ok(Vec::new()),
                 }
@@ -368,7 +372,7 @@ impl Store {
     }
 
     /// Deletes the object (nothing to delete is fine).
-    pub async fn delete(&self, app: &App, key: &str) -> ApiResult<()> {
+    pub(crate) async fn delete(&self, app: &App, key: &str) -> ApiResult<()> {
         match self {
             Self::Binding(b) => Ok(b.delete(key).await?),
             Self::S3(b) => {

@@ -6,10 +6,10 @@ use std::process::Command;
 use crate::tools::Tools;
 use crate::util::{cargo, run, step, up_to_date, Result};
 
-pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// Where the browser module's JS glue and wasm go (git-ignored, served as static assets).
-pub const WEB_PKG: &str = "www/pkg";
+pub(crate) const WEB_PKG: &str = "www/pkg";
 
 /// What a wasm crate is built from: its own sources (not its build output), core, and the
 /// workspace settings.
@@ -38,7 +38,7 @@ fn fresh(output: &Path, inputs: &[PathBuf], what: &str) -> bool {
 }
 
 /// `worker-build --release`: cargo build, wasm-bindgen, wasm-opt, and the JS shim.
-pub fn worker(root: &Path, tools: &Tools) -> Result<()> {
+pub(crate) fn worker(root: &Path, tools: &Tools) -> Result<()> {
     step("build the Worker")?;
     let krate = root.join("crates/locker-worker");
     let output = krate.join("build/index_bg.wasm");
@@ -74,7 +74,7 @@ fn wasm_opt(tools: &Tools, args: &[&str], file: &Path) -> Result<()> {
 }
 
 /// The browser module: cargo build, `wasm-bindgen --target web` into www/pkg, wasm-opt.
-pub fn web(root: &Path, tools: &Tools) -> Result<()> {
+pub(crate) fn web(root: &Path, tools: &Tools) -> Result<()> {
     step("build the browser module")?;
     let out_dir = root.join(WEB_PKG);
     let output = out_dir.join("locker_web_bg.wasm");

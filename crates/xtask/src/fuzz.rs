@@ -15,10 +15,10 @@ use crate::tools::Tools;
 use crate::util::{run, step, Error, Result};
 
 /// Cases in a run unless `--cases` says otherwise: issue 11 asks for at least 20,000.
-pub const DEFAULT_CASES: u64 = 20_000;
+pub(crate) const DEFAULT_CASES: u64 = 20_000;
 
 /// Parses `[--cases N]`.
-pub fn cases(args: &[String]) -> Result<u64> {
+pub(crate) fn cases(args: &[String]) -> Result<u64> {
     match args {
         [] => Ok(DEFAULT_CASES),
         [flag, n] if flag == "--cases" => n
@@ -31,7 +31,7 @@ pub fn cases(args: &[String]) -> Result<u64> {
 }
 
 /// The `schemathesis` executable, installed if missing or out of date.
-pub fn ensure_fuzzer(root: &Path) -> Result<PathBuf> {
+pub(crate) fn ensure_fuzzer(root: &Path) -> Result<PathBuf> {
     step("schemathesis (pinned, in target/fuzz/venv)")?;
     let requirements = root.join("crates/xtask/fuzz/requirements.txt");
     let wanted = std::fs::read_to_string(&requirements)?;
@@ -62,7 +62,7 @@ pub fn ensure_fuzzer(root: &Path) -> Result<PathBuf> {
 
 /// Runs crates/xtask/fuzz/run.mjs in a [`server::staged`] environment: it makes the
 /// credentials, runs schemathesis once per credential and exits non-zero on any finding.
-pub fn fuzz(root: &Path, tools: &Tools, schemathesis: &Path, cases: u64) -> Result<()> {
+pub(crate) fn fuzz(root: &Path, tools: &Tools, schemathesis: &Path, cases: u64) -> Result<()> {
     server::staged(root, tools, "fuzz", &[], |cmd, out| {
         step(&format!("node crates/xtask/fuzz/run.mjs ({cases} cases)"))?;
         cmd.arg("crates/xtask/fuzz/run.mjs")

@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::tools;
 use crate::util::{run, step, Error, Result};
 
-pub fn check(root: &Path) -> Result<()> {
+pub(crate) fn check(root: &Path) -> Result<()> {
     tools::npm_packages(root)?;
     let node = tools::node(root);
     step("biome ci (JS lint and format)")?;

@@ -14,9 +14,9 @@ mod runs;
 mod s3;
 mod wrangler;
 
-pub use process::reap;
-pub use runs::{bench, e2e};
-pub use wrangler::{Log, Secrets, Server, DEMO_VAR};
+pub(crate) use process::reap;
+pub(crate) use runs::{bench, e2e};
+pub(crate) use wrangler::{Log, Secrets, Server, DEMO_VAR};
 
 // For runs outside this module (say a fuzz run in a staged environment, or a health probe),
 // so that such a caller needs no path but `server::`.
@@ -24,7 +24,7 @@ pub use wrangler::{Log, Secrets, Server, DEMO_VAR};
     unused_imports,
     reason = "the facade's names, used by runs added beside e2e and bench"
 )]
-pub use {
+pub(crate) use {
     runs::staged,
     s3::{S3Server, E2E_S3_BUCKET},
     wrangler::healthz_status,

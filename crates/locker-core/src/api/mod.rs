@@ -62,7 +62,7 @@ pub(crate) mod test_support {
     /// Decodes `sample` (JSON as the Worker sends it) into `T`, encodes it again, and asserts the
     /// result is the same JSON value: no field lost, renamed, added or turned from `null` to
     /// absent.
-    pub fn round_trip<T: Serialize + DeserializeOwned>(sample: &Value) -> T {
+    pub(crate) fn round_trip<T: Serialize + DeserializeOwned>(sample: &Value) -> T {
         let decoded: T = serde_json::from_value(sample.clone())
             .unwrap_or_else(|e| panic!("{sample} does not decode: {e}"));
         let encoded = serde_json::to_value(&decoded).unwrap();
@@ -71,7 +71,7 @@ pub(crate) mod test_support {
     }
 
     /// Asserts that `sample` is refused by `T`, and that the refusal names `word` (a field).
-    pub fn refused<T: DeserializeOwned + std::fmt::Debug>(sample: &Value, word: &str) {
+    pub(crate) fn refused<T: DeserializeOwned + std::fmt::Debug>(sample: &Value, word: &str) {
         match serde_json::from_value::<T>(sample.clone()) {
             Ok(v) => panic!("{sample} was accepted as {v:?}"),
             Err(e) => assert!(e.to_string().contains(word), "{sample}: {e}"),

@@ -71,7 +71,7 @@ pub(super) fn upsert_file(
 }
 
 /// The sha256 the path points at now, if any (to release it after an overwrite).
-pub async fn current_sha(app: &App, spec: &FileSpec) -> ApiResult<Option<String>> {
+pub(super) async fn current_sha(app: &App, spec: &FileSpec) -> ApiResult<Option<String>> {
     let row: Option<ShaRow> = app
         .first(
             "SELECT sha256 FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3",
@@ -88,7 +88,7 @@ pub async fn current_sha(app: &App, spec: &FileSpec) -> ApiResult<Option<String>
 /// Deletes a blob's row and object once nothing of the tenant uses it: no file and no pending
 /// reservation. The row goes first, conditionally, so two releases cannot both delete, and a
 /// blob another file still uses is never touched.
-pub async fn release_blob(app: &App, tenant: &str, sha256: &str) -> ApiResult<bool> {
+pub(crate) async fn release_blob(app: &App, tenant: &str, sha256: &str) -> ApiResult<bool> {
     let Some(blob) = app
         .first::<BlobRow>(
             "SELECT size, bucket_id, key FROM blobs WHERE tenant = ?1 AND sha256 = ?2",
@@ -132,7 +132,7 @@ pub(super) async fn release_replaced(
 
 /// Commits verified bytes: blob (verified) + file + the reservation's state + the log row, in
 /// one batch; then releases the blob the path pointed at before, if nothing else uses it.
-pub async fn commit(
+pub(crate) async fn commit(
     app: &App,
     spec: &FileSpec,
     bucket_id: &str,
@@ -204,7 +204,7 @@ pub async fn commit(
 
 /// Deletes the object at `key` unless a blob row (the bytes are someone's) or a pending
 /// reservation (someone is uploading them) claims these bytes of the tenant.
-pub async fn remove_unclaimed(
+pub(crate) async fn remove_unclaimed(
     app: &App,
     store: &Store,
     tenant: &str,

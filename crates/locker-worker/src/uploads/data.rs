@@ -15,7 +15,7 @@ use crate::store::Store;
 /// `PUT /v1/data/{id}?sig=`: the signature is the credential. Streams the body into R2 with
 /// the expected SHA-256 and a create-only condition, so R2 itself refuses wrong bytes and a
 /// second write.
-pub async fn data_put(
+pub(crate) async fn data_put(
     app: &App,
     req: &Request,
     id: &str,
@@ -97,7 +97,7 @@ pub async fn data_put(
 /// The request body to store, `size` bytes as Content-Length said. An empty file may arrive
 /// without a body (null) or as an empty stream; either way 0 bytes are written as 0 bytes, so
 /// the put never depends on how a runtime treats a null value.
-pub fn body_data(req: &Request, size: u64) -> worker::Data {
+pub(crate) fn body_data(req: &Request, size: u64) -> worker::Data {
     match req.inner().body() {
         Some(stream) if size > 0 => worker::Data::ReadableStream(stream),
         _ => worker::Data::Bytes(Vec::new()),
@@ -107,7 +107,7 @@ pub fn body_data(req: &Request, size: u64) -> worker::Data {
 /// Writes `data` at the blob's key, create-only and checked against the expected SHA-256 by R2
 /// itself. `Ok(false)`: the key already held an object; since the key is the content hash and
 /// every write is hash-checked, those are these bytes.
-pub async fn store(
+pub(crate) async fn store(
     bucket: &worker::Bucket,
     spec: &FileSpec,
     data: worker::Data,
@@ -143,7 +143,7 @@ pub async fn store(
 
 /// Size and SHA-256 of the stored object: one HEAD, and the bytes hashed only where storage
 /// did not verify a checksum itself (see [`Store::head`]).
-pub async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResult<()> {
+pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResult<()> {
     let key = spec.key();
     let Some((size, checksum)) = store.head(app, key.as_str()).await? else {
         return Err(ApiError::new(

@@ -26,7 +26,7 @@ pub(super) fn committed_answer(spec: &FileSpec) -> Complete {
 
 /// `POST /v1/uploads/{id}/complete`: verify the stored bytes, then commit blob + file + log in
 /// one batch. Idempotent: completing a committed upload answers the same ref again.
-pub async fn complete(
+pub(crate) async fn complete(
     app: &App,
     who: &Principal,
     id: &str,
@@ -81,7 +81,12 @@ pub async fn complete(
 }
 
 /// `DELETE /v1/uploads/{id}`: abort a pending reservation.
-pub async fn abort(app: &App, who: &Principal, id: &str, log: &mut LogEntry) -> ApiResult<Abort> {
+pub(crate) async fn abort(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    log: &mut LogEntry,
+) -> ApiResult<Abort> {
     let row = own_upload(app, who, id).await?;
     let spec = FileSpec::from_row(&row)?;
     spec.log_into(log);

@@ -15,16 +15,16 @@ mod finish;
 mod reserve;
 mod sweep;
 
-pub use commit::{commit, release_blob, remove_unclaimed};
-pub use data::{body_data, data_put, store, verify_stored};
-pub use finish::{abort, complete};
-pub use locker_core::api::ReserveRequest;
+pub(crate) use commit::{commit, release_blob, remove_unclaimed};
+pub(crate) use data::{body_data, data_put, store, verify_stored};
+pub(crate) use finish::{abort, complete};
+pub(crate) use locker_core::api::ReserveRequest;
 #[cfg(test)]
-pub use reserve::DEDUP_SQL;
-pub use reserve::{reserve, try_dedup, validate_request};
-pub use sweep::sweep_expired;
+pub(crate) use reserve::DEDUP_SQL;
+pub(crate) use reserve::{reserve, try_dedup, validate_request};
+pub(crate) use sweep::sweep_expired;
 #[cfg(test)]
-pub use sweep::SWEEP_SQL;
+pub(crate) use sweep::SWEEP_SQL;
 
 use locker_core::api::UploadState;
 use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
@@ -37,7 +37,7 @@ use crate::log::LogEntry;
 
 /// A reservation as stored.
 #[derive(Deserialize, Serialize, Clone)]
-pub struct UploadRow {
+pub(crate) struct UploadRow {
     pub id: String,
     pub tenant: String,
     pub namespace: String,
@@ -54,7 +54,7 @@ pub struct UploadRow {
 }
 
 /// What a file row will hold, validated.
-pub struct FileSpec {
+pub(crate) struct FileSpec {
     pub tenant: Tenant,
     pub namespace: Namespace,
     pub path: LogicalPath,
@@ -65,11 +65,11 @@ pub struct FileSpec {
 }
 
 impl FileSpec {
-    pub fn locker_ref(&self) -> LockerRef {
+    pub(crate) fn locker_ref(&self) -> LockerRef {
         LockerRef::new(self.namespace.clone(), self.path.clone())
     }
 
-    pub fn key(&self) -> ObjectKey {
+    pub(crate) fn key(&self) -> ObjectKey {
         ObjectKey::for_blob(&self.tenant, &self.sha256)
     }
 

@@ -19,7 +19,7 @@ use crate::store::Store;
 
 /// Validates the whole reservation request, its fields and then the caller's scopes and
 /// limits, before anything happens. Returns the file and the signed URL's lifetime.
-pub fn validate_request(
+pub(crate) fn validate_request(
     app: &App,
     who: &Principal,
     body: &ReserveRequest,
@@ -49,11 +49,11 @@ pub fn validate_request(
 }
 
 /// The tenant's verified bytes with a SHA-256 (the query-plan test runs this string).
-pub const DEDUP_SQL: &str =
+pub(crate) const DEDUP_SQL: &str =
     "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1";
 
 /// Tries to satisfy the request from bytes the tenant already stored. `Ok(None)`: not stored.
-pub async fn try_dedup(
+pub(crate) async fn try_dedup(
     app: &App,
     who: &Principal,
     spec: &FileSpec,
@@ -107,7 +107,7 @@ pub async fn try_dedup(
 }
 
 /// `POST /v1/uploads`: dedup answer, or a reservation with a signed data-plane PUT URL.
-pub async fn reserve(
+pub(crate) async fn reserve(
     app: &App,
     who: &Principal,
     body: ReserveRequest,

@@ -14,7 +14,7 @@ use crate::log::LogEntry;
 pub(super) const SWEEP_BATCH: u64 = 100;
 
 /// Pending reservations past `?1`, oldest first (the query-plan test runs this string).
-pub const SWEEP_SQL: &str =
+pub(crate) const SWEEP_SQL: &str =
     "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
      bucket_id, key, state, expires_at FROM uploads \
      WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2";
@@ -24,7 +24,7 @@ pub const SWEEP_SQL: &str =
 /// and its bytes are deleted unless a blob or another pending reservation claims them. A
 /// complete racing the sweep loses cleanly: [`commit`] writes nothing for a closed
 /// reservation. Returns how many expired.
-pub async fn sweep_expired(app: &App) -> ApiResult<u64> {
+pub(crate) async fn sweep_expired(app: &App) -> ApiResult<u64> {
     let grace_s = app
         .var(crate::bindings::COMPLETE_GRACE_S, "3600")
         .parse::<u64>()

@@ -17,7 +17,7 @@ use crate::util::{Error, Result};
 
 /// A child in a process group of its own, ended with the whole group: by [`Group::stop`], on
 /// drop, or by the reaper when xtask dies.
-pub struct Group {
+pub(super) struct Group {
     child: Child,
     /// Dropping this closes the reaper's pipe, which ends the process group.
     reaper: Option<(Child, ChildStdin)>,
@@ -25,7 +25,7 @@ pub struct Group {
 }
 
 impl Group {
-    pub fn spawn(cmd: &mut Command, what: &str) -> Result<Self> {
+    pub(super) fn spawn(cmd: &mut Command, what: &str) -> Result<Self> {
         let child = cmd
             .process_group(0)
             .spawn()
@@ -41,7 +41,7 @@ impl Group {
 
     /// The leader's exit status if it has exited; the group then counts as stopped, so that
     /// nothing signals a process group id the kernel may already have reused.
-    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+    pub(super) fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         let status = self.child.try_wait()?;
         if status.is_some() {
             self.stopped = true;
@@ -50,14 +50,14 @@ impl Group {
     }
 
     /// Blocks until the leader exits by itself (same reasoning as [`Group::try_wait`]).
-    pub fn wait(&mut self) -> Result<ExitStatus> {
+    pub(super) fn wait(&mut self) -> Result<ExitStatus> {
         let status = self.child.wait()?;
         self.stopped = true;
         Ok(status)
     }
 
     /// SIGTERM to the group, then SIGKILL for whatever is left after 10 s.
-    pub fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         if !self.stopped {
             self.stopped = true;
             let group = self.child.id();
@@ -99,7 +99,7 @@ fn spawn_reaper(group: u32) -> Result<(Child, ChildStdin)> {
 }
 
 /// `xtask __reap GROUP`: waits for stdin to close, then ends process group GROUP.
-pub fn reap(args: &[String]) -> Result<()> {
+pub(crate) fn reap(args: &[String]) -> Result<()> {
     let group: u32 = args
         .first()
         .and_then(|g| g.parse().ok())
@@ -137,7 +137,7 @@ fn group_alive(group: u32) -> bool {
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-pub fn wait_listening(port: u16, timeout: Duration, what: &str) -> Result<()> {
+pub(super) fn wait_listening(port: u16, timeout: Duration, what: &str) -> Result<()> {
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if started.elapsed() > timeout {

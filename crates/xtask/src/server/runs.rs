@@ -15,7 +15,7 @@ const E2E_CORS_ORIGIN: &str = "https://app.example";
 /// own port, with state, secrets and logs under `target/{name}`; `node` set up to reach both
 /// (LOCKER_URL, LOCKER_STATE, LOCKER_ADMIN_KEY, the S3 variables, CHROMIUM), completed by
 /// `script` and run; everything stopped and removed afterwards, whatever happens.
-pub fn staged(
+pub(crate) fn staged(
     root: &Path,
     tools: &Tools,
     name: &str,
@@ -73,7 +73,7 @@ pub fn staged(
 /// The end-to-end suite: the node test runner over `files` (paths of test files), or every
 /// `tests/**/*.test.mjs`, in a [`staged`] environment, then the counts of passed and failed
 /// tests.
-pub fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
+pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
     let tap = root
         .join("target/e2e")
         .join(format!("e2e-{}.tap", std::process::id()));
@@ -121,7 +121,7 @@ pub fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
 
 /// `cargo xtask bench`: the benchmark script in a [`staged`] environment (like the e2e run);
 /// it measures, prints the tables and writes BENCHMARKS.md.
-pub fn bench(root: &Path, tools: &Tools) -> Result<()> {
+pub(crate) fn bench(root: &Path, tools: &Tools) -> Result<()> {
     staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
         step("node tests/bench/bench.mjs")?;
         cmd.arg("tests/bench/bench.mjs")

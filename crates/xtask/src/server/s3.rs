@@ -11,7 +11,7 @@ use crate::tools::Tools;
 use crate::util::{free_port, random_hex, step, Result};
 
 /// A running s3s-fs, stopped (with its process group) when dropped.
-pub struct S3Server {
+pub(crate) struct S3Server {
     _group: Group,
     pub url: String,
     pub access_key: String,
@@ -19,10 +19,10 @@ pub struct S3Server {
 }
 
 /// The bucket the e2e tests register as an `s3` bucket (a folder of the s3s-fs root).
-pub const E2E_S3_BUCKET: &str = "e2e-direct";
+pub(crate) const E2E_S3_BUCKET: &str = "e2e-direct";
 
 impl S3Server {
-    pub fn start(bin: &Path, root: &Path, log: &Path) -> Result<Self> {
+    pub(crate) fn start(bin: &Path, root: &Path, log: &Path) -> Result<Self> {
         std::fs::create_dir_all(root.join(E2E_S3_BUCKET))?;
         let port = free_port()?;
         let (access_key, secret_key) = (random_hex(10)?, random_hex(20)?);
@@ -47,7 +47,7 @@ impl S3Server {
 
     /// Starts s3s-fs over `root` and adds the bucket's credentials to the Worker's secrets
     /// file, named as the Worker reads them.
-    pub fn start_for_worker(
+    pub(crate) fn start_for_worker(
         tools: &Tools,
         root: &Path,
         log: &Path,
@@ -65,7 +65,7 @@ impl S3Server {
     }
 
     /// What the node scripts need to reach it (tests/support/s3.mjs).
-    pub fn env(&self, cmd: &mut Command, root: &Path) {
+    pub(crate) fn env(&self, cmd: &mut Command, root: &Path) {
         cmd.env("LOCKER_S3_URL", &self.url)
             .env("LOCKER_S3_BUCKET", E2E_S3_BUCKET)
             .env("LOCKER_S3_ROOT", root)

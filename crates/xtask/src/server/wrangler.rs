@@ -15,16 +15,16 @@ use crate::util::{free_port, random_hex, run, step, Error, Result};
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Turns on the demo page's token and echo routes (never set in wrangler.toml).
-pub const DEMO_VAR: &str = "LOCKER_DEMO";
+pub(crate) const DEMO_VAR: &str = "LOCKER_DEMO";
 
 /// A running `wrangler dev`.
-pub struct Server {
+pub(crate) struct Server {
     group: Group,
     port: u16,
 }
 
 /// Where wrangler's output goes.
-pub enum Log {
+pub(crate) enum Log {
     /// The terminal (for `dev`).
     Inherit,
     /// A file (for tests, whose own output must stay readable).
@@ -45,7 +45,7 @@ impl Server {
     /// Applies the migrations to `state`, starts `wrangler dev` on `port` with the secrets in
     /// `secrets` (an env file, so wrangler shows them as hidden) and `vars`, and waits until
     /// `/healthz` answers.
-    pub fn start(
+    pub(crate) fn start(
         root: &Path,
         tools: &Tools,
         state: &Path,
@@ -87,12 +87,12 @@ impl Server {
         Ok(server)
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Blocks until wrangler exits by itself (Ctrl-C ends xtask, and the reaper the rest).
-    pub fn wait(mut self) -> Result<()> {
+    pub(crate) fn wait(mut self) -> Result<()> {
         let status = self.group.wait()?;
         if status.success() {
             Ok(())
@@ -125,7 +125,7 @@ impl Server {
 }
 
 /// The status code of `GET /healthz`, or `None` if nothing answers yet.
-pub fn healthz_status(port: u16) -> Option<u16> {
+pub(crate) fn healthz_status(port: u16) -> Option<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream
@@ -152,13 +152,13 @@ fn tail(log: &Log) -> String {
 }
 
 /// The Worker's two secrets, random per environment.
-pub struct Secrets {
+pub(crate) struct Secrets {
     pub signing_key: String,
     pub admin_key: String,
 }
 
 impl Secrets {
-    pub fn generate() -> Result<Self> {
+    pub(crate) fn generate() -> Result<Self> {
         Ok(Self {
             signing_key: random_hex(32)?,
             admin_key: random_hex(32)?,
@@ -166,7 +166,7 @@ impl Secrets {
     }
 
     /// Reads an env file written by [`Secrets::write`].
-    pub fn read(path: &Path) -> Option<Self> {
+    pub(crate) fn read(path: &Path) -> Option<Self> {
         let text = std::fs::read_to_string(path).ok()?;
         let get = |name: &str| {
             text.lines()
@@ -179,7 +179,7 @@ impl Secrets {
         })
     }
 
-    pub fn write(&self, path: &Path) -> Result<()> {
+    pub(crate) fn write(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
