@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use locker_core::api::Operation;
+use locker_core::api::{CreateKey, KeyCreated, KeyRevoked, MintToken, Operation, TokenMinted};
 use locker_core::hash::to_hex;
 use locker_core::request::{self, MAX_KEY_TTL_S};
 use locker_core::scope::{self, Grant};
@@ -13,37 +13,18 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
 
-use crate::app::{n, random_bytes, s, App};
+use crate::app::{random_bytes, s, App};
 use crate::auth::{Op, Principal, Scopes, KEY_PREFIX, TOKEN_PREFIX};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
-
-/// `POST /v1/keys`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateKey {
-    /// Required for the bootstrap admin; a tenant admin may only name its own tenant.
-    #[serde(default)]
-    pub tenant: Option<String>,
-    pub namespaces: Vec<String>,
-    pub ops: Vec<Op>,
-    #[serde(default)]
-    pub max_size: Option<u64>,
-    #[serde(default)]
-    pub types: Option<Vec<String>>,
-    #[serde(default)]
-    pub label: Option<String>,
-    /// Seconds until the key stops working (1 to [`MAX_KEY_TTL_S`]); without it, never.
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-}
+use crate::registry::{Keys, NewKey};
 
 pub(crate) async fn create(
     app: &App,
     who: &Principal,
     body: CreateKey,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<KeyCreated> {
     who.require(Op::Admin, None)?;
     let tenant = match (&who.tenant, &body.tenant) {
         (None, Some(t)) => Tenant::parse(t)?,
@@ -105,42 +86,29 @@ pub(crate) async fn create(
     let id = to_hex(&random_bytes(8)?);
     let secret = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
-    let scopes_json = serde_json::to_string(&scopes)
-        .map_err(|_| ApiError::new(ErrorKind::Internal, "scopes did not encode"))?;
     log.operation = Some(Operation::KeyCreate);
     log.key_id = Some(who.key_id.clone());
-    app.batch(vec![
-        app.stmt(
-            "INSERT INTO api_keys (id, tenant, scopes, secret_hash, label, created_at, \
-             expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            &[
-                s(&id),
-                s(tenant.as_str()),
-                s(&scopes_json),
-                s(&hash),
-                crate::app::opt(body.label.as_deref()),
-                n(app.now_ms),
-                expires_at.map_or(JsValue::NULL, |at| n(at * 1000)),
-            ],
-        )?,
-        log.statement(app, None)?,
-    ])
-    .await?;
+    app.registry()
+        .create_key(
+            &NewKey {
+                id: &id,
+                tenant: tenant.as_str(),
+                scopes: &scopes,
+                secret_hash: &hash,
+                label: body.label.as_deref(),
+                expires_at: expires_at.map(|at| at * 1000),
+            },
+            &log.record(app, None),
+        )
+        .await?;
     log.written = true;
-    Ok(json!({
-        "id": id,
-        "key": format!("{KEY_PREFIX}{id}.{secret}"),
-        "tenant": tenant.to_string(),
-        "scopes": scopes,
-        "expires_at": expires_at,
-    }))
-}
-
-#[derive(Deserialize)]
-struct TargetKey {
-    scopes: String,
-    #[serde(default)]
-    expires_at: Option<u64>,
+    Ok(KeyCreated {
+        key: format!("{KEY_PREFIX}{id}.{secret}"),
+        id,
+        tenant: tenant.to_string(),
+        scopes,
+        expires_at,
+    })
 }
 
 pub(crate) async fn revoke(
@@ -148,59 +116,34 @@ pub(crate) async fn revoke(
     who: &Principal,
     id: &str,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<KeyRevoked> {
     who.require(Op::Admin, None)?;
     log.operation = Some(Operation::KeyRevoke);
     let tenant_filter = who.tenant.as_ref().map(std::string::ToString::to_string);
-    let target: Option<TargetKey> = app
-        .first(
-            "SELECT scopes, expires_at FROM api_keys \
-             WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2) AND revoked = 0",
-            &[s(id), crate::app::opt(tenant_filter.as_deref())],
-        )
+    let target = app
+        .registry()
+        .active_key(id, tenant_filter.as_deref())
         .await?;
     let Some(target) = target else {
         return Err(ApiError::not_found("no such active key"));
     };
     // Revoking is power over a key, as creating is: only over keys within the caller's own
     // scopes, so an admin of one namespace cannot switch off the tenant's wider keys.
-    let scopes: Scopes = serde_json::from_str(&target.scopes)
-        .map_err(|_| ApiError::new(ErrorKind::Internal, "stored scopes are unreadable"))?;
     who.require_within(
         app,
-        &Grant::of(&scopes, target.expires_at.map(|ms| ms / 1000)),
+        &Grant::of(&target.scopes, target.expires_at.map(|ms| ms / 1000)),
     )?;
-    let changes = app
-        .batch(vec![app.stmt(
-            "UPDATE api_keys SET revoked = 1, revoked_at = ?3 \
-                 WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2) AND revoked = 0",
-            &[
-                s(id),
-                crate::app::opt(tenant_filter.as_deref()),
-                n(app.now_ms),
-            ],
-        )?])
-        .await?;
-    if changes.first().copied().unwrap_or(0) == 0 {
+    if !app
+        .registry()
+        .revoke_key(id, tenant_filter.as_deref())
+        .await?
+    {
         return Err(ApiError::not_found("no such active key"));
     }
-    Ok(json!({ "id": id, "revoked": true }))
-}
-
-/// `POST /v1/tokens`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct MintToken {
-    pub namespace: String,
-    #[serde(default)]
-    pub path_prefix: String,
-    #[serde(default)]
-    pub max_size: Option<u64>,
-    #[serde(default)]
-    pub types: Vec<String>,
-    /// Seconds; 1 to 3600, default 600.
-    #[serde(default)]
-    pub ttl: Option<u64>,
+    Ok(KeyRevoked {
+        id: id.to_owned(),
+        revoked: true,
+    })
 }
 
 pub(crate) fn mint(
@@ -208,7 +151,7 @@ pub(crate) fn mint(
     who: &Principal,
     body: MintToken,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<TokenMinted> {
     if who.token.is_some() {
         return Err(ApiError::forbidden("an upload token cannot mint tokens"));
     }
@@ -266,14 +209,14 @@ pub(crate) fn mint(
         exp,
     };
     log.operation = Some(Operation::Token);
-    Ok(json!({
-        "token": format!("{TOKEN_PREFIX}{}", app.signer.sign(&claims)),
-        "expires_at": exp,
-        "namespace": claims.ns.to_string(),
-        "path_prefix": claims.prefix,
-        "max_size": max,
-        "types": types,
-    }))
+    Ok(TokenMinted {
+        token: format!("{TOKEN_PREFIX}{}", app.signer.sign(&claims)),
+        expires_at: exp,
+        namespace: claims.ns.to_string(),
+        path_prefix: claims.prefix,
+        max_size: max,
+        types,
+    })
 }
 
 /// Whose rows an admin sees: the bootstrap admin every tenant's, an admin key for all

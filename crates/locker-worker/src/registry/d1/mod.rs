@@ -2,11 +2,14 @@
 
 mod blobs;
 mod files;
+mod keys;
 mod log;
 mod uploads;
 
 #[cfg(test)]
 pub(crate) use blobs::DEDUP_SQL;
+#[cfg(test)]
+pub(crate) use files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
 #[cfg(test)]
 pub(crate) use uploads::SWEEP_SQL;
 
