@@ -3,13 +3,11 @@
 //! a key secret: only key ids, refs, digests and error messages that echo no credential.
 
 use locker_core::api::{LogPage, Operation};
-use worker::D1PreparedStatement;
 
 use crate::app::App;
 use crate::auth::{Op, Principal};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::keys::Reach;
-use crate::registry::{AccessLog, LogQuery, LogRecord};
+use crate::registry::{AccessLog, LogQuery, LogRecord, Reach};
 
 /// What one request did, filled in by its handler as facts become known.
 #[derive(Default, Debug)]
@@ -60,15 +58,6 @@ impl LogEntry {
             bytes: self.bytes,
             ts: app.now_ms,
         }
-    }
-
-    /// The INSERT for this entry; the caller runs it (alone or in a batch) and marks `written`.
-    pub(crate) fn statement(
-        &self,
-        app: &App,
-        error: Option<&ApiError>,
-    ) -> ApiResult<D1PreparedStatement> {
-        app.d1().log_statement(&self.record(app, error), "", &[])
     }
 
     /// Writes the row now, unless it was written already or this is not an operation.

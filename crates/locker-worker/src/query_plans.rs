@@ -8,10 +8,9 @@
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use crate::buckets::ROUTES_SQL;
-use crate::keys::{stats_buckets_sql, Reach, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
 use crate::registry::{
-    LogQuery, DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, SWEEP_SQL,
+    stats_buckets_sql, LogQuery, Reach, DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL,
+    LIVE_BY_SHA256_SQL, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS, SWEEP_SQL,
 };
 
 /// An empty registry built by every migration in `migrations/`, in order, as `wrangler d1

@@ -18,13 +18,15 @@ mod rows;
 
 pub(crate) use d1::D1Registry;
 #[cfg(test)]
+pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS};
+#[cfg(test)]
 pub(crate) use d1::{DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, SWEEP_SQL};
 pub(crate) use rows::{
-    BlobRow, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery, LogRecord, NewKey,
-    NewUpload, UploadRow,
+    BlobRow, BucketRow, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery, LogRecord,
+    NewKey, NewUpload, Reach, UploadRow,
 };
 
-use locker_core::api::{LogEntry, UploadState};
+use locker_core::api::{LogEntry, Route, Stats, UploadState};
 
 use crate::error::ApiResult;
 
@@ -136,6 +138,51 @@ pub(crate) trait Keys {
     async fn revoke_key(&self, id: &str, tenant: Option<&str>) -> ApiResult<bool>;
 }
 
+/// Buckets and the routes that send a tenant's namespaces to them.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Buckets {
+    /// The bucket `id`.
+    async fn bucket(&self, id: &str) -> ApiResult<Option<BucketRow>>;
+
+    /// How many buckets are registered.
+    async fn bucket_count(&self) -> ApiResult<u64>;
+
+    /// Every registered bucket, oldest first.
+    async fn buckets(&self) -> ApiResult<Vec<BucketRow>>;
+
+    /// The id of a bucket with `row`'s provider, account, jurisdiction and name, if any.
+    async fn bucket_named(&self, row: &BucketRow) -> ApiResult<Option<String>>;
+
+    /// Registers `row`, with the log row.
+    async fn register_bucket(&self, row: &BucketRow, log: &LogRecord) -> ApiResult<()>;
+
+    /// Activates or deactivates the bucket `id`, with the log row.
+    async fn set_bucket_active(&self, id: &str, active: bool, log: &LogRecord) -> ApiResult<()>;
+
+    /// Routes the tenant's `namespace` (`*`: every one without its own route) to `bucket_id`
+    /// (registering the default bucket first), with the log row.
+    async fn set_route(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        bucket_id: &str,
+        log: &LogRecord,
+    ) -> ApiResult<()>;
+
+    /// The routes `reach` sees, by namespace.
+    async fn routes(&self, reach: &Reach) -> ApiResult<Vec<Route>>;
+
+    /// The bucket the tenant's `namespace` is routed to (its own route, else `*`), if any.
+    async fn route(&self, tenant: &str, namespace: &str) -> ApiResult<Option<String>>;
+}
+
+/// The counts of `GET /v1/stats`.
+#[allow(async_fn_in_trait)]
+pub(crate) trait StatsSource {
+    /// What `reach` may count; `objects` (in storage, not the registry) is left `None`.
+    async fn stats(&self, reach: &Reach) -> ApiResult<Stats>;
+}
+
 /// The access log.
 #[allow(async_fn_in_trait)]
 pub(crate) trait AccessLog {
@@ -147,6 +194,9 @@ pub(crate) trait AccessLog {
 }
 
 /// Everything the handlers use.
-pub(crate) trait Registry: Uploads + Blobs + Files + Keys + AccessLog {}
+pub(crate) trait Registry:
+    Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog
+{
+}
 
-impl<T: Uploads + Blobs + Files + Keys + AccessLog> Registry for T {}
+impl<T: Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog> Registry for T {}

@@ -1,6 +1,6 @@
 //! The typed rows the registry reads and the values it writes.
 
-use locker_core::api::{Operation, UploadState};
+use locker_core::api::{Operation, Provider, Transport, UploadState};
 use locker_core::scope::Scopes;
 use locker_core::{LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
 use serde::Deserialize;
@@ -157,4 +157,56 @@ pub(crate) struct LogQuery {
     pub bucket_id: Option<String>,
     pub cursor: Option<u64>,
     pub limit: u64,
+}
+
+/// A registered bucket.
+#[derive(Clone, Debug)]
+pub(crate) struct BucketRow {
+    pub id: String,
+    pub name: String,
+    pub provider: Provider,
+    pub transport: Transport,
+    /// The R2 binding, for the `worker` transport.
+    pub binding: Option<String>,
+    pub account_id: String,
+    pub jurisdiction: String,
+    /// The S3 endpoint, for the `s3` transport.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    pub active: bool,
+    pub created_at: u64,
+}
+
+/// Whose rows an admin sees: the bootstrap admin every tenant's, an admin key for all
+/// namespaces (`*`) its tenant's, and one limited to some namespaces only the rows of those.
+/// Tenant-wide facts that belong to no namespace (blobs, stored objects, rows without a
+/// namespace) are for the first two only.
+pub(crate) enum Reach {
+    Everything,
+    Tenant(String),
+    /// The tenant, and the key's namespaces as a JSON array (bound as one parameter and read
+    /// with `json_each`, so any number of namespaces is one statement).
+    Namespaces(String, String),
+}
+
+impl Reach {
+    pub(crate) fn tenant(&self) -> Option<&str> {
+        match self {
+            Reach::Everything => None,
+            Reach::Tenant(t) | Reach::Namespaces(t, _) => Some(t),
+        }
+    }
+
+    pub(crate) fn namespaces(&self) -> Option<&str> {
+        match self {
+            Reach::Namespaces(_, ns) => Some(ns),
+            _ => None,
+        }
+    }
+
+    /// Whether this reach may count tenant-wide facts (rows without a namespace).
+    pub(crate) fn tenant_wide(&self) -> bool {
+        !matches!(self, Reach::Namespaces(..))
+    }
 }
