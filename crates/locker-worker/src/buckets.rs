@@ -114,6 +114,75 @@ fn kinds(body: &RegisterBucket) -> ApiResult<(Provider, Transport)> {
     Ok((provider, transport))
 }
 
+/// Where an r2 bucket is: its account (and jurisdiction), and the binding of the `worker`
+/// transport or the S3 endpoint of the `s3` one.
+fn r2_place(app: &App, body: &RegisterBucket, row: &mut BucketRow) -> ApiResult<()> {
+    let account = body
+        .account_id
+        .clone()
+        .ok_or_else(|| invalid("account_id is required for an r2 bucket"))?;
+    let jurisdiction = row.jurisdiction.as_str();
+    let endpoint =
+        locker_core::s3::r2_endpoint(&account, jurisdiction).map_err(|e| invalid(e.to_string()))?;
+    row.id = BucketId::derive(&BucketIdentity {
+        account_id: &account,
+        jurisdiction: (jurisdiction != "default").then_some(jurisdiction),
+        name: &body.name,
+    })
+    .to_string();
+    row.account_id = account;
+    match row.transport {
+        Transport::Worker => {
+            let binding = body
+                .binding
+                .clone()
+                .ok_or_else(|| invalid("binding is required for the worker transport"))?;
+            if app.env.bucket(&binding).is_err() {
+                return Err(invalid(format!(
+                    "this Worker has no R2 binding named {binding} (see wrangler.toml)"
+                )));
+            }
+            row.binding = Some(binding);
+        }
+        Transport::S3 => row.endpoint = Some(endpoint),
+    }
+    Ok(())
+}
+
+/// Where an s3 bucket is: its server's endpoint, whose authority stands for the account.
+fn s3_place(body: &RegisterBucket, row: &mut BucketRow) -> ApiResult<()> {
+    let endpoint = body
+        .endpoint
+        .clone()
+        .ok_or_else(|| invalid("endpoint is required for an s3 bucket"))?;
+    let endpoint = endpoint.trim_end_matches('/').to_owned();
+    let url = worker::Url::parse(&endpoint).map_err(|_| invalid("endpoint is not a URL"))?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.query().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !plain {
+        return Err(invalid(
+            "endpoint must be http(s)://host[:port][/path] without query or credentials",
+        ));
+    }
+    if row.jurisdiction != "default" {
+        return Err(invalid("jurisdiction applies to r2 buckets only"));
+    }
+    row.id = BucketId::derive_s3(&endpoint, &body.name).to_string();
+    // The server's authority: two servers on one host (other ports) are other services, and
+    // may each have a bucket of the same name.
+    let host = url.host_str().unwrap_or_default();
+    row.account_id = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    row.region = body.region.clone().unwrap_or_else(|| "us-east-1".into());
+    row.endpoint = Some(endpoint);
+    Ok(())
+}
+
 /// Builds the row a registration asks for, with its derived id.
 fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
     check_name(&body.name)?;
@@ -129,7 +198,7 @@ fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
         transport,
         binding: None,
         account_id: String::new(),
-        jurisdiction: jurisdiction.clone(),
+        jurisdiction,
         endpoint: None,
         region: "auto".into(),
         path_style: body.path_style.unwrap_or(true),
@@ -137,68 +206,8 @@ fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
         created_at: app.now_ms,
     };
     match provider {
-        Provider::R2 => {
-            let account = body
-                .account_id
-                .clone()
-                .ok_or_else(|| invalid("account_id is required for an r2 bucket"))?;
-            let endpoint = locker_core::s3::r2_endpoint(&account, &jurisdiction)
-                .map_err(|e| invalid(e.to_string()))?;
-            row.id = BucketId::derive(&BucketIdentity {
-                account_id: &account,
-                jurisdiction: (jurisdiction != "default").then_some(jurisdiction.as_str()),
-                name: &body.name,
-            })
-            .to_string();
-            row.account_id = account;
-            match transport {
-                Transport::Worker => {
-                    let binding = body
-                        .binding
-                        .clone()
-                        .ok_or_else(|| invalid("binding is required for the worker transport"))?;
-                    if app.env.bucket(&binding).is_err() {
-                        return Err(invalid(format!(
-                            "this Worker has no R2 binding named {binding} (see wrangler.toml)"
-                        )));
-                    }
-                    row.binding = Some(binding);
-                }
-                Transport::S3 => row.endpoint = Some(endpoint),
-            }
-        }
-        Provider::S3 => {
-            let endpoint = body
-                .endpoint
-                .clone()
-                .ok_or_else(|| invalid("endpoint is required for an s3 bucket"))?;
-            let endpoint = endpoint.trim_end_matches('/').to_owned();
-            let url =
-                worker::Url::parse(&endpoint).map_err(|_| invalid("endpoint is not a URL"))?;
-            let plain = matches!(url.scheme(), "http" | "https")
-                && url.host_str().is_some()
-                && url.query().is_none()
-                && url.username().is_empty()
-                && url.password().is_none();
-            if !plain {
-                return Err(invalid(
-                    "endpoint must be http(s)://host[:port][/path] without query or credentials",
-                ));
-            }
-            if jurisdiction != "default" {
-                return Err(invalid("jurisdiction applies to r2 buckets only"));
-            }
-            row.id = BucketId::derive_s3(&endpoint, &body.name).to_string();
-            // The server's authority: two servers on one host (other ports) are other
-            // services, and may each have a bucket of the same name.
-            let host = url.host_str().unwrap_or_default();
-            row.account_id = match url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            };
-            row.region = body.region.clone().unwrap_or_else(|| "us-east-1".into());
-            row.endpoint = Some(endpoint);
-        }
+        Provider::R2 => r2_place(app, &body, &mut row)?,
+        Provider::S3 => s3_place(&body, &mut row)?,
     }
     if let Some(region) = &body.region {
         let ok = !region.is_empty()

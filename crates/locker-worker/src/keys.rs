@@ -18,29 +18,23 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::registry::{Keys, NewKey, Reach, StatsSource};
 
-pub(crate) async fn create(
-    app: &App,
-    who: &Principal,
-    body: CreateKey,
-    log: &mut LogEntry,
-) -> ApiResult<KeyCreated> {
-    who.require(Op::Admin, None)?;
-    let tenant = match (&who.tenant, &body.tenant) {
-        (None, Some(t)) => Tenant::parse(t)?,
-        (None, None) => {
-            return Err(ApiError::new(
-                ErrorKind::MissingTenant,
-                "name the key's tenant",
-            ))
-        }
-        (Some(own), Some(t)) if t != own.as_str() => {
-            return Err(ApiError::forbidden(
-                "a tenant admin may only create keys for its own tenant",
-            ))
-        }
-        (Some(own), _) => own.clone(),
-    };
-    log.tenant = Some(tenant.to_string());
+/// The tenant a new key is for: the one named (bootstrap admin), or the creator's own.
+fn key_tenant(who: &Principal, named: Option<&str>) -> ApiResult<Tenant> {
+    match (&who.tenant, named) {
+        (None, Some(t)) => Ok(Tenant::parse(t)?),
+        (None, None) => Err(ApiError::new(
+            ErrorKind::MissingTenant,
+            "name the key's tenant",
+        )),
+        (Some(own), Some(t)) if t != own.as_str() => Err(ApiError::forbidden(
+            "a tenant admin may only create keys for its own tenant",
+        )),
+        (Some(own), _) => Ok(own.clone()),
+    }
+}
+
+/// The fields of a key request, each valid on its own (the scopes' bounds come after).
+fn check_key_request(body: &CreateKey) -> ApiResult<()> {
     if body.namespaces.is_empty() || body.ops.is_empty() {
         return Err(ApiError::new(
             ErrorKind::InvalidScopes,
@@ -63,6 +57,20 @@ pub(crate) async fn create(
             "label must be at most 200 bytes",
         ));
     }
+    Ok(())
+}
+
+/// `POST /v1/keys`: a key within the creator's own scopes; its secret is answered once.
+pub(crate) async fn create(
+    app: &App,
+    who: &Principal,
+    body: CreateKey,
+    log: &mut LogEntry,
+) -> ApiResult<KeyCreated> {
+    who.require(Op::Admin, None)?;
+    let tenant = key_tenant(who, body.tenant.as_deref())?;
+    log.tenant = Some(tenant.to_string());
+    check_key_request(&body)?;
     let expires_at = match body.expires_in {
         None => None,
         Some(ttl) => Some(
