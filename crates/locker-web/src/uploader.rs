@@ -499,6 +499,8 @@ impl Inner {
             filename: Some(job.name.clone()),
             // Whole seconds, checked in `Options::parse`.
             expires_in: self.options.expires_in.map(|s| s as u64),
+            // One request, as before multipart existed, until the Uploader sends parts.
+            multipart: Some(false),
         };
         let request =
             serde_json::to_string(&request).map_err(|e| LockerError::invalid(e.to_string()))?;
@@ -509,14 +511,18 @@ impl Inner {
                     self.api(Method::POST, "/v1/uploads", Some(&request), signal)
                 })
                 .await?;
-            let plan = match answer.decode::<Reserved>("the reservation")? {
-                Reserved::Deduplicated(d) => {
-                    job.tracked.apply(Event::Deduplicated);
-                    self.emit("deduplicated", job, &[("ref", d.locker_ref.clone().into())]);
-                    break (d.locker_ref, true);
-                }
-                Reserved::Upload(plan) => plan,
-            };
+            let plan =
+                match answer.decode::<Reserved>("the reservation")? {
+                    Reserved::Deduplicated(d) => {
+                        job.tracked.apply(Event::Deduplicated);
+                        self.emit("deduplicated", job, &[("ref", d.locker_ref.clone().into())]);
+                        break (d.locker_ref, true);
+                    }
+                    Reserved::Upload(plan) => plan,
+                    Reserved::Multipart(_) => return Err(LockerError::invalid(
+                        "the Worker answered a multipart plan, which this Uploader does not send",
+                    )),
+                };
             job.tracked
                 .reservation
                 .replace(Some(plan.upload_id.clone()));
