@@ -1,4 +1,4 @@
-//! What every handler needs: bindings, the signer, the clock, and small D1 helpers.
+//! What every handler needs: bindings, the registry, the signer, the clock.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -8,13 +8,15 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{Bucket, D1Database, D1PreparedStatement, Date, Env, Request};
 
-use crate::bindings;
+use crate::config::{self, bindings, DefaultBucket};
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::registry::{D1Registry, Registry};
 
 /// Per-request context.
 pub(crate) struct App {
     pub env: Env,
     pub db: D1Database,
+    registry: D1Registry,
     pub blobs: Bucket,
     pub signer: Signer,
     /// Request time, Unix milliseconds (one reading per request).
@@ -30,13 +32,13 @@ pub(crate) struct App {
 impl App {
     pub(crate) fn new(req: &Request, env: Env) -> ApiResult<Self> {
         let origin = req.url()?.origin().ascii_serialization();
-        let server = crate::server_name(Some(req), &env);
+        let server = config::server_name(Some(req), &env);
         Self::with(env, origin, server)
     }
 
     /// For work no request started (the scheduled sweep): no origin to sign URLs for.
     pub(crate) fn scheduled(env: Env) -> ApiResult<Self> {
-        let server = crate::server_name(None, &env);
+        let server = config::server_name(None, &env);
         Self::with(env, String::new(), server)
     }
 
@@ -47,17 +49,30 @@ impl App {
             .map_err(|_| misconfigured("the LOCKER_SIGNING_KEY secret is not set"))?;
         let signer = Signer::new(secret.as_bytes())
             .map_err(|e| misconfigured(&format!("LOCKER_SIGNING_KEY: {e}")))?;
-        let bucket_id = crate::buckets::default_bucket_id(&env);
+        let default_bucket = DefaultBucket::from_env(&env);
+        let bucket_id = default_bucket.id.clone();
+        let now_ms = Date::now().as_millis();
         Ok(Self {
             db: env.d1(bindings::DB)?,
+            registry: D1Registry::new(env.d1(bindings::DB)?, now_ms, default_bucket),
             blobs: env.bucket(bindings::BLOBS)?,
             signer,
-            now_ms: Date::now().as_millis(),
+            now_ms,
             server,
             origin,
             bucket_id,
             env,
         })
+    }
+
+    /// The registry, behind its traits: handlers name no backend.
+    pub(crate) fn registry(&self) -> &impl Registry {
+        &self.registry
+    }
+
+    /// The D1 backend itself, for statements not yet behind the traits.
+    pub(crate) fn d1(&self) -> &D1Registry {
+        &self.registry
     }
 
     pub(crate) fn now_s(&self) -> u64 {
@@ -66,7 +81,7 @@ impl App {
 
     /// A var from wrangler.toml, or `default` when unset or empty.
     pub(crate) fn var(&self, name: &str, default: &str) -> String {
-        env_var(&self.env, name, default)
+        config::var(&self.env, name, default)
     }
 
     /// A prepared statement with its arguments bound.
@@ -103,15 +118,6 @@ impl App {
             .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
             .collect()
     }
-}
-
-/// A var from wrangler.toml, or `default` when unset or empty.
-pub(crate) fn env_var(env: &Env, name: &str, default: &str) -> String {
-    env.var(name)
-        .map(|v| v.to_string())
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
 }
 
 fn misconfigured(message: &str) -> ApiError {

@@ -5,59 +5,13 @@ use locker_core::{BucketId, BucketIdentity, Namespace, Tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
-use worker::{D1PreparedStatement, Env};
 
-use crate::app::{env_var as var, n, opt, s, App};
+use crate::app::{n, opt, s, App};
 use crate::auth::{Op, Principal};
-use crate::bindings;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::keys::Reach;
 use crate::log::LogEntry;
 use crate::store::{bucket_row, secret_names, BucketRow, Store, BUCKET_COLUMNS};
-
-struct DefaultBucket {
-    account_id: String,
-    jurisdiction: Option<String>,
-    name: String,
-}
-
-fn default_bucket(env: &Env) -> DefaultBucket {
-    let jurisdiction = var(env, bindings::JURISDICTION, "default");
-    DefaultBucket {
-        account_id: var(env, bindings::ACCOUNT_ID, "local"),
-        jurisdiction: (jurisdiction != "default").then_some(jurisdiction),
-        name: var(env, bindings::BUCKET_NAME, "locker-blobs"),
-    }
-}
-
-pub(crate) fn default_bucket_id(env: &Env) -> BucketId {
-    let b = default_bucket(env);
-    BucketId::derive(&BucketIdentity {
-        account_id: &b.account_id,
-        jurisdiction: b.jurisdiction.as_deref(),
-        name: &b.name,
-    })
-}
-
-/// `INSERT OR IGNORE` of the default bucket's row, put first in every batch that references
-/// it, so a fresh database needs no manual registration and no file points at an unknown bucket.
-pub(crate) fn register_default(app: &App) -> ApiResult<D1PreparedStatement> {
-    let b = default_bucket(&app.env);
-    let args: [JsValue; 6] = [
-        s(app.bucket_id.as_str()),
-        s(&b.name),
-        s(bindings::BLOBS),
-        s(&b.account_id),
-        s(b.jurisdiction.as_deref().unwrap_or("default")),
-        n(app.now_ms),
-    ];
-    app.stmt(
-        "INSERT OR IGNORE INTO buckets \
-         (id, name, provider, transport, binding, account_id, jurisdiction, active, created_at) \
-         VALUES (?1, ?2, 'r2', 'worker', ?3, ?4, ?5, 1, ?6)",
-        &args,
-    )
-}
 
 // ---- the bucket registry's admin API and namespace routing ----
 
@@ -416,7 +370,7 @@ pub(crate) async fn set_route(
     }
     let key = ns.as_ref().map_or("*", Namespace::as_str);
     app.batch(vec![
-        register_default(app)?,
+        app.d1().register_default()?,
         app.stmt(
             "INSERT INTO routes (tenant, namespace, bucket_id, updated_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (tenant, namespace) DO UPDATE SET bucket_id = excluded.bucket_id, \

@@ -10,18 +10,18 @@
 use serde_json::{json, Value};
 use worker::{Env, Request, Url};
 
-use crate::app::{env_var, App};
+use crate::app::App;
 use crate::auth::{Op, Principal, Scopes, BOOTSTRAP_KEY_ID};
+use crate::config;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::keys::{self, MintToken};
 use crate::log::LogEntry;
 
 pub(crate) const TENANT: &str = "demo";
 pub(crate) const NAMESPACE: &str = "demo";
-const VAR: &str = "LOCKER_DEMO";
 
 pub(crate) fn enabled(env: &Env) -> bool {
-    env_var(env, VAR, "off") == "on"
+    config::var(env, config::bindings::DEMO, "off") == "on"
 }
 
 fn disabled() -> ApiError {

@@ -8,7 +8,7 @@ use crate::bindings;
 pub(crate) async fn handle(req: &Request, env: &Env) -> Result<Response> {
     let health = Health::new(
         env!("CARGO_PKG_VERSION"),
-        &crate::server_name(Some(req), env),
+        &crate::config::server_name(Some(req), env),
         d1_check(env).await,
         r2_check(env).await,
     );

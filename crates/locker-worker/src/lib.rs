@@ -4,6 +4,7 @@
 mod app;
 mod auth;
 mod buckets;
+mod config;
 mod demo;
 mod error;
 mod files;
@@ -13,6 +14,7 @@ mod keys;
 mod log;
 #[cfg(test)]
 mod query_plans;
+mod registry;
 mod routes;
 mod store;
 mod uploads;
@@ -31,37 +33,14 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::routes::{Credential, Endpoint, Route};
 
-/// Binding, var and secret names, as declared in `wrangler.toml`.
-pub mod bindings {
-    /// The registry database (D1).
-    pub const DB: &str = "DB";
-    /// The default blob bucket (R2).
-    pub const BLOBS: &str = "BLOBS";
-    /// Var: the server name written to logs and health answers (else the colo).
-    pub const SERVER_NAME: &str = "LOCKER_SERVER";
-    /// Var: comma-separated origins allowed to call the API from a browser (`*` for any).
-    pub const CORS_ORIGINS: &str = "LOCKER_CORS_ORIGINS";
-    /// Var: comma-separated default allow-list of content types (`*/*` for any).
-    pub const ALLOWED_TYPES: &str = "LOCKER_ALLOWED_TYPES";
-    /// Vars naming the default bucket, from which its id is derived.
-    pub const ACCOUNT_ID: &str = "LOCKER_ACCOUNT_ID";
-    pub const BUCKET_NAME: &str = "LOCKER_BUCKET_NAME";
-    pub const JURISDICTION: &str = "LOCKER_JURISDICTION";
-    /// Secret: the HMAC key for signed URLs and upload tokens (at least 32 bytes).
-    pub const SIGNING_KEY: &str = "LOCKER_SIGNING_KEY";
-    /// Var: seconds a reservation may still be completed after its URL expired, before the
-    /// scheduled sweep expires it and deletes its unclaimed bytes (default 3600).
-    pub const COMPLETE_GRACE_S: &str = "LOCKER_COMPLETE_GRACE_S";
-    /// Secret: the bootstrap admin key (at least 32 bytes), which can create tenant keys.
-    pub const ADMIN_KEY: &str = "LOCKER_ADMIN_KEY";
-}
+pub use config::bindings;
 
 const OPENAPI: &str = include_str!("../openapi.json");
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let origin = req.headers().get("origin")?;
-    let allowed = allowed_origin(&env, origin.as_deref());
+    let allowed = config::allowed_origin(&env, origin.as_deref());
     let mut response = if req.method() == Method::Options {
         preflight()?
     } else {
@@ -95,16 +74,6 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
-/// The request's origin, if the configured allow-list admits it.
-fn allowed_origin(env: &Env, origin: Option<&str>) -> Option<String> {
-    let origin = origin?;
-    let list = env.var(bindings::CORS_ORIGINS).ok()?.to_string();
-    list.split(',')
-        .map(str::trim)
-        .any(|o| o == "*" || o == origin)
-        .then(|| origin.to_owned())
-}
-
 fn preflight() -> Result<Response> {
     let mut r = Response::empty()?.with_status(204);
     let h = r.headers_mut();
@@ -118,20 +87,6 @@ fn preflight() -> Result<Response> {
     )?;
     h.set("access-control-max-age", "600")?;
     Ok(r)
-}
-
-/// Which server is answering: the configured name, else the Cloudflare colo, else `unknown`.
-pub(crate) fn server_name(req: Option<&Request>, env: &Env) -> String {
-    if let Ok(name) = env.var(bindings::SERVER_NAME) {
-        let name = name.to_string();
-        if !name.is_empty() {
-            return name;
-        }
-    }
-    req.and_then(Request::cf)
-        .map(worker::Cf::colo)
-        .filter(|colo| !colo.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// An answer of the API: one of the `locker_core::api` types.

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
 
-use crate::app::{n, opt, s, App};
+use crate::app::{n, s, App};
 use crate::auth::{Op, Principal};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::keys::Reach;
+use crate::registry::{AccessLog, LogRecord};
 
 /// What one request did, filled in by its handler as facts become known.
 #[derive(Default, Debug)]
@@ -32,29 +33,8 @@ pub(crate) struct LogEntry {
 }
 
 impl LogEntry {
-    /// Parameters of the row's INSERT; a condition for [`LogEntry::statement_where`] numbers
-    /// its own from `ARGS + 1`.
-    pub(crate) const ARGS: usize = 12;
-
-    /// The INSERT for this entry; the caller runs it (alone or in a batch) and marks `written`.
-    pub(crate) fn statement(
-        &self,
-        app: &App,
-        error: Option<&ApiError>,
-    ) -> ApiResult<D1PreparedStatement> {
-        self.statement_where(app, error, "", &[])
-    }
-
-    /// [`LogEntry::statement`] that writes its row only if `condition` (SQL starting with
-    /// ` AND `, its parameters numbered from `ARGS + 1` on, bound from `extra`) holds when it
-    /// runs, so a batch logs only what it really did.
-    pub(crate) fn statement_where(
-        &self,
-        app: &App,
-        error: Option<&ApiError>,
-        condition: &str,
-        extra: &[JsValue],
-    ) -> ApiResult<D1PreparedStatement> {
+    /// The row this entry writes, as `error` ends the request (or `None`: it succeeded).
+    pub(crate) fn record(&self, app: &App, error: Option<&ApiError>) -> LogRecord {
         let operation = match error {
             Some(e) if e.is_denial() => Operation::Denied,
             Some(_) => Operation::Failed,
@@ -68,30 +48,29 @@ impl LogEntry {
                 self.operation.unwrap_or(Operation::Request).as_str()
             )
         });
-        let row: [JsValue; Self::ARGS] = [
-            opt(self.tenant.as_deref()),
-            opt(self.bucket_id.as_deref()),
-            s(operation.as_str()),
-            opt(self.sha256.as_deref()),
-            opt(self.namespace.as_deref()),
-            opt(self.path.as_deref()),
-            s(&app.server),
-            opt(self.key_id.as_deref()),
-            n(u64::from(error.is_none())),
-            opt(message.as_deref()),
-            n(self.bytes),
-            n(app.now_ms),
-        ];
-        let mut args = row.to_vec();
-        args.extend_from_slice(extra);
-        app.stmt(
-            &format!(
-                "INSERT INTO access_log (tenant, bucket_id, operation, sha256, namespace, path, \
-                 server, key_id, success, error, bytes, ts) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE 1{condition}"
-            ),
-            &args,
-        )
+        LogRecord {
+            tenant: self.tenant.clone(),
+            bucket_id: self.bucket_id.clone(),
+            operation,
+            sha256: self.sha256.clone(),
+            namespace: self.namespace.clone(),
+            path: self.path.clone(),
+            server: app.server.clone(),
+            key_id: self.key_id.clone(),
+            success: error.is_none(),
+            error: message,
+            bytes: self.bytes,
+            ts: app.now_ms,
+        }
+    }
+
+    /// The INSERT for this entry; the caller runs it (alone or in a batch) and marks `written`.
+    pub(crate) fn statement(
+        &self,
+        app: &App,
+        error: Option<&ApiError>,
+    ) -> ApiResult<D1PreparedStatement> {
+        app.d1().log_statement(&self.record(app, error), "", &[])
     }
 
     /// Writes the row now, unless it was written already or this is not an operation.
@@ -100,7 +79,7 @@ impl LogEntry {
             return Ok(());
         }
         self.written = true;
-        self.statement(app, error)?.run().await?;
+        app.registry().append(&self.record(app, error)).await?;
         Ok(())
     }
 }

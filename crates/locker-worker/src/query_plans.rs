@@ -12,7 +12,7 @@ use crate::buckets::ROUTES_SQL;
 use crate::files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
 use crate::keys::{stats_buckets_sql, Reach, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
 use crate::log::LogQuery;
-use crate::uploads::{DEDUP_SQL, SWEEP_SQL};
+use crate::registry::{DEDUP_SQL, SWEEP_SQL};
 
 /// An empty registry built by every migration in `migrations/`, in order, as `wrangler d1
 /// migrations apply` does.

@@ -19,58 +19,21 @@ pub(crate) use commit::{commit, release_blob, remove_unclaimed};
 pub(crate) use data::{body_data, data_put, store, verify_stored};
 pub(crate) use finish::{abort, complete};
 pub(crate) use locker_core::api::ReserveRequest;
-#[cfg(test)]
-pub(crate) use reserve::DEDUP_SQL;
 pub(crate) use reserve::{reserve, try_dedup, validate_request};
 pub(crate) use sweep::sweep_expired;
-#[cfg(test)]
-pub(crate) use sweep::SWEEP_SQL;
 
-use locker_core::api::UploadState;
-use locker_core::{LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
-use serde::{Deserialize, Serialize};
+use locker_core::{LockerRef, LogicalPath, Namespace, Sha256Hex, Tenant};
 
-use crate::app::{s, App};
+use crate::app::App;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::log::LogEntry;
-
-/// A reservation as stored.
-#[derive(Deserialize, Serialize, Clone)]
-pub(crate) struct UploadRow {
-    pub id: String,
-    pub tenant: String,
-    pub namespace: String,
-    pub path: String,
-    pub sha256: String,
-    pub size: u64,
-    pub content_type: String,
-    pub filename: Option<String>,
-    pub bucket_id: String,
-    pub key: String,
-    /// Parsed when the row is read: a name outside the set fails the read.
-    pub state: UploadState,
-    pub expires_at: u64,
-}
-
-/// What a file row will hold, validated.
-pub(crate) struct FileSpec {
-    pub tenant: Tenant,
-    pub namespace: Namespace,
-    pub path: LogicalPath,
-    pub sha256: Sha256Hex,
-    pub size: u64,
-    pub content_type: String,
-    pub filename: String,
-}
+pub(crate) use crate::registry::FileSpec;
+use crate::registry::{UploadRow, Uploads};
 
 impl FileSpec {
     pub(crate) fn locker_ref(&self) -> LockerRef {
         LockerRef::new(self.namespace.clone(), self.path.clone())
-    }
-
-    pub(crate) fn key(&self) -> ObjectKey {
-        ObjectKey::for_blob(&self.tenant, &self.sha256)
     }
 
     fn from_row(row: &UploadRow) -> ApiResult<Self> {
@@ -97,27 +60,8 @@ impl FileSpec {
     }
 }
 
-#[derive(Deserialize)]
-struct BlobRow {
-    size: u64,
-    #[serde(default)]
-    bucket_id: String,
-    #[serde(default)]
-    key: String,
-}
-
-#[derive(Deserialize)]
-struct ShaRow {
-    sha256: String,
-}
-
 async fn load_upload(app: &App, id: &str) -> ApiResult<Option<UploadRow>> {
-    app.first(
-        "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, bucket_id, \
-         key, state, expires_at FROM uploads WHERE id = ?1",
-        &[s(id)],
-    )
-    .await
+    app.registry().upload(id).await
 }
 
 /// A reservation of the caller's tenant; another tenant's answers exactly like a missing one.

@@ -1,21 +1,20 @@
 //! `POST /v1/uploads`: validate, dedup from stored bytes, or reserve an upload.
 
+use super::commit::{current_sha, release_replaced};
+use super::{FileSpec, ReserveRequest};
+use crate::app::{random_id, App};
+use crate::auth::Principal;
+use crate::buckets;
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::log::LogEntry;
+use crate::registry::{Blobs, Files, NewUpload, Uploads};
+use crate::store::Store;
 use locker_core::api::Operation;
 use locker_core::api::{Deduplicated, Reserved, UploadPlan};
 use locker_core::request::{self, ReserveFields};
 use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
 use locker_core::validate;
-use wasm_bindgen::JsValue;
-
-use super::commit::{current_sha, release_replaced, upsert_file};
-use super::{BlobRow, FileSpec, ReserveRequest};
-use crate::app::{n, opt, random_id, s, App};
-use crate::auth::Principal;
-use crate::buckets;
-use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::log::LogEntry;
-use crate::store::Store;
 
 /// Validates the whole reservation request, its fields and then the caller's scopes and
 /// limits, before anything happens. Returns the file and the signed URL's lifetime.
@@ -48,10 +47,6 @@ pub(crate) fn validate_request(
     Ok((spec, valid.ttl))
 }
 
-/// The tenant's verified bytes with a SHA-256 (the query-plan test runs this string).
-pub(crate) const DEDUP_SQL: &str =
-    "SELECT size, bucket_id FROM blobs WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1";
-
 /// Tries to satisfy the request from bytes the tenant already stored. `Ok(None)`: not stored.
 pub(crate) async fn try_dedup(
     app: &App,
@@ -59,11 +54,9 @@ pub(crate) async fn try_dedup(
     spec: &FileSpec,
     log: &mut LogEntry,
 ) -> ApiResult<Option<Deduplicated>> {
-    let blob: Option<BlobRow> = app
-        .first(
-            DEDUP_SQL,
-            &[s(spec.tenant.as_str()), s(&spec.sha256.to_string())],
-        )
+    let blob = app
+        .registry()
+        .verified_blob(spec.tenant.as_str(), &spec.sha256.to_string())
         .await?;
     let Some(blob) = blob else {
         return Ok(None);
@@ -86,13 +79,11 @@ pub(crate) async fn try_dedup(
     log.operation = Some(Operation::Dedup);
     log.bucket_id = Some(blob.bucket_id.clone());
     spec.log_into(log);
-    let changes = app
-        .batch(vec![
-            upsert_file(app, spec, None)?,
-            log.statement(app, None)?,
-        ])
-        .await?;
-    if changes.first().copied().unwrap_or(0) == 0 {
+    if !app
+        .registry()
+        .link_file(spec, &log.record(app, None))
+        .await?
+    {
         // The blob was released between the read and the write: upload the bytes instead.
         return Ok(None);
     }
@@ -127,22 +118,6 @@ pub(crate) async fn reserve(
     validate::size_within(spec.size, store.max_single_put())?;
     let id = random_id("up_")?;
     let expires_at = app.now_s() + ttl;
-    let args: [JsValue; 14] = [
-        s(&id),
-        s(spec.tenant.as_str()),
-        s(spec.namespace.as_str()),
-        s(spec.path.as_str()),
-        s(&spec.sha256.to_string()),
-        n(spec.size),
-        s(&spec.content_type),
-        s(&spec.filename),
-        s(&bucket_id),
-        s(spec.key().as_str()),
-        s(&who.key_id),
-        n(app.now_ms),
-        n(expires_at * 1000),
-        opt(None),
-    ];
     log.operation = Some(Operation::Reserve);
     log.bucket_id = Some(bucket_id.clone());
     // Straight to storage (s3 transport), or through this Worker's data plane (R2 binding).
@@ -157,17 +132,19 @@ pub(crate) async fn reserve(
         },
         ttl,
     )?;
-    app.batch(vec![
-        buckets::register_default(app)?,
-        app.stmt(
-            "INSERT INTO uploads (id, tenant, namespace, path, sha256, size, content_type, \
-             filename, bucket_id, key, key_id, created_at, expires_at, multipart_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            &args,
-        )?,
-        log.statement(app, None)?,
-    ])
-    .await?;
+    app.registry()
+        .reserve(
+            &NewUpload {
+                id: &id,
+                spec: &spec,
+                bucket_id: &bucket_id,
+                key_id: &who.key_id,
+                expires_at_ms: expires_at * 1000,
+                multipart_id: None,
+            },
+            &log.record(app, None),
+        )
+        .await?;
     log.written = true;
     let (url, headers) = match direct {
         Some(p) => (p.url, p.headers.into_iter().collect()),

@@ -3,21 +3,15 @@
 use locker_core::api::Operation;
 use locker_core::api::UploadState;
 
-use super::commit::{close, reservation_is};
-use super::UploadRow;
-use crate::app::{n, s, App};
+use super::commit::close;
+use crate::app::App;
 use crate::error::ApiResult;
 use crate::log::LogEntry;
+use crate::registry::{UploadRow, Uploads};
 
 /// Reservations the scheduled sweep expires at most per run (a run stays well inside a
 /// Worker's limits; the next run takes the rest).
 pub(super) const SWEEP_BATCH: u64 = 100;
-
-/// Pending reservations past `?1`, oldest first (the query-plan test runs this string).
-pub(crate) const SWEEP_SQL: &str =
-    "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
-     bucket_id, key, state, expires_at FROM uploads \
-     WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2";
 
 /// The scheduled sweep: a pending reservation whose URL expired more than the grace period ago
 /// (`LOCKER_COMPLETE_GRACE_S`) ends as `expired`, with its access-log row in the same batch,
@@ -25,12 +19,9 @@ pub(crate) const SWEEP_SQL: &str =
 /// complete racing the sweep loses cleanly: [`commit`] writes nothing for a closed
 /// reservation. Returns how many expired.
 pub(crate) async fn sweep_expired(app: &App) -> ApiResult<u64> {
-    let grace_s = app
-        .var(crate::bindings::COMPLETE_GRACE_S, "3600")
-        .parse::<u64>()
-        .unwrap_or(3600);
+    let grace_s = crate::config::complete_grace_s(&app.env);
     let cutoff = app.now_ms.saturating_sub(grace_s.saturating_mul(1000));
-    let rows: Vec<UploadRow> = app.all(SWEEP_SQL, &[n(cutoff), n(SWEEP_BATCH)]).await?;
+    let rows = app.registry().expired_uploads(cutoff, SWEEP_BATCH).await?;
     let mut expired = 0;
     for row in rows {
         // One reservation's trouble (its bucket unreachable, say) must not stop the others.
@@ -55,11 +46,5 @@ pub(super) async fn expire(app: &App, row: &UploadRow) -> ApiResult<bool> {
         path: Some(row.path.clone()),
         ..LogEntry::default()
     };
-    let logged = log.statement_where(
-        app,
-        None,
-        &reservation_is(UploadState::Expired, LogEntry::ARGS + 1),
-        &[s(&row.id), n(app.now_ms)],
-    )?;
-    close(app, row, UploadState::Expired, vec![logged]).await
+    close(app, row, UploadState::Expired, Some(&log)).await
 }

@@ -1,0 +1,126 @@
+//! The registry over D1 (SQLite). Every SQL statement of the Worker is in this module.
+
+mod blobs;
+mod files;
+mod log;
+mod uploads;
+
+#[cfg(test)]
+pub(crate) use blobs::DEDUP_SQL;
+#[cfg(test)]
+pub(crate) use uploads::SWEEP_SQL;
+
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement};
+
+use crate::config::{bindings, DefaultBucket};
+use crate::error::{ApiError, ApiResult, ErrorKind};
+
+/// The registry in the `DB` binding, as one request (or one sweep) sees it.
+pub(crate) struct D1Registry {
+    db: D1Database,
+    /// The request's time, Unix milliseconds: what every write stamps.
+    now_ms: u64,
+    /// Registered on first use by the batches that reference it.
+    default_bucket: DefaultBucket,
+}
+
+impl D1Registry {
+    pub(crate) fn new(db: D1Database, now_ms: u64, default_bucket: DefaultBucket) -> Self {
+        Self {
+            db,
+            now_ms,
+            default_bucket,
+        }
+    }
+
+    /// A prepared statement with its arguments bound.
+    pub(crate) fn stmt(&self, sql: &str, args: &[JsValue]) -> ApiResult<D1PreparedStatement> {
+        Ok(self.db.prepare(sql).bind(args)?)
+    }
+
+    /// The first row of a query, parsed; `what` names the row in the error a bad value gives.
+    pub(crate) async fn first<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        args: &[JsValue],
+    ) -> ApiResult<Option<T>> {
+        self.stmt(sql, args)?
+            .first::<T>(None)
+            .await
+            .map_err(|e| bad_row(what, &e))
+    }
+
+    /// All rows of a query, parsed; `what` names the rows in the error a bad value gives.
+    pub(crate) async fn all<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        args: &[JsValue],
+    ) -> ApiResult<Vec<T>> {
+        let result = self.stmt(sql, args)?.all().await?;
+        result.results::<T>().map_err(|e| bad_row(what, &e))
+    }
+
+    /// Runs statements as one D1 batch (one transaction); returns each statement's change count.
+    pub(crate) async fn batch(
+        &self,
+        statements: Vec<D1PreparedStatement>,
+    ) -> ApiResult<Vec<usize>> {
+        let results = self.db.batch(statements).await?;
+        results
+            .iter()
+            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
+            .collect()
+    }
+
+    /// `INSERT OR IGNORE` of the default bucket's row, put first in every batch that references
+    /// it, so a fresh database needs no manual registration and no file points at an unknown
+    /// bucket.
+    pub(crate) fn register_default(&self) -> ApiResult<D1PreparedStatement> {
+        let b = &self.default_bucket;
+        let args: [JsValue; 6] = [
+            s(b.id.as_str()),
+            s(&b.name),
+            s(bindings::BLOBS),
+            s(&b.account_id),
+            s(b.jurisdiction.as_deref().unwrap_or("default")),
+            n(self.now_ms),
+        ];
+        self.stmt(
+            "INSERT OR IGNORE INTO buckets \
+             (id, name, provider, transport, binding, account_id, jurisdiction, active, created_at) \
+             VALUES (?1, ?2, 'r2', 'worker', ?3, ?4, ?5, 1, ?6)",
+            &args,
+        )
+    }
+}
+
+/// A row that does not parse: a value outside its set, or a column of the wrong type. The
+/// registry was written by something else than this Worker, or by an older one.
+fn bad_row(what: &str, e: &worker::Error) -> ApiError {
+    worker::console_error!("registry: a {what} row does not parse: {e}");
+    ApiError::new(
+        ErrorKind::Internal,
+        format!("the registry holds a {what} row this Worker cannot read"),
+    )
+}
+
+/// The change count of statement `i` of a batch.
+pub(crate) fn changed(changes: &[usize], i: usize) -> bool {
+    changes.get(i).copied().unwrap_or(0) > 0
+}
+
+/// Shorthands for binding D1 arguments.
+pub(crate) fn s(v: &str) -> JsValue {
+    JsValue::from_str(v)
+}
+pub(crate) fn n(v: u64) -> JsValue {
+    // D1 numbers are f64; sizes and times stay far below 2^53.
+    JsValue::from_f64(v as f64)
+}
+pub(crate) fn opt(v: Option<&str>) -> JsValue {
+    v.map_or(JsValue::NULL, JsValue::from_str)
+}

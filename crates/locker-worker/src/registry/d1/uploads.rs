@@ -1,0 +1,178 @@
+//! `uploads`: reservations, and the batches that commit, close and expire them.
+
+use locker_core::api::UploadState;
+use wasm_bindgen::JsValue;
+
+use super::log::LOG_ARGS;
+use super::{changed, n, opt, s, D1Registry};
+use crate::error::ApiResult;
+use crate::registry::{Committed, FileSpec, LogRecord, NewUpload, UploadRow, Uploads};
+
+const UPLOAD_COLUMNS: &str = "id, tenant, namespace, path, sha256, size, content_type, \
+     filename, bucket_id, key, state, expires_at";
+
+/// Pending reservations past `?1`, oldest first (the query-plan test runs this string).
+pub(crate) const SWEEP_SQL: &str =
+    "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
+     bucket_id, key, state, expires_at FROM uploads \
+     WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2";
+
+/// SQL condition: reservation `?{first}` went to `state` at `?{first + 1}` (the time of the
+/// batch that changed it), so a statement later in that batch runs only if the change
+/// happened.
+fn reservation_is(state: UploadState, first: usize) -> String {
+    format!(
+        " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?{first} AND state = '{}' \
+         AND finished_at = ?{})",
+        state.as_str(),
+        first + 1
+    )
+}
+
+/// The condition and arguments a statement of `args_before` parameters appends so that it
+/// runs only if reservation `guard` was committed in this batch; none without a guard.
+fn guard(guard: Option<&str>, args_before: usize, at: u64) -> (String, Vec<JsValue>) {
+    match guard {
+        Some(id) => (
+            reservation_is(UploadState::Committed, args_before + 1),
+            vec![s(id), n(at)],
+        ),
+        None => (String::new(), Vec::new()),
+    }
+}
+
+impl D1Registry {
+    /// The insert of a verified blob (or the verification of an existing row).
+    fn insert_blob(
+        &self,
+        spec: &FileSpec,
+        bucket_id: &str,
+        upload_id: Option<&str>,
+    ) -> ApiResult<worker::D1PreparedStatement> {
+        let mut args = vec![
+            s(spec.tenant.as_str()),
+            s(&spec.sha256.to_string()),
+            s(bucket_id),
+            s(spec.key().as_str()),
+            n(spec.size),
+            s(&spec.content_type),
+            n(self.now_ms),
+        ];
+        let (condition, extra) = guard(upload_id, args.len(), self.now_ms);
+        args.extend(extra);
+        self.stmt(
+            &format!(
+                "INSERT INTO blobs (tenant, sha256, bucket_id, key, size, content_type, \
+                 verified, created_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, 1, ?7 WHERE 1{condition} \
+                 ON CONFLICT (tenant, sha256) DO UPDATE SET verified = 1"
+            ),
+            &args,
+        )
+    }
+}
+
+impl Uploads for D1Registry {
+    async fn upload(&self, id: &str) -> ApiResult<Option<UploadRow>> {
+        self.first(
+            "uploads",
+            &format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"),
+            &[s(id)],
+        )
+        .await
+    }
+
+    async fn reserve(&self, upload: &NewUpload<'_>, log: &LogRecord) -> ApiResult<()> {
+        let spec = upload.spec;
+        let args: [JsValue; 14] = [
+            s(upload.id),
+            s(spec.tenant.as_str()),
+            s(spec.namespace.as_str()),
+            s(spec.path.as_str()),
+            s(&spec.sha256.to_string()),
+            n(spec.size),
+            s(&spec.content_type),
+            s(&spec.filename),
+            s(upload.bucket_id),
+            s(spec.key().as_str()),
+            s(upload.key_id),
+            n(self.now_ms),
+            n(upload.expires_at_ms),
+            opt(upload.multipart_id),
+        ];
+        self.batch(vec![
+            self.register_default()?,
+            self.stmt(
+                "INSERT INTO uploads (id, tenant, namespace, path, sha256, size, content_type, \
+                 filename, bucket_id, key, key_id, created_at, expires_at, multipart_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                &args,
+            )?,
+            self.log_statement(log, "", &[])?,
+        ])
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(
+        &self,
+        spec: &FileSpec,
+        bucket_id: &str,
+        upload_id: Option<&str>,
+        log: &LogRecord,
+    ) -> ApiResult<Committed> {
+        // With a reservation, the batch first closes it, and writes the blob, the file and the
+        // log row only if that worked: a reservation aborted or expired meanwhile (whose bytes
+        // may be deleted already) commits nothing.
+        let mut statements = Vec::new();
+        if let Some(id) = upload_id {
+            statements.push(self.stmt(
+                "UPDATE uploads SET state = 'committed', finished_at = ?2 \
+                 WHERE id = ?1 AND state = 'pending'",
+                &[s(id), n(self.now_ms)],
+            )?);
+        }
+        let closed = statements.len();
+        let (file_guard, file_args) = guard(upload_id, 8, self.now_ms);
+        let (log_guard, log_args) = guard(upload_id, LOG_ARGS, self.now_ms);
+        statements.extend([
+            self.register_default()?,
+            self.insert_blob(spec, bucket_id, upload_id)?,
+            self.upsert_file(spec, &file_guard, &file_args)?,
+            self.log_statement(log, &log_guard, &log_args)?,
+        ]);
+        let changes = self.batch(statements).await?;
+        Ok(if closed == 1 && !changed(&changes, 0) {
+            Committed::Closed
+        } else if !changed(&changes, closed + 2) {
+            Committed::NoFile
+        } else {
+            Committed::Done
+        })
+    }
+
+    async fn close_upload(
+        &self,
+        id: &str,
+        state: UploadState,
+        log: Option<&LogRecord>,
+    ) -> ApiResult<bool> {
+        let mut statements = vec![self.stmt(
+            "UPDATE uploads SET state = ?3, finished_at = ?2 WHERE id = ?1 AND state = 'pending'",
+            &[s(id), n(self.now_ms), s(state.as_str())],
+        )?];
+        if let Some(log) = log {
+            statements.push(self.log_statement(
+                log,
+                &reservation_is(state, LOG_ARGS + 1),
+                &[s(id), n(self.now_ms)],
+            )?);
+        }
+        let changes = self.batch(statements).await?;
+        Ok(changed(&changes, 0))
+    }
+
+    async fn expired_uploads(&self, cutoff_ms: u64, limit: u64) -> ApiResult<Vec<UploadRow>> {
+        self.all("uploads", SWEEP_SQL, &[n(cutoff_ms), n(limit)])
+            .await
+    }
+}

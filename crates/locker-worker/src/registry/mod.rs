@@ -1,0 +1,105 @@
+//! The registry: every row the Worker keeps (uploads, blobs, files, buckets, routes, keys, the
+//! access log) is read and written here, and only here. Handlers see traits and typed rows;
+//! [`D1Registry`] is the backend over D1, and another (PostgreSQL through Hyperdrive, say)
+//! implements the same traits without a handler changing.
+//!
+//! Invariants every backend keeps:
+//! - a `files` row only ever points at a verified `blobs` row whose bucket is registered;
+//! - what one trait method writes is one unit (one D1 batch, one transaction): it happens
+//!   whole or not at all, and the access-log row a method takes is written in that unit, and
+//!   only when the change it records happened;
+//! - values in rows are parsed once, when the row is read: a value outside its set (a state,
+//!   a provider) fails the read with an internal error that names it, never later.
+//!
+//! Writes stamp the request's time, which the backend is opened with.
+
+mod d1;
+mod rows;
+
+pub(crate) use d1::D1Registry;
+#[cfg(test)]
+pub(crate) use d1::{DEDUP_SQL, SWEEP_SQL};
+pub(crate) use rows::{BlobRow, Committed, FileSpec, LogRecord, NewUpload, UploadRow};
+
+use locker_core::api::UploadState;
+
+use crate::error::ApiResult;
+
+/// Reservations and the batches that end them.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Uploads {
+    /// The reservation `id`, of any tenant.
+    async fn upload(&self, id: &str) -> ApiResult<Option<UploadRow>>;
+
+    /// Records a pending reservation (registering the default bucket first if it is the
+    /// target), with its access-log row.
+    async fn reserve(&self, upload: &NewUpload<'_>, log: &LogRecord) -> ApiResult<()>;
+
+    /// Commits verified bytes: the blob (verified), the file and the log row; with `upload_id`,
+    /// first closes that pending reservation as `committed`, and writes nothing else unless
+    /// that worked.
+    async fn commit(
+        &self,
+        spec: &FileSpec,
+        bucket_id: &str,
+        upload_id: Option<&str>,
+        log: &LogRecord,
+    ) -> ApiResult<Committed>;
+
+    /// Ends the pending reservation `id` as `state` (`aborted`, `expired`), with `log` written
+    /// only if it did. `false`: it was no longer pending, nothing was written.
+    async fn close_upload(
+        &self,
+        id: &str,
+        state: UploadState,
+        log: Option<&LogRecord>,
+    ) -> ApiResult<bool>;
+
+    /// Pending reservations that expired before `cutoff_ms`, oldest first, at most `limit`.
+    async fn expired_uploads(&self, cutoff_ms: u64, limit: u64) -> ApiResult<Vec<UploadRow>>;
+}
+
+/// Stored bytes, per tenant and SHA-256.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Blobs {
+    /// The tenant's blob with these bytes, verified or not.
+    async fn blob(&self, tenant: &str, sha256: &str) -> ApiResult<Option<BlobRow>>;
+
+    /// The tenant's verified blob with these bytes (what a dedup may reuse).
+    async fn verified_blob(&self, tenant: &str, sha256: &str) -> ApiResult<Option<BlobRow>>;
+
+    /// Whether a blob row or a pending reservation claims these bytes of the tenant.
+    async fn blob_claimed(&self, tenant: &str, sha256: &str) -> ApiResult<bool>;
+
+    /// Deletes the blob's row if no file and no pending reservation of the tenant uses it.
+    /// `true`: this call deleted it (two concurrent releases cannot both).
+    async fn release_blob(&self, tenant: &str, sha256: &str) -> ApiResult<bool>;
+}
+
+/// Files: a tenant's paths and the blob each points at.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Files {
+    /// The SHA-256 the path points at, if any.
+    async fn file_sha256(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        path: &str,
+    ) -> ApiResult<Option<String>>;
+
+    /// Points the path at the tenant's verified blob with the spec's bytes (a dedup), with the
+    /// log row. `false`: no such blob (released meanwhile), nothing was written.
+    async fn link_file(&self, spec: &FileSpec, log: &LogRecord) -> ApiResult<bool>;
+}
+
+/// The access log.
+#[allow(async_fn_in_trait)]
+pub(crate) trait AccessLog {
+    /// Appends one row.
+    async fn append(&self, log: &LogRecord) -> ApiResult<()>;
+}
+
+/// Everything the handlers use.
+pub(crate) trait Registry: Uploads + Blobs + Files + AccessLog {}
+
+impl<T: Uploads + Blobs + Files + AccessLog> Registry for T {}
