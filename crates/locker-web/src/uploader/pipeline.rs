@@ -7,15 +7,24 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use std::cell::RefCell;
+
 use gloo_net::http::Method;
-use locker_core::api::{Abort, Complete, ReserveRequest, Reserved, UploadPlan};
+use locker_core::api::{
+    Abort, Complete, CompleteStatus, MultipartPlan, ReserveRequest, Reserved, UploadInfo,
+    UploadPlan, UploadState,
+};
+use locker_core::multipart::{self, PartPlan};
+use locker_core::resume::{self, Decision, Record};
 use locker_core::upload_state::{Action, Event, Phase};
 use locker_core::LogicalPath;
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortSignal, Blob};
+use wasm_bindgen::JsCast;
+use web_sys::{AbortSignal, Blob, File};
 
 use super::events::{failure, Tracked};
-use super::Inner;
+use super::parts::{PartsJob, Remembered};
+use super::{memory, Inner};
 use crate::error::LockerError;
 use crate::hash_worker::hash_in_worker;
 use crate::js::{check_aborted, obj, sleep};
@@ -41,6 +50,28 @@ struct Stored {
     deduplicated: bool,
 }
 
+/// What an upload in parts carries from hashing to the transfer.
+struct InParts {
+    sha256: String,
+    /// The digest of each part at the planner's part size.
+    digests: Vec<String>,
+    /// Where its record is kept in IndexedDB (`resume` on and the file a `File`).
+    key: Option<String>,
+    /// The record found under `key` before hashing: the file is not read again.
+    found: Option<Record>,
+    /// The record of the reservation being sent, kept up to date.
+    remembered: Option<Remembered>,
+}
+
+/// Seconds since the epoch, for the resume rules (which take the clock as an argument).
+fn now_s() -> u64 {
+    // Whole seconds of a positive clock.
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+/// How long to wait before asking again about an upload the Worker is still verifying.
+const VERIFY_POLL_MS: f64 = 2000.0;
+
 impl Inner {
     /// Uploads `job`'s file; resolves to the `UploadResult` it also tells as `complete`.
     pub(super) async fn run(&self, job: &Job) -> Result<JsValue, LockerError> {
@@ -48,26 +79,78 @@ impl Inner {
         self.options
             .check(&job.file, &job.name, &job.content_type)?;
         let size = job.file.size();
+        // A Blob's size is a whole number of bytes.
+        let bytes = size as u64;
+        let in_parts = bytes > 0 && bytes >= self.options.parts.threshold;
+        let mut parts = if in_parts {
+            let key = self.record_key(job);
+            let found = match &key {
+                Some(k) => memory::load(k)
+                    .await
+                    .filter(|r| r.size == bytes && r.part_size == multipart::part_size(bytes)),
+                None => None,
+            };
+            Some(InParts {
+                sha256: String::new(),
+                digests: Vec::new(),
+                key,
+                found,
+                remembered: None,
+            })
+        } else {
+            None
+        };
         // Hashing stays in this function: as an async function of its own it costs the module
         // about 200 bytes (gzip) of state machine.
         let sha256 = {
             let _slot = self.hash_slots.acquire(signal).await?;
             job.tracked.apply(Event::Start);
-            let tracked = job.tracked.clone();
-            let progress = move |bytes: f64| {
-                tracked.events.emit(
-                    "hash-progress",
-                    &[("loaded", bytes.into()), ("total", size.into())],
-                );
-                tracked.apply(Event::HashProgress(bytes as u64));
-            };
-            hash_in_worker(&job.file, self.options.reading, signal, progress).await?
+            let found = parts.as_ref().and_then(|p| p.found.clone());
+            match (found, parts.as_mut()) {
+                // The same file (name, size, lastModified) as an upload remembered: its digests
+                // are known, the file is not read again.
+                (Some(record), Some(p)) => {
+                    p.digests.clone_from(&record.part_sha256);
+                    record.sha256
+                }
+                (_, p) => {
+                    let tracked = job.tracked.clone();
+                    let progress = move |bytes: f64| {
+                        tracked.events.emit(
+                            "hash-progress",
+                            &[("loaded", bytes.into()), ("total", size.into())],
+                        );
+                        tracked.apply(Event::HashProgress(bytes as u64));
+                    };
+                    let part_size = p.is_some().then(|| multipart::part_size(bytes));
+                    let (sha256, digests) = hash_in_worker(
+                        &job.file,
+                        self.options.reading,
+                        part_size,
+                        signal,
+                        progress,
+                    )
+                    .await?;
+                    if let Some(p) = p {
+                        p.digests = digests;
+                    }
+                    sha256
+                }
+            }
         };
         job.tracked.apply(Event::Hashed);
+        if let Some(p) = parts.as_mut() {
+            p.sha256.clone_from(&sha256);
+        }
 
         let _slot = self.upload_slots.acquire(signal).await?;
-        let (path, request) = self.reserve_request(job, &sha256).await?;
-        let stored = self.store(job, &request).await?;
+        let (path, request) = self.reserve_request(job, &sha256, in_parts).await?;
+        let stored = self.store(job, &request, parts.as_mut()).await;
+        if let Some(key) = parts.as_ref().and_then(|p| p.key.as_deref()) {
+            // Stored, refused or cancelled (its reservation released): nothing to resume.
+            memory::forget(key).await;
+        }
+        let stored = stored?;
         let result = obj(&[
             ("ref", stored.locker_ref.into()),
             ("sha256", sha256.into()),
@@ -89,6 +172,7 @@ impl Inner {
         &self,
         job: &Job,
         sha256: &str,
+        in_parts: bool,
     ) -> Result<(LogicalPath, String), LockerError> {
         let token = self.options.credential.token().await?;
         let path = match &job.path {
@@ -112,16 +196,49 @@ impl Inner {
             filename: Some(job.name.clone()),
             // Whole seconds, checked in `Options::parse`.
             expires_in: self.options.expires_in.map(|s| s as u64),
+            // Said either way, so the Worker's threshold never disagrees with the digests the
+            // Uploader computed.
+            multipart: Some(in_parts),
         };
         let request =
             serde_json::to_string(&request).map_err(|e| LockerError::invalid(e.to_string()))?;
         Ok((path, request))
     }
 
+    /// Where the record of `job`'s upload in parts is kept, if it is kept: `resume` is on and
+    /// the file is a `File` (a Blob has no `lastModified` to tell an edited file by).
+    fn record_key(&self, job: &Job) -> Option<String> {
+        if !self.options.parts.resume {
+            return None;
+        }
+        let file = job.file.dyn_ref::<File>()?;
+        Some(resume::record_key(
+            &self.options.endpoint,
+            &self.options.namespace,
+            job.path.as_deref(),
+            &job.name,
+            // A Blob's size is a whole number of bytes.
+            file.size() as u64,
+            file.last_modified(),
+        ))
+    }
+
     /// Reserves, and unless the bytes are stored already, transfers and completes; again with
-    /// a fresh reservation while the machine says a signed URL ran out.
-    async fn store(&self, job: &Job, request: &str) -> Result<Stored, LockerError> {
+    /// a fresh reservation while the machine says a signed URL ran out. An upload in parts
+    /// remembered from before a reload goes on with its reservation if the Worker still holds
+    /// it.
+    async fn store(
+        &self,
+        job: &Job,
+        request: &str,
+        mut parts: Option<&mut InParts>,
+    ) -> Result<Stored, LockerError> {
         let signal = job.signal.as_ref();
+        if let Some(p) = parts.as_deref_mut() {
+            if let Some(stored) = self.resume(job, p).await? {
+                return Ok(stored);
+            }
+        }
         loop {
             let answer = self
                 .retrying(job, &mut || {
@@ -140,6 +257,24 @@ impl Inner {
                     });
                 }
                 Reserved::Upload(plan) => plan,
+                Reserved::Multipart(plan) => {
+                    let Some(p) = parts.as_deref_mut() else {
+                        return Err(LockerError::invalid(
+                            "the Worker answered a multipart plan for an upload in one request",
+                        ));
+                    };
+                    match self.fresh_parts(job, &plan, p).await {
+                        Ok(locker_ref) => {
+                            return Ok(Stored {
+                                locker_ref,
+                                deduplicated: false,
+                            })
+                        }
+                        // Its URLs ran out: the machine released it; reserve afresh.
+                        Err(_) if job.tracked.phase() == Phase::Reserving => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
             };
             job.tracked
                 .reservation
@@ -199,14 +334,158 @@ impl Inner {
         Ok(())
     }
 
+    /// Goes on with a remembered upload in parts if the Worker still holds its reservation:
+    /// only the parts it does not list are sent. `None`: nothing to resume (the record is
+    /// dropped, and a reservation that will not be used is released), so reserve afresh.
+    async fn resume(&self, job: &Job, p: &mut InParts) -> Result<Option<Stored>, LockerError> {
+        let (Some(record), Some(key)) = (p.found.take(), p.key.clone()) else {
+            return Ok(None);
+        };
+        let path = ["/v1/uploads/", &record.upload_id].concat();
+        let info = match self
+            .api(Method::GET, &path, None, job.signal.as_ref())
+            .await
+        {
+            Ok(answer) => answer.decode::<UploadInfo>("the upload").ok(),
+            Err(e) if e.is_aborted() => return Err(e),
+            Err(_) => None,
+        };
+        let decision = info
+            .as_ref()
+            .map_or(Decision::StartOver, |i| resume::decide(&record, i, now_s()));
+        let Decision::Resume {
+            plan,
+            missing,
+            stored,
+            stored_bytes,
+        } = decision
+        else {
+            memory::forget(&key).await;
+            if info.is_some_and(|i| i.state == UploadState::Pending) {
+                self.abandon(&record.upload_id).await;
+            }
+            return Ok(None);
+        };
+        job.tracked
+            .reservation
+            .replace(Some(record.upload_id.clone()));
+        job.tracked.apply(Event::ReservedParts {
+            total: plan.part_count(),
+            stored,
+            stored_bytes,
+        });
+        let upload_id = record.upload_id.clone();
+        p.remembered = Some(Remembered {
+            key,
+            record: RefCell::new(record),
+        });
+        let parts = PartsJob {
+            upload_id: &upload_id,
+            plan,
+            digests: &p.digests,
+            missing,
+            stored_bytes,
+            remembered: p.remembered.as_ref(),
+        };
+        match self.send_and_complete(job, &parts).await {
+            Ok(locker_ref) => Ok(Some(Stored {
+                locker_ref,
+                deduplicated: false,
+            })),
+            // Its URLs ran out meanwhile: the machine released it; reserve afresh.
+            Err(_) if job.tracked.phase() == Phase::Reserving => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends every part of a fresh reservation in parts and completes it, remembering it first
+    /// (when `resume` is on) so a reload can go on with it.
+    async fn fresh_parts(
+        &self,
+        job: &Job,
+        plan: &MultipartPlan,
+        p: &mut InParts,
+    ) -> Result<String, LockerError> {
+        job.tracked
+            .reservation
+            .replace(Some(plan.upload_id.clone()));
+        // A Blob's size is a whole number of bytes.
+        let size = job.file.size() as u64;
+        let Some(part_plan) = PartPlan::from_parts(size, plan.part_size, plan.part_count)
+            .filter(|pp| usize::try_from(pp.part_count()).ok() == Some(p.digests.len()))
+        else {
+            // Refused before any part is sent: ended here (the machine, still reserving, holds
+            // no reservation to release), and the reservation nobody will use released.
+            let e = LockerError::new(
+                crate::error::code::BAD_ANSWER,
+                "the Worker's part plan is not the one the file was hashed for",
+            );
+            job.tracked.apply(Event::Fatal(failure(&e)));
+            job.tracked.reservation.take();
+            self.abandon(&plan.upload_id).await;
+            return Err(e);
+        };
+        job.tracked.apply(Event::ReservedParts {
+            total: plan.part_count,
+            stored: 0,
+            stored_bytes: 0,
+        });
+        p.remembered = p.key.as_ref().map(|key| Remembered {
+            key: key.clone(),
+            record: RefCell::new(Record {
+                upload_id: plan.upload_id.clone(),
+                sha256: p.sha256.clone(),
+                size,
+                part_size: part_plan.part_size(),
+                part_sha256: p.digests.clone(),
+                parts_done: Vec::new(),
+                expires_at: plan.expires_at,
+            }),
+        });
+        if let Some(r) = &p.remembered {
+            let record = r.record.borrow().clone();
+            memory::save(&r.key, &record).await;
+        }
+        let parts = PartsJob {
+            upload_id: &plan.upload_id,
+            plan: part_plan,
+            digests: &p.digests,
+            missing: (1..=plan.part_count).collect(),
+            stored_bytes: 0,
+            remembered: p.remembered.as_ref(),
+        };
+        self.send_and_complete(job, &parts).await
+    }
+
+    async fn send_and_complete(
+        &self,
+        job: &Job,
+        parts: &PartsJob<'_>,
+    ) -> Result<String, LockerError> {
+        self.transfer_parts(job, parts).await?;
+        self.complete_id(job, parts.upload_id).await
+    }
+
     /// Asks the Worker to verify and commit the transferred bytes; gives the file's ref.
     async fn complete(&self, job: &Job, plan: &UploadPlan) -> Result<String, LockerError> {
+        self.complete_id(job, &plan.upload_id).await
+    }
+
+    /// Completes reservation `id`. A large upload in parts may be answered `verifying` (the
+    /// Worker checks it on its own): asked again, after a pause, until it is committed.
+    async fn complete_id(&self, job: &Job, id: &str) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
-        let complete = ["/v1/uploads/", &plan.upload_id, "/complete"].concat();
-        let done = self
-            .retrying(job, &mut || self.api(Method::POST, &complete, None, signal))
-            .await?;
-        let done = done.decode::<Complete>("the completion")?;
+        let complete = ["/v1/uploads/", id, "/complete"].concat();
+        let done = loop {
+            let done = self
+                .retrying(job, &mut || self.api(Method::POST, &complete, None, signal))
+                .await?;
+            let done = done.decode::<Complete>("the completion")?;
+            if done.status == CompleteStatus::Complete {
+                break done;
+            }
+            sleep(VERIFY_POLL_MS, signal).await?;
+        };
         job.tracked.reservation.take();
         job.tracked.apply(Event::Completed);
         Ok(done.locker_ref)
@@ -214,7 +493,7 @@ impl Inner {
 
     /// Runs `step` until it succeeds or the machine ends it (`locker_core::upload_state`: a
     /// refusal, retries used up, or an expired URL to renew).
-    async fn retrying<'a>(
+    pub(super) async fn retrying<'a>(
         &self,
         job: &Job,
         step: &mut dyn FnMut() -> Pending<'a>,
