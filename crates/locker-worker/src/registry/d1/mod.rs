@@ -3,10 +3,13 @@
 mod blobs;
 mod files;
 mod log;
+mod parts;
 mod uploads;
 
 #[cfg(test)]
 pub(crate) use blobs::DEDUP_SQL;
+#[cfg(test)]
+pub(crate) use parts::PARTS_SQL;
 #[cfg(test)]
 pub(crate) use uploads::SWEEP_SQL;
 
