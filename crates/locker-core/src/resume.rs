@@ -51,10 +51,13 @@ pub fn record_key(
     path: Option<&str>,
     name: &str,
     size: u64,
-    last_modified_ms: f64,
+    last_modified_ms: u64,
 ) -> String {
-    // A JSON array: no choice of separator can be confused with a part of a name.
-    serde_json::json!([endpoint, namespace, path, name, size, last_modified_ms]).to_string()
+    // A JSON array: no choice of separator can be confused with a part of a name. Encoding a
+    // tuple of strings and integers cannot fail (and keeps float formatting and serde_json's
+    // `Value` out of the browser module).
+    serde_json::to_string(&(endpoint, namespace, path, name, size, last_modified_ms))
+        .unwrap_or_default()
 }
 
 /// What to do with a remembered upload, given the Worker's `GET /v1/uploads/{id}`.
@@ -256,19 +259,19 @@ mod tests {
         let k = |path, name: &str, size, modified| {
             record_key("https://f.example", "demo", path, name, size, modified)
         };
-        let base = k(None, "a.bin", 5, 1.0);
-        assert_eq!(base, r#"["https://f.example","demo",null,"a.bin",5,1.0]"#);
+        let base = k(None, "a.bin", 5, 1);
+        assert_eq!(base, r#"["https://f.example","demo",null,"a.bin",5,1]"#);
         for other in [
-            k(Some("a.bin"), "a.bin", 5, 1.0),
-            k(None, "b.bin", 5, 1.0),
-            k(None, "a.bin", 6, 1.0),
-            k(None, "a.bin", 5, 2.0),
-            record_key("https://f.example", "other", None, "a.bin", 5, 1.0),
+            k(Some("a.bin"), "a.bin", 5, 1),
+            k(None, "b.bin", 5, 1),
+            k(None, "a.bin", 6, 1),
+            k(None, "a.bin", 5, 2),
+            record_key("https://f.example", "other", None, "a.bin", 5, 1),
         ] {
             assert_ne!(base, other);
         }
         // A name that looks like the separator of a joined key cannot collide.
-        assert_ne!(k(None, "a\",\"b", 5, 1.0), k(None, "a", 5, 1.0));
+        assert_ne!(k(None, "a\",\"b", 5, 1), k(None, "a", 5, 1));
     }
 
     #[test]

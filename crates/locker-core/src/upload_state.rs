@@ -257,12 +257,15 @@ impl Upload {
     }
 
     /// The progress of the current phase as `(loaded, total)` bytes: hashing counts hashed
-    /// bytes, the transfer and what follows count sent bytes; a finished upload is whole.
+    /// bytes; reserving, the transfer and what follows count sent bytes (a person sees one
+    /// "uploading" from the reservation on, which must not jump from the hash's 100% back to
+    /// 0 when the transfer starts, nor when an expired reservation is renewed); a finished
+    /// upload is whole.
     pub fn progress(&self) -> (u64, u64) {
         let loaded = match self.phase {
             Phase::Waiting => 0,
-            Phase::Hashing | Phase::Reserving => self.hashed,
-            Phase::Transferring | Phase::Completing => self.sent,
+            Phase::Hashing => self.hashed,
+            Phase::Reserving | Phase::Transferring | Phase::Completing => self.sent,
             Phase::Stored | Phase::Deduplicated => self.size,
             Phase::Failed | Phase::Cancelled => self.sent.max(self.hashed),
         };
@@ -660,6 +663,11 @@ mod tests {
         // Renewing the reservation keeps what was sent too.
         let (s, _) = run(s, &[fail(Some(403), code::EXPIRED), Event::Reserved]);
         assert_eq!((s.phase, s.sent), (Transferring, 900));
+        // From reserving on, what is shown counts sent bytes: it starts at 0 rather than at the
+        // hash's 100%, and a renewed reservation shows what was sent.
+        assert_eq!(at(Reserving).progress(), (0, 1000));
+        let (s, _) = run(s, &[fail(Some(403), code::EXPIRED)]);
+        assert_eq!((s.phase, s.progress()), (Reserving, (900, 1000)));
         // In every phase, the progress shown is at most the size.
         for phase in ALL {
             let (loaded, total) = at(phase).progress();

@@ -219,7 +219,8 @@ impl Inner {
             &job.name,
             // A Blob's size is a whole number of bytes.
             file.size() as u64,
-            file.last_modified(),
+            // Whole milliseconds since the epoch.
+            file.last_modified() as u64,
         ))
     }
 

@@ -73,7 +73,7 @@ export interface StateChange {
   state: UploadState;
   /** `null` for a file just added. */
   previous: UploadState | null;
-  /** Bytes of the current phase: hashed while hashing and reserving, sent from the transfer on; never decreasing within a run. */
+  /** Bytes of the current phase: hashed while hashing, sent from the reservation on; never decreasing within a run. */
   loaded: number;
   /** The file's size. */
   total: number;
