@@ -179,3 +179,79 @@ for (const [transport, bucket] of [
     await run.context.close();
   });
 }
+
+/**
+ * Uploads the file picked into a plain `<input type=file>` on `page` with the browser module
+ * itself, its signed URLs living `expiresIn` seconds. Resolves once `upload()` has started;
+ * `window.uploadDone` settles with `{result}` or `{error}`.
+ */
+async function startModuleUpload(page, key, file, expiresIn) {
+  const minted = await api("POST", "/v1/tokens", { key, json: { namespace: "demo" } });
+  assert.equal(minted.status, 201, minted.text);
+  await page.evaluate(() => {
+    const input = Object.assign(document.createElement("input"), { type: "file", id: "picked" });
+    document.body.append(input);
+  });
+  await page.setInputFiles("#picked", file.path);
+  await page.evaluate(
+    async ({ token, expiresIn, threshold }) => {
+      const { loadModule } = await import(new URL("/locker-upload.js", location.href).href);
+      const { Uploader } = await import(new URL("/pkg/locker_web.js", location.href).href);
+      await loadModule();
+      const uploader = new Uploader({
+        endpoint: location.origin,
+        namespace: "demo",
+        token,
+        expiresIn,
+        multipartThreshold: threshold,
+        partConcurrency: 3,
+      });
+      const picked = document.querySelector("#picked").files[0];
+      window.uploadDone = uploader.upload(picked).then(
+        (result) => ({ result }),
+        (e) => ({ error: { code: e.code, message: e.message } }),
+      );
+    },
+    { token: minted.data.token, expiresIn, threshold: MIB },
+  );
+}
+
+test("a remembered upload whose reservation is about to expire starts cleanly", async () => {
+  // URLs that live 20 s: within the minute before its end a reservation is not resumed, so the
+  // file picked again after the reload gets a fresh reservation and sends every part.
+  const key = await tenant("resume-expiring");
+  const file = fileOnDisk("resume-expiring.bin", SIZE);
+  const dir = profileDir();
+  const first = await open(dir, key, {});
+  const firstIds = reservedIds(first.context);
+  await first.context.route(
+    (url) => url.pathname.includes("/parts/"),
+    (route) => {
+      const n = partNumber(route.request());
+      if (n === 1 || n === 2) return;
+      route.continue();
+    },
+  );
+  const lastStored = new Promise((resolve) => {
+    first.context.on("response", (r) => {
+      if (partNumber(r.request()) === 3 && r.ok()) resolve();
+    });
+  });
+  await startModuleUpload(first.page, key, file, 20);
+  await lastStored;
+  await first.context.close();
+
+  const second = await open(dir, key, {});
+  const ids = reservedIds(second.context);
+  const parts = recordParts(second.context);
+  await startModuleUpload(second.page, key, file, 20);
+  const outcome = await second.page.evaluate(() => window.uploadDone);
+  assert.equal(outcome.error, undefined, JSON.stringify(outcome.error));
+  assert.equal(outcome.result.sha256, file.sha256);
+  assert.equal(ids.length, 1, "a fresh reservation");
+  assert.notEqual(ids[0], firstIds[0]);
+  assert.deepEqual([...parts].map((p) => p.number).sort(), [1, 2, 3]);
+  assert.deepEqual(await servedBack(key, file.name), { sha256: file.sha256, length: file.size });
+  assert.deepEqual(second.errors, []);
+  await second.context.close();
+});
