@@ -1,15 +1,24 @@
 //! The registry over D1 (SQLite). Every SQL statement of the Worker is in this module.
 
 mod blobs;
+mod buckets;
 mod files;
+mod keys;
 mod log;
 mod parts;
+mod stats;
 mod uploads;
 
 #[cfg(test)]
 pub(crate) use blobs::DEDUP_SQL;
 #[cfg(test)]
+pub(crate) use buckets::ROUTES_SQL;
+#[cfg(test)]
+pub(crate) use files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
+#[cfg(test)]
 pub(crate) use parts::PARTS_SQL;
+#[cfg(test)]
+pub(crate) use stats::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
 #[cfg(test)]
 pub(crate) use uploads::SWEEP_SQL;
 
