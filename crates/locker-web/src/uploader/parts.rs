@@ -232,9 +232,15 @@ impl Inner {
                 }
             }
         }
-        shared.sent.borrow_mut().insert(number, end - start);
+        self.part_stored(shared, number, end - start).await;
+        Ok(())
+    }
+
+    /// Counts part `number` (`len` bytes) as stored, and notes it in the upload's record.
+    async fn part_stored(&self, shared: &Shared<'_>, number: u32, len: u64) {
+        shared.sent.borrow_mut().insert(number, len);
         self.report_sent(shared);
-        job.tracked.apply(Event::PartStored);
+        shared.job.tracked.apply(Event::PartStored);
         if let Some(r) = shared.parts.remembered {
             let record = {
                 let mut record = r.record.borrow_mut();
@@ -243,7 +249,6 @@ impl Inner {
             };
             memory::save(&r.key, &record).await;
         }
-        Ok(())
     }
 
     /// The progress callback of one part's transfer.

@@ -11,8 +11,8 @@ use std::cell::RefCell;
 
 use gloo_net::http::Method;
 use locker_core::api::{
-    Abort, Complete, CompleteStatus, MultipartPlan, ReserveRequest, Reserved, UploadInfo,
-    UploadPlan, UploadState,
+    Abort, Complete, CompleteStatus, Deduplicated, MultipartPlan, ReserveRequest, Reserved,
+    UploadInfo, UploadPlan, UploadState,
 };
 use locker_core::multipart::{self, PartPlan};
 use locker_core::resume::{self, Decision, Record};
@@ -69,6 +69,18 @@ fn now_s() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
+/// The bytes were stored already: nothing is sent.
+fn deduplicated(job: &Job, d: Deduplicated) -> Stored {
+    job.tracked.apply(Event::Deduplicated);
+    job.tracked
+        .events
+        .emit("deduplicated", &[("ref", d.locker_ref.clone().into())]);
+    Stored {
+        locker_ref: d.locker_ref,
+        deduplicated: true,
+    }
+}
+
 /// How long to wait before asking again about an upload the Worker is still verifying.
 const VERIFY_POLL_MS: f64 = 2000.0;
 
@@ -79,72 +91,12 @@ impl Inner {
         self.options
             .check(&job.file, &job.name, &job.content_type)?;
         let size = job.file.size();
-        // A Blob's size is a whole number of bytes.
-        let bytes = size as u64;
-        let in_parts = bytes > 0 && bytes >= self.options.parts.threshold;
-        let mut parts = if in_parts {
-            let key = self.record_key(job);
-            let found = match &key {
-                Some(k) => memory::load(k)
-                    .await
-                    .filter(|r| r.size == bytes && r.part_size == multipart::part_size(bytes)),
-                None => None,
-            };
-            Some(InParts {
-                sha256: String::new(),
-                digests: Vec::new(),
-                key,
-                found,
-                remembered: None,
-            })
-        } else {
-            None
-        };
-        // Hashing stays in this function: as an async function of its own it costs the module
-        // about 200 bytes (gzip) of state machine.
-        let sha256 = {
-            let _slot = self.hash_slots.acquire(signal).await?;
-            job.tracked.apply(Event::Start);
-            let found = parts.as_ref().and_then(|p| p.found.clone());
-            match (found, parts.as_mut()) {
-                // The same file (name, size, lastModified) as an upload remembered: its digests
-                // are known, the file is not read again.
-                (Some(record), Some(p)) => {
-                    p.digests.clone_from(&record.part_sha256);
-                    record.sha256
-                }
-                (_, p) => {
-                    let tracked = job.tracked.clone();
-                    let progress = move |bytes: f64| {
-                        tracked.events.emit(
-                            "hash-progress",
-                            &[("loaded", bytes.into()), ("total", size.into())],
-                        );
-                        tracked.apply(Event::HashProgress(bytes as u64));
-                    };
-                    let part_size = p.is_some().then(|| multipart::part_size(bytes));
-                    let (sha256, digests) = hash_in_worker(
-                        &job.file,
-                        self.options.reading,
-                        part_size,
-                        signal,
-                        progress,
-                    )
-                    .await?;
-                    if let Some(p) = p {
-                        p.digests = digests;
-                    }
-                    sha256
-                }
-            }
-        };
+        let mut parts = self.in_parts(job).await;
+        let sha256 = self.digest(job, parts.as_mut()).await?;
         job.tracked.apply(Event::Hashed);
-        if let Some(p) = parts.as_mut() {
-            p.sha256.clone_from(&sha256);
-        }
 
         let _slot = self.upload_slots.acquire(signal).await?;
-        let (path, request) = self.reserve_request(job, &sha256, in_parts).await?;
+        let (path, request) = self.reserve_request(job, &sha256, parts.is_some()).await?;
         let stored = self.store(job, &request, parts.as_mut()).await;
         if let Some(key) = parts.as_ref().and_then(|p| p.key.as_deref()) {
             // Stored, refused or cancelled (its reservation released): nothing to resume.
@@ -164,6 +116,66 @@ impl Inner {
             .events
             .emit("complete", &[("result", result.clone())]);
         Ok(result)
+    }
+
+    /// What an upload in parts starts from, if `job`'s file is one (non-empty, at least
+    /// `multipartThreshold` bytes): where it is remembered, and what was remembered of it.
+    async fn in_parts(&self, job: &Job) -> Option<InParts> {
+        // A Blob's size is a whole number of bytes.
+        let bytes = job.file.size() as u64;
+        if bytes == 0 || bytes < self.options.parts.threshold {
+            return None;
+        }
+        let key = self.record_key(job);
+        let found = match &key {
+            Some(k) => memory::load(k)
+                .await
+                .filter(|r| r.size == bytes && r.part_size == multipart::part_size(bytes)),
+            None => None,
+        };
+        Some(InParts {
+            sha256: String::new(),
+            digests: Vec::new(),
+            key,
+            found,
+            remembered: None,
+        })
+    }
+
+    /// The file's SHA-256, hashed in a Web Worker (with each part's, for an upload in parts),
+    /// or, for the same file (name, size, lastModified) as an upload remembered, taken from the
+    /// record without reading the file again.
+    async fn digest(&self, job: &Job, parts: Option<&mut InParts>) -> Result<String, LockerError> {
+        let signal = job.signal.as_ref();
+        let _slot = self.hash_slots.acquire(signal).await?;
+        job.tracked.apply(Event::Start);
+        let found = parts.as_ref().and_then(|p| p.found.clone());
+        let parts = match (found, parts) {
+            (Some(record), Some(p)) => {
+                p.digests.clone_from(&record.part_sha256);
+                p.sha256.clone_from(&record.sha256);
+                return Ok(record.sha256);
+            }
+            (_, p) => p,
+        };
+        let size = job.file.size();
+        let tracked = job.tracked.clone();
+        let progress = move |bytes: f64| {
+            tracked.events.emit(
+                "hash-progress",
+                &[("loaded", bytes.into()), ("total", size.into())],
+            );
+            tracked.apply(Event::HashProgress(bytes as u64));
+        };
+        // A Blob's size is a whole number of bytes.
+        let part_size = parts.is_some().then(|| multipart::part_size(size as u64));
+        let (digest, digests) =
+            hash_in_worker(&job.file, self.options.reading, part_size, signal, progress).await?;
+        if let Some(p) = parts {
+            p.digests = digests;
+            p.sha256.clone_from(&digest);
+        }
+        Ok(digest)
     }
 
     /// The file's logical path (the one asked, or the path prefix + its name) and the body of
@@ -247,33 +259,16 @@ impl Inner {
                 })
                 .await?;
             let plan = match answer.decode::<Reserved>("the reservation")? {
-                Reserved::Deduplicated(d) => {
-                    job.tracked.apply(Event::Deduplicated);
-                    job.tracked
-                        .events
-                        .emit("deduplicated", &[("ref", d.locker_ref.clone().into())]);
-                    return Ok(Stored {
-                        locker_ref: d.locker_ref,
-                        deduplicated: true,
-                    });
-                }
+                Reserved::Deduplicated(d) => return Ok(deduplicated(job, d)),
                 Reserved::Upload(plan) => plan,
+                // `None`: its URLs ran out, the machine released it; reserve afresh.
                 Reserved::Multipart(plan) => {
-                    let Some(p) = parts.as_deref_mut() else {
-                        return Err(LockerError::invalid(
-                            "the Worker answered a multipart plan for an upload in one request",
-                        ));
-                    };
-                    match self.fresh_parts(job, &plan, p).await {
-                        Ok(locker_ref) => {
-                            return Ok(Stored {
-                                locker_ref,
-                                deduplicated: false,
-                            })
-                        }
-                        // Its URLs ran out: the machine released it; reserve afresh.
-                        Err(_) if job.tracked.phase() == Phase::Reserving => continue,
-                        Err(e) => return Err(e),
+                    match self
+                        .store_in_parts(job, &plan, parts.as_deref_mut())
+                        .await?
+                    {
+                        Some(stored) => return Ok(stored),
+                        None => continue,
                     }
                 }
             };
@@ -333,6 +328,29 @@ impl Inner {
         check_aborted(signal)?;
         job.tracked.apply(Event::Transferred);
         Ok(())
+    }
+
+    /// Sends and completes a fresh reservation in parts; `None` when its URLs ran out and the
+    /// machine went back to reserving.
+    async fn store_in_parts(
+        &self,
+        job: &Job,
+        plan: &MultipartPlan,
+        parts: Option<&mut InParts>,
+    ) -> Result<Option<Stored>, LockerError> {
+        let Some(p) = parts else {
+            return Err(LockerError::invalid(
+                "the Worker answered a multipart plan for an upload in one request",
+            ));
+        };
+        match self.fresh_parts(job, plan, p).await {
+            Ok(locker_ref) => Ok(Some(Stored {
+                locker_ref,
+                deduplicated: false,
+            })),
+            Err(_) if job.tracked.phase() == Phase::Reserving => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Goes on with a remembered upload in parts if the Worker still holds its reservation:
