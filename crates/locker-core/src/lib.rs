@@ -16,6 +16,7 @@ pub mod prefix;
 pub mod range;
 pub mod refs;
 pub mod request;
+pub mod resume;
 pub mod s3;
 pub mod scope;
 pub mod sign;
