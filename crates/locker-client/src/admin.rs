@@ -161,3 +161,106 @@ impl Client {
         })
     }
 }
+
+/// What a server answered to a CORS preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-*`): the headers a browser decides by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preflight {
+    pub status: u16,
+    pub allow_origin: Option<String>,
+    pub allow_methods: Option<String>,
+    pub allow_headers: Option<String>,
+}
+
+impl Preflight {
+    /// Whether a browser at `origin` may send `method` with `headers` (names, lowercase) after
+    /// this answer. A `*` allows any origin or header; method and header lists are
+    /// comma-separated and case-insensitive.
+    pub fn allows(&self, origin: &str, method: &str, headers: &[&str]) -> bool {
+        let list = |v: &Option<String>| -> Vec<String> {
+            v.as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let origin_ok = matches!(self.allow_origin.as_deref(), Some(o) if o == "*" || o == origin);
+        let methods = list(&self.allow_methods);
+        let allowed = list(&self.allow_headers);
+        (200..300).contains(&self.status)
+            && origin_ok
+            && methods
+                .iter()
+                .any(|m| m == "*" || m.eq_ignore_ascii_case(method))
+            && headers.iter().all(|h| {
+                allowed
+                    .iter()
+                    .any(|a| a == "*" || a.eq_ignore_ascii_case(h))
+            })
+    }
+}
+
+impl Client {
+    /// Sends a CORS preflight to `url` (a storage endpoint: no key is sent).
+    pub async fn cors_preflight(
+        &self,
+        url: &str,
+        origin: &str,
+        method: &str,
+        headers: &[&str],
+    ) -> Result<Preflight> {
+        let res = self
+            .http
+            .request(Method::OPTIONS, url)
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", headers.join(","))
+            .send()
+            .await
+            .map_err(crate::Error::Network)?;
+        let get = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Preflight {
+            status: res.status().as_u16(),
+            allow_origin: get("access-control-allow-origin"),
+            allow_methods: get("access-control-allow-methods"),
+            allow_headers: get("access-control-allow-headers"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Preflight;
+
+    #[test]
+    fn preflight_rules() {
+        let headers = ["content-type", "if-none-match", "x-amz-checksum-sha256"];
+        let good = Preflight {
+            status: 204,
+            allow_origin: Some("https://app.example".into()),
+            allow_methods: Some("GET, PUT".into()),
+            allow_headers: Some("Content-Type,If-None-Match, x-amz-checksum-sha256".into()),
+        };
+        assert!(good.allows("https://app.example", "PUT", &headers));
+        assert!(!good.allows("https://evil.example", "PUT", &headers));
+        assert!(!good.allows("https://app.example", "DELETE", &headers));
+        let missing = Preflight {
+            allow_headers: Some("content-type".into()),
+            ..good.clone()
+        };
+        assert!(!missing.allows("https://app.example", "PUT", &headers));
+        let star = Preflight {
+            allow_origin: Some("*".into()),
+            allow_headers: Some("*".into()),
+            ..good.clone()
+        };
+        assert!(star.allows("https://x.example", "PUT", &headers));
+        assert!(!Preflight::default().allows("https://app.example", "PUT", &headers));
+    }
+}

@@ -23,7 +23,7 @@ mod files;
 mod http;
 mod upload;
 
-pub use admin::{LogQuery, ServerHealth};
+pub use admin::{LogQuery, Preflight, ServerHealth};
 pub use error::{Error, Result};
 pub use files::Downloaded;
 pub use http::Client;

@@ -163,6 +163,11 @@ fn test(args: &[String]) -> Result<()> {
             "--workspace",
             "--exclude",
             "xtask",
+            // The Rust client and the CLI run on servers (tokio, reqwest, files): host only.
+            "--exclude",
+            "locker-client",
+            "--exclude",
+            "locker-cli",
             "--target",
             build::WASM_TARGET,
             "--",

@@ -83,6 +83,7 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         (DEMO_VAR, "on"),
         ("LOCKER_COMPLETE_GRACE_S", "1"),
     ];
+    let cli = crate::build::cli(root, false)?;
     let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {
         step("node --test tests/**/*.test.mjs")?;
         cmd.args([
@@ -100,6 +101,7 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
             files.to_vec()
         })
         .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
+        .env("LOCKER_CLI", &cli)
         .env("E2E_OUTPUT", out);
         Ok(())
     });
@@ -122,13 +124,15 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
 /// `cargo xtask bench`: the benchmark script in a [`staged`] environment (like the e2e run);
 /// it measures, prints the tables and writes BENCHMARKS.md.
 pub(crate) fn bench(root: &Path, tools: &Tools) -> Result<()> {
+    let cli = crate::build::cli(root, true)?;
     staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
         step("node tests/bench/bench.mjs")?;
         cmd.arg("tests/bench/bench.mjs")
             .env("BENCH_OUT", out)
             .env("WASM_BINDGEN", &tools.wasm_bindgen)
             .env("WASM_OPT", &tools.wasm_opt)
-            .env("BENCH_COMMAND", "cargo xtask bench");
+            .env("BENCH_COMMAND", "cargo xtask bench")
+            .env("LOCKER_CLI", &cli);
         Ok(())
     })
 }
