@@ -121,18 +121,31 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
     outcome
 }
 
-/// `cargo xtask bench`: the benchmark script in a [`staged`] environment (like the e2e run);
-/// it measures, prints the tables and writes BENCHMARKS.md.
-pub(crate) fn bench(root: &Path, tools: &Tools) -> Result<()> {
+/// `cargo xtask bench`: the benchmark scripts in a [`staged`] environment each (like the e2e
+/// run); they measure, print the tables and write BENCHMARKS.md. `only_cli`: just the `locker`
+/// CLI's section (against curl and rclone), which replaces that section of BENCHMARKS.md.
+pub(crate) fn bench(root: &Path, tools: &Tools, only_cli: bool) -> Result<()> {
     let cli = crate::build::cli(root, true)?;
-    staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
-        step("node tests/bench/bench.mjs")?;
-        cmd.arg("tests/bench/bench.mjs")
+    if !only_cli {
+        staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
+            step("node tests/bench/bench.mjs")?;
+            cmd.arg("tests/bench/bench.mjs")
+                .env("BENCH_OUT", out)
+                .env("WASM_BINDGEN", &tools.wasm_bindgen)
+                .env("WASM_OPT", &tools.wasm_opt)
+                .env("BENCH_COMMAND", "cargo xtask bench");
+            Ok(())
+        })?;
+    }
+    let rclone = crate::tools::rclone();
+    staged(root, tools, "bench", &[], |cmd, out| {
+        step("node tests/bench/cli-bench.mjs")?;
+        cmd.arg("tests/bench/cli-bench.mjs")
             .env("BENCH_OUT", out)
-            .env("WASM_BINDGEN", &tools.wasm_bindgen)
-            .env("WASM_OPT", &tools.wasm_opt)
-            .env("BENCH_COMMAND", "cargo xtask bench")
             .env("LOCKER_CLI", &cli);
+        if let Some(rclone) = &rclone {
+            cmd.env("RCLONE", rclone);
+        }
         Ok(())
     })
 }

@@ -79,6 +79,7 @@ impl S3Server {
             .env("LOCKER_S3_BUCKET", E2E_S3_BUCKET)
             .env("LOCKER_S3_CLI_BUCKET", E2E_CLI_BUCKET)
             .env("LOCKER_S3_ROOT", root)
+            .env("LOCKER_S3_ACCESS_KEY", &self.access_key)
             .env("LOCKER_S3_SECRET_KEY", &self.secret_key);
     }
 }
