@@ -1,12 +1,14 @@
 // The `locker` CLI's admin side against the real Worker and an independent S3 server
 // (s3s-fs): buckets, routes, uploads straight to storage (the s3 transport), upload tokens,
 // the access log, stats and doctor.
+import { spawn } from "node:child_process";
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ADMIN_KEY, bytes, createKey, sha256hex, tenantName } from "./support/api.mjs";
-import { locker, scratch } from "./support/cli.mjs";
+import { CLI, locker, scratch } from "./support/cli.mjs";
+import { BASE } from "./support/env.mjs";
 
 const S3_URL = process.env.LOCKER_S3_URL;
 const S3_ROOT = process.env.LOCKER_S3_ROOT;
@@ -141,4 +143,38 @@ test("logs, stats and doctor", async () => {
   // A tenant key without rights to list buckets is told so, not failed.
   const tenantDoctor = await locker(["doctor", "--json"], { key });
   assert.equal(tenantDoctor.code, 0, tenantDoctor.stdout);
+});
+
+test("logs --follow prints new rows as they come, one JSON line each", async () => {
+  const { key } = await routedTenant("cli-follow");
+  const dir = scratch("follow");
+  writeFileSync(join(dir, "a.bin"), bytes(200));
+  const child = spawn(CLI, ["logs", "--follow", "--op", "complete", "--json"], {
+    env: { ...process.env, LOCKER_URL: BASE, LOCKER_KEY: key, LOCKER_CONFIG: join(dir, "none.toml") },
+  });
+  let seen = "";
+  const line = new Promise((resolve) => {
+    child.stdout.on("data", (d) => {
+      seen += d;
+      if (seen.includes("\n")) resolve(seen);
+    });
+  });
+  try {
+    // Started with no rows: the upload's row must come from a poll, not the first page.
+    await new Promise((r) => setTimeout(r, 1000));
+    const put = await locker(["put", join(dir, "a.bin"), "locker://corp/f/"], { key });
+    assert.equal(put.code, 0, put.stderr);
+    const first = await Promise.race([
+      line,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`no row: ${seen}`)), 15000)),
+    ]);
+    const row = JSON.parse(first.split("\n")[0]);
+    assert.deepEqual([row.operation, row.path, row.bytes], ["complete", "f/a.bin", 200]);
+  } finally {
+    const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal)));
+    child.kill("SIGINT");
+    const how = await Promise.race([exited, new Promise((r) => setTimeout(() => r("still running"), 10000))]);
+    if (how === "still running") child.kill("SIGKILL");
+    assert.equal(how, 0, "Ctrl-C ends --follow cleanly");
+  }
 });

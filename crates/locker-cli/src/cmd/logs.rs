@@ -57,12 +57,24 @@ pub(crate) async fn run(client: &Client, args: LogsArgs, out: &Out) -> Result<()
     };
     show(page.entries, &mut last_id);
     query.until = None;
+    // One interrupt listener for the whole follow: a Ctrl-C that arrives while a request is
+    // under way ends it too (a listener made per poll would miss it).
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.map_err(|e| Fail::Failed(e.to_string())),
+        result = follow(client, &query, &mut last_id, &show) => result,
+    }
+}
+
+/// Polls for rows newer than `last_id` until an error.
+async fn follow(
+    client: &Client,
+    query: &LogQuery,
+    last_id: &mut u64,
+    show: &impl Fn(Vec<LogEntry>, &mut u64),
+) -> Result<(), Fail> {
     loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            () = tokio::time::sleep(POLL) => {}
-        }
-        // A page newer than the last row: the newest `limit` rows since its time, all pages.
+        tokio::time::sleep(POLL).await;
+        // The newest rows since the last poll's window, every page of them.
         let since = query
             .since
             .unwrap_or(0)
@@ -78,14 +90,14 @@ pub(crate) async fn run(client: &Client, args: LogsArgs, out: &Out) -> Result<()
                     ..query.clone()
                 })
                 .await?;
-            let older = page.entries.iter().any(|e| e.id <= last_id);
+            let older = page.entries.iter().any(|e| e.id <= *last_id);
             fresh.extend(page.entries);
             match page.cursor {
                 Some(c) if !older => cursor = Some(c),
                 _ => break,
             }
         }
-        show(fresh, &mut last_id);
+        show(fresh, last_id);
     }
 }
 
