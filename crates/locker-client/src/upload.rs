@@ -103,6 +103,15 @@ pub struct Stored {
     pub deduplicated: bool,
     /// Body bytes sent to storage, retries included (0 on a dedup).
     pub bytes_sent: u64,
+    /// Where the time went, in milliseconds: asking the Worker (reservations), sending the
+    /// bytes, and the Worker's verification of what was stored (complete).
+    pub reserve_ms: u64,
+    pub transfer_ms: u64,
+    pub complete_ms: u64,
+}
+
+fn ms_since(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Only the `status` of a reservation answer: read when [`Reserved`] does not decode, to tell
@@ -150,8 +159,12 @@ impl Client {
         };
         let mut bytes_sent = 0;
         let mut reservation = 1;
+        let (mut reserve_ms, mut transfer_ms) = (0, 0);
         loop {
-            let plan = match self.reserve(&request).await? {
+            let started = std::time::Instant::now();
+            let reserved = self.reserve(&request).await?;
+            reserve_ms += ms_since(started);
+            let plan = match reserved {
                 Reserved::Deduplicated(d) => {
                     return Ok(Stored {
                         locker_ref: d.locker_ref,
@@ -159,6 +172,9 @@ impl Client {
                         size: d.size,
                         deduplicated: true,
                         bytes_sent,
+                        reserve_ms,
+                        transfer_ms,
+                        complete_ms: 0,
                     })
                 }
                 Reserved::Upload(plan) => plan,
@@ -170,10 +186,12 @@ impl Client {
                     plan.method, plan.upload_id
                 )));
             }
-            match self
+            let started = std::time::Instant::now();
+            let sent = self
                 .transfer(path, digest.size, &plan, progress.clone(), &mut bytes_sent)
-                .await
-            {
+                .await;
+            transfer_ms += ms_since(started);
+            match sent {
                 Ok(()) => {}
                 Err(e) if renews_reservation(e.code()) && reservation < RESERVATIONS => {
                     reservation += 1;
@@ -184,6 +202,7 @@ impl Client {
                     return Err(e);
                 }
             }
+            let started = std::time::Instant::now();
             let done = self.complete(&plan.upload_id).await?;
             return Ok(Stored {
                 locker_ref: done.locker_ref,
@@ -191,6 +210,9 @@ impl Client {
                 size: done.size,
                 deduplicated: false,
                 bytes_sent,
+                reserve_ms,
+                transfer_ms,
+                complete_ms: ms_since(started),
             });
         }
     }

@@ -31,8 +31,19 @@ struct FileResult {
     deduplicated: bool,
     /// Body bytes sent to storage (0 on a dedup; more than `size` after a retried transfer).
     bytes_sent: u64,
+    /// Milliseconds spent hashing, asking the Worker, sending, and waiting for the Worker to
+    /// verify the stored bytes (complete).
+    ms: Timings,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<locker_core::api::ErrorDetail>,
+}
+
+#[derive(Serialize, Default)]
+struct Timings {
+    hash: u64,
+    reserve: u64,
+    transfer: u64,
+    complete: u64,
 }
 
 #[derive(Serialize)]
@@ -75,8 +86,11 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
                     let bar = bar.clone();
                     Arc::new(move |n| bar.inc(n))
                 };
+                let mut hash_ms = 0;
                 let outcome = async {
+                    let started = std::time::Instant::now();
                     let digest = hash_file(&job.src, None).await?;
+                    hash_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     client
                         .put_hashed(&job.src, &digest, &job.dest, &options, Some(progress))
                         .await
@@ -98,6 +112,12 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
                             size: s.size,
                             deduplicated: s.deduplicated,
                             bytes_sent: s.bytes_sent,
+                            ms: Timings {
+                                hash: hash_ms,
+                                reserve: s.reserve_ms,
+                                transfer: s.transfer_ms,
+                                complete: s.complete_ms,
+                            },
                             error: None,
                         }
                     }
@@ -111,6 +131,10 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
                             size: job.size,
                             deduplicated: false,
                             bytes_sent: 0,
+                            ms: Timings {
+                                hash: hash_ms,
+                                ..Timings::default()
+                            },
                             error: Some(locker_core::api::ErrorDetail {
                                 code: e.code().to_owned(),
                                 message: e.message(),
