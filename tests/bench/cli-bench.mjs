@@ -80,9 +80,9 @@ const notes = [];
     const { ms, summary } = await locker(["put", file, `locker://big/r${rep}.bin`], key);
     if (summary.stored !== 1) throw new Error("1 GiB was not stored");
     lockerMs.push(ms);
-    const t = summary.files[0].ms;
-    ownMs.push(ms - t.complete);
-    verifyMs.push(t.complete);
+    const timings = summary.files[0].ms;
+    ownMs.push(ms - timings.complete);
+    verifyMs.push(timings.complete);
     // curl: only the PUT is timed (reserve and complete are not curl's to do).
     const curlKey = await routedKey("bench-cli-curl");
     const res = await api("POST", "/v1/uploads", {
