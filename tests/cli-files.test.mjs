@@ -125,10 +125,13 @@ test("the same directory again: all 1,000 deduplicated, 0 body bytes", async () 
   assert.ok(readFileSync(join(dir, "777")).equals(files.get("d7/f0777.bin")));
 });
 
+// The PNG signature as bytes (a JS string would be encoded as UTF-8, turning 0x89 into two bytes).
+const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
 test("refusals show the server's code and message, exit 1, and store nothing", async () => {
   const { key } = await createKey(tenantName("cli-refuse"), { max_size: 1000, types: ["image/*"] });
   const dir = scratch("refuse");
-  writeFileSync(join(dir, "big.png"), bytes(5000, "\x89PNG\r\n\x1a\n"));
+  writeFileSync(join(dir, "big.png"), bytes(5000, PNG));
   writeFileSync(join(dir, "notes.txt"), bytes(10));
 
   const big = await locker(["put", join(dir, "big.png"), "locker://corp/"], { key });
@@ -142,7 +145,7 @@ test("refusals show the server's code and message, exit 1, and store nothing", a
   assert.equal(typed.json.files[0].error.code, "type_not_allowed");
 
   // Two files, one refused: the other is stored, and the exit says partial failure.
-  writeFileSync(join(dir, "ok.png"), bytes(100, "\x89PNG\r\n\x1a\n"));
+  writeFileSync(join(dir, "ok.png"), bytes(100, PNG));
   const mixed = await locker(["put", join(dir, "ok.png"), join(dir, "big.png"), "locker://corp/m/", "--json"], {
     key,
   });
