@@ -136,7 +136,7 @@ test("refusals show the server's code and message, exit 1, and store nothing", a
 
   const big = await locker(["put", join(dir, "big.png"), "locker://corp/"], { key });
   assert.equal(big.code, 1);
-  assert.match(big.stderr, /file is 5001 bytes; the limit here is 1000 bytes/);
+  assert.match(big.stderr, /file is 5000 bytes; the limit here is 1000 bytes/);
   assert.match(big.stderr, /too_large/);
 
   const typed = await locker(["put", join(dir, "notes.txt"), "locker://corp/", "--json"], { key });
