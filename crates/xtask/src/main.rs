@@ -27,8 +27,9 @@ commands:
                    tests against a fresh `wrangler dev`
   build            install what is missing and build the Worker and the browser module
   e2e [FILE...]    build, then only the end-to-end tests (all, or the given test files)
-  bench            everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
-                   prints the tables and writes BENCHMARKS.md
+  bench [cli]      everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
+                   prints the tables and writes BENCHMARKS.md (`cli`: only the `locker` CLI
+                   against curl and rclone, replacing that section)
   fuzz [--cases N] the API fuzzer (schemathesis) against /openapi.json with an admin key, a
                    tenant key and an upload token, N cases in all (default 20000); not in `test`
 ";
@@ -40,7 +41,10 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("build") => prepare(false).map(|_| ()),
         Some("e2e") => prepare(true).and_then(|tools| server::e2e(&root(), &tools, &args[1..])),
-        Some("bench") => prepare(true).and_then(|tools| server::bench(&root(), &tools)),
+        Some("bench") => bench_only_cli(&args[1..]).and_then(|only_cli| {
+            let tools = prepare(true)?;
+            server::bench(&root(), &tools, only_cli)
+        }),
         Some("fuzz") => fuzz::cases(&args[1..]).and_then(|cases| {
             let fuzzer = fuzz::ensure_fuzzer(&root())?;
             let tools = prepare(true)?;
@@ -79,6 +83,16 @@ fn prepare(with_browser: bool) -> Result<tools::Tools> {
     build::worker(&root, &tools)?;
     build::web(&root, &tools)?;
     Ok(tools)
+}
+
+fn bench_only_cli(args: &[String]) -> Result<bool> {
+    match args {
+        [] => Ok(false),
+        [only] if only == "cli" => Ok(true),
+        _ => Err(Error::msg(format!(
+            "unexpected arguments {args:?}\n\n{USAGE}"
+        ))),
+    }
 }
 
 fn dev(args: &[String]) -> Result<()> {
@@ -163,6 +177,11 @@ fn test(args: &[String]) -> Result<()> {
             "--workspace",
             "--exclude",
             "xtask",
+            // The Rust client and the CLI run on servers (tokio, reqwest, files): host only.
+            "--exclude",
+            "locker-client",
+            "--exclude",
+            "locker-cli",
             "--target",
             build::WASM_TARGET,
             "--",
