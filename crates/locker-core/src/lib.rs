@@ -5,6 +5,7 @@
 //! the host, in workerd and in the browser.
 
 pub mod api;
+pub mod backup;
 pub mod bucket;
 pub mod client;
 pub mod credential;

@@ -32,6 +32,12 @@ pub enum Operation {
     BucketDeactivate,
     Routes,
     RouteSet,
+    /// A registry backup run (`POST /v1/backups` or the scheduled one).
+    Backup,
+    /// `GET /v1/backups` and `GET /v1/backups/{id}`.
+    Backups,
+    /// A part of a backup fetched through its signed URL.
+    BackupDownload,
     /// A refusal for lack of a credential or a permission (401, 403).
     Denied,
     /// Any other refusal or failure.
@@ -70,6 +76,9 @@ impl Operation {
             Self::BucketDeactivate => "bucket_deactivate",
             Self::Routes => "routes",
             Self::RouteSet => "route_set",
+            Self::Backup => "backup",
+            Self::Backups => "backups",
+            Self::BackupDownload => "backup_download",
             Self::Denied => "denied",
             Self::Failed => "failed",
             Self::Request => "request",
@@ -172,7 +181,7 @@ mod tests {
     const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     /// Every name the Worker writes (log.rs, lib.rs, uploads.rs), and each one's variant.
-    const NAMES: [(&str, Operation); 26] = [
+    const NAMES: [(&str, Operation); 29] = [
         ("reserve", Operation::Reserve),
         ("upload", Operation::Upload),
         ("dedup", Operation::Dedup),
@@ -195,6 +204,9 @@ mod tests {
         ("bucket_deactivate", Operation::BucketDeactivate),
         ("routes", Operation::Routes),
         ("route_set", Operation::RouteSet),
+        ("backup", Operation::Backup),
+        ("backups", Operation::Backups),
+        ("backup_download", Operation::BackupDownload),
         ("denied", Operation::Denied),
         ("failed", Operation::Failed),
         ("request", Operation::Request),
@@ -207,7 +219,7 @@ mod tests {
             assert_eq!(round_trip::<Operation>(&json!(name)), op);
             assert_eq!(op.as_str(), name);
         }
-        let newer: Operation = serde_json::from_value(json!("backup")).unwrap();
+        let newer: Operation = serde_json::from_value(json!("teleport")).unwrap();
         assert_eq!(newer, Operation::Unknown);
     }
 
