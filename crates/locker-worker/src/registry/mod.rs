@@ -13,8 +13,11 @@
 //!
 //! Writes stamp the request's time, which the backend is opened with.
 
+mod backups;
 mod d1;
 mod rows;
+
+pub(crate) use backups::{BackupRow, Backups, Page};
 
 pub(crate) use d1::D1Registry;
 #[cfg(test)]

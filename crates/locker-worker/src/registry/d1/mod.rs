@@ -1,5 +1,6 @@
 //! The registry over D1 (SQLite). Every SQL statement of the Worker is in this module.
 
+mod backup;
 mod blobs;
 mod files;
 mod log;
