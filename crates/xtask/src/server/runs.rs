@@ -82,6 +82,9 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         ("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN),
         (DEMO_VAR, "on"),
         ("LOCKER_COMPLETE_GRACE_S", "1"),
+        // Small backup pages, few per run: the backup tests see a backup span several runs.
+        ("LOCKER_BACKUP_PAGE_ROWS", "50"),
+        ("LOCKER_BACKUP_PAGES_PER_RUN", "8"),
     ];
     let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {
         step("node --test tests/**/*.test.mjs")?;
@@ -100,7 +103,9 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
             files.to_vec()
         })
         .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
-        .env("E2E_OUTPUT", out);
+        .env("E2E_OUTPUT", out)
+        // The backup tests run `xtask d1-wipe` and `xtask restore` on the server's state.
+        .env("LOCKER_XTASK", std::env::current_exe()?);
         Ok(())
     });
     let counts = std::fs::read_to_string(&tap).unwrap_or_default();
