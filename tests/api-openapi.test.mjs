@@ -51,7 +51,7 @@ test("the OpenAPI document lists every route, and every listed route exists", as
     "POST /api/signed-url",
     "GET /healthz",
     "GET /openapi.json",
-    // used in direct.test.mjs
+    // used in direct-s3-*.test.mjs
     "POST /v1/buckets",
     "GET /v1/buckets",
     "POST /v1/buckets/{id}/activate",

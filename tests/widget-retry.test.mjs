@@ -76,7 +76,7 @@ test("an expired token is renewed through the token route", async () => {
 test("an expired upload URL (worker transport) is replaced by a fresh reservation", async () => {
   // Real expiry: URLs that live 3 s, the first PUT held until its URL is past that, then sent
   // on to the Worker, whose data plane refuses it. The s3 transport does the same in
-  // direct.test.mjs.
+  // direct-s3-widget.test.mjs.
   const { page, errors, key } = await widgetPage(browser, "reurl");
   const requests = recordRequests(page);
   const minted = await api("POST", "/v1/tokens", { key, json: { namespace: "demo" } });

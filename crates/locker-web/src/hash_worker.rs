@@ -19,7 +19,7 @@ use web_sys::{
 
 use crate::digest::{hash_blob, on_progress, Reading};
 use crate::error::{code, LockerError};
-use crate::js::{deferred, get, obj, on_abort, wait};
+use crate::js::{deferred, get, obj, on_abort, wait, Finish};
 
 #[wasm_bindgen]
 extern "C" {
@@ -113,6 +113,49 @@ impl Drop for Running {
     }
 }
 
+/// The page's side of the protocol: sends the job once the worker is ready, reports its
+/// progress, and settles `finish` with the digest or the worker's error.
+fn on_message(
+    worker: Worker,
+    job: JsValue,
+    finish: Finish,
+    progress: impl Fn(f64) + 'static,
+) -> Closure<dyn FnMut(MessageEvent)> {
+    Closure::new(move |event: MessageEvent| {
+        let data = event.data();
+        match get(&data, "type").as_string().as_deref() {
+            Some("ready") => {
+                if let Err(e) = worker.post_message(&job) {
+                    finish.call(Err(LockerError::from_js("could not send the file", e)));
+                }
+            }
+            Some("progress") => progress(get(&data, "bytes").as_f64().unwrap_or(0.0)),
+            Some("done") => finish.call(Ok(get(&data, "sha256"))),
+            _ => finish.call(Err(LockerError::new(
+                &get(&data, "code")
+                    .as_string()
+                    .unwrap_or_else(|| code::HASH_FAILED.into()),
+                get(&data, "message")
+                    .as_string()
+                    .unwrap_or_else(|| "hashing failed".into()),
+            ))),
+        }
+    })
+}
+
+/// A worker that failed outside the protocol (its script did not load, or it threw).
+fn on_error(finish: Finish) -> Closure<dyn FnMut(JsValue)> {
+    Closure::new(move |event: JsValue| {
+        let detail = get(&event, "message").as_string().unwrap_or_else(|| {
+            "the worker script did not load (check the page's CSP worker-src)".into()
+        });
+        finish.call(Err(LockerError::new(
+            code::HASH_FAILED,
+            format!("the hash worker failed: {detail}"),
+        )));
+    })
+}
+
 /// Hashes `blob` in a new Web Worker. `progress(bytes_hashed)` runs on the page.
 pub(crate) async fn hash_in_worker(
     blob: &Blob,
@@ -126,56 +169,18 @@ pub(crate) async fn hash_in_worker(
     let (worker, url) = start_worker()?;
     let running = Running { worker, url };
     let (done, finish) = deferred();
-    let finish = move |result| finish.call(result);
 
     let job = obj(&reading.props());
     let _ = js_sys::Reflect::set(&job, &"blob".into(), blob);
-    let on_message = {
-        let worker = running.worker.clone();
-        let finish = finish.clone();
-        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let data = event.data();
-            match get(&data, "type").as_string().as_deref() {
-                Some("ready") => {
-                    if let Err(e) = worker.post_message(&job) {
-                        finish(Err(LockerError::from_js("could not send the file", e)));
-                    }
-                }
-                Some("progress") => progress(get(&data, "bytes").as_f64().unwrap_or(0.0)),
-                Some("done") => finish(Ok(get(&data, "sha256"))),
-                _ => finish(Err(LockerError::new(
-                    &get(&data, "code")
-                        .as_string()
-                        .unwrap_or_else(|| code::HASH_FAILED.into()),
-                    get(&data, "message")
-                        .as_string()
-                        .unwrap_or_else(|| "hashing failed".into()),
-                ))),
-            }
-        })
-    };
-    let on_error = {
-        let finish = finish.clone();
-        Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let detail = get(&event, "message").as_string().unwrap_or_else(|| {
-                "the worker script did not load (check the page's CSP worker-src)".into()
-            });
-            finish(Err(LockerError::new(
-                code::HASH_FAILED,
-                format!("the hash worker failed: {detail}"),
-            )));
-        })
-    };
+    let on_message = on_message(running.worker.clone(), job, finish.clone(), progress);
+    let on_error = on_error(finish.clone());
     running
         .worker
         .set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     running
         .worker
         .set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    let _abort = signal.map(|s| {
-        let finish = finish.clone();
-        on_abort(s, move || finish(Err(LockerError::aborted())))
-    });
+    let _abort = signal.map(|s| on_abort(s, move || finish.call(Err(LockerError::aborted()))));
     running
         .worker
         .post_message(&wasm_bindgen::module())

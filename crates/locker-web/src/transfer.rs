@@ -2,6 +2,8 @@
 //! bodies encoded and answers decoded with serde as the wire types of `locker_core::api`), and
 //! the byte transfer to a signed URL (XMLHttpRequest, because fetch reports no upload progress).
 
+use std::rc::Rc;
+
 use gloo_net::http::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
@@ -9,7 +11,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{AbortSignal, Blob, ProgressEvent, XmlHttpRequest};
 
 use crate::error::{code, LockerError};
-use crate::js::{check_aborted, deferred, on_abort, wait, Watchdog};
+use crate::js::{check_aborted, deferred, on_abort, wait, Finish, Watchdog};
 
 /// A non-2xx answer as an error: the Worker's `{"error": {"code", "message"}}` (decoded as
 /// `locker_core::api::ErrorBody`), a storage server's XML error (an expired presigned URL reads
@@ -94,6 +96,46 @@ pub(crate) async fn fetch(
     Ok(Answer { status, text })
 }
 
+/// An `XMLHttpRequest` opened for `method url` with `headers`.
+fn open(
+    method: &str,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<XmlHttpRequest, JsValue> {
+    let xhr = XmlHttpRequest::new()?;
+    xhr.open(method, url)?;
+    for (name, value) in headers {
+        xhr.set_request_header(name, value)?;
+    }
+    Ok(xhr)
+}
+
+/// The storage server answered: a 2xx settles `finish` as done, anything else as its refusal.
+fn on_load(xhr: XmlHttpRequest, finish: Finish) -> Closure<dyn FnMut()> {
+    Closure::new(move || {
+        let status = xhr.status().unwrap_or(0);
+        if (200..300).contains(&status) {
+            finish.call(Ok(JsValue::UNDEFINED));
+        } else {
+            let body = xhr.response_text().ok().flatten().unwrap_or_default();
+            finish.call(Err(refusal(status, &body)));
+        }
+    })
+}
+
+/// Aborts the transfer as a (retryable) network failure when it makes no progress for
+/// `stall_ms`.
+fn stall_watchdog(xhr: XmlHttpRequest, finish: Finish, stall_ms: f64) -> Rc<Watchdog> {
+    Rc::new(Watchdog::new(stall_ms, move || {
+        // Settled first, so the abort event that follows changes nothing.
+        finish.call(Err(LockerError::new(
+            code::NETWORK,
+            "the transfer made no progress (stallTimeout)",
+        )));
+        let _ = xhr.abort();
+    }))
+}
+
 /// Sends `body` to a signed URL. `progress(sent, total)` follows the upload. A transfer that
 /// makes no progress and gets no answer for `stall_ms` is aborted as a (retryable) network
 /// failure.
@@ -108,28 +150,11 @@ pub(crate) async fn send(
 ) -> Result<(), LockerError> {
     check_aborted(signal)?;
     let fail = |e: JsValue| LockerError::from_js("could not start the transfer", e);
-    let xhr = XmlHttpRequest::new().map_err(fail)?;
-    xhr.open(method, url).map_err(fail)?;
-    for (name, value) in headers {
-        xhr.set_request_header(name, value).map_err(fail)?;
-    }
+    let xhr = open(method, url, headers).map_err(fail)?;
 
     let (done, finish) = deferred();
-    let finish = move |result: Result<(), LockerError>| {
-        finish.call(result.map(|()| JsValue::UNDEFINED));
-    };
-    let watchdog = {
-        let xhr = xhr.clone();
-        let finish = finish.clone();
-        std::rc::Rc::new(Watchdog::new(stall_ms, move || {
-            // Settled first, so the abort event that follows changes nothing.
-            finish(Err(LockerError::new(
-                code::NETWORK,
-                "the transfer made no progress (stallTimeout)",
-            )));
-            let _ = xhr.abort();
-        }))
-    };
+    let on_load = on_load(xhr.clone(), finish.clone());
+    let watchdog = stall_watchdog(xhr.clone(), finish.clone(), stall_ms);
     let on_progress = {
         let watchdog = watchdog.clone();
         Closure::<dyn FnMut(ProgressEvent)>::new(move |e: ProgressEvent| {
@@ -137,32 +162,17 @@ pub(crate) async fn send(
             progress(e.loaded(), e.total());
         })
     };
-    let on_load = {
-        let xhr = xhr.clone();
-        let finish = finish.clone();
-        Closure::<dyn FnMut()>::new(move || {
-            let status = xhr.status().unwrap_or(0);
-            if (200..300).contains(&status) {
-                finish(Ok(()));
-            } else {
-                let body = xhr.response_text().ok().flatten().unwrap_or_default();
-                finish(Err(refusal(status, &body)));
-            }
-        })
-    };
     let on_error = {
         let finish = finish.clone();
         Closure::<dyn FnMut()>::new(move || {
-            finish(Err(LockerError::new(
+            finish.call(Err(LockerError::new(
                 code::NETWORK,
                 "the transfer failed (network error)",
             )));
         })
     };
-    let on_abort_event = {
-        let finish = finish.clone();
-        Closure::<dyn FnMut()>::new(move || finish(Err(LockerError::aborted())))
-    };
+    let on_abort_event =
+        { Closure::<dyn FnMut()>::new(move || finish.call(Err(LockerError::aborted()))) };
     if let Ok(upload) = xhr.upload() {
         upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
     }

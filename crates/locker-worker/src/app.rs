@@ -4,9 +4,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use locker_core::sign::Signer;
 use locker_core::BucketId;
-use serde::de::DeserializeOwned;
-use wasm_bindgen::{JsCast, JsValue};
-use worker::{Bucket, D1Database, D1PreparedStatement, Date, Env, Request};
+use wasm_bindgen::JsCast;
+use worker::{Bucket, Date, Env, Request};
 
 use crate::config::{self, bindings, DefaultBucket};
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -15,7 +14,6 @@ use crate::registry::{D1Registry, Registry};
 /// Per-request context.
 pub(crate) struct App {
     pub env: Env,
-    pub db: D1Database,
     registry: D1Registry,
     pub blobs: Bucket,
     pub signer: Signer,
@@ -53,7 +51,6 @@ impl App {
         let bucket_id = default_bucket.id.clone();
         let now_ms = Date::now().as_millis();
         Ok(Self {
-            db: env.d1(bindings::DB)?,
             registry: D1Registry::new(env.d1(bindings::DB)?, now_ms, default_bucket),
             blobs: env.bucket(bindings::BLOBS)?,
             signer,
@@ -70,11 +67,6 @@ impl App {
         &self.registry
     }
 
-    /// The D1 backend itself, for statements not yet behind the traits.
-    pub(crate) fn d1(&self) -> &D1Registry {
-        &self.registry
-    }
-
     pub(crate) fn now_s(&self) -> u64 {
         self.now_ms / 1000
     }
@@ -82,41 +74,6 @@ impl App {
     /// A var from wrangler.toml, or `default` when unset or empty.
     pub(crate) fn var(&self, name: &str, default: &str) -> String {
         config::var(&self.env, name, default)
-    }
-
-    /// A prepared statement with its arguments bound.
-    pub(crate) fn stmt(&self, sql: &str, args: &[JsValue]) -> ApiResult<D1PreparedStatement> {
-        Ok(self.db.prepare(sql).bind(args)?)
-    }
-
-    /// The first row of a query, deserialized.
-    pub(crate) async fn first<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-        args: &[JsValue],
-    ) -> ApiResult<Option<T>> {
-        Ok(self.stmt(sql, args)?.first::<T>(None).await?)
-    }
-
-    /// All rows of a query, deserialized.
-    pub(crate) async fn all<T: DeserializeOwned>(
-        &self,
-        sql: &str,
-        args: &[JsValue],
-    ) -> ApiResult<Vec<T>> {
-        Ok(self.stmt(sql, args)?.all().await?.results::<T>()?)
-    }
-
-    /// Runs statements as one D1 batch (one transaction); returns each statement's change count.
-    pub(crate) async fn batch(
-        &self,
-        statements: Vec<D1PreparedStatement>,
-    ) -> ApiResult<Vec<usize>> {
-        let results = self.db.batch(statements).await?;
-        results
-            .iter()
-            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
-            .collect()
     }
 }
 
@@ -147,16 +104,4 @@ pub(crate) fn random_id(prefix: &str) -> ApiResult<String> {
         "{prefix}{}",
         URL_SAFE_NO_PAD.encode(random_bytes(16)?)
     ))
-}
-
-/// Shorthands for binding D1 arguments.
-pub(crate) fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-pub(crate) fn n(v: u64) -> JsValue {
-    // D1 numbers are f64; sizes and times stay far below 2^53.
-    JsValue::from_f64(v as f64)
-}
-pub(crate) fn opt(v: Option<&str>) -> JsValue {
-    v.map_or(JsValue::NULL, JsValue::from_str)
 }

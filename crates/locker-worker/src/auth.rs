@@ -7,13 +7,13 @@ use locker_core::scope::{self, Grant};
 use locker_core::sign::{constant_time_eq, UploadTokenClaims};
 use locker_core::validate::{self, ContentError, MAX_DIRECT_PUT};
 use locker_core::{LogicalPath, Namespace, Sha256Hex, Tenant};
-use serde::Deserialize;
 use worker::Request;
 
-use crate::app::{s, App};
+use crate::app::App;
 use crate::bindings;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
+use crate::registry::Keys;
 
 use locker_core::credential::Credential;
 pub(crate) use locker_core::credential::{KEY_PREFIX, TOKEN_PREFIX};
@@ -32,25 +32,6 @@ pub(crate) struct Principal {
     /// Unix seconds after which the credential stops working (`None`: never).
     pub expires_at: Option<u64>,
 }
-
-#[derive(Deserialize)]
-struct KeyRow {
-    tenant: String,
-    scopes: String,
-    secret_hash: String,
-    revoked: u8,
-    /// Unix milliseconds; `None`: the key never expires.
-    #[serde(default)]
-    expires_at: Option<u64>,
-}
-
-impl KeyRow {
-    fn expired(&self, now_ms: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now_ms)
-    }
-}
-
-const KEY_COLUMNS: &str = "tenant, scopes, secret_hash, revoked, expires_at";
 
 fn bearer(req: &Request) -> ApiResult<Option<String>> {
     let Some(value) = req.headers().get("authorization")? else {
@@ -81,14 +62,9 @@ pub(crate) async fn authenticate(
         log.tenant = Some(claims.t.to_string());
         // A token dies with the key that minted it.
         if claims.kid != BOOTSTRAP_KEY_ID {
-            let row: Option<KeyRow> = app
-                .first(
-                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
-                    &[s(&claims.kid)],
-                )
-                .await?;
+            let row = app.registry().key(&claims.kid).await?;
             let alive = row.is_some_and(|r| {
-                r.revoked == 0 && !r.expired(app.now_ms) && r.tenant == claims.t.as_str()
+                !r.revoked && !r.expired(app.now_ms) && r.tenant == claims.t.as_str()
             });
             if !alive {
                 return Err(ApiError::unauthorized(
@@ -110,12 +86,7 @@ pub(crate) async fn authenticate(
         });
     }
     if let Credential::ApiKey { id, secret } = parsed {
-        let row: Option<KeyRow> = app
-            .first(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
-                &[s(id)],
-            )
-            .await?;
+        let row = app.registry().key(id).await?;
         let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
         let Some(row) = row.filter(|r| constant_time_eq(r.secret_hash.as_bytes(), hash.as_bytes()))
         else {
@@ -123,7 +94,7 @@ pub(crate) async fn authenticate(
         };
         log.key_id = Some(id.to_owned());
         log.tenant = Some(row.tenant.clone());
-        if row.revoked != 0 {
+        if row.revoked {
             return Err(ApiError::unauthorized("this API key was revoked"));
         }
         if row.expired(app.now_ms) {
@@ -132,12 +103,10 @@ pub(crate) async fn authenticate(
                 "this API key has expired",
             ));
         }
-        let scopes: Scopes = serde_json::from_str(&row.scopes)
-            .map_err(|_| ApiError::new(ErrorKind::Internal, "stored scopes are unreadable"))?;
         return Ok(Principal {
             key_id: id.to_owned(),
             tenant: Some(Tenant::parse(&row.tenant)?),
-            scopes,
+            scopes: row.scopes,
             token: None,
             expires_at: row.expires_at.map(|ms| ms / 1000),
         });

@@ -1,17 +1,16 @@
 //! The bucket registry: the default bucket (the `BLOBS` binding, registered under its derived
 //! id on first use), the admin API for more buckets, and which bucket a namespace uploads to.
 
+use locker_core::api::{Bucket, BucketList, Provider, RouteList, RouteSet, SetRoute, Transport};
 use locker_core::{BucketId, BucketIdentity, Namespace, Tenant};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use wasm_bindgen::JsValue;
+use serde::Deserialize;
 
-use crate::app::{n, opt, s, App};
+use crate::app::App;
 use crate::auth::{Op, Principal};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::keys::Reach;
 use crate::log::LogEntry;
-use crate::store::{bucket_row, secret_names, BucketRow, Store, BUCKET_COLUMNS};
+use crate::registry::{BucketRow, Buckets, Reach};
+use crate::store::{secret_names, Store};
 
 // ---- the bucket registry's admin API and namespace routing ----
 
@@ -74,28 +73,120 @@ fn require_bootstrap(who: &Principal) -> ApiResult<()> {
     }
 }
 
-fn public(row: &BucketRow) -> Value {
-    let mut v = json!(row);
-    v["active"] = json!(row.active == 1);
-    v["path_style"] = json!(row.path_style == 1);
-    if row.transport == "s3" {
+/// The answer for a bucket: its row, and for the `s3` transport the names (never the values)
+/// of the secrets that hold its credentials.
+fn public(row: &BucketRow) -> Bucket {
+    let secrets = (row.transport == Transport::S3).then(|| {
         let (key, secret) = secret_names(&row.name);
-        v["secrets"] = json!([key, secret]);
+        [key, secret]
+    });
+    Bucket {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        provider: row.provider,
+        transport: row.transport,
+        binding: row.binding.clone(),
+        account_id: row.account_id.clone(),
+        jurisdiction: row.jurisdiction.clone(),
+        endpoint: row.endpoint.clone(),
+        region: row.region.clone(),
+        path_style: row.path_style,
+        active: row.active,
+        created_at: row.created_at,
+        secrets,
     }
-    v
+}
+
+/// The provider and transport a registration names; the transport defaults to the provider's
+/// usual one.
+fn kinds(body: &RegisterBucket) -> ApiResult<(Provider, Transport)> {
+    let provider = match body.provider.as_str() {
+        "r2" => Provider::R2,
+        "s3" => Provider::S3,
+        _ => return Err(invalid("provider must be 'r2' or 's3'")),
+    };
+    let transport = match (provider, body.transport.as_deref()) {
+        (Provider::R2, None | Some("worker")) => Transport::Worker,
+        (_, None | Some("s3")) => Transport::S3,
+        (Provider::S3, Some(_)) => return Err(invalid("an s3 bucket has the s3 transport only")),
+        (Provider::R2, Some(_)) => return Err(invalid("transport must be 'worker' or 's3'")),
+    };
+    Ok((provider, transport))
+}
+
+/// Where an r2 bucket is: its account (and jurisdiction), and the binding of the `worker`
+/// transport or the S3 endpoint of the `s3` one.
+fn r2_place(app: &App, body: &RegisterBucket, row: &mut BucketRow) -> ApiResult<()> {
+    let account = body
+        .account_id
+        .clone()
+        .ok_or_else(|| invalid("account_id is required for an r2 bucket"))?;
+    let jurisdiction = row.jurisdiction.as_str();
+    let endpoint =
+        locker_core::s3::r2_endpoint(&account, jurisdiction).map_err(|e| invalid(e.to_string()))?;
+    row.id = BucketId::derive(&BucketIdentity {
+        account_id: &account,
+        jurisdiction: (jurisdiction != "default").then_some(jurisdiction),
+        name: &body.name,
+    })
+    .to_string();
+    row.account_id = account;
+    match row.transport {
+        Transport::Worker => {
+            let binding = body
+                .binding
+                .clone()
+                .ok_or_else(|| invalid("binding is required for the worker transport"))?;
+            if app.env.bucket(&binding).is_err() {
+                return Err(invalid(format!(
+                    "this Worker has no R2 binding named {binding} (see wrangler.toml)"
+                )));
+            }
+            row.binding = Some(binding);
+        }
+        Transport::S3 => row.endpoint = Some(endpoint),
+    }
+    Ok(())
+}
+
+/// Where an s3 bucket is: its server's endpoint, whose authority stands for the account.
+fn s3_place(body: &RegisterBucket, row: &mut BucketRow) -> ApiResult<()> {
+    let endpoint = body
+        .endpoint
+        .clone()
+        .ok_or_else(|| invalid("endpoint is required for an s3 bucket"))?;
+    let endpoint = endpoint.trim_end_matches('/').to_owned();
+    let url = worker::Url::parse(&endpoint).map_err(|_| invalid("endpoint is not a URL"))?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.query().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !plain {
+        return Err(invalid(
+            "endpoint must be http(s)://host[:port][/path] without query or credentials",
+        ));
+    }
+    if row.jurisdiction != "default" {
+        return Err(invalid("jurisdiction applies to r2 buckets only"));
+    }
+    row.id = BucketId::derive_s3(&endpoint, &body.name).to_string();
+    // The server's authority: two servers on one host (other ports) are other services, and
+    // may each have a bucket of the same name.
+    let host = url.host_str().unwrap_or_default();
+    row.account_id = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    row.region = body.region.clone().unwrap_or_else(|| "us-east-1".into());
+    row.endpoint = Some(endpoint);
+    Ok(())
 }
 
 /// Builds the row a registration asks for, with its derived id.
 fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
     check_name(&body.name)?;
-    let transport = body.transport.clone().unwrap_or_else(|| {
-        if body.provider == "r2" {
-            "worker"
-        } else {
-            "s3"
-        }
-        .to_owned()
-    });
+    let (provider, transport) = kinds(&body)?;
     let jurisdiction = body
         .jurisdiction
         .clone()
@@ -103,83 +194,20 @@ fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
     let mut row = BucketRow {
         id: String::new(),
         name: body.name.clone(),
-        provider: body.provider.clone(),
-        transport: transport.clone(),
+        provider,
+        transport,
         binding: None,
         account_id: String::new(),
-        jurisdiction: jurisdiction.clone(),
+        jurisdiction,
         endpoint: None,
         region: "auto".into(),
-        path_style: u8::from(body.path_style.unwrap_or(true)),
-        active: 1,
+        path_style: body.path_style.unwrap_or(true),
+        active: true,
         created_at: app.now_ms,
     };
-    match (body.provider.as_str(), transport.as_str()) {
-        ("r2", _) => {
-            let account = body
-                .account_id
-                .clone()
-                .ok_or_else(|| invalid("account_id is required for an r2 bucket"))?;
-            let endpoint = locker_core::s3::r2_endpoint(&account, &jurisdiction)
-                .map_err(|e| invalid(e.to_string()))?;
-            row.id = BucketId::derive(&BucketIdentity {
-                account_id: &account,
-                jurisdiction: (jurisdiction != "default").then_some(jurisdiction.as_str()),
-                name: &body.name,
-            })
-            .to_string();
-            row.account_id = account;
-            match transport.as_str() {
-                "worker" => {
-                    let binding = body
-                        .binding
-                        .clone()
-                        .ok_or_else(|| invalid("binding is required for the worker transport"))?;
-                    if app.env.bucket(&binding).is_err() {
-                        return Err(invalid(format!(
-                            "this Worker has no R2 binding named {binding} (see wrangler.toml)"
-                        )));
-                    }
-                    row.binding = Some(binding);
-                }
-                "s3" => row.endpoint = Some(endpoint),
-                _ => return Err(invalid("transport must be 'worker' or 's3'")),
-            }
-        }
-        ("s3", "s3") => {
-            let endpoint = body
-                .endpoint
-                .clone()
-                .ok_or_else(|| invalid("endpoint is required for an s3 bucket"))?;
-            let endpoint = endpoint.trim_end_matches('/').to_owned();
-            let url =
-                worker::Url::parse(&endpoint).map_err(|_| invalid("endpoint is not a URL"))?;
-            let plain = matches!(url.scheme(), "http" | "https")
-                && url.host_str().is_some()
-                && url.query().is_none()
-                && url.username().is_empty()
-                && url.password().is_none();
-            if !plain {
-                return Err(invalid(
-                    "endpoint must be http(s)://host[:port][/path] without query or credentials",
-                ));
-            }
-            if jurisdiction != "default" {
-                return Err(invalid("jurisdiction applies to r2 buckets only"));
-            }
-            row.id = BucketId::derive_s3(&endpoint, &body.name).to_string();
-            // The server's authority: two servers on one host (other ports) are other
-            // services, and may each have a bucket of the same name.
-            let host = url.host_str().unwrap_or_default();
-            row.account_id = match url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            };
-            row.region = body.region.clone().unwrap_or_else(|| "us-east-1".into());
-            row.endpoint = Some(endpoint);
-        }
-        ("s3", _) => return Err(invalid("an s3 bucket has the s3 transport only")),
-        _ => return Err(invalid("provider must be 'r2' or 's3'")),
+    match provider {
+        Provider::R2 => r2_place(app, &body, &mut row)?,
+        Provider::S3 => s3_place(&body, &mut row)?,
     }
     if let Some(region) = &body.region {
         let ok = !region.is_empty()
@@ -190,16 +218,11 @@ fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
         if !ok {
             return Err(invalid("region must be like 'us-east-1' or 'auto'"));
         }
-        if body.provider == "s3" {
+        if provider == Provider::S3 {
             row.region = region.clone();
         }
     }
     Ok(row)
-}
-
-#[derive(Deserialize)]
-struct IdRow {
-    id: String,
 }
 
 /// `POST /v1/buckets`: registers a bucket under its derived id (bootstrap admin only). An `s3`
@@ -209,13 +232,13 @@ pub(crate) async fn register(
     who: &Principal,
     body: RegisterBucket,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<Bucket> {
     require_bootstrap(who)?;
     let row = registration(app, body)?;
     log.bucket_id = Some(row.id.clone());
     // Refuses a bucket whose credentials or binding are missing before writing anything.
     Store::from_row(app, &row).map_err(|e| ApiError::new(ErrorKind::BucketRefused, e.message))?;
-    if bucket_row(app, &row.id).await?.is_some() {
+    if app.registry().bucket(&row.id).await?.is_some() {
         return Err(ApiError::new(
             ErrorKind::BucketExists,
             format!("bucket {} is already registered as {}", row.name, row.id),
@@ -223,66 +246,30 @@ pub(crate) async fn register(
     }
     // The registry's other uniqueness: one bucket per provider, account, jurisdiction and
     // name (an s3 bucket under another endpoint path of the same server).
-    let twin: Option<IdRow> = app
-        .first(
-            "SELECT id FROM buckets WHERE provider = ?1 AND account_id = ?2 \
-             AND jurisdiction = ?3 AND name = ?4",
-            &[
-                s(&row.provider),
-                s(&row.account_id),
-                s(&row.jurisdiction),
-                s(&row.name),
-            ],
-        )
-        .await?;
+    let twin = app.registry().bucket_named(&row).await?;
     if let Some(twin) = twin {
         return Err(ApiError::new(
             ErrorKind::BucketExists,
             format!(
                 "a bucket {} of this account is already registered as {}",
-                row.name, twin.id
+                row.name, twin
             ),
         ));
     }
-    let args: [JsValue; 12] = [
-        s(&row.id),
-        s(&row.name),
-        s(&row.provider),
-        s(&row.transport),
-        opt(row.binding.as_deref()),
-        s(&row.account_id),
-        s(&row.jurisdiction),
-        opt(row.endpoint.as_deref()),
-        s(&row.region),
-        n(u64::from(row.path_style)),
-        n(app.now_ms),
-        n(1),
-    ];
-    app.batch(vec![
-        app.stmt(
-            &format!(
-                "INSERT INTO buckets ({BUCKET_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11)"
-            ),
-            &args,
-        )?,
-        log.statement(app, None)?,
-    ])
-    .await?;
+    app.registry()
+        .register_bucket(&row, &log.record(app, None))
+        .await?;
     log.written = true;
     Ok(public(&row))
 }
 
 /// `GET /v1/buckets` (any admin): every registered bucket; no credentials, only their names.
-pub(crate) async fn list(app: &App, who: &Principal) -> ApiResult<Value> {
+pub(crate) async fn list(app: &App, who: &Principal) -> ApiResult<BucketList> {
     who.require(Op::Admin, None)?;
-    let rows: Vec<BucketRow> = app
-        .all(
-            &format!("SELECT {BUCKET_COLUMNS} FROM buckets ORDER BY created_at, id"),
-            &[],
-        )
-        .await?;
-    Ok(json!({ "buckets": rows.iter().map(public).collect::<Vec<_>>() }))
+    let rows = app.registry().buckets().await?;
+    Ok(BucketList {
+        buckets: rows.iter().map(public).collect(),
+    })
 }
 
 /// `POST /v1/buckets/{id}/activate|deactivate` (bootstrap admin): an inactive bucket takes no
@@ -294,10 +281,10 @@ pub(crate) async fn set_active(
     id: &str,
     active: bool,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<Bucket> {
     require_bootstrap(who)?;
     log.bucket_id = Some(id.to_owned());
-    let Some(mut row) = bucket_row(app, id).await? else {
+    let Some(mut row) = app.registry().bucket(id).await? else {
         return Err(ApiError::not_found("no such bucket"));
     };
     if !active && id == app.bucket_id.as_str() {
@@ -307,23 +294,12 @@ pub(crate) async fn set_active(
              deactivated; route namespaces elsewhere instead",
         ));
     }
-    app.batch(vec![
-        app.stmt(
-            "UPDATE buckets SET active = ?2 WHERE id = ?1",
-            &[s(id), n(u64::from(active))],
-        )?,
-        log.statement(app, None)?,
-    ])
-    .await?;
+    app.registry()
+        .set_bucket_active(id, active, &log.record(app, None))
+        .await?;
     log.written = true;
-    row.active = u8::from(active);
+    row.active = active;
     Ok(public(&row))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SetRoute {
-    pub bucket_id: String,
 }
 
 /// `PUT /v1/routes/{namespace}` (tenant admin): new uploads to `namespace` (or, for `*`, to
@@ -334,7 +310,7 @@ pub(crate) async fn set_route(
     namespace: &str,
     body: SetRoute,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<RouteSet> {
     let ns = if namespace == "*" {
         // The default route moves every namespace without its own route: it takes an admin
         // of every namespace, not of one.
@@ -357,59 +333,43 @@ pub(crate) async fn set_route(
         None
     } else {
         Some(
-            bucket_row(app, &body.bucket_id)
+            app.registry()
+                .bucket(&body.bucket_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("no such bucket"))?,
         )
     };
-    if row.as_ref().is_some_and(|r| r.active == 0) {
+    if row.as_ref().is_some_and(|r| !r.active) {
         return Err(ApiError::new(
             ErrorKind::BucketInactive,
             "that bucket is deactivated",
         ));
     }
     let key = ns.as_ref().map_or("*", Namespace::as_str);
-    app.batch(vec![
-        app.d1().register_default()?,
-        app.stmt(
-            "INSERT INTO routes (tenant, namespace, bucket_id, updated_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (tenant, namespace) DO UPDATE SET bucket_id = excluded.bucket_id, \
-             updated_at = excluded.updated_at",
-            &[s(tenant.as_str()), s(key), s(&body.bucket_id), n(app.now_ms)],
-        )?,
-        log.statement(app, None)?,
-    ])
-    .await?;
+    app.registry()
+        .set_route(
+            tenant.as_str(),
+            key,
+            &body.bucket_id,
+            &log.record(app, None),
+        )
+        .await?;
     log.written = true;
-    Ok(json!({ "namespace": key, "bucket_id": body.bucket_id }))
+    Ok(RouteSet {
+        namespace: key.to_owned(),
+        bucket_id: body.bucket_id,
+    })
 }
-
-#[derive(Deserialize, Serialize)]
-struct RouteRow {
-    namespace: String,
-    bucket_id: String,
-    updated_at: u64,
-}
-
-/// The routes a tenant admin sees; `{scope}` is [`Reach::rows`] on `x`. A key limited to
-/// some namespaces sees only their routes, not the tenant's default (`*`), which it may not set.
-pub(crate) const ROUTES_SQL: &str =
-    "SELECT namespace, bucket_id, updated_at FROM routes x WHERE {scope} ORDER BY namespace";
 
 /// `GET /v1/routes` (tenant admin): the tenant's routes and the deployment's default bucket.
-pub(crate) async fn list_routes(app: &App, who: &Principal) -> ApiResult<Value> {
+pub(crate) async fn list_routes(app: &App, who: &Principal) -> ApiResult<RouteList> {
     who.require(Op::Admin, None)?;
     who.tenant()?;
     let reach = Reach::of(who)?;
-    let rows: Vec<RouteRow> = app
-        .all(&ROUTES_SQL.replace("{scope}", reach.rows()), &reach.args())
-        .await?;
-    Ok(json!({ "routes": rows, "default_bucket_id": app.bucket_id.as_str() }))
-}
-
-#[derive(Deserialize)]
-struct RouteTarget {
-    bucket_id: String,
+    Ok(RouteList {
+        routes: app.registry().routes(&reach).await?,
+        default_bucket_id: app.bucket_id.to_string(),
+    })
 }
 
 /// The bucket that receives a new upload of `tenant` to `namespace`, and its store.
@@ -418,25 +378,22 @@ pub(crate) async fn target(
     tenant: &Tenant,
     namespace: &Namespace,
 ) -> ApiResult<(String, Store)> {
-    let route: Option<RouteTarget> = app
-        .first(
-            "SELECT bucket_id FROM routes WHERE tenant = ?1 AND namespace IN (?2, '*') \
-             ORDER BY namespace = '*' LIMIT 1",
-            &[s(tenant.as_str()), s(namespace.as_str())],
-        )
+    let route = app
+        .registry()
+        .route(tenant.as_str(), namespace.as_str())
         .await?;
-    let id = route.map_or_else(|| app.bucket_id.to_string(), |r| r.bucket_id);
+    let id = route.unwrap_or_else(|| app.bucket_id.to_string());
     if id == app.bucket_id.as_str() {
         return Ok((id, Store::Binding(app.blobs.clone())));
     }
     // Routes name their bucket by foreign key: only a registry edited by hand gets here.
-    let row = bucket_row(app, &id).await?.ok_or_else(|| {
+    let row = app.registry().bucket(&id).await?.ok_or_else(|| {
         ApiError::new(
             ErrorKind::BucketMisconfigured,
             format!("namespace {namespace} is routed to bucket {id}, which is not registered"),
         )
     })?;
-    if row.active == 0 {
+    if !row.active {
         return Err(ApiError::new(
             ErrorKind::BucketInactive,
             format!(

@@ -7,15 +7,15 @@
 //! - `POST /demo/echo` answers the fields of a submitted form as JSON, so the demo can show
 //!   what a form around the widget sends.
 
-use serde_json::{json, Value};
 use worker::{Env, Request, Url};
 
 use crate::app::App;
 use crate::auth::{Op, Principal, Scopes, BOOTSTRAP_KEY_ID};
 use crate::config;
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::keys::{self, MintToken};
+use crate::keys;
 use crate::log::LogEntry;
+use locker_core::api::{DemoEcho, MintToken, TokenMinted};
 
 pub(crate) const TENANT: &str = "demo";
 pub(crate) const NAMESPACE: &str = "demo";
@@ -30,7 +30,7 @@ fn disabled() -> ApiError {
 }
 
 /// `POST /demo/token`: an upload token for `demo/uploads/...`, valid 10 minutes.
-pub(crate) fn token(app: &App, log: &mut LogEntry) -> ApiResult<Value> {
+pub(crate) fn token(app: &App, log: &mut LogEntry) -> ApiResult<TokenMinted> {
     if !enabled(&app.env) {
         return Err(disabled());
     }
@@ -63,7 +63,7 @@ pub(crate) fn token(app: &App, log: &mut LogEntry) -> ApiResult<Value> {
 }
 
 /// `POST /demo/echo`: the submitted `application/x-www-form-urlencoded` fields, in order.
-pub(crate) async fn echo(req: &mut Request, env: &Env) -> ApiResult<Value> {
+pub(crate) async fn echo(req: &mut Request, env: &Env) -> ApiResult<DemoEcho> {
     if !enabled(env) {
         return Err(disabled());
     }
@@ -80,5 +80,5 @@ pub(crate) async fn echo(req: &mut Request, env: &Env) -> ApiResult<Value> {
         .query_pairs()
         .map(|(k, v)| [k.into_owned(), v.into_owned()])
         .collect();
-    Ok(json!({ "fields": fields }))
+    Ok(DemoEcho { fields })
 }

@@ -1,19 +1,17 @@
 //! Files: metadata with a signed download URL, paged listing, delete, and the signed download
 //! route that streams from R2.
 
-use locker_core::api::Operation;
-use locker_core::prefix::upper_bound;
+use locker_core::api::{Delete, FileInfo, FileList, Operation};
 use locker_core::sign::GetClaims;
 use locker_core::validate::{content_disposition, must_download};
 use locker_core::{ByteRange, LockerRef, LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use worker::{Range, Request, Response, ResponseBody};
 
-use crate::app::{n, s, App};
+use crate::app::App;
 use crate::auth::{Op, Principal};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
+use crate::registry::{FilePage, FileRow, Files};
 use crate::store::Store;
 use crate::uploads::release_blob;
 
@@ -21,75 +19,29 @@ use crate::uploads::release_blob;
 pub(crate) const GET_TTL_S: u64 = 300;
 pub(crate) const MAX_TTL_S: u64 = 7 * 24 * 3600;
 
-#[derive(Deserialize, Serialize, Clone)]
-pub(crate) struct FileRow {
-    pub namespace: String,
-    pub path: String,
-    pub sha256: String,
-    pub bucket_id: String,
-    pub size: u64,
-    pub content_type: String,
-    pub filename: Option<String>,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
 impl FileRow {
     fn locker_ref(&self) -> String {
         format!("locker://{}/{}", self.namespace, self.path)
     }
 
-    fn to_json(&self) -> Value {
-        json!({
-            "ref": self.locker_ref(),
-            "namespace": self.namespace,
-            "path": self.path,
-            "sha256": self.sha256,
-            "size": self.size,
-            "content_type": self.content_type,
-            "filename": self.filename,
-            "bucket_id": self.bucket_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        })
+    /// The answer for this file, without a download URL.
+    fn info(&self) -> FileInfo {
+        FileInfo {
+            locker_ref: self.locker_ref(),
+            namespace: self.namespace.clone(),
+            path: self.path.clone(),
+            sha256: self.sha256.clone(),
+            size: self.size,
+            content_type: self.content_type.clone(),
+            filename: self.filename.clone(),
+            bucket_id: self.bucket_id.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            url: None,
+            url_expires_at: None,
+        }
     }
 }
-
-/// The columns of [`FileRow`], as a literal so that statements can be `concat!`ed constants
-/// (the query-plan test runs those very strings).
-macro_rules! file_columns {
-    () => {
-        "namespace, path, sha256, bucket_id, size, content_type, filename, created_at, updated_at"
-    };
-}
-
-const FILE_COLUMNS: &str = file_columns!();
-
-/// One page of a namespace's files whose path starts with a prefix, after a cursor: `?3` is
-/// the prefix and `?4` its [`upper_bound`], a range on `path` that the primary key (tenant,
-/// namespace, path) serves directly, stopping where the prefix ends.
-pub(crate) const LIST_PREFIX_SQL: &str = concat!(
-    "SELECT ",
-    file_columns!(),
-    " FROM files WHERE tenant = ?1 AND namespace = ?2 AND path >= ?3 AND path < ?4 \
-     AND path > ?5 ORDER BY path LIMIT ?6"
-);
-
-/// [`LIST_PREFIX_SQL`] for a prefix without an upper bound (empty, or only U+10FFFF).
-pub(crate) const LIST_OPEN_SQL: &str = concat!(
-    "SELECT ",
-    file_columns!(),
-    " FROM files WHERE tenant = ?1 AND namespace = ?2 AND path >= ?3 \
-     AND path > ?4 ORDER BY path LIMIT ?5"
-);
-
-/// Any live file of a tenant with these bytes (`?2` the SHA-256): the signed download URL is
-/// good only while one exists. Served by `files_blob` (tenant, sha256).
-pub(crate) const LIVE_BY_SHA256_SQL: &str = concat!(
-    "SELECT ",
-    file_columns!(),
-    " FROM files WHERE tenant = ?1 AND sha256 = ?2 LIMIT 1"
-);
 
 /// The caller's file at `namespace/path`; another tenant's answers exactly like a missing one.
 pub(crate) async fn find(
@@ -98,13 +50,9 @@ pub(crate) async fn find(
     ns: &Namespace,
     path: &LogicalPath,
 ) -> ApiResult<FileRow> {
-    let row: Option<FileRow> = app
-        .first(
-            &format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3"
-            ),
-            &[s(tenant.as_str()), s(ns.as_str()), s(path.as_str())],
-        )
+    let row = app
+        .registry()
+        .file(tenant.as_str(), ns.as_str(), path.as_str())
         .await?;
     row.ok_or_else(|| ApiError::not_found(format!("no file locker://{ns}/{path}")))
 }
@@ -168,13 +116,14 @@ pub(crate) async fn get(
     who: &Principal,
     file: &LockerRef,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<FileInfo> {
     let (tenant, row) = authorized(app, who, file, Op::Read, log).await?;
     let (url, expires_at) = download_url(app, tenant, &row, GET_TTL_S).await?;
-    let mut body = row.to_json();
-    body["url"] = json!(url);
-    body["url_expires_at"] = json!(expires_at);
-    Ok(body)
+    Ok(FileInfo {
+        url: Some(url),
+        url_expires_at: Some(expires_at),
+        ..row.info()
+    })
 }
 
 /// `GET /v1/files?namespace=&prefix=&cursor=&limit=`: one page, ordered by path.
@@ -182,7 +131,7 @@ pub(crate) async fn list(
     app: &App,
     who: &Principal,
     query: &[(String, String)],
-) -> ApiResult<Value> {
+) -> ApiResult<FileList> {
     let get = |k: &str| {
         query
             .iter()
@@ -202,36 +151,23 @@ pub(crate) async fn list(
             .filter(|l| (1..=1000).contains(l))
             .ok_or_else(|| ApiError::new(ErrorKind::InvalidQuery, "limit must be 1 to 1000"))?,
     };
-    let rows: Vec<FileRow> = match upper_bound(prefix) {
-        Some(upper) => {
-            let args = [
-                s(tenant.as_str()),
-                s(ns.as_str()),
-                s(prefix),
-                s(&upper),
-                s(cursor),
-                n(limit),
-            ];
-            app.all(LIST_PREFIX_SQL, &args).await?
-        }
-        None => {
-            let args = [
-                s(tenant.as_str()),
-                s(ns.as_str()),
-                s(prefix),
-                s(cursor),
-                n(limit),
-            ];
-            app.all(LIST_OPEN_SQL, &args).await?
-        }
-    };
+    let rows = app
+        .registry()
+        .list_files(&FilePage {
+            tenant: tenant.as_str(),
+            namespace: ns.as_str(),
+            prefix,
+            cursor,
+            limit,
+        })
+        .await?;
     let next = (rows.len() as u64 == limit)
         .then(|| rows.last().map(|r| r.path.clone()))
         .flatten();
-    Ok(json!({
-        "files": rows.iter().map(FileRow::to_json).collect::<Vec<_>>(),
-        "cursor": next,
-    }))
+    Ok(FileList {
+        files: rows.iter().map(FileRow::info).collect(),
+        cursor: next,
+    })
 }
 
 /// `DELETE /v1/files/{namespace}/{path}`: removes the file; the bytes go only when no other
@@ -241,37 +177,32 @@ pub(crate) async fn delete(
     who: &Principal,
     file: &LockerRef,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<Delete> {
     let (tenant, row) = authorized(app, who, file, Op::Delete, log).await?;
     log.operation = Some(Operation::Delete);
-    let changes = app
-        .batch(vec![
-            app.stmt(
-                "DELETE FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3 \
-                 AND sha256 = ?4",
-                &[
-                    s(tenant.as_str()),
-                    s(file.namespace.as_str()),
-                    s(file.path.as_str()),
-                    s(&row.sha256),
-                ],
-            )?,
-            log.statement(app, None)?,
-        ])
+    let deleted = app
+        .registry()
+        .delete_file(
+            tenant.as_str(),
+            file.namespace.as_str(),
+            file.path.as_str(),
+            &row.sha256,
+            &log.record(app, None),
+        )
         .await?;
     log.written = true;
-    if changes.first().copied().unwrap_or(0) == 0 {
+    if !deleted {
         return Err(ApiError::new(
             ErrorKind::Changed,
             "the file changed while deleting; retry",
         ));
     }
     let bytes_deleted = release_blob(app, tenant.as_str(), &row.sha256).await?;
-    Ok(json!({
-        "deleted": true,
-        "ref": file.to_string(),
-        "bytes_deleted": bytes_deleted,
-    }))
+    Ok(Delete {
+        deleted: true,
+        locker_ref: file.to_string(),
+        bytes_deleted,
+    })
 }
 
 /// Which stored bytes to serve, and as what.
@@ -378,11 +309,9 @@ pub(crate) async fn download(
 ) -> ApiResult<Response> {
     let claims: GetClaims = app.signer.verify(sig, app.now_s())?;
     // Only while some file of the tenant still points at these bytes.
-    let live: Option<FileRow> = app
-        .first(
-            LIVE_BY_SHA256_SQL,
-            &[s(claims.t.as_str()), s(&claims.sha256.to_string())],
-        )
+    let live = app
+        .registry()
+        .file_with_sha256(claims.t.as_str(), &claims.sha256.to_string(), None)
         .await?;
     let Some(live) = live else {
         log.tenant = Some(claims.t.to_string());

@@ -10,26 +10,20 @@ use locker_core::api::{
     GatewayDeduplicated, GatewayPut, GatewayStored, Operation, SignedUrl, SignedUrlRequest,
 };
 use locker_core::{validate, LockerRef, Sha256Hex};
-use serde::Deserialize;
 use worker::{Request, Response};
 
-use crate::app::{s, App};
+use crate::app::App;
 use crate::auth::{Op, Principal};
 use crate::buckets;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::files;
 use crate::log::LogEntry;
+use crate::registry::Files;
 use crate::uploads::{self, ReserveRequest};
 use locker_core::s3::PutSpec;
 
 /// Largest body accepted without an `X-Locker-Sha256` header.
 pub(crate) const MAX_UNHASHED_BODY: u64 = 32 * 1024 * 1024;
-
-#[derive(Deserialize)]
-struct PathRow {
-    namespace: String,
-    path: String,
-}
 
 pub(crate) async fn put(
     app: &App,
@@ -79,16 +73,12 @@ pub(crate) async fn put(
             expires_in: None,
         },
     )?;
-    let existing: Option<PathRow> = app
-        .first(
-            "SELECT namespace, path FROM files WHERE tenant = ?1 AND sha256 = ?2 \
-             ORDER BY (namespace = ?3 AND path = ?4) LIMIT 1",
-            &[
-                s(spec.tenant.as_str()),
-                s(&sha256.to_string()),
-                s(spec.namespace.as_str()),
-                s(spec.path.as_str()),
-            ],
+    let existing = app
+        .registry()
+        .file_with_sha256(
+            spec.tenant.as_str(),
+            &sha256.to_string(),
+            Some((spec.namespace.as_str(), spec.path.as_str())),
         )
         .await?;
     if uploads::try_dedup(app, who, &spec, log).await?.is_some() {

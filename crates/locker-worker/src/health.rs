@@ -3,7 +3,8 @@
 use locker_core::{Check, Health};
 use worker::{Date, Env, Request, Response, Result};
 
-use crate::bindings;
+use crate::config::{bindings, DefaultBucket};
+use crate::registry::{Buckets, D1Registry};
 
 pub(crate) async fn handle(req: &Request, env: &Env) -> Result<Response> {
     let health = Health::new(
@@ -22,23 +23,18 @@ pub(crate) async fn handle(req: &Request, env: &Env) -> Result<Response> {
 /// Counts the registered buckets: a real query that also proves the migrations ran.
 async fn d1_check(env: &Env) -> Check {
     let started = Date::now().as_millis();
-    let outcome = async {
-        let db = env.d1(bindings::DB)?;
-        db.prepare("SELECT COUNT(*) AS n FROM buckets")
-            .first::<u64>(Some("n"))
-            .await
-    }
-    .await;
+    let outcome = match env.d1(bindings::DB) {
+        Ok(db) => {
+            let registry = D1Registry::new(db, started, DefaultBucket::from_env(env));
+            registry.bucket_count().await.map_err(|e| e.message)
+        }
+        Err(e) => Err(e.to_string()),
+    };
     let ms = Date::now().as_millis().saturating_sub(started);
     match outcome {
-        Ok(Some(n)) => Check {
+        Ok(n) => Check {
             ok: true,
             detail: format!("{n} bucket(s) registered"),
-            ms,
-        },
-        Ok(None) => Check {
-            ok: false,
-            detail: "count returned no row".into(),
             ms,
         },
         Err(e) => Check {

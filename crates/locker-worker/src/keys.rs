@@ -2,65 +2,39 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use locker_core::api::Operation;
+use locker_core::api::{
+    CreateKey, KeyCreated, KeyRevoked, MintToken, Operation, Stats, TokenMinted,
+};
 use locker_core::hash::to_hex;
 use locker_core::request::{self, MAX_KEY_TTL_S};
 use locker_core::scope::{self, Grant};
 use locker_core::sign::UploadTokenClaims;
 use locker_core::validate::{self, ContentError};
 use locker_core::{Namespace, Sha256Hex, Tenant};
-use serde::Deserialize;
-use serde_json::{json, Value};
-use wasm_bindgen::JsValue;
 
-use crate::app::{n, random_bytes, s, App};
+use crate::app::{random_bytes, App};
 use crate::auth::{Op, Principal, Scopes, KEY_PREFIX, TOKEN_PREFIX};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
+use crate::registry::{Keys, NewKey, Reach, StatsSource};
 
-/// `POST /v1/keys`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateKey {
-    /// Required for the bootstrap admin; a tenant admin may only name its own tenant.
-    #[serde(default)]
-    pub tenant: Option<String>,
-    pub namespaces: Vec<String>,
-    pub ops: Vec<Op>,
-    #[serde(default)]
-    pub max_size: Option<u64>,
-    #[serde(default)]
-    pub types: Option<Vec<String>>,
-    #[serde(default)]
-    pub label: Option<String>,
-    /// Seconds until the key stops working (1 to [`MAX_KEY_TTL_S`]); without it, never.
-    #[serde(default)]
-    pub expires_in: Option<u64>,
+/// The tenant a new key is for: the one named (bootstrap admin), or the creator's own.
+fn key_tenant(who: &Principal, named: Option<&str>) -> ApiResult<Tenant> {
+    match (&who.tenant, named) {
+        (None, Some(t)) => Ok(Tenant::parse(t)?),
+        (None, None) => Err(ApiError::new(
+            ErrorKind::MissingTenant,
+            "name the key's tenant",
+        )),
+        (Some(own), Some(t)) if t != own.as_str() => Err(ApiError::forbidden(
+            "a tenant admin may only create keys for its own tenant",
+        )),
+        (Some(own), _) => Ok(own.clone()),
+    }
 }
 
-pub(crate) async fn create(
-    app: &App,
-    who: &Principal,
-    body: CreateKey,
-    log: &mut LogEntry,
-) -> ApiResult<Value> {
-    who.require(Op::Admin, None)?;
-    let tenant = match (&who.tenant, &body.tenant) {
-        (None, Some(t)) => Tenant::parse(t)?,
-        (None, None) => {
-            return Err(ApiError::new(
-                ErrorKind::MissingTenant,
-                "name the key's tenant",
-            ))
-        }
-        (Some(own), Some(t)) if t != own.as_str() => {
-            return Err(ApiError::forbidden(
-                "a tenant admin may only create keys for its own tenant",
-            ))
-        }
-        (Some(own), _) => own.clone(),
-    };
-    log.tenant = Some(tenant.to_string());
+/// The fields of a key request, each valid on its own (the scopes' bounds come after).
+fn check_key_request(body: &CreateKey) -> ApiResult<()> {
     if body.namespaces.is_empty() || body.ops.is_empty() {
         return Err(ApiError::new(
             ErrorKind::InvalidScopes,
@@ -83,6 +57,20 @@ pub(crate) async fn create(
             "label must be at most 200 bytes",
         ));
     }
+    Ok(())
+}
+
+/// `POST /v1/keys`: a key within the creator's own scopes; its secret is answered once.
+pub(crate) async fn create(
+    app: &App,
+    who: &Principal,
+    body: CreateKey,
+    log: &mut LogEntry,
+) -> ApiResult<KeyCreated> {
+    who.require(Op::Admin, None)?;
+    let tenant = key_tenant(who, body.tenant.as_deref())?;
+    log.tenant = Some(tenant.to_string());
+    check_key_request(&body)?;
     let expires_at = match body.expires_in {
         None => None,
         Some(ttl) => Some(
@@ -105,42 +93,29 @@ pub(crate) async fn create(
     let id = to_hex(&random_bytes(8)?);
     let secret = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let hash = Sha256Hex::digest(secret.as_bytes()).to_string();
-    let scopes_json = serde_json::to_string(&scopes)
-        .map_err(|_| ApiError::new(ErrorKind::Internal, "scopes did not encode"))?;
     log.operation = Some(Operation::KeyCreate);
     log.key_id = Some(who.key_id.clone());
-    app.batch(vec![
-        app.stmt(
-            "INSERT INTO api_keys (id, tenant, scopes, secret_hash, label, created_at, \
-             expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            &[
-                s(&id),
-                s(tenant.as_str()),
-                s(&scopes_json),
-                s(&hash),
-                crate::app::opt(body.label.as_deref()),
-                n(app.now_ms),
-                expires_at.map_or(JsValue::NULL, |at| n(at * 1000)),
-            ],
-        )?,
-        log.statement(app, None)?,
-    ])
-    .await?;
+    app.registry()
+        .create_key(
+            &NewKey {
+                id: &id,
+                tenant: tenant.as_str(),
+                scopes: &scopes,
+                secret_hash: &hash,
+                label: body.label.as_deref(),
+                expires_at: expires_at.map(|at| at * 1000),
+            },
+            &log.record(app, None),
+        )
+        .await?;
     log.written = true;
-    Ok(json!({
-        "id": id,
-        "key": format!("{KEY_PREFIX}{id}.{secret}"),
-        "tenant": tenant.to_string(),
-        "scopes": scopes,
-        "expires_at": expires_at,
-    }))
-}
-
-#[derive(Deserialize)]
-struct TargetKey {
-    scopes: String,
-    #[serde(default)]
-    expires_at: Option<u64>,
+    Ok(KeyCreated {
+        key: format!("{KEY_PREFIX}{id}.{secret}"),
+        id,
+        tenant: tenant.to_string(),
+        scopes,
+        expires_at,
+    })
 }
 
 pub(crate) async fn revoke(
@@ -148,59 +123,34 @@ pub(crate) async fn revoke(
     who: &Principal,
     id: &str,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<KeyRevoked> {
     who.require(Op::Admin, None)?;
     log.operation = Some(Operation::KeyRevoke);
     let tenant_filter = who.tenant.as_ref().map(std::string::ToString::to_string);
-    let target: Option<TargetKey> = app
-        .first(
-            "SELECT scopes, expires_at FROM api_keys \
-             WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2) AND revoked = 0",
-            &[s(id), crate::app::opt(tenant_filter.as_deref())],
-        )
+    let target = app
+        .registry()
+        .active_key(id, tenant_filter.as_deref())
         .await?;
     let Some(target) = target else {
         return Err(ApiError::not_found("no such active key"));
     };
     // Revoking is power over a key, as creating is: only over keys within the caller's own
     // scopes, so an admin of one namespace cannot switch off the tenant's wider keys.
-    let scopes: Scopes = serde_json::from_str(&target.scopes)
-        .map_err(|_| ApiError::new(ErrorKind::Internal, "stored scopes are unreadable"))?;
     who.require_within(
         app,
-        &Grant::of(&scopes, target.expires_at.map(|ms| ms / 1000)),
+        &Grant::of(&target.scopes, target.expires_at.map(|ms| ms / 1000)),
     )?;
-    let changes = app
-        .batch(vec![app.stmt(
-            "UPDATE api_keys SET revoked = 1, revoked_at = ?3 \
-                 WHERE id = ?1 AND (?2 IS NULL OR tenant = ?2) AND revoked = 0",
-            &[
-                s(id),
-                crate::app::opt(tenant_filter.as_deref()),
-                n(app.now_ms),
-            ],
-        )?])
-        .await?;
-    if changes.first().copied().unwrap_or(0) == 0 {
+    if !app
+        .registry()
+        .revoke_key(id, tenant_filter.as_deref())
+        .await?
+    {
         return Err(ApiError::not_found("no such active key"));
     }
-    Ok(json!({ "id": id, "revoked": true }))
-}
-
-/// `POST /v1/tokens`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct MintToken {
-    pub namespace: String,
-    #[serde(default)]
-    pub path_prefix: String,
-    #[serde(default)]
-    pub max_size: Option<u64>,
-    #[serde(default)]
-    pub types: Vec<String>,
-    /// Seconds; 1 to 3600, default 600.
-    #[serde(default)]
-    pub ttl: Option<u64>,
+    Ok(KeyRevoked {
+        id: id.to_owned(),
+        revoked: true,
+    })
 }
 
 pub(crate) fn mint(
@@ -208,7 +158,7 @@ pub(crate) fn mint(
     who: &Principal,
     body: MintToken,
     log: &mut LogEntry,
-) -> ApiResult<Value> {
+) -> ApiResult<TokenMinted> {
     if who.token.is_some() {
         return Err(ApiError::forbidden("an upload token cannot mint tokens"));
     }
@@ -266,33 +216,15 @@ pub(crate) fn mint(
         exp,
     };
     log.operation = Some(Operation::Token);
-    Ok(json!({
-        "token": format!("{TOKEN_PREFIX}{}", app.signer.sign(&claims)),
-        "expires_at": exp,
-        "namespace": claims.ns.to_string(),
-        "path_prefix": claims.prefix,
-        "max_size": max,
-        "types": types,
-    }))
+    Ok(TokenMinted {
+        token: format!("{TOKEN_PREFIX}{}", app.signer.sign(&claims)),
+        expires_at: exp,
+        namespace: claims.ns.to_string(),
+        path_prefix: claims.prefix,
+        max_size: max,
+        types,
+    })
 }
-
-/// Whose rows an admin sees: the bootstrap admin every tenant's, an admin key for all
-/// namespaces (`*`) its tenant's, and one limited to some namespaces only the rows of those.
-/// Tenant-wide facts that belong to no namespace (blobs, stored objects, rows without a
-/// namespace) are for the first two only.
-pub(crate) enum Reach {
-    Everything,
-    Tenant(String),
-    /// The tenant, and the key's namespaces as a JSON array (bound as one parameter and read
-    /// with `json_each`, so any number of namespaces is one statement).
-    Namespaces(String, String),
-}
-
-/// What [`Reach::rows`] restricts on the rows of a table aliased `x`, with `?1` the
-/// tenant and `?2` the namespaces.
-pub(crate) const REACH_TENANT: &str = "x.tenant = ?1";
-pub(crate) const REACH_NAMESPACES: &str =
-    "x.tenant = ?1 AND x.namespace IN (SELECT value FROM json_each(?2))";
 
 impl Reach {
     pub(crate) fn of(who: &Principal) -> ApiResult<Self> {
@@ -303,200 +235,23 @@ impl Reach {
         if who.scopes.namespaces.iter().any(|n| n == "*") {
             return Ok(Reach::Tenant(tenant));
         }
-        let namespaces = Value::from(who.scopes.namespaces.clone()).to_string();
+        let namespaces = serde_json::Value::from(who.scopes.namespaces.clone()).to_string();
         Ok(Reach::Namespaces(tenant, namespaces))
     }
-
-    pub(crate) fn tenant(&self) -> Option<&str> {
-        match self {
-            Reach::Everything => None,
-            Reach::Tenant(t) | Reach::Namespaces(t, _) => Some(t),
-        }
-    }
-
-    pub(crate) fn namespaces(&self) -> Option<&str> {
-        match self {
-            Reach::Namespaces(_, ns) => Some(ns),
-            _ => None,
-        }
-    }
-
-    /// The condition on the rows (alias `x`) of a table with a namespace column that this
-    /// reach sees.
-    pub(crate) fn rows(&self) -> &'static str {
-        match self {
-            Reach::Everything => "1 = 1",
-            Reach::Tenant(_) => REACH_TENANT,
-            Reach::Namespaces(..) => REACH_NAMESPACES,
-        }
-    }
-
-    /// [`Reach::rows`], or `None` for a table without a namespace column (`namespaced`
-    /// false), which a namespace-limited key may not count.
-    pub(crate) fn condition(&self, namespaced: bool) -> Option<&'static str> {
-        match self {
-            Reach::Namespaces(..) if !namespaced => None,
-            _ => Some(self.rows()),
-        }
-    }
-
-    /// The parameters [`Reach::condition`] numbers.
-    pub(crate) fn args(&self) -> Vec<JsValue> {
-        match self {
-            Reach::Everything => vec![],
-            Reach::Tenant(t) => vec![s(t)],
-            Reach::Namespaces(t, ns) => vec![s(t), s(ns)],
-        }
-    }
-}
-
-/// One count of `GET /v1/stats`: where it goes in the answer, its statement with `{scope}`
-/// for [`Reach::condition`] on the table aliased `x`, and whether that table has a namespace.
-pub(crate) struct StatCount {
-    pub pointer: &'static str,
-    pub template: &'static str,
-    pub namespaced: bool,
-}
-
-const fn stat(pointer: &'static str, template: &'static str, namespaced: bool) -> StatCount {
-    StatCount {
-        pointer,
-        template,
-        namespaced,
-    }
-}
-
-/// Every count of `GET /v1/stats`. Each is one index search per tenant (the query-plan test
-/// checks it): the condition is chosen before the statement is prepared, since SQLite plans
-/// `?1 IS NULL OR tenant = ?1` as a scan of the whole table.
-pub(crate) const STAT_COUNTS: &[StatCount] = &[
-    stat("/files", "SELECT COUNT(*) AS n FROM files x WHERE {scope}", true),
-    stat("/blobs", "SELECT COUNT(*) AS n FROM blobs x WHERE {scope}", false),
-    stat(
-        "/uploads/pending",
-        "SELECT COUNT(*) AS n FROM uploads x WHERE {scope} AND x.state = 'pending'",
-        true,
-    ),
-    stat(
-        "/uploads/committed",
-        "SELECT COUNT(*) AS n FROM uploads x WHERE {scope} AND x.state = 'committed'",
-        true,
-    ),
-    stat(
-        "/uploads/aborted",
-        "SELECT COUNT(*) AS n FROM uploads x WHERE {scope} AND x.state = 'aborted'",
-        true,
-    ),
-    stat(
-        "/uploads/expired",
-        "SELECT COUNT(*) AS n FROM uploads x WHERE {scope} AND x.state = 'expired'",
-        true,
-    ),
-    stat("/access_log", "SELECT COUNT(*) AS n FROM access_log x WHERE {scope}", true),
-    stat(
-        "/integrity/routes_without_bucket",
-        "SELECT COUNT(*) AS n FROM routes x WHERE {scope} \
-         AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)",
-        true,
-    ),
-    stat(
-        "/integrity/files_without_bucket",
-        "SELECT COUNT(*) AS n FROM files x WHERE {scope} \
-         AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)",
-        true,
-    ),
-    stat(
-        "/integrity/blobs_without_bucket",
-        "SELECT COUNT(*) AS n FROM blobs x WHERE {scope} \
-         AND NOT EXISTS (SELECT 1 FROM buckets b WHERE b.id = x.bucket_id)",
-        false,
-    ),
-    stat(
-        "/integrity/files_without_verified_blob",
-        "SELECT COUNT(*) AS n FROM files x WHERE {scope} AND NOT EXISTS \
-         (SELECT 1 FROM blobs y WHERE y.tenant = x.tenant AND y.sha256 = x.sha256 AND y.verified = 1)",
-        true,
-    ),
-];
-
-/// Files and blobs per registered bucket; `{files}` and `{blobs}` become a scoped count
-/// ([`bucket_count`]) or `NULL` where the reach may not count.
-pub(crate) const STATS_BUCKETS: &str = "SELECT b.id, b.name, b.provider, b.transport, b.active, \
-     {files} AS files, {blobs} AS blobs FROM buckets b ORDER BY b.created_at, b.id";
-
-/// The count of `table`'s rows in bucket `b` this reach sees, or `NULL`.
-pub(crate) fn bucket_count(table: &str, condition: Option<&str>) -> String {
-    condition.map_or_else(
-        || "NULL".to_owned(),
-        |c| format!("(SELECT COUNT(*) FROM {table} x WHERE x.bucket_id = b.id AND {c})"),
-    )
-}
-
-/// The statement of `GET /v1/stats`'s per-bucket counts for `reach`.
-pub(crate) fn stats_buckets_sql(reach: &Reach) -> String {
-    STATS_BUCKETS
-        .replace("{files}", &bucket_count("files", reach.condition(true)))
-        .replace("{blobs}", &bucket_count("blobs", reach.condition(false)))
-}
-
-/// Files and blobs per bucket, for `GET /v1/stats`.
-#[derive(Deserialize, serde::Serialize)]
-struct BucketCount {
-    id: String,
-    name: String,
-    provider: String,
-    transport: String,
-    active: u8,
-    files: Option<u64>,
-    blobs: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Count {
-    n: u64,
 }
 
 /// `GET /v1/stats`: counts and integrity checks (orphans must be 0). A tenant admin sees its
 /// tenant, one limited to some namespaces only those (tenant-wide counts are `null` for it);
 /// the bootstrap admin sees everything.
-pub(crate) async fn stats(app: &App, who: &Principal) -> ApiResult<Value> {
+pub(crate) async fn stats(app: &App, who: &Principal) -> ApiResult<Stats> {
     who.require(Op::Admin, None)?;
     let reach = Reach::of(who)?;
-    let args = reach.args();
-    let mut answer = json!({
-        "files": null,
-        "blobs": null,
-        "uploads": { "pending": null, "committed": null, "aborted": null, "expired": null },
-        "objects": null,
-        "access_log": null,
-        "buckets": [],
-        "integrity": {
-            "routes_without_bucket": null,
-            "files_without_bucket": null,
-            "blobs_without_bucket": null,
-            "files_without_verified_blob": null,
-        },
-    });
-    for count in STAT_COUNTS {
-        let Some(condition) = reach.condition(count.namespaced) else {
-            continue;
-        };
-        let row: Option<Count> = app
-            .first(&count.template.replace("{scope}", condition), &args)
-            .await?;
-        if let Some(slot) = answer.pointer_mut(count.pointer) {
-            *slot = json!(row.map_or(0, |c| c.n));
-        }
-    }
-    answer["buckets"] = json!(
-        app.all::<BucketCount>(&stats_buckets_sql(&reach), &args)
-            .await?
-    );
+    let mut stats = app.registry().stats(&reach).await?;
     // Stored objects are keyed by tenant, not namespace: counted only for a tenant-wide reach.
-    if reach.condition(false).is_some() {
-        answer["objects"] = json!(count_objects(app, reach.tenant()).await?);
+    if reach.tenant_wide() {
+        stats.objects = Some(count_objects(app, reach.tenant()).await?);
     }
-    Ok(answer)
+    Ok(stats)
 }
 
 /// The objects in the deployment's bucket under the tenant's key prefix (all of them for

@@ -8,11 +8,10 @@
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use crate::buckets::ROUTES_SQL;
-use crate::files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
-use crate::keys::{stats_buckets_sql, Reach, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
-use crate::log::LogQuery;
-use crate::registry::{DEDUP_SQL, SWEEP_SQL};
+use crate::registry::{
+    stats_buckets_sql, LogQuery, Reach, DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL,
+    LIVE_BY_SHA256_SQL, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS, SWEEP_SQL,
+};
 
 /// An empty registry built by every migration in `migrations/`, in order, as `wrangler d1
 /// migrations apply` does.

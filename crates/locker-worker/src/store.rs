@@ -7,16 +7,17 @@
 //! (`LOCKER_S3_{NAME}_ACCESS_KEY_ID`, `LOCKER_S3_{NAME}_SECRET_ACCESS_KEY`, NAME upper-cased with
 //! anything but A-Z and 0-9 as `_`), never in D1 and never in a log.
 
+use locker_core::api::Transport;
 use locker_core::request::EMPTY_SHA256;
 use locker_core::s3::{Presigned, PutSpec, S3Bucket};
 use locker_core::validate::SNIFF_LEN;
 use locker_core::Sha256Hex;
-use serde::{Deserialize, Serialize};
 use worker::crypto::{DigestStream, DigestStreamAlgorithm};
 use worker::{Bucket, Fetch, Headers, Method, Range, Request, RequestInit, Response, ResponseBody};
 
-use crate::app::{s, App};
+use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::registry::{BucketRow, Buckets};
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
@@ -30,34 +31,6 @@ extern "C" {
 
 /// How long the Worker's own presigned requests (HEAD, GET, DELETE) live.
 const OWN_REQUEST_TTL_S: u64 = 60;
-
-/// A `buckets` row.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub(crate) struct BucketRow {
-    pub id: String,
-    pub name: String,
-    pub provider: String,
-    pub transport: String,
-    pub binding: Option<String>,
-    pub account_id: String,
-    pub jurisdiction: String,
-    pub endpoint: Option<String>,
-    pub region: String,
-    pub path_style: u8,
-    pub active: u8,
-    pub created_at: u64,
-}
-
-pub(crate) const BUCKET_COLUMNS: &str = "id, name, provider, transport, binding, account_id, \
-    jurisdiction, endpoint, region, path_style, active, created_at";
-
-pub(crate) async fn bucket_row(app: &App, id: &str) -> ApiResult<Option<BucketRow>> {
-    app.first(
-        &format!("SELECT {BUCKET_COLUMNS} FROM buckets WHERE id = ?1"),
-        &[s(id)],
-    )
-    .await
-}
 
 pub(crate) use locker_core::s3::credential_secrets as secret_names;
 
@@ -93,14 +66,16 @@ impl Store {
         }
         // Rows name their bucket by foreign key, so this only happens in a registry edited by
         // hand; the bytes are then unreachable until the bucket is registered again.
-        let row = bucket_row(app, id)
+        let row = app
+            .registry()
+            .bucket(id)
             .await?
             .ok_or_else(|| misconfigured(format!("bucket {id} is not registered")))?;
         Self::from_row(app, &row)
     }
 
     pub(crate) fn from_row(app: &App, row: &BucketRow) -> ApiResult<Self> {
-        if row.transport != "s3" {
+        if row.transport == Transport::Worker {
             let binding = row.binding.as_deref().unwrap_or(crate::bindings::BLOBS);
             return Ok(Self::Binding(app.env.bucket(binding).map_err(|_| {
                 misconfigured(format!(
@@ -124,7 +99,7 @@ impl Store {
             endpoint,
             &row.name,
             &row.region,
-            row.path_style == 1,
+            row.path_style,
             &key,
             &secret,
         )

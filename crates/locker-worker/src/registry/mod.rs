@@ -21,10 +21,15 @@ pub(crate) use backups::{BackupRow, Backups, Page};
 
 pub(crate) use d1::D1Registry;
 #[cfg(test)]
-pub(crate) use d1::{DEDUP_SQL, SWEEP_SQL};
-pub(crate) use rows::{BlobRow, Committed, FileSpec, LogRecord, NewUpload, UploadRow};
+pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS};
+#[cfg(test)]
+pub(crate) use d1::{DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, SWEEP_SQL};
+pub(crate) use rows::{
+    BlobRow, BucketRow, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery, LogRecord,
+    NewKey, NewUpload, Reach, UploadRow,
+};
 
-use locker_core::api::UploadState;
+use locker_core::api::{LogEntry, Route, Stats, UploadState};
 
 use crate::error::ApiResult;
 
@@ -90,9 +95,95 @@ pub(crate) trait Files {
         path: &str,
     ) -> ApiResult<Option<String>>;
 
+    /// The tenant's file at `namespace/path`.
+    async fn file(&self, tenant: &str, namespace: &str, path: &str) -> ApiResult<Option<FileRow>>;
+
+    /// One page of files, ordered by path.
+    async fn list_files(&self, page: &FilePage<'_>) -> ApiResult<Vec<FileRow>>;
+
+    /// Some file of the tenant with these bytes; one other than `other_than` if there is.
+    async fn file_with_sha256(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        other_than: Option<(&str, &str)>,
+    ) -> ApiResult<Option<FileRow>>;
+
+    /// Deletes the file at `namespace/path` if it still points at `sha256`, with the log row
+    /// (written either way). `false`: it changed or went meanwhile.
+    async fn delete_file(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        path: &str,
+        sha256: &str,
+        log: &LogRecord,
+    ) -> ApiResult<bool>;
+
     /// Points the path at the tenant's verified blob with the spec's bytes (a dedup), with the
     /// log row. `false`: no such blob (released meanwhile), nothing was written.
     async fn link_file(&self, spec: &FileSpec, log: &LogRecord) -> ApiResult<bool>;
+}
+
+/// API keys.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Keys {
+    /// The key `id`, revoked or not.
+    async fn key(&self, id: &str) -> ApiResult<Option<KeyRow>>;
+
+    /// The key `id` if not revoked, and of `tenant` when given.
+    async fn active_key(&self, id: &str, tenant: Option<&str>) -> ApiResult<Option<KeyRow>>;
+
+    /// Stores a new key, with the log row.
+    async fn create_key(&self, key: &NewKey<'_>, log: &LogRecord) -> ApiResult<()>;
+
+    /// Revokes the key `id` if active (and of `tenant` when given). `false`: it was not.
+    async fn revoke_key(&self, id: &str, tenant: Option<&str>) -> ApiResult<bool>;
+}
+
+/// Buckets and the routes that send a tenant's namespaces to them.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Buckets {
+    /// The bucket `id`.
+    async fn bucket(&self, id: &str) -> ApiResult<Option<BucketRow>>;
+
+    /// How many buckets are registered.
+    async fn bucket_count(&self) -> ApiResult<u64>;
+
+    /// Every registered bucket, oldest first.
+    async fn buckets(&self) -> ApiResult<Vec<BucketRow>>;
+
+    /// The id of a bucket with `row`'s provider, account, jurisdiction and name, if any.
+    async fn bucket_named(&self, row: &BucketRow) -> ApiResult<Option<String>>;
+
+    /// Registers `row`, with the log row.
+    async fn register_bucket(&self, row: &BucketRow, log: &LogRecord) -> ApiResult<()>;
+
+    /// Activates or deactivates the bucket `id`, with the log row.
+    async fn set_bucket_active(&self, id: &str, active: bool, log: &LogRecord) -> ApiResult<()>;
+
+    /// Routes the tenant's `namespace` (`*`: every one without its own route) to `bucket_id`
+    /// (registering the default bucket first), with the log row.
+    async fn set_route(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        bucket_id: &str,
+        log: &LogRecord,
+    ) -> ApiResult<()>;
+
+    /// The routes `reach` sees, by namespace.
+    async fn routes(&self, reach: &Reach) -> ApiResult<Vec<Route>>;
+
+    /// The bucket the tenant's `namespace` is routed to (its own route, else `*`), if any.
+    async fn route(&self, tenant: &str, namespace: &str) -> ApiResult<Option<String>>;
+}
+
+/// The counts of `GET /v1/stats`.
+#[allow(async_fn_in_trait)]
+pub(crate) trait StatsSource {
+    /// What `reach` may count; `objects` (in storage, not the registry) is left `None`.
+    async fn stats(&self, reach: &Reach) -> ApiResult<Stats>;
 }
 
 /// The access log.
@@ -100,9 +191,15 @@ pub(crate) trait Files {
 pub(crate) trait AccessLog {
     /// Appends one row.
     async fn append(&self, log: &LogRecord) -> ApiResult<()>;
+
+    /// One page of rows, newest first.
+    async fn log_page(&self, query: &LogQuery) -> ApiResult<Vec<LogEntry>>;
 }
 
 /// Everything the handlers use.
-pub(crate) trait Registry: Uploads + Blobs + Files + AccessLog {}
+pub(crate) trait Registry:
+    Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog
+{
+}
 
-impl<T: Uploads + Blobs + Files + AccessLog> Registry for T {}
+impl<T: Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog> Registry for T {}

@@ -1,6 +1,7 @@
 //! The typed rows the registry reads and the values it writes.
 
-use locker_core::api::{Operation, UploadState};
+use locker_core::api::{Operation, Provider, Transport, UploadState};
+use locker_core::scope::Scopes;
 use locker_core::{LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
 use serde::Deserialize;
 
@@ -39,6 +40,30 @@ pub(crate) struct BlobRow {
     pub bucket_id: String,
     /// Where the bytes are in their bucket.
     pub key: String,
+}
+
+/// A file as stored.
+#[derive(Deserialize, Clone, Debug)]
+pub(crate) struct FileRow {
+    pub namespace: String,
+    pub path: String,
+    pub sha256: String,
+    pub bucket_id: String,
+    pub size: u64,
+    pub content_type: String,
+    pub filename: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// One page of a namespace's files whose path starts with `prefix`, after `cursor`.
+pub(crate) struct FilePage<'a> {
+    pub tenant: &'a str,
+    pub namespace: &'a str,
+    pub prefix: &'a str,
+    /// The last path of the page before; empty for the first.
+    pub cursor: &'a str,
+    pub limit: u64,
 }
 
 /// What a file row will hold, validated.
@@ -87,4 +112,101 @@ pub(crate) struct LogRecord {
     pub error: Option<String>,
     pub bytes: u64,
     pub ts: u64,
+}
+
+/// An API key as stored, its scopes parsed.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyRow {
+    pub tenant: String,
+    pub scopes: Scopes,
+    /// `hex(sha256(secret))`.
+    pub secret_hash: String,
+    pub revoked: bool,
+    /// Unix milliseconds; `None`: the key never expires.
+    pub expires_at: Option<u64>,
+}
+
+impl KeyRow {
+    pub(crate) fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// A new API key.
+pub(crate) struct NewKey<'a> {
+    pub id: &'a str,
+    pub tenant: &'a str,
+    pub scopes: &'a Scopes,
+    pub secret_hash: &'a str,
+    pub label: Option<&'a str>,
+    /// Unix milliseconds.
+    pub expires_at: Option<u64>,
+}
+
+/// The filters of one page of `GET /v1/logs`, and whose rows the caller may see.
+#[derive(Debug, Default)]
+pub(crate) struct LogQuery {
+    /// `None`: every tenant's rows (the bootstrap admin only).
+    pub tenant: Option<String>,
+    /// `Some`: only rows of these namespaces, a JSON array (an admin key limited to some
+    /// namespaces; rows without a namespace are tenant-wide and stay hidden from it).
+    pub namespaces: Option<String>,
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+    pub operation: Option<String>,
+    pub bucket_id: Option<String>,
+    pub cursor: Option<u64>,
+    pub limit: u64,
+}
+
+/// A registered bucket.
+#[derive(Clone, Debug)]
+pub(crate) struct BucketRow {
+    pub id: String,
+    pub name: String,
+    pub provider: Provider,
+    pub transport: Transport,
+    /// The R2 binding, for the `worker` transport.
+    pub binding: Option<String>,
+    pub account_id: String,
+    pub jurisdiction: String,
+    /// The S3 endpoint, for the `s3` transport.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    pub active: bool,
+    pub created_at: u64,
+}
+
+/// Whose rows an admin sees: the bootstrap admin every tenant's, an admin key for all
+/// namespaces (`*`) its tenant's, and one limited to some namespaces only the rows of those.
+/// Tenant-wide facts that belong to no namespace (blobs, stored objects, rows without a
+/// namespace) are for the first two only.
+pub(crate) enum Reach {
+    Everything,
+    Tenant(String),
+    /// The tenant, and the key's namespaces as a JSON array (bound as one parameter and read
+    /// with `json_each`, so any number of namespaces is one statement).
+    Namespaces(String, String),
+}
+
+impl Reach {
+    pub(crate) fn tenant(&self) -> Option<&str> {
+        match self {
+            Reach::Everything => None,
+            Reach::Tenant(t) | Reach::Namespaces(t, _) => Some(t),
+        }
+    }
+
+    pub(crate) fn namespaces(&self) -> Option<&str> {
+        match self {
+            Reach::Namespaces(_, ns) => Some(ns),
+            _ => None,
+        }
+    }
+
+    /// Whether this reach may count tenant-wide facts (rows without a namespace).
+    pub(crate) fn tenant_wide(&self) -> bool {
+        !matches!(self, Reach::Namespaces(..))
+    }
 }

@@ -1,5 +1,6 @@
 //! `files`: a tenant's paths and the blob each points at.
 
+use locker_core::prefix::upper_bound;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
@@ -7,7 +8,49 @@ use worker::D1PreparedStatement;
 use super::log::LOG_ARGS;
 use super::{changed, n, s, D1Registry};
 use crate::error::ApiResult;
-use crate::registry::{FileSpec, Files, LogRecord};
+use crate::registry::{FilePage, FileRow, FileSpec, Files, LogRecord};
+
+/// The columns of [`FileRow`], as a literal so that statements can be `concat!`ed constants
+/// (the query-plan test runs those very strings).
+macro_rules! file_columns {
+    () => {
+        "namespace, path, sha256, bucket_id, size, content_type, filename, created_at, updated_at"
+    };
+}
+
+/// One page of a namespace's files whose path starts with a prefix, after a cursor: `?3` is
+/// the prefix and `?4` its [`upper_bound`], a range on `path` that the primary key (tenant,
+/// namespace, path) serves directly, stopping where the prefix ends.
+pub(crate) const LIST_PREFIX_SQL: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM files WHERE tenant = ?1 AND namespace = ?2 AND path >= ?3 AND path < ?4 \
+     AND path > ?5 ORDER BY path LIMIT ?6"
+);
+
+/// [`LIST_PREFIX_SQL`] for a prefix without an upper bound (empty, or only U+10FFFF).
+pub(crate) const LIST_OPEN_SQL: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM files WHERE tenant = ?1 AND namespace = ?2 AND path >= ?3 \
+     AND path > ?4 ORDER BY path LIMIT ?5"
+);
+
+/// Any live file of a tenant with these bytes (`?2` the SHA-256): the signed download URL is
+/// good only while one exists. Served by `files_blob` (tenant, sha256).
+pub(crate) const LIVE_BY_SHA256_SQL: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM files WHERE tenant = ?1 AND sha256 = ?2 LIMIT 1"
+);
+
+/// [`LIVE_BY_SHA256_SQL`], a file other than `?3/?4` first.
+const OTHER_BY_SHA256_SQL: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM files WHERE tenant = ?1 AND sha256 = ?2 \
+     ORDER BY (namespace = ?3 AND path = ?4) LIMIT 1"
+);
 
 #[derive(Deserialize)]
 struct ShaRow {
@@ -68,6 +111,73 @@ impl Files for D1Registry {
             )
             .await?;
         Ok(row.map(|r| r.sha256))
+    }
+
+    async fn file(&self, tenant: &str, namespace: &str, path: &str) -> ApiResult<Option<FileRow>> {
+        self.first(
+            "files",
+            concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3"
+            ),
+            &[s(tenant), s(namespace), s(path)],
+        )
+        .await
+    }
+
+    async fn list_files(&self, page: &FilePage<'_>) -> ApiResult<Vec<FileRow>> {
+        let (tenant, ns) = (s(page.tenant), s(page.namespace));
+        let (prefix, cursor, limit) = (s(page.prefix), s(page.cursor), n(page.limit));
+        match upper_bound(page.prefix) {
+            Some(upper) => {
+                let args = [tenant, ns, prefix, s(&upper), cursor, limit];
+                self.all("files", LIST_PREFIX_SQL, &args).await
+            }
+            None => {
+                let args = [tenant, ns, prefix, cursor, limit];
+                self.all("files", LIST_OPEN_SQL, &args).await
+            }
+        }
+    }
+
+    async fn file_with_sha256(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        other_than: Option<(&str, &str)>,
+    ) -> ApiResult<Option<FileRow>> {
+        match other_than {
+            None => {
+                self.first("files", LIVE_BY_SHA256_SQL, &[s(tenant), s(sha256)])
+                    .await
+            }
+            Some((ns, path)) => {
+                let args = [s(tenant), s(sha256), s(ns), s(path)];
+                self.first("files", OTHER_BY_SHA256_SQL, &args).await
+            }
+        }
+    }
+
+    async fn delete_file(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        path: &str,
+        sha256: &str,
+        log: &LogRecord,
+    ) -> ApiResult<bool> {
+        let changes = self
+            .batch(vec![
+                self.stmt(
+                    "DELETE FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3 \
+                     AND sha256 = ?4",
+                    &[s(tenant), s(namespace), s(path), s(sha256)],
+                )?,
+                self.log_statement(log, "", &[])?,
+            ])
+            .await?;
+        Ok(changed(&changes, 0))
     }
 
     async fn link_file(&self, spec: &FileSpec, log: &LogRecord) -> ApiResult<bool> {

@@ -3,9 +3,11 @@
 use wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
 
+use locker_core::api::LogEntry;
+
 use super::{n, opt, s, D1Registry};
 use crate::error::ApiResult;
-use crate::registry::{AccessLog, LogRecord};
+use crate::registry::{AccessLog, LogQuery, LogRecord};
 
 /// Parameters of the row's INSERT; a condition numbers its own from `LOG_ARGS + 1`.
 pub(super) const LOG_ARGS: usize = 12;
@@ -51,5 +53,71 @@ impl AccessLog for D1Registry {
     async fn append(&self, log: &LogRecord) -> ApiResult<()> {
         self.log_statement(log, "", &[])?.run().await?;
         Ok(())
+    }
+
+    async fn log_page(&self, query: &LogQuery) -> ApiResult<Vec<LogEntry>> {
+        let (sql, params) = query.statement();
+        let args: Vec<JsValue> = params.iter().map(Param::js).collect();
+        self.all("access_log", &sql, &args).await
+    }
+}
+
+/// A value bound to a statement, kept typed (not yet a `JsValue`) so that the query-plan test
+/// binds the same statement to SQLite on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Text(String),
+    Int(u64),
+}
+
+impl Param {
+    fn js(&self) -> JsValue {
+        match self {
+            Param::Text(v) => s(v),
+            Param::Int(v) => n(*v),
+        }
+    }
+}
+
+impl LogQuery {
+    /// The statement and its parameters, numbered in order. Newest first by `id`: the
+    /// indexes (tenant, id) and (tenant, namespace, id) serve a tenant's page without a sort.
+    pub(crate) fn statement(&self) -> (String, Vec<Param>) {
+        let mut sql = String::from(
+            "SELECT id, tenant, bucket_id, operation, sha256, namespace, path, server, key_id, \
+             success, error, bytes, ts FROM access_log WHERE 1 = 1",
+        );
+        let mut args: Vec<Param> = Vec::new();
+        let mut bind = |clause: &str, v: Param| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        let text = |v: &str| Param::Text(v.to_owned());
+        if let Some(t) = &self.tenant {
+            bind(" AND tenant = ?", text(t));
+        }
+        if let Some(ns) = &self.namespaces {
+            bind(
+                " AND namespace IN (SELECT value FROM json_each(?))",
+                text(ns),
+            );
+        }
+        if let Some(v) = self.since {
+            bind(" AND ts >= ?", Param::Int(v));
+        }
+        if let Some(v) = self.until {
+            bind(" AND ts < ?", Param::Int(v));
+        }
+        if let Some(v) = &self.operation {
+            bind(" AND operation = ?", text(v));
+        }
+        if let Some(v) = &self.bucket_id {
+            bind(" AND bucket_id = ?", text(v));
+        }
+        if let Some(v) = self.cursor {
+            bind(" AND id < ?", Param::Int(v));
+        }
+        bind(" ORDER BY id DESC LIMIT ?", Param::Int(self.limit));
+        (sql, args)
     }
 }

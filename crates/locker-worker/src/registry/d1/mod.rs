@@ -2,12 +2,21 @@
 
 mod backup;
 mod blobs;
+mod buckets;
 mod files;
+mod keys;
 mod log;
+mod stats;
 mod uploads;
 
 #[cfg(test)]
 pub(crate) use blobs::DEDUP_SQL;
+#[cfg(test)]
+pub(crate) use buckets::ROUTES_SQL;
+#[cfg(test)]
+pub(crate) use files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
+#[cfg(test)]
+pub(crate) use stats::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
 #[cfg(test)]
 pub(crate) use uploads::SWEEP_SQL;
 

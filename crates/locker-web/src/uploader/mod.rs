@@ -1,0 +1,172 @@
+//! `Uploader`: hash in a Web Worker, ask the Worker, skip the transfer on a dedup hit, otherwise
+//! send the bytes to the signed URL and complete. Retries what is worth retrying, and runs
+//! several files at once with hashing of the next overlapping the upload of the current one.
+//!
+//! This module is the JavaScript class; [`options`] reads its options, [`credential`] holds the
+//! token, [`pipeline`] takes one file through its steps, [`events`] tells the page about it, and
+//! [`types`] declares all of it for TypeScript.
+
+mod credential;
+mod events;
+mod options;
+mod pipeline;
+mod types;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use locker_core::upload_state::Upload;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::future_to_promise;
+use web_sys::{AbortSignal, Blob, EventTarget, File};
+
+use crate::error::LockerError;
+use crate::js::{get, get_string};
+use crate::slots::Slots;
+use events::{EventsFor, Tracked};
+use options::{content_type_of, Concurrency, Options};
+use pipeline::Job;
+
+struct Inner {
+    options: Options,
+    events: EventTarget,
+    hash_slots: Rc<Slots>,
+    upload_slots: Rc<Slots>,
+    uploads: Uploads,
+}
+
+/// Uploads by id: running ones (an id in use is refused), and those that ended failed or
+/// cancelled (the same id again restarts them from there). Stored ones are forgotten.
+type Uploads = Rc<RefCell<BTreeMap<String, Upload>>>;
+
+thread_local! {
+    /// Ids handed out when the caller gives none: unique on the page, across Uploaders.
+    static NEXT_ID: Cell<u32> = const { Cell::new(1) };
+}
+
+/// Uploads files to a locker Worker. See the TypeScript types for the options and events.
+#[wasm_bindgen]
+pub struct Uploader {
+    inner: Rc<Inner>,
+}
+
+impl Inner {
+    /// The job of one `upload()` call, its upload registered under its id (restarted if that
+    /// id failed or was cancelled before); refused while an upload with that id is running.
+    fn job(&self, file: Blob, options: &JsValue) -> Result<Job, LockerError> {
+        let name = file
+            .dyn_ref::<File>()
+            .map(File::name)
+            .or_else(|| get_string(options, "filename"))
+            .unwrap_or_else(|| "blob".into());
+        let id = get_string(options, "id").unwrap_or_else(|| {
+            let n = NEXT_ID.with(|n| n.replace(n.get().wrapping_add(1)));
+            ["upload-", &n.to_string()].concat()
+        });
+        let before = self.uploads.borrow().get(&id).cloned();
+        if before.as_ref().is_some_and(|b| !b.phase.is_final()) {
+            return Err(LockerError::invalid(
+                ["an upload with the id ", &id, " is running"].concat(),
+            ));
+        }
+        let events = EventsFor {
+            target: self.events.clone(),
+            file: file.clone(),
+            id,
+        };
+        // A Blob's size is a whole number of bytes.
+        let size = file.size() as u64;
+        let tracked = Rc::new(Tracked::new(
+            events,
+            self.options.retry,
+            size,
+            self.uploads.clone(),
+        ));
+        tracked.begin(before);
+        Ok(Job {
+            content_type: content_type_of(&file),
+            file,
+            name,
+            path: get_string(options, "path"),
+            signal: get(options, "signal").dyn_into::<AbortSignal>().ok(),
+            tracked,
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl Uploader {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "UploaderOptions")] options: JsValue,
+    ) -> Result<Uploader, JsValue> {
+        let parsed = Options::parse(&options)?;
+        let concurrency = Concurrency::parse(&options)?;
+        let events = EventTarget::new()
+            .map_err(|e| LockerError::from_js("could not create the event target", e))?;
+        Ok(Uploader {
+            inner: Rc::new(Inner {
+                options: parsed,
+                events,
+                hash_slots: Slots::new(concurrency.hashes),
+                upload_slots: Slots::new(concurrency.uploads),
+                uploads: Uploads::default(),
+            }),
+        })
+    }
+
+    /// Hashes and uploads one file (or Blob). Resolves to an `UploadResult`; rejects with a
+    /// `LockerError` (`code`, `status`, `retryable`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<UploadResult>")]
+    pub fn upload(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Blob | File")] file: Blob,
+        #[wasm_bindgen(unchecked_optional_param_type = "UploadOptions")] options: Option<
+            js_sys::Object,
+        >,
+    ) -> Promise {
+        let options = JsValue::from(options.unwrap_or_default());
+        let inner = self.inner.clone();
+        let job = match inner.job(file, &options) {
+            Ok(job) => job,
+            Err(e) => return Promise::reject(&e.into()),
+        };
+        future_to_promise(async move {
+            match inner.run(&job).await {
+                Ok(result) => Ok(result),
+                Err(e) => Err(inner.finish_failed(&job, e).await),
+            }
+        })
+    }
+
+    #[wasm_bindgen(js_name = addEventListener)]
+    pub fn add_event_listener(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "keyof UploaderEventMap")] kind: &str,
+        #[wasm_bindgen(
+            unchecked_param_type = "(event: UploaderEventMap[keyof UploaderEventMap]) => void"
+        )]
+        listener: &Function,
+    ) -> Result<(), JsValue> {
+        self.inner
+            .events
+            .add_event_listener_with_callback(kind, listener)
+    }
+
+    #[wasm_bindgen(js_name = removeEventListener)]
+    pub fn remove_event_listener(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "keyof UploaderEventMap")] kind: &str,
+        #[wasm_bindgen(
+            unchecked_param_type = "(event: UploaderEventMap[keyof UploaderEventMap]) => void"
+        )]
+        listener: &Function,
+    ) -> Result<(), JsValue> {
+        self.inner
+            .events
+            .remove_event_listener_with_callback(kind, listener)
+    }
+}
