@@ -139,7 +139,7 @@ pub(crate) struct Ran {
 /// `LOCKER_BACKUP_PAGES_PER_RUN` pages; writes the manifest when every table is read; then
 /// applies retention. `None`: nothing to continue and `start` was not asked.
 pub(crate) async fn run(app: &App, start: bool) -> ApiResult<Option<Ran>> {
-    let registry = app.d1();
+    let registry = app.registry();
     let mut started = false;
     let row = match registry.running_backup().await? {
         Some(row) => row,
@@ -250,7 +250,7 @@ pub(crate) async fn run(app: &App, start: bool) -> ApiResult<Option<Ran>> {
 /// Deletes the complete backups retention does not keep: the manifest first (so a half-deleted
 /// backup is never taken for a complete one), then the parts, then the row.
 async fn retention(app: &App) -> ApiResult<()> {
-    let registry = app.d1();
+    let registry = app.registry();
     let rows = registry.complete_backups().await?;
     let listed: Vec<(String, u64)> = rows.iter().map(|r| (r.id.clone(), r.started_at)).collect();
     let gone = backup::to_delete(
@@ -326,7 +326,7 @@ fn summary(row: &BackupRow) -> ApiResult<Value> {
 /// `GET /v1/backups`: the backup being written, if any, and the complete ones, newest first.
 pub(crate) async fn list(app: &App, who: &Principal) -> ApiResult<Value> {
     require_bootstrap(who)?;
-    let registry = app.d1();
+    let registry = app.registry();
     let mut backups = Vec::new();
     if let Some(row) = registry.running_backup().await? {
         backups.push(summary(&row)?);
@@ -352,7 +352,7 @@ pub(crate) async fn start(
     log.path = Some(ran.id.clone());
     log.bytes = ran.bytes;
     let row = app
-        .d1()
+        .registry()
         .backup(&ran.id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorKind::Changed, "the backup was removed meanwhile"))?;
@@ -415,7 +415,7 @@ async fn backup_row(app: &App, id: &str) -> ApiResult<BackupRow> {
     if !backup::valid_id(id) {
         return Err(ApiError::not_found("no such backup"));
     }
-    app.d1()
+    app.registry()
         .backup(id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such backup"))

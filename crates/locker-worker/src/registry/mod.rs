@@ -198,8 +198,11 @@ pub(crate) trait AccessLog {
 
 /// Everything the handlers use.
 pub(crate) trait Registry:
-    Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog
+    Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog + Backups
 {
 }
 
-impl<T: Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog> Registry for T {}
+impl<T: Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog + Backups> Registry
+    for T
+{
+}
