@@ -14,6 +14,7 @@ pub mod health;
 pub mod key;
 pub mod prefix;
 pub mod range;
+pub mod reconcile;
 pub mod refs;
 pub mod request;
 pub mod s3;

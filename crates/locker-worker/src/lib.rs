@@ -15,6 +15,7 @@ mod keys;
 mod log;
 #[cfg(test)]
 mod query_plans;
+mod reconcile;
 mod registry;
 mod routes;
 mod store;
@@ -63,7 +64,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 /// The cron triggers (wrangler.toml `[triggers]`): every run ends reservations nobody
-/// completed and continues an unfinished backup; the backup trigger (`LOCKER_BACKUP_CRON`)
+/// completed, reconciles storage with the registry, and continues an unfinished backup; the backup trigger (`LOCKER_BACKUP_CRON`)
 /// starts a backup.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -78,6 +79,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Ok(n) => worker::console_log!("sweep: {n} reservation(s) expired"),
         Err(e) => worker::console_error!("sweep failed: {}", e.message),
     }
+    reconcile::run(&app).await;
     if let Err(e) = backups::scheduled(&app, &event.cron()).await {
         worker::console_error!("backup failed: {}", e.message);
     }

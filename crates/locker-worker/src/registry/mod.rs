@@ -15,9 +15,11 @@
 
 mod backups;
 mod d1;
+mod reconcile;
 mod rows;
 
 pub(crate) use backups::{BackupRow, Backups, Page};
+pub(crate) use reconcile::{CheckedBlob, PendingDelete, Reconcile};
 
 pub(crate) use d1::D1Registry;
 #[cfg(test)]
@@ -198,11 +200,12 @@ pub(crate) trait AccessLog {
 
 /// Everything the handlers use.
 pub(crate) trait Registry:
-    Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog + Backups
+    Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog + Backups + Reconcile
 {
 }
 
-impl<T: Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog + Backups> Registry
-    for T
+impl<
+        T: Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog + Backups + Reconcile,
+    > Registry for T
 {
 }

@@ -85,6 +85,9 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         // Small backup pages, few per run: the backup tests see a backup span several runs.
         ("LOCKER_BACKUP_PAGE_ROWS", "50"),
         ("LOCKER_BACKUP_PAGES_PER_RUN", "8"),
+        // The reconciler: orphans older than 10 s go, and one run looks at every object.
+        ("LOCKER_ORPHAN_GRACE_S", "10"),
+        ("LOCKER_RECONCILE_BATCH", "1000"),
     ];
     let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {
         step("node --test tests/**/*.test.mjs")?;
