@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
 import { BASE } from "./support/env.mjs";
 import {
@@ -292,4 +293,43 @@ test("the backup cron starts a backup; the other runs continue it until it is co
   assert.equal(now.state, "complete");
   const rows = await logs(ADMIN_KEY, "&operation=backup");
   assert.ok(rows.some((r) => r.path === now.id && r.tenant === null && r.success === 1));
+});
+
+test("access-log rows older than the retention leave D1, only once a backup holds them", async () => {
+  const { key } = await createKey(tenantName("logage"));
+  const list = () => api("GET", "/v1/files?namespace=corp", { key });
+  for (let i = 0; i < 3; i += 1) assert.equal((await list()).status, 200);
+  const old = (await logs(key)).map((r) => r.id);
+  // Older than LOCKER_LOG_RETENTION_S (20 s in the e2e run), but in no backup yet: they stay.
+  await sleep(21_000);
+  await fetch(`${BASE}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
+  const stillThere = (await logs(key)).map((r) => r.id);
+  assert.ok(
+    old.every((id) => stillThere.includes(id)),
+    "no row leaves D1 before a backup holds it",
+  );
+  const afterSleep = Date.now();
+  await list(); // young, and in the backup below: stays
+  const young = (await logs(key)).filter((r) => r.ts >= afterSleep).map((r) => r.id);
+  assert.ok(young.length >= 1);
+  const { backup } = await backupNow();
+  await list(); // after the backup: stays
+  await fetch(`${BASE}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
+
+  const left = (await logs(key)).map((r) => r.id);
+  assert.deepEqual(
+    old.filter((id) => left.includes(id)),
+    [],
+    "the old rows are gone",
+  );
+  assert.ok(
+    young.filter((id) => !old.includes(id)).every((id) => left.includes(id)),
+    "young rows stay",
+  );
+  const { dir, manifest } = await download(backup.id);
+  const held = rowsOf(dir, manifest).access_log.map((r) => r.id);
+  assert.ok(
+    old.every((id) => held.includes(id)),
+    "every row that left D1 is in the backup",
+  );
 });

@@ -38,6 +38,9 @@ pub(crate) mod vars {
     pub(crate) const KEEP_DAILY: (&str, u64) = ("LOCKER_BACKUP_KEEP_DAILY", 7);
     /// Newest backups of this many weeks are kept.
     pub(crate) const KEEP_WEEKLY: (&str, u64) = ("LOCKER_BACKUP_KEEP_WEEKLY", 4);
+    /// Access-log rows older than this many seconds leave D1 once a backup holds them
+    /// (default 90 days).
+    pub(crate) const LOG_RETENTION_S: (&str, u64) = ("LOCKER_LOG_RETENTION_S", 90 * 86_400);
     /// The cron trigger (wrangler.toml `[triggers]`) that starts a backup.
     pub(crate) const CRON: &str = "LOCKER_BACKUP_CRON";
     pub(crate) const CRON_DEFAULT: &str = "17 3 * * *";
@@ -273,11 +276,36 @@ async fn retention(app: &App) -> ApiResult<()> {
     Ok(())
 }
 
+/// Access-log rows deleted per scheduled run at most (one D1 statement).
+const PRUNE_BATCH: u64 = 5000;
+
+/// Access-log retention: rows older than `LOCKER_LOG_RETENTION_S` leave D1, but only rows the
+/// newest complete backup holds (ids up to its high-water mark), so no row is lost that is not
+/// in a backup. Bounded per run; the next run goes on.
+async fn prune_access_log(app: &App) -> ApiResult<u64> {
+    let registry = app.registry();
+    let Some(newest) = registry.complete_backups().await?.into_iter().next() else {
+        return Ok(0);
+    };
+    let high_water = parse_manifest(&newest)?.access_log_high_water;
+    let age_ms = setting(app, vars::LOG_RETENTION_S).saturating_mul(1000);
+    registry
+        .prune_access_log(high_water, app.now_ms.saturating_sub(age_ms), PRUNE_BATCH)
+        .await
+}
+
 /// The scheduled part: the backup cron starts a backup (or continues one); every other run
-/// continues one that is unfinished. One access-log row for each run that did something.
+/// continues one that is unfinished; then access-log retention. One access-log row for each
+/// run that did something.
 pub(crate) async fn scheduled(app: &App, cron: &str) -> ApiResult<()> {
     let start = is_backup_cron(app, cron);
-    let Some(ran) = run(app, start).await? else {
+    let ran = run(app, start).await?;
+    match prune_access_log(app).await {
+        Ok(0) => {}
+        Ok(n) => worker::console_log!("access log: {n} row(s) older than retention removed"),
+        Err(e) => worker::console_error!("access-log retention failed: {}", e.message),
+    }
+    let Some(ran) = ran else {
         return Ok(());
     };
     worker::console_log!(

@@ -66,6 +66,10 @@ pub(crate) trait Backups {
     /// Removes a backup's row (retention, after its objects are deleted).
     async fn forget_backup(&self, id: &str) -> ApiResult<()>;
 
+    /// Deletes up to `limit` access-log rows with id at most `up_to` (rows a complete backup
+    /// holds) and older than `before_ms`; returns how many went.
+    async fn prune_access_log(&self, up_to: u64, before_ms: u64, limit: u64) -> ApiResult<u64>;
+
     /// Up to `limit` rows of `table` after rowid `after`; for `access_log` only up to
     /// `high_water`.
     async fn page(&self, table: &str, after: u64, limit: u64, high_water: u64) -> ApiResult<Page>;

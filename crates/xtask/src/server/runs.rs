@@ -85,6 +85,8 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         // Small backup pages, few per run: the backup tests see a backup span several runs.
         ("LOCKER_BACKUP_PAGE_ROWS", "50"),
         ("LOCKER_BACKUP_PAGES_PER_RUN", "8"),
+        // Access-log rows older than 20 s leave D1 once a backup holds them.
+        ("LOCKER_LOG_RETENTION_S", "20"),
         // The reconciler: orphans older than 10 s go, and one run looks at every object.
         ("LOCKER_ORPHAN_GRACE_S", "10"),
         ("LOCKER_RECONCILE_BATCH", "1000"),

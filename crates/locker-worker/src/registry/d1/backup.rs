@@ -150,6 +150,17 @@ impl Backups for D1Registry {
         Ok(())
     }
 
+    async fn prune_access_log(&self, up_to: u64, before_ms: u64, limit: u64) -> ApiResult<u64> {
+        let changes = self
+            .batch(vec![self.stmt(
+                "DELETE FROM access_log WHERE id IN (SELECT id FROM access_log \
+                 WHERE id <= ?1 AND ts < ?2 ORDER BY id LIMIT ?3)",
+                &[n(up_to), n(before_ms), n(limit)],
+            )?])
+            .await?;
+        Ok(changes.first().copied().unwrap_or(0) as u64)
+    }
+
     async fn page(&self, table: &str, after: u64, limit: u64, high_water: u64) -> ApiResult<Page> {
         let table = table_sql(table)?;
         // The access log is backed up to the row that was last when the backup started.
