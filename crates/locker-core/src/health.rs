@@ -13,11 +13,32 @@ pub struct Check {
     pub ms: u64,
 }
 
+/// The overall verdict of a health check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Every check passed (HTTP 200).
+    Ok,
+    /// At least one check failed (HTTP 503).
+    Degraded,
+}
+
+impl HealthStatus {
+    /// The HTTP status the answer carries.
+    #[must_use]
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::Ok => 200,
+            Self::Degraded => 503,
+        }
+    }
+}
+
 /// `GET /healthz`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
-    /// `"ok"` when every check passed, `"degraded"` otherwise.
-    pub status: String,
+    /// `ok` when every check passed, `degraded` otherwise.
+    pub status: HealthStatus,
     /// The Worker's version (its crate version).
     pub version: String,
     /// Which server answered (the colo, or the configured name).
@@ -31,9 +52,13 @@ pub struct Health {
 impl Health {
     /// Builds the answer; `status` follows from the checks.
     pub fn new(version: &str, server: &str, d1: Check, r2: Check) -> Self {
-        let status = if d1.ok && r2.ok { "ok" } else { "degraded" };
+        let status = if d1.ok && r2.ok {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Degraded
+        };
         Self {
-            status: status.to_owned(),
+            status,
             version: version.to_owned(),
             server: server.to_owned(),
             d1,
@@ -56,14 +81,17 @@ mod tests {
 
     #[test]
     fn status_follows_checks() {
-        assert_eq!(Health::new("1", "s", check(true), check(true)).status, "ok");
+        assert_eq!(
+            Health::new("1", "s", check(true), check(true)).status,
+            HealthStatus::Ok
+        );
         assert_eq!(
             Health::new("1", "s", check(false), check(true)).status,
-            "degraded"
+            HealthStatus::Degraded
         );
         assert_eq!(
             Health::new("1", "s", check(true), check(false)).status,
-            "degraded"
+            HealthStatus::Degraded
         );
     }
 }

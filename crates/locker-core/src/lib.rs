@@ -28,7 +28,7 @@ pub mod validate;
 pub use bucket::{BucketId, BucketIdentity};
 pub use credential::{Credential, CredentialError};
 pub use hash::{HashError, Sha256Hex};
-pub use health::{Check, Health};
+pub use health::{Check, Health, HealthStatus};
 pub use key::{ObjectKey, Tenant, TenantError};
 pub use range::{ByteRange, RangeError};
 pub use refs::{LockerRef, LogicalPath, Namespace, RefError};

@@ -13,7 +13,7 @@ pub(crate) async fn handle(req: &Request, env: &Env) -> Result<Response> {
         d1_check(env).await,
         r2_check(env).await,
     );
-    let status = if health.status == "ok" { 200 } else { 503 };
+    let status = health.status.http_status();
     let mut response = Response::from_json(&health)?.with_status(status);
     // A cached health answer would hide an outage.
     response.headers_mut().set("cache-control", "no-store")?;

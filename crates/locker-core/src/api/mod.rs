@@ -53,7 +53,7 @@ pub use uploads::{
 };
 
 /// `GET /healthz` (200 or 503); defined in [`crate::health`], part of the wire format all the same.
-pub use crate::health::{Check, Health};
+pub use crate::health::{Check, Health, HealthStatus};
 
 #[cfg(test)]
 pub(crate) mod test_support {
