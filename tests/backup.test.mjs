@@ -17,6 +17,7 @@ import {
   bytes,
   createKey,
   logs,
+  reserve,
   sha256hex,
   stats,
   stored,
@@ -201,10 +202,15 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
   files.push(["corp", "r2/again.bin", files[0][2]]);
   const minted = await api("POST", "/v1/tokens", { key, json: { namespace: "corp", path_prefix: "web/" } });
   assert.equal(minted.status, 201, minted.text);
+  // A refused request whose path holds control characters: the log keeps it as it came.
+  const odd = await reserve(key, { path: "odd\u0000\u0001name\n';", data: bytes(10) });
+  assert.equal(odd.status, 400, odd.text);
   const before = stored(await stats(key));
 
   const { backup } = await backupNow();
-  const { dir } = await download(backup.id);
+  const { dir, manifest: held } = await download(backup.id);
+  const oddRow = rowsOf(dir, held).access_log.find((r) => r.tenant === tenant && /\u0001/.test(r.path ?? ""));
+  assert.ok(oddRow, "the backup holds the refused path as it came");
 
   // Wipe: the Worker now has no registry at all.
   const wiped = await xtask("d1-wipe", "--state", STATE);
@@ -249,6 +255,8 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
     assert.equal(sha256hex(got), sha256hex(data), `${namespace}/${path}`);
   }
   assert.deepEqual(stored(await stats(key)), before);
+  const oddAgain = (await logs(key)).find((r) => r.id === oddRow.id);
+  assert.equal(oddAgain?.path, oddRow.path, "control characters restored byte for byte");
   const viaToken = await upload(minted.data.token, { namespace: "corp", path: "web/new.bin", data: bytes(100, "t-") });
   assert.equal(viaToken.complete?.status, 200, viaToken.complete?.text ?? viaToken.reserve.text);
   const admin = await stats(ADMIN_KEY);

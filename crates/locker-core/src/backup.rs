@@ -287,8 +287,14 @@ fn literal(column: &str, value: &Value) -> Result<String, RestoreError> {
                 }
             }
         }
-        // NUL would end the literal early in SQLite's parser: no registry value holds one.
-        Value::String(s) if !s.contains('\0') => Ok(format!("'{}'", s.replace('\'', "''"))),
+        // The access log keeps refused input as it came, control characters and NUL included:
+        // such a string goes in as the hex of its UTF-8, which no statement splitter or
+        // SQL parser can misread.
+        Value::String(s) if s.chars().any(char::is_control) => Ok(format!(
+            "CAST(X'{}' AS TEXT)",
+            crate::hash::to_hex(s.as_bytes())
+        )),
+        Value::String(s) => Ok(format!("'{}'", s.replace('\'', "''"))),
         _ => Err(RestoreError::BadValue(column.to_owned())),
     }
 }
@@ -416,9 +422,10 @@ mod tests {
             insert_sql("files", r#"{"a":[1]}"#),
             Err(RestoreError::BadValue("a".into()))
         );
+        // A refused path the access log kept as it came: NUL and a newline, as hex.
         assert_eq!(
-            insert_sql("files", "{\"a\":\"x\\u0000\"}"),
-            Err(RestoreError::BadValue("a".into()))
+            insert_sql("access_log", "{\"path\":\"a\\u0000\\n;'\"}").unwrap(),
+            "INSERT INTO access_log (path) VALUES (CAST(X'61000a3b27' AS TEXT));"
         );
         assert_eq!(
             insert_sql("files", "[1]"),
