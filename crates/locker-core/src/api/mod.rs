@@ -35,6 +35,7 @@ mod files;
 mod gateway;
 mod keys;
 mod log;
+mod multipart;
 mod uploads;
 
 pub use buckets::{
@@ -46,6 +47,10 @@ pub use gateway::{GatewayDeduplicated, GatewayPut, GatewayStored, SignedUrl, Sig
 pub use keys::{CreateKey, DemoEcho, KeyCreated, KeyRevoked, MintToken, Op, Scopes, TokenMinted};
 pub use log::{
     BucketStats, Integrity, LogEntry, LogPage, Operation, Stats, StorageChecks, UploadCounts,
+};
+pub use multipart::{
+    MultipartInfo, MultipartPlan, PartDigest, PartPut, PartUrl, PartUrls, PartsRequest, StoredPart,
+    UploadInfo,
 };
 pub use uploads::{
     Abort, AbortStatus, Complete, CompleteStatus, DataPut, Deduplicated, ReserveRequest, Reserved,

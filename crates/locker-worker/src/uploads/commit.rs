@@ -116,6 +116,8 @@ pub(super) async fn close(
     {
         return Ok(false);
     }
+    // An upload in parts also ends in storage, so no part stays billed.
+    super::multipart::end_in_storage(app, row).await;
     remove_unclaimed(app, &row.bucket_id, &row.tenant, &row.sha256, &row.key).await?;
     Ok(true)
 }

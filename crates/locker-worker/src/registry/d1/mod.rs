@@ -6,6 +6,7 @@ mod buckets;
 mod files;
 mod keys;
 mod log;
+mod parts;
 mod reconcile;
 mod stats;
 mod uploads;
@@ -16,6 +17,8 @@ pub(crate) use blobs::DEDUP_SQL;
 pub(crate) use buckets::ROUTES_SQL;
 #[cfg(test)]
 pub(crate) use files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
+#[cfg(test)]
+pub(crate) use parts::PARTS_SQL;
 #[cfg(test)]
 pub(crate) use stats::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
 #[cfg(test)]
