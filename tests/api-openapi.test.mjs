@@ -58,6 +58,11 @@ test("the OpenAPI document lists every route, and every listed route exists", as
     "POST /v1/buckets/{id}/deactivate",
     "GET /v1/routes",
     "PUT /v1/routes/{namespace}",
+    // used in backup.test.mjs
+    "GET /v1/backups",
+    "POST /v1/backups",
+    "GET /v1/backups/{id}",
+    "GET /v1/backups/{id}/download",
     // used in multipart.test.mjs and multipart-s3.test.mjs
     "GET /v1/uploads/{id}",
     "POST /v1/uploads/{id}/parts",

@@ -5,6 +5,7 @@
 //! the host, in workerd and in the browser.
 
 pub mod api;
+pub mod backup;
 pub mod bucket;
 pub mod client;
 pub mod credential;
@@ -15,6 +16,7 @@ pub mod location;
 pub mod multipart;
 pub mod prefix;
 pub mod range;
+pub mod reconcile;
 pub mod refs;
 pub mod request;
 pub mod resume;

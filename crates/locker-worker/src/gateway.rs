@@ -129,8 +129,8 @@ pub(crate) async fn put(
             };
             if checked.is_err() {
                 let sha = spec.sha256.to_string();
-                uploads::remove_unclaimed(app, &store, spec.tenant.as_str(), &sha, key.as_str())
-                    .await?;
+                let tenant = spec.tenant.as_str();
+                uploads::remove_unclaimed(app, &bucket_id, tenant, &sha, key.as_str()).await?;
             }
             checked?
         }

@@ -251,6 +251,9 @@ pub(crate) async fn stats(app: &App, who: &Principal) -> ApiResult<Stats> {
     if reach.tenant_wide() {
         stats.objects = Some(count_objects(app, reach.tenant()).await?);
     }
+    if who.is_bootstrap() {
+        stats.storage = Some(crate::reconcile::storage_checks(app).await?);
+    }
     Ok(stats)
 }
 
@@ -259,7 +262,8 @@ pub(crate) async fn stats(app: &App, who: &Principal) -> ApiResult<Stats> {
 async fn count_objects(app: &App, tenant: Option<&str>) -> ApiResult<u64> {
     let mut objects = 0u64;
     let mut cursor: Option<String> = None;
-    let prefix = tenant.map(|t| format!("t/{t}/")).unwrap_or_default();
+    // Blobs only: registry backups live beside them under `backups/`.
+    let prefix = tenant.map_or_else(|| "t/".to_owned(), |t| format!("t/{t}/"));
     loop {
         let mut list = app.blobs.list().prefix(prefix.clone()).limit(1000);
         if let Some(c) = cursor.take() {

@@ -3,6 +3,7 @@
 
 mod app;
 mod auth;
+mod backups;
 mod buckets;
 mod config;
 mod demo;
@@ -14,6 +15,7 @@ mod keys;
 mod log;
 #[cfg(test)]
 mod query_plans;
+mod reconcile;
 mod registry;
 mod routes;
 mod store;
@@ -61,16 +63,25 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
-/// The cron trigger (wrangler.toml `[triggers]`): ends reservations nobody completed.
+/// The cron triggers (wrangler.toml `[triggers]`): every run ends reservations nobody
+/// completed, reconciles storage with the registry, and continues an unfinished backup; the backup trigger (`LOCKER_BACKUP_CRON`)
+/// starts a backup.
 #[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let swept = match App::scheduled(env) {
-        Ok(app) => uploads::sweep_expired(&app).await,
-        Err(e) => Err(e),
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let app = match App::scheduled(env) {
+        Ok(app) => app,
+        Err(e) => {
+            worker::console_error!("scheduled run failed: {}", e.message);
+            return;
+        }
     };
-    match swept {
+    match uploads::sweep_expired(&app).await {
         Ok(n) => worker::console_log!("sweep: {n} reservation(s) expired"),
         Err(e) => worker::console_error!("sweep failed: {}", e.message),
+    }
+    reconcile::run(&app).await;
+    if let Err(e) = backups::scheduled(&app, &event.cron()).await {
+        worker::console_error!("backup failed: {}", e.message);
     }
 }
 
@@ -210,6 +221,7 @@ async fn operation(
             }
             Endpoint::Download => files::download(app, req, sig(query)?, log).await,
             Endpoint::DemoToken => json_response(201, &demo::token(app, log)?),
+            Endpoint::DownloadBackup => backups::download(app, id, sig(query)?, query, log).await,
             _ => Err(ApiError::unauthorized("missing API key or upload token")),
         };
     };
@@ -272,8 +284,15 @@ async fn operation(
             let request = body(req).await?;
             json_response(200, &gateway::signed_url(app, who, request, log).await?)
         }
+        Endpoint::ListBackups => json_response(200, &backups::list(app, who).await?),
+        Endpoint::RunBackup => {
+            let (status, answer) = backups::start(app, who, log).await?;
+            json_response(status, &answer)
+        }
+        Endpoint::GetBackup => json_response(200, &backups::get(app, who, id, log).await?),
         // Rows with another credential, answered above.
-        Endpoint::Health
+        Endpoint::DownloadBackup
+        | Endpoint::Health
         | Endpoint::OpenApi
         | Endpoint::DemoEcho
         | Endpoint::DemoToken

@@ -47,6 +47,11 @@ pub(crate) enum Endpoint {
     GatewayGet,
     GatewayDelete,
     SignUrl,
+    ListBackups,
+    RunBackup,
+    GetBackup,
+    /// A backup's manifest or part, through the URL `GetBackup` signed.
+    DownloadBackup,
 }
 
 /// How the caller of a route is identified.
@@ -171,6 +176,15 @@ pub(crate) static TABLE: &[Row] = &[
         Op::Delete,
     ),
     row(Post, "/api/signed-url", E::SignUrl, Op::Sign),
+    row(Get, "/v1/backups", E::ListBackups, Op::Backups),
+    row(Post, "/v1/backups", E::RunBackup, Op::Backup),
+    row(Get, "/v1/backups/{id}", E::GetBackup, Op::Backups),
+    signed(row(
+        Get,
+        "/v1/backups/{id}/download",
+        E::DownloadBackup,
+        Op::BackupDownload,
+    )),
 ];
 
 /// A request matched to its row, with the segments its path captured (still percent-encoded).

@@ -6,6 +6,7 @@
 mod build;
 mod fuzz;
 mod js;
+mod restore;
 mod server;
 mod tools;
 mod util;
@@ -30,6 +31,13 @@ commands:
   bench [cli]      everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
                    prints the tables and writes BENCHMARKS.md (`cli`: only the `locker` CLI
                    against curl and rclone, replacing that section)
+  restore --from DIR [--state DIR | --remote]
+                   checks a downloaded registry backup (every part's SHA-256, its row counts,
+                   its schema version), then replays it into an empty D1 through wrangler (local
+                   state, default .wrangler/state, or the deployed database) and checks the
+                   integrity counts are 0
+  d1-wipe --state DIR
+                   drops every table of the local D1 in DIR (to rehearse a restore)
   fuzz [--cases N] the API fuzzer (schemathesis) against /openapi.json with an admin key, a
                    tenant key and an upload token, N cases in all (default 20000); not in `test`
 ";
@@ -50,6 +58,7 @@ fn main() -> ExitCode {
             let tools = prepare(true)?;
             fuzz::fuzz(&root(), &tools, &fuzzer, cases)
         }),
+        Some(name @ ("restore" | "d1-wipe")) => restore::command(&root(), name, &args[1..]),
         Some("__reap") => server::reap(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");

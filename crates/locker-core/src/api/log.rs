@@ -32,6 +32,17 @@ pub enum Operation {
     BucketDeactivate,
     Routes,
     RouteSet,
+    /// A registry backup run (`POST /v1/backups` or the scheduled one).
+    Backup,
+    /// `GET /v1/backups` and `GET /v1/backups/{id}`.
+    Backups,
+    /// A part of a backup fetched through its signed URL.
+    BackupDownload,
+    /// The reconciler deleted stored bytes nothing claims (a failed deletion retried, or an
+    /// orphan object past its grace period).
+    ReconcileDelete,
+    /// The reconciler found a blob whose object is missing or not of its size.
+    ReconcileMissing,
     /// A refusal for lack of a credential or a permission (401, 403).
     Denied,
     /// Any other refusal or failure.
@@ -70,6 +81,11 @@ impl Operation {
             Self::BucketDeactivate => "bucket_deactivate",
             Self::Routes => "routes",
             Self::RouteSet => "route_set",
+            Self::Backup => "backup",
+            Self::Backups => "backups",
+            Self::BackupDownload => "backup_download",
+            Self::ReconcileDelete => "reconcile_delete",
+            Self::ReconcileMissing => "reconcile_missing",
             Self::Denied => "denied",
             Self::Failed => "failed",
             Self::Request => "request",
@@ -127,6 +143,20 @@ pub struct Stats {
     pub access_log: u64,
     pub buckets: Vec<BucketStats>,
     pub integrity: Integrity,
+    /// The reconciler's findings, deployment-wide: only in the bootstrap admin's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageChecks>,
+}
+
+/// What the reconciler found in storage (`GET /v1/stats` of the bootstrap admin). Referenced
+/// objects are never deleted: a blob whose object is missing or of the wrong size is reported
+/// here until a check finds it right (or the blob is deleted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageChecks {
+    /// Deletions of bytes that failed and wait for their retry.
+    pub pending_deletes: u64,
+    pub blobs_missing_object: u64,
+    pub blobs_wrong_size: u64,
 }
 
 /// Reservations by [`crate::api::UploadState`].
@@ -172,7 +202,7 @@ mod tests {
     const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     /// Every name the Worker writes (log.rs, lib.rs, uploads.rs), and each one's variant.
-    const NAMES: [(&str, Operation); 26] = [
+    const NAMES: [(&str, Operation); 31] = [
         ("reserve", Operation::Reserve),
         ("upload", Operation::Upload),
         ("dedup", Operation::Dedup),
@@ -195,6 +225,11 @@ mod tests {
         ("bucket_deactivate", Operation::BucketDeactivate),
         ("routes", Operation::Routes),
         ("route_set", Operation::RouteSet),
+        ("backup", Operation::Backup),
+        ("backups", Operation::Backups),
+        ("backup_download", Operation::BackupDownload),
+        ("reconcile_delete", Operation::ReconcileDelete),
+        ("reconcile_missing", Operation::ReconcileMissing),
         ("denied", Operation::Denied),
         ("failed", Operation::Failed),
         ("request", Operation::Request),
@@ -207,7 +242,7 @@ mod tests {
             assert_eq!(round_trip::<Operation>(&json!(name)), op);
             assert_eq!(op.as_str(), name);
         }
-        let newer: Operation = serde_json::from_value(json!("backup")).unwrap();
+        let newer: Operation = serde_json::from_value(json!("teleport")).unwrap();
         assert_eq!(newer, Operation::Unknown);
     }
 
@@ -238,6 +273,19 @@ mod tests {
         });
         round_trip::<LogPage>(&json!({"entries": [refused_early], "cursor": null}));
         round_trip::<LogPage>(&json!({"entries": [], "cursor": null}));
+    }
+
+    #[test]
+    fn stats_of_the_bootstrap_admin_carry_the_reconcilers_findings() {
+        let s: Stats = round_trip(&json!({
+            "files": 0, "blobs": 0,
+            "uploads": {"pending": 0, "committed": 0, "aborted": 0, "expired": 0},
+            "objects": 0, "access_log": 1, "buckets": [],
+            "integrity": {"routes_without_bucket": 0, "files_without_bucket": 0,
+                          "blobs_without_bucket": 0, "files_without_verified_blob": 0},
+            "storage": {"pending_deletes": 1, "blobs_missing_object": 2, "blobs_wrong_size": 0},
+        }));
+        assert_eq!(s.storage.map(|c| c.blobs_missing_object), Some(2));
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use files::{Delete, FileInfo, FileList};
 pub use gateway::{GatewayDeduplicated, GatewayPut, GatewayStored, SignedUrl, SignedUrlRequest};
 pub use keys::{CreateKey, DemoEcho, KeyCreated, KeyRevoked, MintToken, Op, Scopes, TokenMinted};
-pub use log::{BucketStats, Integrity, LogEntry, LogPage, Operation, Stats, UploadCounts};
+pub use log::{
+    BucketStats, Integrity, LogEntry, LogPage, Operation, Stats, StorageChecks, UploadCounts,
+};
 pub use multipart::{
     MultipartInfo, MultipartPlan, PartDigest, PartPut, PartUrl, PartUrls, PartsRequest, StoredPart,
     UploadInfo,

@@ -13,8 +13,13 @@
 //!
 //! Writes stamp the request's time, which the backend is opened with.
 
+mod backups;
 mod d1;
+mod reconcile;
 mod rows;
+
+pub(crate) use backups::{BackupRow, Backups, Page};
+pub(crate) use reconcile::{CheckedBlob, PendingDelete, Reconcile};
 
 pub(crate) use d1::D1Registry;
 #[cfg(test)]
@@ -226,8 +231,21 @@ pub(crate) trait AccessLog {
 
 /// Everything the handlers use.
 pub(crate) trait Registry:
-    Uploads + Parts + Blobs + Files + Keys + Buckets + StatsSource + AccessLog
+    Uploads + Parts + Blobs + Files + Keys + Buckets + StatsSource + AccessLog + Backups + Reconcile
 {
 }
 
-impl<T: Uploads + Parts + Blobs + Files + Keys + Buckets + StatsSource + AccessLog> Registry for T {}
+impl<
+        T: Uploads
+            + Parts
+            + Blobs
+            + Files
+            + Keys
+            + Buckets
+            + StatsSource
+            + AccessLog
+            + Backups
+            + Reconcile,
+    > Registry for T
+{
+}

@@ -9,7 +9,6 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::registry::{Blobs, Committed, Files, UploadRow, Uploads};
-use crate::store::Store;
 
 /// The sha256 the path points at now, if any (to release it after an overwrite).
 pub(super) async fn current_sha(app: &App, spec: &FileSpec) -> ApiResult<Option<String>> {
@@ -32,11 +31,9 @@ pub(crate) async fn release_blob(app: &App, tenant: &str, sha256: &str) -> ApiRe
     if !app.registry().release_blob(tenant, sha256).await? {
         return Ok(false);
     }
-    // The key the Worker chose when it stored the bytes.
-    Store::open(app, &blob.bucket_id)
-        .await?
-        .delete(app, &blob.key)
-        .await?;
+    // The key the Worker chose when it stored the bytes. A failed delete is retried by the
+    // reconciler: the row is gone, so the bytes are no one's.
+    crate::reconcile::delete_bytes(app, &blob.bucket_id, tenant, sha256, &blob.key).await;
     Ok(true)
 }
 
@@ -87,17 +84,18 @@ pub(crate) async fn commit(
     release_replaced(app, spec, old).await
 }
 
-/// Deletes the object at `key` unless a blob row (the bytes are someone's) or a pending
-/// reservation (someone is uploading them) claims these bytes of the tenant.
+/// Deletes the object at `key` in bucket `bucket_id` unless a blob row (the bytes are
+/// someone's) or a pending reservation (someone is uploading them) claims these bytes of the
+/// tenant. A failed delete is retried by the reconciler, which checks the claim again first.
 pub(crate) async fn remove_unclaimed(
     app: &App,
-    store: &Store,
+    bucket_id: &str,
     tenant: &str,
     sha256: &str,
     key: &str,
 ) -> ApiResult<()> {
     if !app.registry().blob_claimed(tenant, sha256).await? {
-        store.delete(app, key).await?;
+        crate::reconcile::delete_bytes(app, bucket_id, tenant, sha256, key).await;
     }
     Ok(())
 }
@@ -120,8 +118,7 @@ pub(super) async fn close(
     }
     // An upload in parts also ends in storage, so no part stays billed.
     super::multipart::end_in_storage(app, row).await;
-    let store = Store::open(app, &row.bucket_id).await?;
-    remove_unclaimed(app, &store, &row.tenant, &row.sha256, &row.key).await?;
+    remove_unclaimed(app, &row.bucket_id, &row.tenant, &row.sha256, &row.key).await?;
     Ok(true)
 }
 

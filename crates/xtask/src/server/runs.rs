@@ -82,6 +82,14 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         ("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN),
         (DEMO_VAR, "on"),
         ("LOCKER_COMPLETE_GRACE_S", "1"),
+        // Small backup pages, few per run: the backup tests see a backup span several runs.
+        ("LOCKER_BACKUP_PAGE_ROWS", "50"),
+        ("LOCKER_BACKUP_PAGES_PER_RUN", "8"),
+        // Access-log rows older than 20 s leave D1 once a backup holds them.
+        ("LOCKER_LOG_RETENTION_S", "20"),
+        // The reconciler: orphans older than 10 s go, and one run looks at every object.
+        ("LOCKER_ORPHAN_GRACE_S", "10"),
+        ("LOCKER_RECONCILE_BATCH", "1000"),
     ];
     let cli = crate::build::cli(root, false)?;
     let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {
@@ -102,7 +110,9 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         })
         .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
         .env("LOCKER_CLI", &cli)
-        .env("E2E_OUTPUT", out);
+        .env("E2E_OUTPUT", out)
+        // The backup tests run `xtask d1-wipe` and `xtask restore` on the server's state.
+        .env("LOCKER_XTASK", std::env::current_exe()?);
         Ok(())
     });
     let counts = std::fs::read_to_string(&tap).unwrap_or_default();

@@ -1,11 +1,13 @@
 //! The registry over D1 (SQLite). Every SQL statement of the Worker is in this module.
 
+mod backup;
 mod blobs;
 mod buckets;
 mod files;
 mod keys;
 mod log;
 mod parts;
+mod reconcile;
 mod stats;
 mod uploads;
 

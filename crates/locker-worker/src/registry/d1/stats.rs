@@ -173,6 +173,7 @@ impl StatsSource for D1Registry {
                 files_without_verified_blob: get("/integrity/files_without_verified_blob")
                     .unwrap_or(0),
             },
+            storage: None,
         })
     }
 }

@@ -1,0 +1,212 @@
+// The reconciler, part of every scheduled run (wrangler dev's /__scheduled): failed deletions
+// are kept and retried, objects nobody claims go after their grace (xtask sets
+// LOCKER_ORPHAN_GRACE_S=10 and LOCKER_RECONCILE_BATCH=1000 for this run), and a blob whose
+// object vanished is reported, never deleted.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import http from "node:http";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { BASE } from "./support/env.mjs";
+import { ADMIN_KEY, api, bytes, createKey, logs, sha256hex, stats, tenantName, upload } from "./support/api.mjs";
+import { S3_BUCKET, S3_URL, objectOnDisk } from "./support/s3.mjs";
+
+const STATE = process.env.LOCKER_STATE;
+const GRACE_MS = 10_000;
+
+async function scheduledRun() {
+  const res = await fetch(`${BASE}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
+  assert.equal(res.status, 200, await res.text());
+}
+
+/** `wrangler r2 object ...` on the local bucket of the running Worker: storage changed behind
+ * the Worker's back, as an operator or a fault would. */
+function r2(...args) {
+  const wrangler = join("node_modules", "wrangler", "bin", "wrangler.js");
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [wrangler, "r2", "object", ...args, "--local", "--persist-to", STATE],
+      { env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" } },
+      (error, stdout, stderr) => (error ? reject(new Error(`${stdout}\n${stderr}`)) : resolve(stdout)),
+    );
+  });
+}
+
+/**
+ * A pass-through proxy to s3s-fs that answers the next `failDeletes` DELETEs with 503. It
+ * stands in for a storage fault s3s-fs cannot produce on demand.
+ */
+async function faultyProxy() {
+  const target = new URL(S3_URL);
+  const proxy = { failDeletes: 0, deletes: [] };
+  const server = http.createServer((req, res) => {
+    if (req.method === "DELETE") {
+      proxy.deletes.push(req.url);
+      if (proxy.failDeletes > 0) {
+        proxy.failDeletes -= 1;
+        res.writeHead(503, { "content-type": "application/xml" });
+        res.end("<Error><Code>SlowDown</Code><Message>refused by the test</Message></Error>");
+        return;
+      }
+    }
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstream);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.url = `http://127.0.0.1:${server.address().port}`;
+  proxy.close = () => new Promise((resolve) => server.close(resolve));
+  return proxy;
+}
+
+async function storage() {
+  return (await stats(ADMIN_KEY)).storage;
+}
+
+test("a deletion storage refuses is kept and retried on the next run", async () => {
+  const proxy = await faultyProxy();
+  try {
+    const bucket = await api("POST", "/v1/buckets", {
+      key: ADMIN_KEY,
+      json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url, region: "us-east-1" },
+    });
+    assert.equal(bucket.status, 201, bucket.text);
+    const tenant = tenantName("retry");
+    const { key } = await createKey(tenant);
+    const route = await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: bucket.data.id } });
+    assert.equal(route.status, 200, route.text);
+    const data = bytes(1500, "retry-");
+    const up = await upload(key, { namespace: "direct", path: "gone.bin", data });
+    assert.equal(up.complete?.status, 200, up.complete?.text ?? up.reserve.text);
+    const object = `t/${tenant}/sha256/${sha256hex(data)}`;
+    assert.ok(objectOnDisk(object));
+    const queuedBefore = (await storage()).pending_deletes;
+
+    // Storage refuses the delete: the file is gone for the tenant, the bytes wait for a retry.
+    proxy.failDeletes = 1;
+    const deleted = await api("DELETE", "/v1/files/direct/gone.bin", { key });
+    assert.equal(deleted.status, 200, deleted.text);
+    assert.equal(proxy.deletes.length, 1);
+    assert.ok(objectOnDisk(object), "refused: still stored");
+    assert.equal((await storage()).pending_deletes, queuedBefore + 1);
+
+    await scheduledRun();
+    assert.equal(proxy.deletes.length, 2, "retried once");
+    assert.equal(objectOnDisk(object), false, "the retry deleted the bytes");
+    assert.equal((await storage()).pending_deletes, queuedBefore);
+    const rows = (await logs(key)).filter((r) => r.operation === "reconcile_delete");
+    assert.deepEqual(
+      rows.map((r) => [r.path, r.sha256, r.bucket_id, r.success]),
+      [[object, sha256hex(data), bucket.data.id, 1]],
+    );
+    // Nothing more to retry: the next run sends no DELETE.
+    await scheduledRun();
+    assert.equal(proxy.deletes.length, 2);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("a queued deletion of bytes uploaded again meanwhile is dropped, not done", async () => {
+  const proxy = await faultyProxy();
+  try {
+    const bucket = await api("POST", "/v1/buckets", {
+      key: ADMIN_KEY,
+      json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url, region: "us-east-1" },
+    });
+    assert.equal(bucket.status, 201, bucket.text);
+    const tenant = tenantName("reclaim");
+    const { key } = await createKey(tenant);
+    await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: bucket.data.id } });
+    const data = bytes(1200, "reclaim-");
+    const first = await upload(key, { namespace: "direct", path: "a.bin", data });
+    assert.equal(first.complete?.status, 200, first.complete?.text);
+    proxy.failDeletes = 1;
+    assert.equal((await api("DELETE", "/v1/files/direct/a.bin", { key })).status, 200);
+    // The same bytes come back before the retry: the object is theirs again.
+    const again = await upload(key, { namespace: "direct", path: "b.bin", data });
+    assert.ok([200, 201].includes(again.reserve.status), again.reserve.text);
+    if (again.complete) assert.equal(again.complete.status, 200, again.complete.text);
+    const deletesBefore = proxy.deletes.length;
+    await scheduledRun();
+    assert.equal(proxy.deletes.length, deletesBefore, "no DELETE of claimed bytes");
+    const got = await api("GET", "/v1/files/direct/b.bin", { key });
+    assert.equal(got.status, 200, got.text);
+    assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(data));
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("an object nobody claims is deleted only after its grace; claimed ones stay", async () => {
+  const tenant = tenantName("orphan");
+  const { key } = await createKey(tenant);
+  const kept = bytes(800, "kept-");
+  assert.equal((await upload(key, { path: "kept.bin", data: kept })).complete.status, 200);
+  // An object under the tenant's prefix that no blob and no reservation claims.
+  const orphan = bytes(900, "orphan-");
+  const dir = mkdtempSync(join(tmpdir(), "locker-orphan-"));
+  writeFileSync(join(dir, "orphan.bin"), orphan);
+  const orphanKey = `t/${tenant}/sha256/${sha256hex(orphan)}`;
+  const putAt = Date.now();
+  await r2("put", `locker-blobs/${orphanKey}`, "--file", join(dir, "orphan.bin"));
+  // Stored between `putAt` and `putDone` (wrangler takes seconds to start).
+  const putDone = Date.now();
+  assert.equal((await stats(key)).objects, 2);
+
+  await scheduledRun();
+  if (Date.now() - putAt < GRACE_MS) {
+    assert.equal((await stats(key)).objects, 2, "within its grace the orphan stays");
+  }
+  await sleep(Math.max(0, putDone + GRACE_MS + 1500 - Date.now()));
+  await scheduledRun();
+  assert.equal((await stats(key)).objects, 1, "past its grace the orphan is deleted");
+  const got = await api("GET", "/v1/files/corp/kept.bin", { key });
+  assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(kept));
+  const rows = (await logs(key)).filter((r) => r.operation === "reconcile_delete");
+  assert.deepEqual(
+    rows.map((r) => r.path),
+    [orphanKey],
+  );
+});
+
+test("a blob whose object vanished is reported in stats and logged, and never deleted", async () => {
+  const tenant = tenantName("vanished");
+  const { key } = await createKey(tenant);
+  const data = bytes(700, "vanish-");
+  assert.equal((await upload(key, { path: "lost.bin", data })).complete.status, 200);
+  const before = await storage();
+  const object = `t/${tenant}/sha256/${sha256hex(data)}`;
+  await r2("delete", `locker-blobs/${object}`);
+
+  await scheduledRun();
+  const after = await storage();
+  assert.equal(after.blobs_missing_object, before.blobs_missing_object + 1);
+  const rows = (await logs(key)).filter((r) => r.operation === "reconcile_missing");
+  assert.deepEqual(
+    rows.map((r) => [r.path, r.sha256]),
+    [[object, sha256hex(data)]],
+  );
+  // The registry keeps the file: the reconciler reports, an operator decides.
+  const got = await api("GET", "/v1/files/corp/lost.bin", { key });
+  assert.equal(got.status, 200, got.text);
+  // A tenant's own stats carry no deployment-wide findings.
+  assert.equal((await stats(key)).storage, undefined);
+
+  // Once the blob is gone (the file deleted), it is no longer counted.
+  assert.equal((await api("DELETE", "/v1/files/corp/lost.bin", { key })).status, 200);
+  assert.equal((await storage()).blobs_missing_object, before.blobs_missing_object);
+});
