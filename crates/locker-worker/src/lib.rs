@@ -61,16 +61,24 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
-/// The cron trigger (wrangler.toml `[triggers]`): ends reservations nobody completed.
+/// The cron trigger (wrangler.toml `[triggers]`): ends reservations nobody completed, then
+/// checks uploads in parts too large to hash within their `complete`.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let swept = match App::scheduled(env) {
-        Ok(app) => uploads::sweep_expired(&app).await,
-        Err(e) => Err(e),
+    let app = match App::scheduled(env) {
+        Ok(app) => app,
+        Err(e) => {
+            worker::console_error!("scheduled run failed: {}", e.message);
+            return;
+        }
     };
-    match swept {
+    match uploads::sweep_expired(&app).await {
         Ok(n) => worker::console_log!("sweep: {n} reservation(s) expired"),
         Err(e) => worker::console_error!("sweep failed: {}", e.message),
+    }
+    match uploads::verify_deferred(&app).await {
+        Ok(n) => worker::console_log!("verify: {n} upload(s) checked"),
+        Err(e) => worker::console_error!("verify failed: {}", e.message),
     }
 }
 
