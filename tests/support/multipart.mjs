@@ -5,6 +5,7 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { api } from "./api.mjs";
+import { BASE } from "./env.mjs";
 
 export const MIB = 1024 * 1024;
 
@@ -142,6 +143,26 @@ export async function downloaded(url) {
     length += chunk.length;
   }
   return { sha256: h.digest("hex"), length };
+}
+
+/** Runs the Worker's cron handler once (wrangler dev's `/__scheduled`): the sweep, then the check of `verifying` uploads. */
+export async function runScheduled() {
+  const res = await fetch(`${BASE}/__scheduled?cron=${encodeURIComponent("*/15 * * * *")}`);
+  assert.equal(res.status, 200, await res.text());
+}
+
+/**
+ * Runs the scheduled step until upload `id` is no longer `verifying` (one run checks a few
+ * uploads, and another test's may come first); answers its `GET /v1/uploads/{id}`.
+ */
+export async function afterVerification(key, id) {
+  for (let i = 0; i < 30; i++) {
+    await runScheduled();
+    const info = await uploadInfo(key, id);
+    assert.equal(info.status, 200, info.text);
+    if (info.data.state !== "verifying") return info;
+  }
+  assert.fail(`upload ${id} is still verifying`);
 }
 
 /** `GET /v1/uploads/{id}`. */

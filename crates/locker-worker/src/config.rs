@@ -33,6 +33,9 @@ pub mod bindings {
     /// Var: files of this many bytes and more are uploaded in parts unless the reserve
     /// request says otherwise (default 64 MiB).
     pub const MULTIPART_THRESHOLD: &str = "LOCKER_MULTIPART_THRESHOLD";
+    /// Var: the largest object (bytes) in parts whose SHA-256 `complete` computes itself;
+    /// a larger one is `verifying` until the scheduled run has checked it (default 4 GiB).
+    pub const VERIFY_INLINE_MAX: &str = "LOCKER_VERIFY_INLINE_MAX";
 }
 
 /// A var from wrangler.toml, or `default` when unset or empty.
@@ -110,4 +113,16 @@ pub(crate) fn multipart_threshold(env: &Env) -> u64 {
     var(env, bindings::MULTIPART_THRESHOLD, "")
         .parse::<u64>()
         .unwrap_or(default)
+}
+
+/// The default of [`bindings::VERIFY_INLINE_MAX`]: hashing is native (roughly 0.5-1 GB/s of
+/// CPU), so 4 GiB costs a few seconds of CPU, inside a paid Worker's default 30 s, and reading
+/// it back from R2 takes well under a minute of wall time for a client that waits.
+const VERIFY_INLINE_MAX_DEFAULT: u64 = 4 << 30;
+
+/// Bytes up to which `complete` hashes an object in parts within the request.
+pub(crate) fn verify_inline_max(env: &Env) -> u64 {
+    var(env, bindings::VERIFY_INLINE_MAX, "")
+        .parse::<u64>()
+        .unwrap_or(VERIFY_INLINE_MAX_DEFAULT)
 }

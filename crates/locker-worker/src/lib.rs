@@ -64,8 +64,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 /// The cron triggers (wrangler.toml `[triggers]`): every run ends reservations nobody
-/// completed, reconciles storage with the registry, and continues an unfinished backup; the backup trigger (`LOCKER_BACKUP_CRON`)
-/// starts a backup.
+/// completed, checks uploads in parts too large to hash within their `complete`, reconciles
+/// storage with the registry and continues an unfinished backup; the backup trigger
+/// (`LOCKER_BACKUP_CRON`) starts a backup.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let app = match App::scheduled(env) {
@@ -78,6 +79,10 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     match uploads::sweep_expired(&app).await {
         Ok(n) => worker::console_log!("sweep: {n} reservation(s) expired"),
         Err(e) => worker::console_error!("sweep failed: {}", e.message),
+    }
+    match uploads::verify_deferred(&app).await {
+        Ok(n) => worker::console_log!("verify: {n} upload(s) checked"),
+        Err(e) => worker::console_error!("verify failed: {}", e.message),
     }
     reconcile::run(&app).await;
     if let Err(e) = backups::scheduled(&app, &event.cron()).await {

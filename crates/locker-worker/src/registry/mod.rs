@@ -27,6 +27,7 @@ pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQ
 #[cfg(test)]
 pub(crate) use d1::{
     DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL,
+    VERIFYING_SQL,
 };
 pub(crate) use rows::{
     BlobRow, BucketRow, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery, LogRecord,
@@ -48,8 +49,8 @@ pub(crate) trait Uploads {
     async fn reserve(&self, upload: &NewUpload<'_>, log: &LogRecord) -> ApiResult<()>;
 
     /// Commits verified bytes: the blob (verified), the file and the log row; with `upload_id`,
-    /// first closes that pending reservation as `committed`, and writes nothing else unless
-    /// that worked.
+    /// first closes that pending (or verifying) reservation as `committed`, and writes nothing
+    /// else unless that worked.
     async fn commit(
         &self,
         spec: &FileSpec,
@@ -58,14 +59,32 @@ pub(crate) trait Uploads {
         log: &LogRecord,
     ) -> ApiResult<Committed>;
 
-    /// Ends the pending reservation `id` as `state` (`aborted`, `expired`), with `log` written
-    /// only if it did. `false`: it was no longer pending, nothing was written.
+    /// Ends the reservation `id` that is in state `from` (`pending`, `verifying`) as `to`
+    /// (`aborted`, `expired`), with `log` written only if it did. `false`: it was no longer in
+    /// `from`, nothing was written.
     async fn close_upload(
         &self,
         id: &str,
-        state: UploadState,
+        from_to: (UploadState, UploadState),
         log: Option<&LogRecord>,
     ) -> ApiResult<bool>;
+
+    /// Moves the pending reservation `id`, whose object storage holds complete and of the right
+    /// size, to `verifying` and frees its completion lock. `false`: it was no longer pending.
+    async fn defer_verification(&self, id: &str) -> ApiResult<bool>;
+
+    /// Reservations in `verifying` whose lock is free or older than `stale_before_ms`, at
+    /// most `limit`.
+    async fn verifying_uploads(
+        &self,
+        stale_before_ms: u64,
+        limit: u64,
+    ) -> ApiResult<Vec<UploadRow>>;
+
+    /// Takes the lock of the verifying reservation `id` (one check at a time; a lock older
+    /// than `stale_before_ms`, a check that died, is taken over). `false`: not verifying, or
+    /// held.
+    async fn lock_verification(&self, id: &str, stale_before_ms: u64) -> ApiResult<bool>;
 
     /// Pending reservations that expired before `cutoff_ms`, oldest first, at most `limit`.
     async fn expired_uploads(&self, cutoff_ms: u64, limit: u64) -> ApiResult<Vec<UploadRow>>;

@@ -111,7 +111,7 @@ pub(super) async fn close(
     let record = log.map(|l| l.record(app, None));
     if !app
         .registry()
-        .close_upload(&row.id, state, record.as_ref())
+        .close_upload(&row.id, (UploadState::Pending, state), record.as_ref())
         .await?
     {
         return Ok(false);

@@ -141,9 +141,30 @@ pub(crate) async fn store(
     }
 }
 
+/// What [`check_stored`] found, short of wrong bytes (those are its errors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// The stored object has the reserved size and SHA-256.
+    Verified,
+    /// The stored object has the reserved size; its SHA-256 was not computed, because storage
+    /// does not vouch for one and it is larger than the caller hashes.
+    SizeOnly,
+}
+
 /// Size and SHA-256 of the stored object: one HEAD, and the bytes hashed only where storage
 /// did not verify a checksum itself (see [`Store::head`]).
 pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResult<()> {
+    check_stored(app, store, spec, u64::MAX).await.map(|_| ())
+}
+
+/// As [`verify_stored`], but an object of more than `hash_max` bytes is not hashed: its size
+/// checked, it answers [`Checked::SizeOnly`].
+pub(crate) async fn check_stored(
+    app: &App,
+    store: &Store,
+    spec: &FileSpec,
+    hash_max: u64,
+) -> ApiResult<Checked> {
     let key = spec.key();
     let Some((size, checksum)) = store.head(app, key.as_str()).await? else {
         return Err(ApiError::new(
@@ -159,6 +180,7 @@ pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> 
     }
     let digest = match checksum {
         Some(d) => d,
+        None if size > hash_max => return Ok(Checked::SizeOnly),
         None => store.digest(app, key.as_str(), size).await?,
     };
     if digest.as_slice() != spec.sha256.as_bytes() {
@@ -167,5 +189,5 @@ pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> 
             "the stored bytes do not have the reserved SHA-256",
         ));
     }
-    Ok(())
+    Ok(Checked::Verified)
 }

@@ -24,6 +24,14 @@ pub(super) fn committed_answer(spec: &FileSpec) -> Complete {
     }
 }
 
+/// The 202 of an upload whose object awaits the scheduled check (see [`super::verify`]).
+pub(super) fn verifying_answer(spec: &FileSpec) -> Complete {
+    Complete {
+        status: CompleteStatus::Verifying,
+        ..committed_answer(spec)
+    }
+}
+
 /// `POST /v1/uploads/{id}/complete`: verify the stored bytes, then commit blob + file + log in
 /// one batch. Idempotent: completing a committed upload answers the same ref again.
 pub(crate) async fn complete(
@@ -41,6 +49,7 @@ pub(crate) async fn complete(
     log.operation = Some(Operation::Complete);
     match row.state {
         UploadState::Committed => return Ok(committed_answer(&spec)),
+        UploadState::Verifying => return Ok(verifying_answer(&spec)),
         UploadState::Pending => {}
         other => {
             return Err(ApiError::new(

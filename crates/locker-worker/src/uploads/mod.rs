@@ -6,8 +6,8 @@
 //!
 //! By job: [`reserve`] answers `POST /v1/uploads` (or dedups), [`data`] is the data plane (the
 //! signed PUT into R2, and what stores and verifies bytes), [`finish`] completes and aborts,
-//! [`commit`] holds the batches that commit, close and release, and [`sweep`] expires what
-//! nobody completed.
+//! [`commit`] holds the batches that commit, close and release, [`sweep`] expires what
+//! nobody completed, and [`verify`] finishes the check of objects too large for `complete`.
 
 mod commit;
 mod data;
@@ -15,6 +15,7 @@ mod finish;
 mod multipart;
 mod reserve;
 mod sweep;
+mod verify;
 
 pub(crate) use commit::{commit, release_blob, remove_unclaimed};
 pub(crate) use data::{body_data, data_put, store, verify_stored};
@@ -23,6 +24,7 @@ pub(crate) use locker_core::api::ReserveRequest;
 pub(crate) use multipart::{info, part_put, parts};
 pub(crate) use reserve::{reserve, try_dedup, validate_request};
 pub(crate) use sweep::sweep_expired;
+pub(crate) use verify::verify_deferred;
 
 use locker_core::{LockerRef, LogicalPath, Namespace, Sha256Hex, Tenant};
 

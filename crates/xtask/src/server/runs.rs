@@ -77,7 +77,9 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
     let tap = root
         .join("target/e2e")
         .join(format!("e2e-{}.tap", std::process::id()));
-    // A grace of one second, so the expiry test need not wait an hour.
+    // A grace of one second, so the expiry test need not wait an hour. Objects in parts above
+    // 32 MiB are checked by the scheduled run (`verifying`), so the tests reach that state
+    // without gigabytes: every multipart test file is at most 24 MiB, except the 300 MiB ones.
     let vars = [
         ("LOCKER_CORS_ORIGINS", E2E_CORS_ORIGIN),
         (DEMO_VAR, "on"),
@@ -90,6 +92,8 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         // The reconciler: orphans older than 10 s go, and one run looks at every object.
         ("LOCKER_ORPHAN_GRACE_S", "10"),
         ("LOCKER_RECONCILE_BATCH", "1000"),
+        // Uploads in parts above 32 MiB are `verifying` (tests/verifying.test.mjs).
+        ("LOCKER_VERIFY_INLINE_MAX", "33554432"),
     ];
     let cli = crate::build::cli(root, false)?;
     let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {

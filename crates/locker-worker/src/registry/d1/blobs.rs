@@ -38,7 +38,7 @@ impl Blobs for D1Registry {
                 "SELECT 1 AS found WHERE \
                  EXISTS (SELECT 1 FROM blobs WHERE tenant = ?1 AND sha256 = ?2) \
                  OR EXISTS (SELECT 1 FROM uploads WHERE tenant = ?1 AND sha256 = ?2 \
-                            AND state = 'pending')",
+                            AND state IN ('pending', 'verifying'))",
                 &[s(tenant), s(sha256)],
             )
             .await?;
@@ -51,7 +51,7 @@ impl Blobs for D1Registry {
                 "DELETE FROM blobs WHERE tenant = ?1 AND sha256 = ?2 \
                  AND NOT EXISTS (SELECT 1 FROM files WHERE tenant = ?1 AND sha256 = ?2) \
                  AND NOT EXISTS (SELECT 1 FROM uploads WHERE tenant = ?1 AND sha256 = ?2 \
-                                 AND state = 'pending')",
+                                 AND state IN ('pending', 'verifying'))",
                 &[s(tenant), s(sha256)],
             )?])
             .await?;

@@ -22,7 +22,7 @@ pub(crate) use parts::PARTS_SQL;
 #[cfg(test)]
 pub(crate) use stats::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
 #[cfg(test)]
-pub(crate) use uploads::SWEEP_SQL;
+pub(crate) use uploads::{SWEEP_SQL, VERIFYING_SQL};
 
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;

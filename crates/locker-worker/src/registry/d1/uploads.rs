@@ -18,6 +18,14 @@ pub(crate) const SWEEP_SQL: &str =
      bucket_id, key, state, expires_at, multipart_id, part_size, part_count, completing_at \
      FROM uploads WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2";
 
+/// Uploads awaiting the scheduled check whose lock is free or older than `?1`, oldest
+/// reservation first (the query-plan test runs this string).
+pub(crate) const VERIFYING_SQL: &str =
+    "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
+     bucket_id, key, state, expires_at, multipart_id, part_size, part_count, completing_at \
+     FROM uploads WHERE state = 'verifying' AND (completing_at IS NULL OR completing_at < ?1) \
+     ORDER BY expires_at LIMIT ?2";
+
 /// SQL condition: reservation `?{first}` went to `state` at `?{first + 1}` (the time of the
 /// batch that changed it), so a statement later in that batch runs only if the change
 /// happened.
@@ -135,7 +143,7 @@ impl Uploads for D1Registry {
         if let Some(id) = upload_id {
             statements.push(self.stmt(
                 "UPDATE uploads SET state = 'committed', finished_at = ?2 \
-                 WHERE id = ?1 AND state = 'pending'",
+                 WHERE id = ?1 AND state IN ('pending', 'verifying')",
                 &[s(id), n(self.now_ms)],
             )?);
         }
@@ -161,12 +169,12 @@ impl Uploads for D1Registry {
     async fn close_upload(
         &self,
         id: &str,
-        state: UploadState,
+        (from, state): (UploadState, UploadState),
         log: Option<&LogRecord>,
     ) -> ApiResult<bool> {
         let mut statements = vec![self.stmt(
-            "UPDATE uploads SET state = ?3, finished_at = ?2 WHERE id = ?1 AND state = 'pending'",
-            &[s(id), n(self.now_ms), s(state.as_str())],
+            "UPDATE uploads SET state = ?3, finished_at = ?2 WHERE id = ?1 AND state = ?4",
+            &[s(id), n(self.now_ms), s(state.as_str()), s(from.as_str())],
         )?];
         if let Some(log) = log {
             statements.push(self.log_statement(
@@ -176,6 +184,37 @@ impl Uploads for D1Registry {
             )?);
         }
         let changes = self.batch(statements).await?;
+        Ok(changed(&changes, 0))
+    }
+
+    async fn defer_verification(&self, id: &str) -> ApiResult<bool> {
+        let changes = self
+            .batch(vec![self.stmt(
+                "UPDATE uploads SET state = 'verifying', completing_at = NULL \
+                 WHERE id = ?1 AND state = 'pending'",
+                &[s(id)],
+            )?])
+            .await?;
+        Ok(changed(&changes, 0))
+    }
+
+    async fn verifying_uploads(
+        &self,
+        stale_before_ms: u64,
+        limit: u64,
+    ) -> ApiResult<Vec<UploadRow>> {
+        self.all("uploads", VERIFYING_SQL, &[n(stale_before_ms), n(limit)])
+            .await
+    }
+
+    async fn lock_verification(&self, id: &str, stale_before_ms: u64) -> ApiResult<bool> {
+        let changes = self
+            .batch(vec![self.stmt(
+                "UPDATE uploads SET completing_at = ?2 WHERE id = ?1 AND state = 'verifying' \
+                 AND (completing_at IS NULL OR completing_at < ?3)",
+                &[s(id), n(self.now_ms), n(stale_before_ms)],
+            )?])
+            .await?;
         Ok(changed(&changes, 0))
     }
 

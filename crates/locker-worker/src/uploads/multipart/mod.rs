@@ -26,8 +26,8 @@ use locker_core::{validate, Sha256Hex};
 use worker::Request;
 
 use super::commit::{commit, discard};
-use super::data::verify_stored;
-use super::finish::committed_answer;
+use super::data::{check_stored, Checked};
+use super::finish::{committed_answer, verifying_answer};
 use super::{load_upload, own_upload, FileSpec};
 use crate::app::{random_id, App};
 use crate::auth::Principal;
@@ -36,9 +36,9 @@ use crate::log::LogEntry;
 use crate::registry::{NewUpload, PartDecl, PartRow, Parts, UploadRow, Uploads};
 use crate::store::Store;
 
-/// A complete older than this is taken to have died (its lock is taken over): far above the
-/// time a Worker request may run.
-const COMPLETION_LOCK_MS: u64 = 15 * 60 * 1000;
+/// A complete (or a scheduled check) older than this is taken to have died (its lock is taken
+/// over): far above the time a Worker request or a cron run may run.
+pub(super) const COMPLETION_LOCK_MS: u64 = 15 * 60 * 1000;
 
 impl From<PlanError> for ApiError {
     fn from(e: PlanError) -> Self {
@@ -501,6 +501,7 @@ pub(crate) async fn complete(
     {
         return Err(match load_upload(app, &row.id).await? {
             Some(r) if r.state == UploadState::Committed => return Ok(committed_answer(spec)),
+            Some(r) if r.state == UploadState::Verifying => return Ok(verifying_answer(spec)),
             Some(r) if r.state != UploadState::Pending => ApiError::new(
                 ErrorKind::UploadClosed,
                 format!("this upload is {}", r.state.as_str()),
@@ -591,18 +592,31 @@ async fn complete_locked(
             }
         }
     };
-    if let Err(e) = verify_stored(app, &store, spec).await {
-        if e.kind.is_wrong_bytes() {
-            // The bytes at the key are not the reserved ones. Made by this complete, they are
-            // this upload's and go with it; found there, they are another pending upload's,
-            // whose own complete will refuse and remove them.
-            discard(app, row).await?;
-            if made {
-                store.delete(app, key.as_str()).await?;
+    let checked = match check_stored(
+        app,
+        &store,
+        spec,
+        crate::config::verify_inline_max(&app.env),
+    )
+    .await
+    {
+        Ok(checked) => checked,
+        Err(e) => {
+            if e.kind.is_wrong_bytes() {
+                // The bytes at the key are not the reserved ones. Made by this complete, they
+                // are this upload's and go with it; found there, they are another pending
+                // upload's, whose own complete will refuse and remove them.
+                discard(app, row).await?;
+                if made {
+                    store.delete(app, key.as_str()).await?;
+                }
             }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
+    // The magic number is checked now, with the caller's type limits, even when the digest is
+    // left to the scheduled check: storage objects are write-once, so the bytes sniffed here
+    // are the bytes that check will hash.
     let (_, types) = who.limits(app);
     if let Err(e) = validate::magic_matches(
         &spec.content_type,
@@ -611,6 +625,9 @@ async fn complete_locked(
     ) {
         discard(app, row).await?;
         return Err(e.into());
+    }
+    if checked == Checked::SizeOnly {
+        return defer(app, row, spec).await;
     }
     log.bytes = spec.size;
     match commit(app, spec, &row.bucket_id, Some(&row.id), log).await {
@@ -626,6 +643,29 @@ async fn complete_locked(
             Ok(committed_answer(spec))
         }
     }
+}
+
+/// An object too large to hash within this request: the upload becomes `verifying` (no blob,
+/// no file, so no dedup hit and no download) until the scheduled check commits or refuses it.
+async fn defer(app: &App, row: &UploadRow, spec: &FileSpec) -> ApiResult<Complete> {
+    if !app.registry().defer_verification(&row.id).await? {
+        return match load_upload(app, &row.id).await? {
+            Some(r) if r.state == UploadState::Committed => Ok(committed_answer(spec)),
+            Some(r) if r.state == UploadState::Verifying => Ok(verifying_answer(spec)),
+            other => Err(ApiError::new(
+                ErrorKind::UploadClosed,
+                format!(
+                    "this upload is {}",
+                    other.map_or("gone", |r| r.state.as_str())
+                ),
+            )),
+        };
+    }
+    // The parts are one object in storage now; their rows are no longer needed.
+    if let Err(e) = app.registry().forget_parts(&row.id).await {
+        worker::console_error!("complete: forget parts {}: {}", row.id, e.message);
+    }
+    Ok(verifying_answer(spec))
 }
 
 /// Aborts the storage upload whose parts are not needed (the object exists already). A failure
