@@ -27,8 +27,10 @@ commands:
                    tests against a fresh `wrangler dev`
   build            install what is missing and build the Worker and the browser module
   e2e [FILE...]    build, then only the end-to-end tests (all, or the given test files)
-  bench            everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
-                   prints the tables and writes BENCHMARKS.md
+  bench [SECTION...]
+                   everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
+                   prints the tables and writes BENCHMARKS.md; given sections (hash, memory,
+                   upload, worker, weight, start), only those, into target/bench/partial.md
   fuzz [--cases N] the API fuzzer (schemathesis) against /openapi.json with an admin key, a
                    tenant key and an upload token, N cases in all (default 20000); not in `test`
 ";
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("build") => prepare(false).map(|_| ()),
         Some("e2e") => prepare(true).and_then(|tools| server::e2e(&root(), &tools, &args[1..])),
-        Some("bench") => prepare(true).and_then(|tools| server::bench(&root(), &tools)),
+        Some("bench") => prepare(true).and_then(|tools| server::bench(&root(), &tools, &args[1..])),
         Some("fuzz") => fuzz::cases(&args[1..]).and_then(|cases| {
             let fuzzer = fuzz::ensure_fuzzer(&root())?;
             let tools = prepare(true)?;

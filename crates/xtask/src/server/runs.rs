@@ -120,12 +120,14 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
 }
 
 /// `cargo xtask bench`: the benchmark script in a [`staged`] environment (like the e2e run);
-/// it measures, prints the tables and writes BENCHMARKS.md.
-pub(crate) fn bench(root: &Path, tools: &Tools) -> Result<()> {
+/// it measures, prints the tables and writes BENCHMARKS.md. Given `sections`, it runs only
+/// those (the script checks their names) and leaves BENCHMARKS.md alone.
+pub(crate) fn bench(root: &Path, tools: &Tools, sections: &[String]) -> Result<()> {
     staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
         step("node tests/bench/bench.mjs")?;
         cmd.arg("tests/bench/bench.mjs")
             .env("BENCH_OUT", out)
+            .env("BENCH_ONLY", sections.join(","))
             .env("WASM_BINDGEN", &tools.wasm_bindgen)
             .env("WASM_OPT", &tools.wasm_opt)
             .env("BENCH_COMMAND", "cargo xtask bench");
