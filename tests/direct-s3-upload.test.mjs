@@ -119,17 +119,18 @@ test("one PUT carries up to 100 MB through the Worker and up to 5 GB straight to
     sha256: sha256hex(data),
     size: 100_000_001,
     content_type: "application/octet-stream",
+    multipart: false, // one PUT, not the parts the Worker's 64 MiB threshold would choose
   });
   assert.equal(viaWorker.status, 413, viaWorker.text);
   assert.equal(viaWorker.data.error.code, "too_large");
   assert.match(viaWorker.data.error.message, /100000000/);
-  const overS3 = await reserveDirect(key, data, { size: 5_000_000_001 });
+  const overS3 = await reserveDirect(key, data, { size: 5_000_000_001, multipart: false });
   assert.equal(overS3.status, 413, overS3.text);
   assert.match(overS3.data.error.message, /5000000000/);
   assert.deepEqual((await stats(key)).uploads, before.uploads, "a refused reservation leaves no row");
 
   // The same 100 MB + 1 byte is one signed PUT to the s3 bucket, its length signed.
-  const direct = await reserveDirect(key, data, { size: 100_000_001 });
+  const direct = await reserveDirect(key, data, { size: 100_000_001, multipart: false });
   assert.equal(direct.status, 201, direct.text);
   assert.ok(direct.data.url.startsWith(s3.proxy.url), direct.data.url);
   const tooShort = await fetch(direct.data.url, { method: "PUT", headers: direct.data.headers, body: data });

@@ -11,6 +11,7 @@ pub mod credential;
 pub mod hash;
 pub mod health;
 pub mod key;
+pub mod multipart;
 pub mod prefix;
 pub mod range;
 pub mod refs;

@@ -13,6 +13,12 @@ use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
 
 use crate::hash::Sha256Hex;
 
+mod multipart;
+pub use multipart::{
+    checksum_b64, complete_body, parse_complete, parse_list_parts, parse_upload_id, CompletedPart,
+    ListedPart, PartSpec, PartsPage, XmlError,
+};
+
 /// Shortest and longest expiry S3 (and R2) accept for a presigned URL: 1 s to 7 days.
 pub const MIN_EXPIRY_S: u64 = 1;
 pub const MAX_EXPIRY_S: u64 = 7 * 24 * 3600;
@@ -250,14 +256,14 @@ impl S3Bucket {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::sigv4_reference::{Request, Signer, CASES, UNRESERVED};
 
-    const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
-    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    pub(super) const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+    pub(super) const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     /// Fri, 24 May 2013 00:00:00 GMT
-    const MAY_24_2013: u64 = 1_369_353_600;
+    pub(super) const MAY_24_2013: u64 = 1_369_353_600;
 
     fn aws_example() -> S3Bucket {
         S3Bucket::new(
@@ -271,7 +277,7 @@ mod tests {
         .unwrap()
     }
 
-    fn query(url: &str, name: &str) -> String {
+    pub(super) fn query(url: &str, name: &str) -> String {
         let url: url::Url = url.parse().unwrap();
         url.query_pairs()
             .find(|(k, _)| k == name)
@@ -297,7 +303,7 @@ mod tests {
 
     /// What the reference signer (written from the specification, checked against the AWS
     /// SigV4 test suite) signs for S3: service `s3`, `UNSIGNED-PAYLOAD`, the request at `date`.
-    fn reference_signature(
+    pub(super) fn reference_signature(
         method: &str,
         host: &str,
         path: &str,
@@ -337,7 +343,7 @@ mod tests {
         .signature
     }
 
-    fn split(url: &str) -> (String, String, Vec<(String, String)>) {
+    pub(super) fn split(url: &str) -> (String, String, Vec<(String, String)>) {
         let url: url::Url = url.parse().unwrap();
         let host = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap()),

@@ -141,6 +141,30 @@ impl Claims for PutClaims {
     }
 }
 
+/// The data-plane URL of one part of a multipart upload (`PUT /v1/data/{id}/parts/{n}`): that
+/// part of that reservation, exactly these bytes, until `exp`. Its own audience, so a whole-file
+/// URL is never a part URL nor the other way round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartClaims {
+    /// Upload (reservation) id.
+    pub uid: String,
+    /// Part number, from 1.
+    pub n: u32,
+    /// Expected digest of the part's bytes.
+    pub sha256: Sha256Hex,
+    /// Expected length of the part.
+    pub size: u64,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+}
+
+impl Claims for PartClaims {
+    const AUDIENCE: &'static str = "locker-part";
+    fn expires_at(&self) -> u64 {
+        self.exp
+    }
+}
+
 /// The data-plane download URL's claims: one tenant's blob, served as a given type and name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetClaims {
@@ -253,6 +277,32 @@ mod tests {
             assert!(signer.verify::<PutClaims>(junk, NOW).is_err(), "{junk}");
         }
     }
+
+    /// Whole-string vector, computed like [`PUT_VECTOR`] with the audience `locker-part`.
+    #[test]
+    fn part_url_vector() {
+        let part = PartClaims {
+            uid: "u1".into(),
+            n: 2,
+            sha256: Sha256Hex::digest(b"abc"),
+            size: 3,
+            exp: NOW + 900,
+        };
+        let signer = Signer::new(SECRET).unwrap();
+        assert_eq!(signer.sign(&part), PART_VECTOR);
+        assert_eq!(signer.verify::<PartClaims>(PART_VECTOR, NOW).unwrap(), part);
+        // A part URL is not a whole-file URL, and the other way round.
+        assert_eq!(
+            signer.verify::<PutClaims>(PART_VECTOR, NOW),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            signer.verify::<PartClaims>(PUT_VECTOR, NOW),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    const PART_VECTOR: &str = "eyJ1aWQiOiJ1MSIsIm4iOjIsInNoYTI1NiI6ImJhNzgxNmJmOGYwMWNmZWE0MTQxNDBkZTVkYWUyMjIzYjAwMzYxYTM5NjE3N2E5Y2I0MTBmZjYxZjIwMDE1YWQiLCJzaXplIjozLCJleHAiOjEzNjkzNTQ1MDB9.8ZdGLouB05Jh1lvFcUqmEMrotEhi2HqR56g_9_SEMlE";
 
     #[test]
     fn short_secret_is_refused() {

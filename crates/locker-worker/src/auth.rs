@@ -3,9 +3,10 @@
 //!
 //! Only `hex(sha256(secret))` of an API key is stored. Secrets are compared in constant time.
 
+use locker_core::multipart::MAX_OBJECT_SIZE;
 use locker_core::scope::{self, Grant};
 use locker_core::sign::{constant_time_eq, UploadTokenClaims};
-use locker_core::validate::{self, ContentError, MAX_DIRECT_PUT};
+use locker_core::validate::{self, ContentError};
 use locker_core::{LogicalPath, Namespace, Sha256Hex, Tenant};
 use worker::Request;
 
@@ -219,8 +220,8 @@ impl Principal {
         let max = self
             .scopes
             .max_size
-            .unwrap_or(MAX_DIRECT_PUT)
-            .min(MAX_DIRECT_PUT);
+            .unwrap_or(MAX_OBJECT_SIZE)
+            .min(MAX_OBJECT_SIZE);
         let types = self
             .scopes
             .types

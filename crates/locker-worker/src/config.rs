@@ -30,6 +30,9 @@ pub mod bindings {
     pub const ADMIN_KEY: &str = "LOCKER_ADMIN_KEY";
     /// Var: `on` enables the demo routes.
     pub const DEMO: &str = "LOCKER_DEMO";
+    /// Var: files of this many bytes and more are uploaded in parts unless the reserve
+    /// request says otherwise (default 64 MiB).
+    pub const MULTIPART_THRESHOLD: &str = "LOCKER_MULTIPART_THRESHOLD";
 }
 
 /// A var from wrangler.toml, or `default` when unset or empty.
@@ -99,4 +102,12 @@ pub(crate) fn complete_grace_s(env: &Env) -> u64 {
     var(env, bindings::COMPLETE_GRACE_S, "3600")
         .parse::<u64>()
         .unwrap_or(3600)
+}
+
+/// Bytes from which a file is uploaded in parts when the client does not say.
+pub(crate) fn multipart_threshold(env: &Env) -> u64 {
+    let default = locker_core::multipart::DEFAULT_THRESHOLD;
+    var(env, bindings::MULTIPART_THRESHOLD, "")
+        .parse::<u64>()
+        .unwrap_or(default)
 }

@@ -78,6 +78,14 @@ pub(crate) enum ErrorKind {
     NotUploaded,
     /// 409 `direct_upload`: The reservation's bytes go straight to storage, not through the Worker.
     DirectUpload,
+    /// 409 `parts_missing`: A complete of an upload in parts that storage does not hold all of.
+    PartsMissing,
+    /// 409 `upload_busy`: A complete of this upload is running; nothing else may change it.
+    UploadBusy,
+    /// 409 `not_multipart`: Parts of an upload that is one request.
+    NotMultipart,
+    /// 400 `invalid_part`: A part number outside the plan, repeated, or too many at once.
+    InvalidPart,
     /// 409 `changed`: The file changed while the request was served.
     Changed,
     /// 409 `bucket_exists`: This bucket is registered already.
@@ -146,6 +154,10 @@ impl ErrorKind {
             Self::UploadClosed => 409,
             Self::NotUploaded => 409,
             Self::DirectUpload => 409,
+            Self::PartsMissing => 409,
+            Self::UploadBusy => 409,
+            Self::NotMultipart => 409,
+            Self::InvalidPart => 400,
             Self::Changed => 409,
             Self::BucketExists => 409,
             Self::BucketInactive => 409,
@@ -198,6 +210,10 @@ impl ErrorKind {
             Self::UploadClosed => "upload_closed",
             Self::NotUploaded => "not_uploaded",
             Self::DirectUpload => "direct_upload",
+            Self::PartsMissing => "parts_missing",
+            Self::UploadBusy => "upload_busy",
+            Self::NotMultipart => "not_multipart",
+            Self::InvalidPart => "invalid_part",
             Self::Changed => "changed",
             Self::BucketExists => "bucket_exists",
             Self::BucketInactive => "bucket_inactive",
@@ -395,6 +411,10 @@ mod tests {
         ErrorKind::UploadClosed,
         ErrorKind::NotUploaded,
         ErrorKind::DirectUpload,
+        ErrorKind::PartsMissing,
+        ErrorKind::UploadBusy,
+        ErrorKind::NotMultipart,
+        ErrorKind::InvalidPart,
         ErrorKind::Changed,
         ErrorKind::BucketExists,
         ErrorKind::BucketInactive,

@@ -71,6 +71,8 @@ pub(crate) async fn put(
             content_type,
             filename: None,
             expires_in: None,
+            // The gateway's body is the one request.
+            multipart: Some(false),
         },
     )?;
     let existing = app

@@ -203,6 +203,11 @@ async fn operation(
                 let answer = uploads::data_put(app, req, id, sig(query)?, log).await?;
                 json_response(answer.http_status(), &answer)
             }
+            Endpoint::PartPut => {
+                let number = route.params.get(1).copied().unwrap_or_default();
+                let answer = uploads::part_put(app, req, id, number, sig(query)?, log).await?;
+                json_response(answer.http_status(), &answer)
+            }
             Endpoint::Download => files::download(app, req, sig(query)?, log).await,
             Endpoint::DemoToken => json_response(201, &demo::token(app, log)?),
             _ => Err(ApiError::unauthorized("missing API key or upload token")),
@@ -214,7 +219,15 @@ async fn operation(
             let answer = uploads::reserve(app, who, body(req).await?, log).await?;
             json_response(answer.http_status(), &answer)
         }
-        Endpoint::Complete => json_response(200, &uploads::complete(app, who, id, log).await?),
+        Endpoint::Complete => {
+            let answer = uploads::complete(app, who, id, log).await?;
+            json_response(answer.http_status(), &answer)
+        }
+        Endpoint::PartUrls => {
+            let request = body(req).await?;
+            json_response(200, &uploads::parts(app, who, id, request, log).await?)
+        }
+        Endpoint::UploadInfo => json_response(200, &uploads::info(app, who, id, log).await?),
         Endpoint::Abort => json_response(200, &uploads::abort(app, who, id, log).await?),
         Endpoint::ListFiles => json_response(200, &files::list(app, who, query).await?),
         Endpoint::StatFile => {
@@ -265,6 +278,7 @@ async fn operation(
         | Endpoint::DemoEcho
         | Endpoint::DemoToken
         | Endpoint::DataPut
+        | Endpoint::PartPut
         | Endpoint::Download => Err(ApiError::new(
             ErrorKind::Internal,
             "route without a handler",

@@ -10,7 +10,8 @@ use rusqlite::Connection;
 
 use crate::registry::{
     stats_buckets_sql, LogQuery, Reach, DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL,
-    LIVE_BY_SHA256_SQL, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS, SWEEP_SQL,
+    LIVE_BY_SHA256_SQL, PARTS_SQL, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS,
+    SWEEP_SQL,
 };
 
 /// An empty registry built by every migration in `migrations/`, in order, as `wrangler d1
@@ -251,6 +252,12 @@ fn lookups_by_digest_and_the_sweep_search_an_index() {
     assert_searches(&db, DEDUP_SQL, "blobs", "tenant=? AND sha256=?");
     assert_searches(&db, LIVE_BY_SHA256_SQL, "files", "tenant=? AND sha256=?");
     assert_searches(&db, SWEEP_SQL, "uploads", "state=? AND expires_at<?");
+    // An upload's parts, in number order, straight from the primary key of the WITHOUT ROWID
+    // table: no scan and no sort.
+    assert_eq!(
+        plan(&db, PARTS_SQL),
+        ["SEARCH upload_parts USING PRIMARY KEY (upload_id=?)"]
+    );
 }
 
 /// The guard that these checks see what they claim: the stats' former `?1 IS NULL OR

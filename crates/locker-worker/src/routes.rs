@@ -20,6 +20,12 @@ pub(crate) enum Endpoint {
     DemoToken,
     Reserve,
     DataPut,
+    /// `PUT /v1/data/{id}/parts/{n}`: one part of an upload in parts, through the Worker.
+    PartPut,
+    /// `POST /v1/uploads/{id}/parts`: the signed URLs of parts.
+    PartUrls,
+    /// `GET /v1/uploads/{id}`: a reservation and its stored parts.
+    UploadInfo,
     Complete,
     Abort,
     Download,
@@ -111,8 +117,11 @@ pub(crate) static TABLE: &[Row] = &[
     },
     row(Post, "/v1/uploads", E::Reserve, Op::Reserve),
     row(Post, "/v1/uploads/{id}/complete", E::Complete, Op::Complete),
+    row(Post, "/v1/uploads/{id}/parts", E::PartUrls, Op::Sign),
+    row(Get, "/v1/uploads/{id}", E::UploadInfo, Op::Stat),
     row(Delete, "/v1/uploads/{id}", E::Abort, Op::Abort),
     signed(row(Put, "/v1/data/{id}", E::DataPut, Op::Upload)),
+    signed(row(Put, "/v1/data/{id}/parts/{n}", E::PartPut, Op::Upload)),
     signed(row(Get, "/v1/download", E::Download, Op::Download)),
     row(Get, "/v1/files", E::ListFiles, Op::List),
     row(Get, "/v1/files/{namespace}/{path}", E::StatFile, Op::Stat),

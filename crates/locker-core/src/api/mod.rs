@@ -35,6 +35,7 @@ mod files;
 mod gateway;
 mod keys;
 mod log;
+mod multipart;
 mod uploads;
 
 pub use buckets::{
@@ -45,6 +46,10 @@ pub use files::{Delete, FileInfo, FileList};
 pub use gateway::{GatewayDeduplicated, GatewayPut, GatewayStored, SignedUrl, SignedUrlRequest};
 pub use keys::{CreateKey, DemoEcho, KeyCreated, KeyRevoked, MintToken, Op, Scopes, TokenMinted};
 pub use log::{BucketStats, Integrity, LogEntry, LogPage, Operation, Stats, UploadCounts};
+pub use multipart::{
+    MultipartInfo, MultipartPlan, PartDigest, PartPut, PartUrl, PartUrls, PartsRequest, StoredPart,
+    UploadInfo,
+};
 pub use uploads::{
     Abort, AbortStatus, Complete, CompleteStatus, DataPut, Deduplicated, ReserveRequest, Reserved,
     UploadPlan, UploadState,

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::MultipartPlan;
+
 /// `POST /v1/uploads`: reserve an upload of these bytes at `namespace/path`, or learn they are
 /// stored already.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,12 @@ pub struct ReserveRequest {
     /// Lifetime of the signed upload URL, seconds: 1 to 3600, default 3600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<u64>,
+    /// `true`: upload in parts whatever the size (any size above 0); `false`: in one request
+    /// (refused with 413 above the transport's single-request limit); unset: in parts from the
+    /// Worker's threshold on (`LOCKER_MULTIPART_THRESHOLD`, default
+    /// [`crate::multipart::DEFAULT_THRESHOLD`]). An empty file is always one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<bool>,
 }
 
 /// The answer to `POST /v1/uploads`, told apart by its `status`.
@@ -34,6 +42,9 @@ pub enum Reserved {
     Deduplicated(Deduplicated),
     /// `"upload"` (201): a reservation; send the bytes as it says, then complete it.
     Upload(UploadPlan),
+    /// `"multipart"` (201): a reservation of an upload in parts; ask the parts' URLs, send each
+    /// part, then complete it.
+    Multipart(MultipartPlan),
 }
 
 impl Reserved {
@@ -41,7 +52,7 @@ impl Reserved {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::Deduplicated(_) => 200,
-            Self::Upload(_) => 201,
+            Self::Upload(_) | Self::Multipart(_) => 201,
         }
     }
 }
@@ -97,15 +108,21 @@ impl DataPut {
     }
 }
 
-/// The `status` of [`Complete`]: always `"complete"`.
+/// The `status` of [`Complete`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CompleteStatus {
+    /// `"complete"` (200): verified and committed; the file exists.
     #[default]
     Complete,
+    /// `"verifying"` (202): a multipart object too large to check within one request; the
+    /// Worker finishes the check on its own (scheduled), and the upload is then committed, or
+    /// aborted if the bytes are wrong. Ask `GET /v1/uploads/{id}` or complete again later.
+    Verifying,
 }
 
-/// The answer to `POST /v1/uploads/{id}/complete` (200), the same for every repeated call.
+/// The answer to `POST /v1/uploads/{id}/complete`, the same for every repeated call (once
+/// committed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Complete {
     pub status: CompleteStatus,
@@ -115,6 +132,16 @@ pub struct Complete {
     pub locker_ref: String,
     pub sha256: String,
     pub size: u64,
+}
+
+impl Complete {
+    /// The HTTP status the Worker answers this with.
+    pub fn http_status(&self) -> u16 {
+        match self.status {
+            CompleteStatus::Complete => 200,
+            CompleteStatus::Verifying => 202,
+        }
+    }
 }
 
 /// The `status` of [`Abort`]: always `"aborted"`.
@@ -133,7 +160,9 @@ pub struct Abort {
 }
 
 /// A reservation's state, as stored (`uploads.state`) and counted in [`crate::api::Stats`]:
-/// `pending`, then exactly one of the others, for good.
+/// `pending`, then exactly one of the others, for good (`verifying` comes between `pending`
+/// and `committed` or `aborted`, for a large multipart object whose check did not fit in one
+/// request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UploadState {
@@ -141,6 +170,7 @@ pub enum UploadState {
     Committed,
     Aborted,
     Expired,
+    Verifying,
 }
 
 impl UploadState {
@@ -151,6 +181,7 @@ impl UploadState {
             Self::Committed => "committed",
             Self::Aborted => "aborted",
             Self::Expired => "expired",
+            Self::Verifying => "verifying",
         }
     }
 }
@@ -169,15 +200,16 @@ mod tests {
         let full = json!({
             "namespace": "corp", "path": "q3/deck.pdf", "sha256": SHA, "size": 123456,
             "content_type": "application/pdf", "filename": "Deck.pdf", "expires_in": 60,
+            "multipart": true,
         });
         let r: ReserveRequest = round_trip(&full);
-        assert_eq!(r.expires_in, Some(60));
+        assert_eq!((r.expires_in, r.multipart), (Some(60), Some(true)));
         let minimal = json!({
             "namespace": "corp", "path": "q3/deck.pdf", "sha256": SHA, "size": 1,
             "content_type": "application/pdf",
         });
         let r: ReserveRequest = round_trip(&minimal);
-        assert_eq!((r.filename, r.expires_in), (None, None));
+        assert_eq!((r.filename, r.expires_in, r.multipart), (None, None, None));
     }
 
     #[test]
@@ -290,6 +322,7 @@ mod tests {
             (UploadState::Committed, "committed"),
             (UploadState::Aborted, "aborted"),
             (UploadState::Expired, "expired"),
+            (UploadState::Verifying, "verifying"),
         ] {
             assert_eq!(state.as_str(), name);
             assert_eq!(round_trip::<UploadState>(&json!(name)), state);

@@ -112,6 +112,8 @@ impl Inner {
             filename: Some(job.name.clone()),
             // Whole seconds, checked in `Options::parse`.
             expires_in: self.options.expires_in.map(|s| s as u64),
+            // One request, as before multipart existed, until the Uploader sends parts.
+            multipart: Some(false),
         };
         let request =
             serde_json::to_string(&request).map_err(|e| LockerError::invalid(e.to_string()))?;
@@ -128,19 +130,23 @@ impl Inner {
                     self.api(Method::POST, "/v1/uploads", Some(request), signal)
                 })
                 .await?;
-            let plan = match answer.decode::<Reserved>("the reservation")? {
-                Reserved::Deduplicated(d) => {
-                    job.tracked.apply(Event::Deduplicated);
-                    job.tracked
-                        .events
-                        .emit("deduplicated", &[("ref", d.locker_ref.clone().into())]);
-                    return Ok(Stored {
-                        locker_ref: d.locker_ref,
-                        deduplicated: true,
-                    });
-                }
-                Reserved::Upload(plan) => plan,
-            };
+            let plan =
+                match answer.decode::<Reserved>("the reservation")? {
+                    Reserved::Deduplicated(d) => {
+                        job.tracked.apply(Event::Deduplicated);
+                        job.tracked
+                            .events
+                            .emit("deduplicated", &[("ref", d.locker_ref.clone().into())]);
+                        return Ok(Stored {
+                            locker_ref: d.locker_ref,
+                            deduplicated: true,
+                        });
+                    }
+                    Reserved::Upload(plan) => plan,
+                    Reserved::Multipart(_) => return Err(LockerError::invalid(
+                        "the Worker answered a multipart plan, which this Uploader does not send",
+                    )),
+                };
             job.tracked
                 .reservation
                 .replace(Some(plan.upload_id.clone()));

@@ -20,10 +20,12 @@ pub(crate) use d1::D1Registry;
 #[cfg(test)]
 pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS};
 #[cfg(test)]
-pub(crate) use d1::{DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, SWEEP_SQL};
+pub(crate) use d1::{
+    DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL,
+};
 pub(crate) use rows::{
     BlobRow, BucketRow, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery, LogRecord,
-    NewKey, NewUpload, Reach, UploadRow,
+    NewKey, NewUpload, PartDecl, PartRow, Reach, UploadRow,
 };
 
 use locker_core::api::{LogEntry, Route, Stats, UploadState};
@@ -62,6 +64,35 @@ pub(crate) trait Uploads {
 
     /// Pending reservations that expired before `cutoff_ms`, oldest first, at most `limit`.
     async fn expired_uploads(&self, cutoff_ms: u64, limit: u64) -> ApiResult<Vec<UploadRow>>;
+}
+
+/// The parts of multipart uploads: declared when their URLs are given, stored when the
+/// Worker's data plane took them, forgotten when their upload ends.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Parts {
+    /// Declares `parts` of upload `id` (each one's length and digest, what its URL binds),
+    /// replacing an earlier declaration of the same number; a part stored with another digest
+    /// than the new one counts as not stored. Only while the upload is pending and no complete
+    /// runs: `false`, nothing written, otherwise.
+    async fn declare_parts(&self, id: &str, parts: &[PartDecl]) -> ApiResult<bool>;
+
+    /// Every declared part of upload `id`, by number.
+    async fn parts(&self, id: &str) -> ApiResult<Vec<PartRow>>;
+
+    /// Records that part `number` of upload `id` is stored with `etag`, if it is still declared
+    /// with `sha256` and the upload is pending with no complete running. `false` otherwise.
+    async fn part_stored(&self, id: &str, number: u32, sha256: &str, etag: &str)
+        -> ApiResult<bool>;
+
+    /// Takes the upload's completion lock: only one complete runs at a time. A lock older than
+    /// `stale_before_ms` (a complete that died) is taken over. `false`: not pending, or held.
+    async fn lock_completion(&self, id: &str, stale_before_ms: u64) -> ApiResult<bool>;
+
+    /// Releases the lock taken at this request's time (a complete that did not commit).
+    async fn unlock_completion(&self, id: &str) -> ApiResult<()>;
+
+    /// Deletes the part rows of upload `id` once it is no longer pending.
+    async fn forget_parts(&self, id: &str) -> ApiResult<()>;
 }
 
 /// Stored bytes, per tenant and SHA-256.
@@ -195,8 +226,8 @@ pub(crate) trait AccessLog {
 
 /// Everything the handlers use.
 pub(crate) trait Registry:
-    Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog
+    Uploads + Parts + Blobs + Files + Keys + Buckets + StatsSource + AccessLog
 {
 }
 
-impl<T: Uploads + Blobs + Files + Keys + Buckets + StatsSource + AccessLog> Registry for T {}
+impl<T: Uploads + Parts + Blobs + Files + Keys + Buckets + StatsSource + AccessLog> Registry for T {}

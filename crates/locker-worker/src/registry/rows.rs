@@ -20,6 +20,39 @@ pub(crate) struct UploadRow {
     pub key: String,
     /// Parsed when the row is read: a name outside the set fails the read.
     pub state: UploadState,
+    /// When the reservation's URLs stop being signed, Unix milliseconds.
+    pub expires_at: u64,
+    /// Storage's id of the multipart upload; `None` for an upload in one request.
+    #[serde(default)]
+    pub multipart_id: Option<String>,
+    /// The multipart plan (both set, or neither).
+    #[serde(default)]
+    pub part_size: Option<u64>,
+    #[serde(default)]
+    pub part_count: Option<u32>,
+    /// Set while a complete runs (Unix milliseconds): no second complete, no part meanwhile.
+    #[serde(default)]
+    pub completing_at: Option<u64>,
+}
+
+/// One part of a multipart upload whose URL was given: declared, and maybe stored.
+#[derive(Deserialize, Clone, Debug)]
+pub(crate) struct PartRow {
+    pub number: u32,
+    pub size: u64,
+    pub sha256: String,
+    /// Storage's ETag of the stored part (the `worker` transport records it).
+    pub etag: Option<String>,
+    /// When the Worker stored it (the `worker` transport); `None`: not (yet) through it.
+    pub stored_at: Option<u64>,
+}
+
+/// A part declared for a URL: its number, exact length and digest.
+#[derive(Clone, Debug)]
+pub(crate) struct PartDecl {
+    pub number: u32,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// A new pending reservation.
@@ -31,6 +64,8 @@ pub(crate) struct NewUpload<'a> {
     pub key_id: &'a str,
     pub expires_at_ms: u64,
     pub multipart_id: Option<&'a str>,
+    /// The multipart plan: part size and count.
+    pub parts: Option<(u64, u32)>,
 }
 
 /// A tenant's stored bytes.

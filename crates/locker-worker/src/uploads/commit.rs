@@ -118,6 +118,8 @@ pub(super) async fn close(
     {
         return Ok(false);
     }
+    // An upload in parts also ends in storage, so no part stays billed.
+    super::multipart::end_in_storage(app, row).await;
     let store = Store::open(app, &row.bucket_id).await?;
     remove_unclaimed(app, &store, &row.tenant, &row.sha256, &row.key).await?;
     Ok(true)

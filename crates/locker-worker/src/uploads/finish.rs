@@ -49,6 +49,9 @@ pub(crate) async fn complete(
             ))
         }
     }
+    if row.multipart_id.is_some() {
+        return super::multipart::complete(app, who, &row, &spec, log).await;
+    }
     let store = Store::open(app, &row.bucket_id).await?;
     if let Err(e) = verify_stored(app, &store, &spec).await {
         if e.kind.is_wrong_bytes() {

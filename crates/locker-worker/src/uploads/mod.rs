@@ -12,6 +12,7 @@
 mod commit;
 mod data;
 mod finish;
+mod multipart;
 mod reserve;
 mod sweep;
 
@@ -19,6 +20,7 @@ pub(crate) use commit::{commit, release_blob, remove_unclaimed};
 pub(crate) use data::{body_data, data_put, store, verify_stored};
 pub(crate) use finish::{abort, complete};
 pub(crate) use locker_core::api::ReserveRequest;
+pub(crate) use multipart::{info, part_put, parts};
 pub(crate) use reserve::{reserve, try_dedup, validate_request};
 pub(crate) use sweep::sweep_expired;
 

@@ -11,6 +11,7 @@ use crate::registry::{Blobs, Files, NewUpload, Uploads};
 use crate::store::Store;
 use locker_core::api::Operation;
 use locker_core::api::{Deduplicated, Reserved, UploadPlan};
+use locker_core::multipart;
 use locker_core::request::{self, ReserveFields};
 use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
@@ -113,6 +114,10 @@ pub(crate) async fn reserve(
         return Ok(Reserved::Deduplicated(answer));
     }
     let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
+    let threshold = crate::config::multipart_threshold(&app.env);
+    if multipart::is_multipart(spec.size, body.multipart, threshold) {
+        return super::multipart::reserve(app, who, &spec, ttl, (&bucket_id, &store), log).await;
+    }
     // One PUT of the whole file: through this Worker up to its body limit, straight to storage
     // up to S3's single-PUT limit.
     validate::size_within(spec.size, store.max_single_put())?;
@@ -141,6 +146,7 @@ pub(crate) async fn reserve(
                 key_id: &who.key_id,
                 expires_at_ms: expires_at * 1000,
                 multipart_id: None,
+                parts: None,
             },
             &log.record(app, None),
         )

@@ -5,6 +5,7 @@ mod buckets;
 mod files;
 mod keys;
 mod log;
+mod parts;
 mod stats;
 mod uploads;
 
@@ -14,6 +15,8 @@ pub(crate) use blobs::DEDUP_SQL;
 pub(crate) use buckets::ROUTES_SQL;
 #[cfg(test)]
 pub(crate) use files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
+#[cfg(test)]
+pub(crate) use parts::PARTS_SQL;
 #[cfg(test)]
 pub(crate) use stats::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
 #[cfg(test)]

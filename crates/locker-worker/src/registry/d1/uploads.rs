@@ -9,13 +9,14 @@ use crate::error::ApiResult;
 use crate::registry::{Committed, FileSpec, LogRecord, NewUpload, UploadRow, Uploads};
 
 const UPLOAD_COLUMNS: &str = "id, tenant, namespace, path, sha256, size, content_type, \
-     filename, bucket_id, key, state, expires_at";
+     filename, bucket_id, key, state, expires_at, multipart_id, part_size, part_count, \
+     completing_at";
 
 /// Pending reservations past `?1`, oldest first (the query-plan test runs this string).
 pub(crate) const SWEEP_SQL: &str =
     "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
-     bucket_id, key, state, expires_at FROM uploads \
-     WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2";
+     bucket_id, key, state, expires_at, multipart_id, part_size, part_count, completing_at \
+     FROM uploads WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2";
 
 /// SQL condition: reservation `?{first}` went to `state` at `?{first + 1}` (the time of the
 /// batch that changed it), so a statement later in that batch runs only if the change
@@ -83,7 +84,11 @@ impl Uploads for D1Registry {
 
     async fn reserve(&self, upload: &NewUpload<'_>, log: &LogRecord) -> ApiResult<()> {
         let spec = upload.spec;
-        let args: [JsValue; 14] = [
+        let (part_size, part_count) = match upload.parts {
+            Some((size, count)) => (n(size), n(u64::from(count))),
+            None => (JsValue::NULL, JsValue::NULL),
+        };
+        let args: [JsValue; 16] = [
             s(upload.id),
             s(spec.tenant.as_str()),
             s(spec.namespace.as_str()),
@@ -98,13 +103,16 @@ impl Uploads for D1Registry {
             n(self.now_ms),
             n(upload.expires_at_ms),
             opt(upload.multipart_id),
+            part_size,
+            part_count,
         ];
         self.batch(vec![
             self.register_default()?,
             self.stmt(
                 "INSERT INTO uploads (id, tenant, namespace, path, sha256, size, content_type, \
-                 filename, bucket_id, key, key_id, created_at, expires_at, multipart_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 filename, bucket_id, key, key_id, created_at, expires_at, multipart_id, \
+                 part_size, part_count) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 &args,
             )?,
             self.log_statement(log, "", &[])?,
