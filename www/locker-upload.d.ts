@@ -123,6 +123,8 @@ export interface LockerUploadStrings {
   hashing: (percent: number) => string;
   uploading: (percent: number) => string;
   retrying: (attempt: number) => string;
+  /** An upload in parts resumed after a reload: `done` of `total` parts stored so far. */
+  resuming: (done: number, total: number) => string;
   stored: string;
   deduplicated: string;
   cancelled: string;
@@ -162,6 +164,12 @@ export interface LockerUploadAttributes {
   concurrency?: number | string;
   /** Milliseconds without progress before a transfer is aborted and retried (default 30000). */
   "stall-timeout"?: number | string;
+  /** Bytes from which a file is uploaded in parts (default 67108864, 64 MiB). */
+  "multipart-threshold"?: number | string;
+  /** Parts of one file in flight at once (default 4). */
+  "part-concurrency"?: number | string;
+  /** `"false"` turns off resuming uploads in parts after a reload (default on). */
+  resume?: "true" | "false" | boolean;
 }
 
 /** What JSX may pass to `<locker-upload>`: its attributes and the usual HTML ones. */

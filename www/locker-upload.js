@@ -10,7 +10,8 @@
 // Each uploaded file adds its ref (`locker://namespace/path`) to the form under `name`.
 // Attributes: endpoint (the Worker; default: where this script came from), namespace,
 // token-url (POSTed to for an upload token), accept, max-size (bytes), multiple, required,
-// disabled, concurrency, stall-timeout (ms). Every attribute may change at any time (frameworks
+// disabled, concurrency, stall-timeout (ms), multipart-threshold (bytes), part-concurrency,
+// resume ("false" turns it off). Every attribute may change at any time (frameworks
 // set them after creating the element): the next file picked uses the new values, uploads
 // already running finish with the old ones. Theme it with the --locker-* custom properties below.
 
@@ -60,6 +61,7 @@ export const STRINGS = Object.freeze({
   hashing: (percent) => `Checking… ${percent}%`,
   uploading: (percent) => `Uploading… ${percent}%`,
   retrying: (attempt) => `Connection trouble, trying again (${attempt})…`,
+  resuming: (done, total) => `Resuming (${done} of ${total} parts stored)`,
   stored: "Stored",
   deduplicated: "Already stored",
   cancelled: "Cancelled",
@@ -157,6 +159,9 @@ const UPLOADER_ATTRIBUTES = [
   "max-size",
   "concurrency",
   "stall-timeout",
+  "multipart-threshold",
+  "part-concurrency",
+  "resume",
 ];
 const ACTIVE = new Set(["waiting", "hashing", "uploading"]);
 
@@ -372,6 +377,9 @@ export class LockerUpload extends HTMLElement {
       maxSize: maxSize === null ? undefined : Number(maxSize),
       concurrency: Number(this.getAttribute("concurrency") ?? 3),
       stallTimeout: this.hasAttribute("stall-timeout") ? Number(this.getAttribute("stall-timeout")) : undefined,
+      multipartThreshold: this.#numberAttribute("multipart-threshold"),
+      partConcurrency: this.#numberAttribute("part-concurrency"),
+      resume: this.getAttribute("resume") !== "false",
     });
     // The rows show what the Uploader says, nothing else: one event per transition.
     uploader.addEventListener("state-change", (e) => {
@@ -380,6 +388,10 @@ export class LockerUpload extends HTMLElement {
     });
     this.#uploader = uploader;
     return uploader;
+  }
+
+  #numberAttribute(name) {
+    return this.hasAttribute(name) ? Number(this.getAttribute(name)) : undefined;
   }
 
   /** Adds files and starts uploading them. Without `multiple`, replaces what was there. */
@@ -429,7 +441,7 @@ export class LockerUpload extends HTMLElement {
   }
 
   /** Shows a `state-change` of the row's upload (or the same shape when no Uploader could be made). */
-  #render(row, { state, loaded = 0, total = 0, attempt = 0, error = null }) {
+  #render(row, { state, loaded = 0, total = 0, attempt = 0, error = null, parts = null }) {
     const shown = SHOWN[state] ?? "error";
     const changed = row.state !== shown;
     // A button that disappears under the keyboard focus would drop focus to the page.
@@ -447,7 +459,12 @@ export class LockerUpload extends HTMLElement {
     const text = {
       waiting: strings.waiting,
       hashing: strings.hashing(pct),
-      uploading: attempt > 0 ? strings.retrying(attempt) : strings.uploading(pct),
+      uploading:
+        attempt > 0
+          ? strings.retrying(attempt)
+          : parts?.resumed > 0
+            ? strings.resuming(parts.done, parts.total)
+            : strings.uploading(pct),
       stored: strings.stored,
       deduplicated: strings.deduplicated,
       cancelled: strings.cancelled,

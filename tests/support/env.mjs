@@ -28,6 +28,18 @@ export async function launchBrowser() {
   });
 }
 
+/**
+ * Starts headless Chromium with a profile kept in `dir`: IndexedDB survives closing it, so a
+ * context closed mid-upload and launched again on the same `dir` is a page reloaded after a
+ * crash. The caller closes it.
+ */
+export async function launchPersistent(dir) {
+  return chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: CHROMIUM_ARGS,
+  });
+}
+
 /** Opens a page that fails the test on any uncaught page error. */
 export async function openPage(browser, path = "/") {
   const page = await browser.newPage();

@@ -52,15 +52,22 @@ export async function corsProxy(target = new URL(S3_URL)) {
       },
     );
     upstream.on("error", () => {
-      res.writeHead(502);
+      if (!res.headersSent) res.writeHead(502);
       res.end();
     });
+    // A browser that goes away mid-body (a closed page in the resume tests) must not leave the
+    // upstream request open: it would keep this process alive after the tests.
+    res.on("close", () => upstream.destroy());
     req.pipe(upstream);
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     seen,
-    close: () => new Promise((resolve) => server.close(resolve)),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(resolve);
+        server.closeAllConnections();
+      }),
   };
 }

@@ -13,6 +13,12 @@
 //! any active phase -> Failed | Cancelled;  Failed | Cancelled -> Waiting (the person retries)
 //! ```
 //!
+//! An upload in parts goes the same way: its reservation (fresh, or one found again after a
+//! reload, [`Event::ReservedParts`]) enters `Transferring` with [`Parts`] counted, each stored
+//! part is an [`Event::PartStored`], and a part's own retries ([`Machine::part_failed`]) are
+//! told as [`Event::PartRetry`] without leaving the phase: parts retry on their own, in
+//! parallel, while the reservation as a whole follows the rules above.
+//!
 //! Randomness (the backoff's jitter) is passed in, like the clock elsewhere in this crate.
 
 use crate::client::{self, code, RetryPolicy};
@@ -132,8 +138,20 @@ pub enum Event {
     /// The current phase's network step failed: retried, renewed or final, as the rules say.
     Failed(Failure),
     /// A failure outside the retried steps (a check of the file, the hash, `getToken()`, a
-    /// cancelled wait): it ends the upload.
+    /// cancelled wait, a part that failed for good): it ends the upload.
     Fatal(Failure),
+    /// The Worker reserved an upload in `total` parts, of which `stored` (`stored_bytes`
+    /// bytes) are stored already: 0 for a fresh reservation, more for one resumed after a
+    /// reload.
+    ReservedParts {
+        total: u32,
+        stored: u32,
+        stored_bytes: u64,
+    },
+    /// One more part is stored.
+    PartStored,
+    /// A part failed and is tried again ([`Machine::part_failed`] said so); the others go on.
+    PartRetry(Failure),
     /// The caller cancelled.
     Cancel,
     /// The person asks for another try of a failed or cancelled upload.
@@ -153,6 +171,9 @@ impl Event {
             Self::Completed => "completed",
             Self::Failed(_) => "a failure",
             Self::Fatal(_) => "a fatal failure",
+            Self::ReservedParts { .. } => "reserved parts",
+            Self::PartStored => "part stored",
+            Self::PartRetry(_) => "a part's retry",
             Self::Cancel => "cancel",
             Self::Restart => "restart",
         }
@@ -174,6 +195,28 @@ pub enum Action {
     Abandon,
 }
 
+/// The parts of an upload in parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// Parts stored, those found stored when resuming included.
+    pub done: u32,
+    pub total: u32,
+    /// Parts that were stored already when this reservation was resumed after a reload (0 for
+    /// a fresh one): the widget says "Resuming (N of M parts stored)".
+    pub resumed: u32,
+}
+
+/// What to do about a part whose transfer failed ([`Machine::part_failed`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PartOutcome {
+    /// Send it again after `delay_ms`, to the same URL.
+    Retry { delay_ms: f64 },
+    /// Its signed URL ran out: ask the Worker for a fresh one and send it again at once.
+    FreshUrl,
+    /// The failure is final (a refusal, retries used up, cancelled): the upload ends.
+    GiveUp,
+}
+
 /// One upload's state. Progress never goes backwards within a run: a retried transfer starts
 /// sending from byte 0 again, but `sent` stays at the most any attempt reached until the new
 /// attempt passes it. Only [`Event::Restart`] (a new run) starts from zero.
@@ -193,6 +236,9 @@ pub struct Upload {
     /// Why it ended ([`Phase::Failed`], [`Phase::Cancelled`]), or the failure the current
     /// phase's retry is about; cleared on entering a phase.
     pub error: Option<Failure>,
+    /// Counted parts while an upload in parts transfers (kept when it ends, for the record);
+    /// `None` for an upload in one request.
+    pub parts: Option<Parts>,
 }
 
 impl Upload {
@@ -206,16 +252,20 @@ impl Upload {
             attempt: 0,
             reservations: 0,
             error: None,
+            parts: None,
         }
     }
 
     /// The progress of the current phase as `(loaded, total)` bytes: hashing counts hashed
-    /// bytes, the transfer and what follows count sent bytes; a finished upload is whole.
+    /// bytes; reserving, the transfer and what follows count sent bytes (a person sees one
+    /// "uploading" from the reservation on, which must not jump from the hash's 100% back to
+    /// 0 when the transfer starts, nor when an expired reservation is renewed); a finished
+    /// upload is whole.
     pub fn progress(&self) -> (u64, u64) {
         let loaded = match self.phase {
             Phase::Waiting => 0,
-            Phase::Hashing | Phase::Reserving => self.hashed,
-            Phase::Transferring | Phase::Completing => self.sent,
+            Phase::Hashing => self.hashed,
+            Phase::Reserving | Phase::Transferring | Phase::Completing => self.sent,
             Phase::Stored | Phase::Deduplicated => self.size,
             Phase::Failed | Phase::Cancelled => self.sent.max(self.hashed),
         };
@@ -275,7 +325,45 @@ impl Machine {
             (Reserving, Event::Deduplicated) => state.enter(Deduplicated),
             (Reserving, Event::Reserved) => Upload {
                 reservations: state.reservations.saturating_add(1),
+                parts: None,
                 ..state.enter(Transferring)
+            },
+            (
+                Reserving,
+                Event::ReservedParts {
+                    total,
+                    stored,
+                    stored_bytes,
+                },
+            ) if *total > 0 => {
+                let stored = (*stored).min(*total);
+                Upload {
+                    reservations: state.reservations.saturating_add(1),
+                    sent: state.sent.max((*stored_bytes).min(state.size)),
+                    parts: Some(Parts {
+                        done: stored,
+                        total: *total,
+                        resumed: stored,
+                    }),
+                    ..state.enter(Transferring)
+                }
+            }
+            (Transferring, Event::PartStored) => match state.parts {
+                Some(p) if p.done < p.total => Upload {
+                    parts: Some(Parts {
+                        done: p.done + 1,
+                        ..p
+                    }),
+                    attempt: 0,
+                    error: None,
+                    ..state.clone()
+                },
+                _ => return Err(illegal(&event)),
+            },
+            (Transferring, Event::PartRetry(f)) if state.parts.is_some() => Upload {
+                attempt: state.attempt.saturating_add(1),
+                error: Some(f.clone()),
+                ..state.clone()
             },
             (Transferring, Event::TransferProgress(n)) => Upload {
                 sent: state.sent.max((*n).min(state.size)),
@@ -319,6 +407,23 @@ impl Machine {
             ..state.enter(phase)
         };
         (ended, action)
+    }
+
+    /// A part's transfer failed on its `attempt`-th try (1 for the first): send it again after
+    /// a backoff (the same rules as a whole transfer), with a fresh URL if its URL ran out
+    /// (a part's URL, not the reservation, is renewed: the parts stored stay), or give up.
+    /// Each part counts its own tries, so one bad part does not use up the others' retries.
+    pub fn part_failed(&self, attempt: u32, f: &Failure, random: f64) -> PartOutcome {
+        if f.code == code::ABORTED || attempt > self.retry.retries {
+            return PartOutcome::GiveUp;
+        }
+        if client::renews_reservation(&f.code) {
+            return PartOutcome::FreshUrl;
+        }
+        match self.retry.next_delay(attempt, f.status, &f.code, random) {
+            Some(delay_ms) => PartOutcome::Retry { delay_ms },
+            None => PartOutcome::GiveUp,
+        }
     }
 
     fn failed(&self, state: &Upload, f: &Failure, random: f64) -> (Upload, Option<Action>) {
@@ -484,11 +589,23 @@ mod tests {
             fatal(code::NETWORK),
             Event::Cancel,
             Event::Restart,
+            Event::ReservedParts {
+                total: 3,
+                stored: 0,
+                stored_bytes: 0,
+            },
+            // Legal only in an upload in parts; `at(Transferring)` is one request.
+            Event::PartStored,
+            Event::PartRetry(Failure {
+                status: None,
+                code: code::NETWORK.into(),
+                message: String::new(),
+            }),
         ];
         let legal = |p: Phase, e: &Event| match (p, e) {
             (Waiting, Event::Start)
             | (Hashing, Event::HashProgress(_) | Event::Hashed)
-            | (Reserving, Event::Deduplicated | Event::Reserved)
+            | (Reserving, Event::Deduplicated | Event::Reserved | Event::ReservedParts { .. })
             | (Transferring, Event::TransferProgress(_) | Event::Transferred)
             | (Completing, Event::Completed)
             | (Failed | Cancelled, Event::Restart) => true,
@@ -509,9 +626,9 @@ mod tests {
                 }
             }
         }
-        // 9 phases x 12 events; legal: 8 forward steps, failure, fatal failure and cancel in the
+        // 9 phases x 15 events; legal: 9 forward steps, failure, fatal failure and cancel in the
         // 5 active phases, restart in the 2 ended by failure or cancellation.
-        assert_eq!(refused, 9 * 12 - (8 + 15 + 2));
+        assert_eq!(refused, 9 * 15 - (9 + 15 + 2));
         let e = M.transition(&at(Stored), Event::Cancel, 0.0).unwrap_err();
         assert_eq!(e.to_string(), "cancel is not possible while stored");
     }
@@ -546,6 +663,11 @@ mod tests {
         // Renewing the reservation keeps what was sent too.
         let (s, _) = run(s, &[fail(Some(403), code::EXPIRED), Event::Reserved]);
         assert_eq!((s.phase, s.sent), (Transferring, 900));
+        // From reserving on, what is shown counts sent bytes: it starts at 0 rather than at the
+        // hash's 100%, and a renewed reservation shows what was sent.
+        assert_eq!(at(Reserving).progress(), (0, 1000));
+        let (s, _) = run(s, &[fail(Some(403), code::EXPIRED)]);
+        assert_eq!((s.phase, s.progress()), (Reserving, (900, 1000)));
         // In every phase, the progress shown is at most the size.
         for phase in ALL {
             let (loaded, total) = at(phase).progress();
@@ -706,6 +828,144 @@ mod tests {
         assert_eq!((s, a), (Upload::new(1000), None));
         let (s, _) = M.transition(&at(Cancelled), Event::Restart, 0.5).unwrap();
         assert_eq!(s, Upload::new(1000));
+    }
+
+    fn in_parts(total: u32, stored: u32, stored_bytes: u64) -> Upload {
+        run(
+            at(Reserving),
+            &[Event::ReservedParts {
+                total,
+                stored,
+                stored_bytes,
+            }],
+        )
+        .0
+    }
+
+    #[test]
+    fn an_upload_in_parts_counts_its_parts_to_the_end() {
+        let s = in_parts(3, 0, 0);
+        assert_eq!((s.phase, s.reservations, s.sent), (Transferring, 1, 0));
+        assert_eq!(
+            s.parts,
+            Some(Parts {
+                done: 0,
+                total: 3,
+                resumed: 0
+            })
+        );
+        let (s, actions) = run(
+            s,
+            &[
+                Event::TransferProgress(400),
+                Event::PartStored,
+                Event::PartStored,
+                Event::TransferProgress(900),
+                Event::PartStored,
+            ],
+        );
+        assert!(actions.iter().all(Option::is_none));
+        assert_eq!(s.parts.map(|p| (p.done, p.total)), Some((3, 3)));
+        assert_eq!(s.progress(), (900, 1000));
+        // Never more parts than the plan has.
+        let e = M.transition(&s, Event::PartStored, 0.5).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "part stored is not possible while transferring"
+        );
+        let (s, _) = run(s, &[Event::Transferred, Event::Completed]);
+        assert_eq!((s.phase, s.progress()), (Stored, (1000, 1000)));
+        // A plan of no parts is not one.
+        let none = Event::ReservedParts {
+            total: 0,
+            stored: 0,
+            stored_bytes: 0,
+        };
+        assert!(M.transition(&at(Reserving), none, 0.5).is_err());
+    }
+
+    #[test]
+    fn a_resumed_upload_starts_from_the_parts_stored() {
+        let s = in_parts(4, 3, 750);
+        assert_eq!(
+            s.parts,
+            Some(Parts {
+                done: 3,
+                total: 4,
+                resumed: 3
+            })
+        );
+        // Progress starts at what is stored and never goes below it.
+        assert_eq!(s.progress(), (750, 1000));
+        let (s, _) = run(s, &[Event::TransferProgress(10)]);
+        assert_eq!(s.sent, 750);
+        // A report larger than the plan is held to it, and to the file's size.
+        let s = in_parts(2, 5, 5000);
+        assert_eq!((s.parts.map(|p| p.done), s.sent), (Some(2), 1000));
+        // A fresh reservation after this one (its URLs ran out) is counted afresh, the bytes
+        // shown kept.
+        let (s, a) = run(
+            in_parts(4, 1, 250),
+            &[fail(Some(403), code::EXPIRED), Event::Reserved],
+        );
+        assert_eq!(a[0], Some(Action::Abandon));
+        assert_eq!((s.parts, s.sent, s.reservations), (None, 250, 2));
+    }
+
+    #[test]
+    fn a_part_retries_on_its_own_and_the_upload_stays_transferring() {
+        let net = Failure {
+            status: None,
+            code: code::NETWORK.into(),
+            message: "reset".into(),
+        };
+        let (s, a) = run(in_parts(3, 0, 0), &[Event::PartRetry(net.clone())]);
+        assert_eq!(a, [None]);
+        assert_eq!((s.phase, s.attempt), (Transferring, 1));
+        assert_eq!(
+            s.error.as_ref().map(|e| e.code.as_str()),
+            Some(code::NETWORK)
+        );
+        // A stored part clears the trouble shown.
+        let (s, _) = run(s, &[Event::PartStored]);
+        assert_eq!((s.attempt, s.error), (0, None));
+
+        // M allows 2 retries per part: backoff as for a whole transfer, then give up.
+        assert_eq!(
+            M.part_failed(1, &net, 0.0),
+            PartOutcome::Retry { delay_ms: 50.0 }
+        );
+        assert_eq!(
+            M.part_failed(2, &net, 1.0),
+            PartOutcome::Retry { delay_ms: 200.0 }
+        );
+        assert_eq!(M.part_failed(3, &net, 0.5), PartOutcome::GiveUp);
+        let with = |status, c: &str| Failure {
+            status,
+            code: c.into(),
+            message: String::new(),
+        };
+        // An expired part URL is re-signed, not the reservation; a refusal or a cancel ends it.
+        assert_eq!(
+            M.part_failed(1, &with(Some(403), code::EXPIRED), 0.5),
+            PartOutcome::FreshUrl
+        );
+        assert_eq!(
+            M.part_failed(3, &with(Some(403), code::EXPIRED), 0.5),
+            PartOutcome::GiveUp
+        );
+        for f in [
+            with(Some(403), code::STORAGE_REFUSED),
+            with(Some(422), "content_mismatch"),
+            with(None, code::ABORTED),
+        ] {
+            assert_eq!(M.part_failed(1, &f, 0.5), PartOutcome::GiveUp, "{f:?}");
+        }
+        // Giving up is a fatal failure: the reservation (the multipart upload) is released.
+        let (s, a) = run(in_parts(3, 1, 1), &[fatal(code::NETWORK)]);
+        assert_eq!((s.phase, a[0].clone()), (Failed, Some(Action::Abandon)));
+        let (s, a) = run(in_parts(3, 1, 1), &[Event::Cancel]);
+        assert_eq!((s.phase, a[0].clone()), (Cancelled, Some(Action::Abandon)));
     }
 
     #[test]

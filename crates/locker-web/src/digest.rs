@@ -258,13 +258,65 @@ impl Source {
 /// How often progress is reported: at most once per this many bytes (and at the end).
 const PROGRESS_STEP: f64 = 4.0 * 1024.0 * 1024.0;
 
+/// The SHA-256 of each part of `part_size` bytes, fed the same pieces as the whole file's hash
+/// (pieces and parts need not line up: a piece is split where a part ends).
+struct PartHashes {
+    part_size: u64,
+    state: Sha256State,
+    filled: u64,
+    done: Vec<String>,
+}
+
+impl PartHashes {
+    fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = usize::try_from(self.part_size - self.filled).unwrap_or(usize::MAX);
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.state.update(now);
+            self.filled += now.len() as u64;
+            bytes = rest;
+            if self.filled == self.part_size {
+                self.done.push(to_hex(&self.state.finalize_reset()));
+                self.filled = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.filled > 0 {
+            self.done.push(to_hex(&self.state.finalize()));
+        }
+        self.done
+    }
+}
+
 /// Hashes `blob` piece by piece. `progress(bytes_hashed)` is called every few MiB and at the end.
 pub(crate) async fn hash_blob(
     blob: &Blob,
     reading: Reading,
-    mut progress: impl FnMut(f64),
+    progress: impl FnMut(f64),
 ) -> Result<String, LockerError> {
+    hash_blob_parts(blob, reading, None, progress)
+        .await
+        .map(|(sha256, _)| sha256)
+}
+
+/// [`hash_blob`], and with a `part_size` also the digest of each part of that size (the last
+/// one shorter), from the same read of the file: an upload in parts declares every part's
+/// digest, and reading a large file twice would cost as much as hashing it.
+pub(crate) async fn hash_blob_parts(
+    blob: &Blob,
+    reading: Reading,
+    part_size: Option<u64>,
+    mut progress: impl FnMut(f64),
+) -> Result<(String, Vec<String>), LockerError> {
     let size = blob.size();
+    let mut parts = part_size.filter(|&p| p > 0).map(|part_size| PartHashes {
+        part_size,
+        state: Sha256State::new(),
+        filled: 0,
+        done: Vec::new(),
+    });
     let mut state = Sha256State::new();
     let mut buffer = vec![0u8; reading.chunk as usize];
     let mut done = 0.0;
@@ -281,6 +333,9 @@ pub(crate) async fn hash_blob(
         piece.copy_to(dest);
         source.recycle(piece)?;
         state.update(&*dest);
+        if let Some(parts) = parts.as_mut() {
+            parts.update(dest);
+        }
         done += len as f64;
         if done - reported >= PROGRESS_STEP {
             reported = done;
@@ -294,7 +349,8 @@ pub(crate) async fn hash_blob(
         ));
     }
     progress(done);
-    Ok(to_hex(&state.finalize()))
+    let parts = parts.map(PartHashes::finish).unwrap_or_default();
+    Ok((to_hex(&state.finalize()), parts))
 }
 
 /// The caller's `onProgress(bytes)` from `options`, if any, as a progress function. A

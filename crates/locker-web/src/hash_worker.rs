@@ -3,9 +3,10 @@
 //! The page starts a module worker from a tiny script (a Blob URL) that imports this same
 //! module, receives the page's compiled `WebAssembly.Module` (no second download or compile),
 //! and calls [`hash_worker_main`]. The protocol, all plain objects:
-//! page -> worker: the Module, then `{blob, chunkSize, stallTimeout}`;
+//! page -> worker: the Module, then `{blob, chunkSize, stallTimeout, partSize}`;
 //! worker -> page: `{type: "ready"}`, `{type: "progress", bytes}`, then
-//! `{type: "done", sha256}` or `{type: "error", code, message}`.
+//! `{type: "done", sha256, parts}` (`parts`: the digest of each part of `partSize` bytes, empty
+//! without one) or `{type: "error", code, message}`.
 //! Cancelling terminates the worker: nothing outlives it.
 
 use js_sys::Array;
@@ -17,7 +18,7 @@ use web_sys::{
     WorkerOptions, WorkerType,
 };
 
-use crate::digest::{hash_blob, on_progress, Reading};
+use crate::digest::{hash_blob_parts, on_progress, Reading};
 use crate::error::{code, LockerError};
 use crate::js::{deferred, get, obj, on_abort, wait, Finish};
 
@@ -39,7 +40,14 @@ pub fn hash_worker_main() -> Result<(), JsValue> {
         let scope = reply.clone();
         spawn_local(async move {
             let answer = match job(&scope, &event.data()).await {
-                Ok(sha256) => obj(&[("type", "done".into()), ("sha256", sha256.into())]),
+                Ok((sha256, parts)) => {
+                    let parts: js_sys::Array = parts.into_iter().map(JsValue::from).collect();
+                    obj(&[
+                        ("type", "done".into()),
+                        ("sha256", sha256.into()),
+                        ("parts", parts.into()),
+                    ])
+                }
                 Err(e) => obj(&[
                     ("type", "error".into()),
                     ("code", e.code.into()),
@@ -56,11 +64,16 @@ pub fn hash_worker_main() -> Result<(), JsValue> {
     scope.post_message(&obj(&[("type", "ready".into())]))
 }
 
-async fn job(scope: &DedicatedWorkerGlobalScope, data: &JsValue) -> Result<String, LockerError> {
+async fn job(
+    scope: &DedicatedWorkerGlobalScope,
+    data: &JsValue,
+) -> Result<(String, Vec<String>), LockerError> {
     let blob: Blob = get(data, "blob")
         .dyn_into()
         .map_err(|_| LockerError::invalid("the hash worker needs a Blob"))?;
-    hash_blob(&blob, Reading::parse(data)?, |bytes| {
+    // Whole bytes: the planner's part size.
+    let part_size = get(data, "partSize").as_f64().map(|p| p as u64);
+    hash_blob_parts(&blob, Reading::parse(data)?, part_size, |bytes| {
         let _ = scope.post_message(&obj(&[
             ("type", "progress".into()),
             ("bytes", bytes.into()),
@@ -130,7 +143,7 @@ fn on_message(
                 }
             }
             Some("progress") => progress(get(&data, "bytes").as_f64().unwrap_or(0.0)),
-            Some("done") => finish.call(Ok(get(&data, "sha256"))),
+            Some("done") => finish.call(Ok(data)),
             _ => finish.call(Err(LockerError::new(
                 &get(&data, "code")
                     .as_string()
@@ -156,13 +169,15 @@ fn on_error(finish: Finish) -> Closure<dyn FnMut(JsValue)> {
     })
 }
 
-/// Hashes `blob` in a new Web Worker. `progress(bytes_hashed)` runs on the page.
+/// Hashes `blob` in a new Web Worker, and with a `part_size` each part of it too (see
+/// [`hash_blob_parts`]). `progress(bytes_hashed)` runs on the page.
 pub(crate) async fn hash_in_worker(
     blob: &Blob,
     reading: Reading,
+    part_size: Option<u64>,
     signal: Option<&AbortSignal>,
     progress: impl Fn(f64) + 'static,
-) -> Result<String, LockerError> {
+) -> Result<(String, Vec<String>), LockerError> {
     if signal.is_some_and(AbortSignal::aborted) {
         return Err(LockerError::aborted());
     }
@@ -172,6 +187,10 @@ pub(crate) async fn hash_in_worker(
 
     let job = obj(&reading.props());
     let _ = js_sys::Reflect::set(&job, &"blob".into(), blob);
+    if let Some(p) = part_size {
+        // Part sizes are whole MiB far below 2^53: exact as a number.
+        let _ = js_sys::Reflect::set(&job, &"partSize".into(), &(p as f64).into());
+    }
     let on_message = on_message(running.worker.clone(), job, finish.clone(), progress);
     let on_error = on_error(finish.clone());
     running
@@ -188,9 +207,15 @@ pub(crate) async fn hash_in_worker(
 
     let outcome = wait(done).await;
     drop(running);
-    outcome?
+    let done = outcome?;
+    let sha256 = get(&done, "sha256")
         .as_string()
-        .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the worker sent no digest"))
+        .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the worker sent no digest"))?;
+    let parts = get(&done, "parts")
+        .dyn_into::<js_sys::Array>()
+        .map(|a| a.iter().filter_map(|p| p.as_string()).collect())
+        .unwrap_or_default();
+    Ok((sha256, parts))
 }
 
 /// `hashFile(blob, {chunkSize, stallTimeout, onProgress, signal})`: SHA-256 of a File or Blob
@@ -207,6 +232,7 @@ pub async fn hash_file(
     let options = JsValue::from(options.unwrap_or_default());
     let reading = Reading::parse(&options)?;
     let signal = get(&options, "signal").dyn_into::<AbortSignal>().ok();
-    let digest = hash_in_worker(&blob, reading, signal.as_ref(), on_progress(&options)).await?;
+    let (digest, _) =
+        hash_in_worker(&blob, reading, None, signal.as_ref(), on_progress(&options)).await?;
     Ok(digest.into())
 }

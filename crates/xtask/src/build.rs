@@ -117,3 +117,19 @@ pub(crate) fn web(root: &Path, tools: &Tools) -> Result<()> {
         &output,
     )
 }
+
+/// The `locker` CLI (host), for the e2e tests (debug: fast to build, and the tests measure
+/// behaviour, not speed) or the benchmarks (release). Cargo skips it when nothing changed.
+pub(crate) fn cli(root: &Path, release: bool) -> Result<PathBuf> {
+    step(&format!(
+        "cargo build -p locker-cli{}",
+        if release { " --release" } else { "" }
+    ))?;
+    let mut args = vec!["build", "-p", "locker-cli"];
+    if release {
+        args.push("--release");
+    }
+    cargo(root, &args)?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(root.join("target").join(profile).join("locker"))
+}

@@ -29,8 +29,9 @@ commands:
   e2e [FILE...]    build, then only the end-to-end tests (all, or the given test files)
   bench [SECTION...]
                    everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
-                   prints the tables and writes BENCHMARKS.md; given sections (hash, memory,
-                   upload, worker, weight, start), only those, into target/bench/partial.md
+                   prints the tables and writes BENCHMARKS.md. Given sections, only those:
+                   hash, memory, upload, worker, weight, start (into target/bench/partial.md)
+                   and cli (the `locker` CLI against curl and rclone, replacing that section)
   fuzz [--cases N] the API fuzzer (schemathesis) against /openapi.json with an admin key, a
                    tenant key and an upload token, N cases in all (default 20000); not in `test`
 ";
@@ -165,6 +166,11 @@ fn test(args: &[String]) -> Result<()> {
             "--workspace",
             "--exclude",
             "xtask",
+            // The Rust client and the CLI run on servers (tokio, reqwest, files): host only.
+            "--exclude",
+            "locker-client",
+            "--exclude",
+            "locker-cli",
             "--target",
             build::WASM_TARGET,
             "--",

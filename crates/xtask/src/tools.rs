@@ -241,6 +241,26 @@ fn locked_version(lock: &str, name: &str) -> Option<String> {
     Some(rest[..rest.find('"')?].to_owned())
 }
 
+/// Debian's `rclone`, the CLI benchmark's rival, installed when missing. `None` (and the
+/// benchmark says so) when it cannot be installed: it is not needed for anything else.
+pub(crate) fn rclone() -> Option<PathBuf> {
+    let path = PathBuf::from("/usr/bin/rclone");
+    if !path.exists() {
+        println!("installing Debian's rclone (the CLI benchmark compares with it)");
+        let apt = |args: &[&str]| {
+            run(Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive"))
+        };
+        if let Err(e) = apt(&["update", "-q"])
+            .and_then(|()| apt(&["install", "-y", "-q", "--no-install-recommends", "rclone"]))
+        {
+            println!("rclone could not be installed ({e}); the benchmark measures without it");
+        }
+    }
+    path.exists().then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use locker_core::client::RetryPolicy;
-use locker_core::upload_state::{Action, Event, Failure, Machine, Phase, Upload};
+use locker_core::upload_state::{Action, Event, Failure, Machine, PartOutcome, Phase, Upload};
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, CustomEvent, CustomEventInit, EventTarget};
 
@@ -41,6 +41,16 @@ impl EventsFor {
                 ("total", (total as f64).into()),
                 ("attempt", s.attempt.into()),
                 ("error", error_of(s)),
+                (
+                    "parts",
+                    s.parts.map_or(JsValue::NULL, |p| {
+                        obj(&[
+                            ("done", p.done.into()),
+                            ("total", p.total.into()),
+                            ("resumed", p.resumed.into()),
+                        ])
+                    }),
+                ),
             ],
         );
     }
@@ -118,6 +128,38 @@ impl Tracked {
         self.state.replace(next.clone());
         self.events.emit_state(Some(previous.phase), &next);
         action
+    }
+
+    /// What to do about a part that failed on its `attempt`-th try.
+    pub(super) fn part_failed(&self, attempt: u32, e: &LockerError) -> PartOutcome {
+        self.machine
+            .part_failed(attempt, &failure(e), js_sys::Math::random())
+    }
+
+    /// The `retry` event of a part's transfer.
+    pub(super) fn emit_retry(&self, attempt: u32, delay_ms: f64) {
+        self.events.emit(
+            "retry",
+            &[
+                ("step", "transfer".into()),
+                ("attempt", attempt.into()),
+                ("delay", delay_ms.into()),
+                ("error", self.error()),
+            ],
+        );
+    }
+
+    /// `upload-progress` and the machine's transfer progress: `loaded` of `total` bytes sent.
+    pub(super) fn report_transfer(&self, loaded: u64, total: u64) {
+        // Byte counts of a Blob: exact in f64.
+        self.events.emit(
+            "upload-progress",
+            &[
+                ("loaded", (loaded as f64).into()),
+                ("total", (total as f64).into()),
+            ],
+        );
+        self.apply(Event::TransferProgress(loaded));
     }
 
     pub(super) fn phase(&self) -> Phase {

@@ -8,7 +8,9 @@
 
 mod credential;
 mod events;
+mod memory;
 mod options;
+mod parts;
 mod pipeline;
 mod types;
 
@@ -107,6 +109,11 @@ impl Uploader {
         let concurrency = Concurrency::parse(&options)?;
         let events = EventTarget::new()
             .map_err(|e| LockerError::from_js("could not create the event target", e))?;
+        if parsed.parts.resume {
+            // Records of uploads left by closing a page and never picked again.
+            let now_s = (js_sys::Date::now() / 1000.0) as u64;
+            wasm_bindgen_futures::spawn_local(memory::sweep(now_s));
+        }
         Ok(Uploader {
             inner: Rc::new(Inner {
                 options: parsed,

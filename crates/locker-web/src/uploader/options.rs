@@ -28,6 +28,51 @@ pub(super) struct Options {
     max_size: Option<f64>,
     accept: Vec<String>,
     pub(super) reading: Reading,
+    pub(super) parts: PartOptions,
+}
+
+/// How files are uploaded in parts.
+pub(super) struct PartOptions {
+    /// Files of this many bytes and more go in parts (`multipartThreshold`).
+    pub(super) threshold: u64,
+    /// Parts in flight at once, per file (`partConcurrency`).
+    pub(super) concurrency: usize,
+    /// Whether uploads in parts are remembered in IndexedDB and resumed after a reload
+    /// (`resume`, default on).
+    pub(super) resume: bool,
+}
+
+/// Parts in flight per file by default: enough to fill a link whose single connection is slow
+/// to ramp up, few enough that a browser's six connections per host leave room for the API.
+const DEFAULT_PART_CONCURRENCY: f64 = 4.0;
+
+impl PartOptions {
+    fn parse(o: &JsValue) -> Result<Self, LockerError> {
+        let threshold = bounded(
+            get_number(o, "multipartThreshold"),
+            // 64 MiB: exact as a number.
+            locker_core::multipart::DEFAULT_THRESHOLD as f64,
+            (1.0, locker_core::multipart::MAX_OBJECT_SIZE as f64),
+            "multipartThreshold must be 1 byte to 5 TiB",
+        )?;
+        let concurrency = bounded(
+            get_number(o, "partConcurrency"),
+            DEFAULT_PART_CONCURRENCY,
+            (1.0, 16.0),
+            "partConcurrency must be 1 to 16",
+        )?;
+        let resume = match crate::js::get(o, "resume") {
+            v if v.is_undefined() => true,
+            v => v
+                .as_bool()
+                .ok_or_else(|| LockerError::invalid("resume must be true or false"))?,
+        };
+        Ok(Self {
+            threshold: threshold.ceil() as u64,
+            concurrency: concurrency as usize,
+            resume,
+        })
+    }
 }
 
 /// How many files upload at once, and how many hash at once (each in its own Web Worker).
@@ -83,6 +128,7 @@ impl Options {
             max_size,
             accept,
             reading: Reading::parse(o)?,
+            parts: PartOptions::parse(o)?,
         })
     }
 

@@ -7,15 +7,24 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use std::cell::RefCell;
+
 use gloo_net::http::Method;
-use locker_core::api::{Abort, Complete, ReserveRequest, Reserved, UploadPlan};
+use locker_core::api::{
+    Abort, Complete, CompleteStatus, Deduplicated, MultipartPlan, ReserveRequest, Reserved,
+    UploadInfo, UploadPlan, UploadState,
+};
+use locker_core::multipart::{self, PartPlan};
+use locker_core::resume::{self, Decision, Record};
 use locker_core::upload_state::{Action, Event, Phase};
 use locker_core::LogicalPath;
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortSignal, Blob};
+use wasm_bindgen::JsCast;
+use web_sys::{AbortSignal, Blob, File};
 
 use super::events::{failure, Tracked};
-use super::Inner;
+use super::parts::{PartsJob, Remembered};
+use super::{memory, Inner};
 use crate::error::LockerError;
 use crate::hash_worker::hash_in_worker;
 use crate::js::{check_aborted, obj, sleep};
@@ -41,6 +50,40 @@ struct Stored {
     deduplicated: bool,
 }
 
+/// What an upload in parts carries from hashing to the transfer.
+struct InParts {
+    sha256: String,
+    /// The digest of each part at the planner's part size.
+    digests: Vec<String>,
+    /// Where its record is kept in IndexedDB (`resume` on and the file a `File`).
+    key: Option<String>,
+    /// The record found under `key` before hashing: the file is not read again.
+    found: Option<Record>,
+    /// The record of the reservation being sent, kept up to date.
+    remembered: Option<Remembered>,
+}
+
+/// Seconds since the epoch, for the resume rules (which take the clock as an argument).
+fn now_s() -> u64 {
+    // Whole seconds of a positive clock.
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+/// The bytes were stored already: nothing is sent.
+fn deduplicated(job: &Job, d: Deduplicated) -> Stored {
+    job.tracked.apply(Event::Deduplicated);
+    job.tracked
+        .events
+        .emit("deduplicated", &[("ref", d.locker_ref.clone().into())]);
+    Stored {
+        locker_ref: d.locker_ref,
+        deduplicated: true,
+    }
+}
+
+/// How long to wait before asking again about an upload the Worker is still verifying.
+const VERIFY_POLL_MS: f64 = 2000.0;
+
 impl Inner {
     /// Uploads `job`'s file; resolves to the `UploadResult` it also tells as `complete`.
     pub(super) async fn run(&self, job: &Job) -> Result<JsValue, LockerError> {
@@ -48,26 +91,18 @@ impl Inner {
         self.options
             .check(&job.file, &job.name, &job.content_type)?;
         let size = job.file.size();
-        // Hashing stays in this function: as an async function of its own it costs the module
-        // about 200 bytes (gzip) of state machine.
-        let sha256 = {
-            let _slot = self.hash_slots.acquire(signal).await?;
-            job.tracked.apply(Event::Start);
-            let tracked = job.tracked.clone();
-            let progress = move |bytes: f64| {
-                tracked.events.emit(
-                    "hash-progress",
-                    &[("loaded", bytes.into()), ("total", size.into())],
-                );
-                tracked.apply(Event::HashProgress(bytes as u64));
-            };
-            hash_in_worker(&job.file, self.options.reading, signal, progress).await?
-        };
+        let mut parts = self.in_parts(job).await;
+        let sha256 = self.digest(job, parts.as_mut()).await?;
         job.tracked.apply(Event::Hashed);
 
         let _slot = self.upload_slots.acquire(signal).await?;
-        let (path, request) = self.reserve_request(job, &sha256).await?;
-        let stored = self.store(job, &request).await?;
+        let (path, request) = self.reserve_request(job, &sha256, parts.is_some()).await?;
+        let stored = self.store(job, &request, parts.as_mut()).await;
+        if let Some(key) = parts.as_ref().and_then(|p| p.key.as_deref()) {
+            // Stored, refused or cancelled (its reservation released): nothing to resume.
+            memory::forget(key).await;
+        }
+        let stored = stored?;
         let result = obj(&[
             ("ref", stored.locker_ref.into()),
             ("sha256", sha256.into()),
@@ -83,12 +118,73 @@ impl Inner {
         Ok(result)
     }
 
+    /// What an upload in parts starts from, if `job`'s file is one (non-empty, at least
+    /// `multipartThreshold` bytes): where it is remembered, and what was remembered of it.
+    async fn in_parts(&self, job: &Job) -> Option<InParts> {
+        // A Blob's size is a whole number of bytes.
+        let bytes = job.file.size() as u64;
+        if bytes == 0 || bytes < self.options.parts.threshold {
+            return None;
+        }
+        let key = self.record_key(job);
+        let found = match &key {
+            Some(k) => memory::load(k)
+                .await
+                .filter(|r| r.size == bytes && r.part_size == multipart::part_size(bytes)),
+            None => None,
+        };
+        Some(InParts {
+            sha256: String::new(),
+            digests: Vec::new(),
+            key,
+            found,
+            remembered: None,
+        })
+    }
+
+    /// The file's SHA-256, hashed in a Web Worker (with each part's, for an upload in parts),
+    /// or, for the same file (name, size, lastModified) as an upload remembered, taken from the
+    /// record without reading the file again.
+    async fn digest(&self, job: &Job, parts: Option<&mut InParts>) -> Result<String, LockerError> {
+        let signal = job.signal.as_ref();
+        let _slot = self.hash_slots.acquire(signal).await?;
+        job.tracked.apply(Event::Start);
+        let found = parts.as_ref().and_then(|p| p.found.clone());
+        let parts = match (found, parts) {
+            (Some(record), Some(p)) => {
+                p.digests.clone_from(&record.part_sha256);
+                p.sha256.clone_from(&record.sha256);
+                return Ok(record.sha256);
+            }
+            (_, p) => p,
+        };
+        let size = job.file.size();
+        let tracked = job.tracked.clone();
+        let progress = move |bytes: f64| {
+            tracked.events.emit(
+                "hash-progress",
+                &[("loaded", bytes.into()), ("total", size.into())],
+            );
+            tracked.apply(Event::HashProgress(bytes as u64));
+        };
+        // A Blob's size is a whole number of bytes.
+        let part_size = parts.is_some().then(|| multipart::part_size(size as u64));
+        let (digest, digests) =
+            hash_in_worker(&job.file, self.options.reading, part_size, signal, progress).await?;
+        if let Some(p) = parts {
+            p.digests = digests;
+            p.sha256.clone_from(&digest);
+        }
+        Ok(digest)
+    }
+
     /// The file's logical path (the one asked, or the path prefix + its name) and the body of
     /// `POST /v1/uploads` for it, encoded.
     async fn reserve_request(
         &self,
         job: &Job,
         sha256: &str,
+        in_parts: bool,
     ) -> Result<(LogicalPath, String), LockerError> {
         let token = self.options.credential.token().await?;
         let path = match &job.path {
@@ -112,41 +208,70 @@ impl Inner {
             filename: Some(job.name.clone()),
             // Whole seconds, checked in `Options::parse`.
             expires_in: self.options.expires_in.map(|s| s as u64),
-            // One request, as before multipart existed, until the Uploader sends parts.
-            multipart: Some(false),
+            // Said either way, so the Worker's threshold never disagrees with the digests the
+            // Uploader computed.
+            multipart: Some(in_parts),
         };
         let request =
             serde_json::to_string(&request).map_err(|e| LockerError::invalid(e.to_string()))?;
         Ok((path, request))
     }
 
+    /// Where the record of `job`'s upload in parts is kept, if it is kept: `resume` is on and
+    /// the file is a `File` (a Blob has no `lastModified` to tell an edited file by).
+    fn record_key(&self, job: &Job) -> Option<String> {
+        if !self.options.parts.resume {
+            return None;
+        }
+        let file = job.file.dyn_ref::<File>()?;
+        Some(resume::record_key(
+            &self.options.endpoint,
+            &self.options.namespace,
+            job.path.as_deref(),
+            &job.name,
+            // A Blob's size is a whole number of bytes.
+            file.size() as u64,
+            // Whole milliseconds since the epoch.
+            file.last_modified() as u64,
+        ))
+    }
+
     /// Reserves, and unless the bytes are stored already, transfers and completes; again with
-    /// a fresh reservation while the machine says a signed URL ran out.
-    async fn store(&self, job: &Job, request: &str) -> Result<Stored, LockerError> {
+    /// a fresh reservation while the machine says a signed URL ran out. An upload in parts
+    /// remembered from before a reload goes on with its reservation if the Worker still holds
+    /// it.
+    async fn store(
+        &self,
+        job: &Job,
+        request: &str,
+        mut parts: Option<&mut InParts>,
+    ) -> Result<Stored, LockerError> {
         let signal = job.signal.as_ref();
+        if let Some(p) = parts.as_deref_mut() {
+            if let Some(stored) = self.resume(job, p).await? {
+                return Ok(stored);
+            }
+        }
         loop {
             let answer = self
                 .retrying(job, &mut || {
                     self.api(Method::POST, "/v1/uploads", Some(request), signal)
                 })
                 .await?;
-            let plan =
-                match answer.decode::<Reserved>("the reservation")? {
-                    Reserved::Deduplicated(d) => {
-                        job.tracked.apply(Event::Deduplicated);
-                        job.tracked
-                            .events
-                            .emit("deduplicated", &[("ref", d.locker_ref.clone().into())]);
-                        return Ok(Stored {
-                            locker_ref: d.locker_ref,
-                            deduplicated: true,
-                        });
+            let plan = match answer.decode::<Reserved>("the reservation")? {
+                Reserved::Deduplicated(d) => return Ok(deduplicated(job, d)),
+                Reserved::Upload(plan) => plan,
+                // `None`: its URLs ran out, the machine released it; reserve afresh.
+                Reserved::Multipart(plan) => {
+                    match self
+                        .store_in_parts(job, &plan, parts.as_deref_mut())
+                        .await?
+                    {
+                        Some(stored) => return Ok(stored),
+                        None => continue,
                     }
-                    Reserved::Upload(plan) => plan,
-                    Reserved::Multipart(_) => return Err(LockerError::invalid(
-                        "the Worker answered a multipart plan, which this Uploader does not send",
-                    )),
-                };
+                }
+            };
             job.tracked
                 .reservation
                 .replace(Some(plan.upload_id.clone()));
@@ -205,14 +330,181 @@ impl Inner {
         Ok(())
     }
 
+    /// Sends and completes a fresh reservation in parts; `None` when its URLs ran out and the
+    /// machine went back to reserving.
+    async fn store_in_parts(
+        &self,
+        job: &Job,
+        plan: &MultipartPlan,
+        parts: Option<&mut InParts>,
+    ) -> Result<Option<Stored>, LockerError> {
+        let Some(p) = parts else {
+            return Err(LockerError::invalid(
+                "the Worker answered a multipart plan for an upload in one request",
+            ));
+        };
+        match self.fresh_parts(job, plan, p).await {
+            Ok(locker_ref) => Ok(Some(Stored {
+                locker_ref,
+                deduplicated: false,
+            })),
+            Err(_) if job.tracked.phase() == Phase::Reserving => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Goes on with a remembered upload in parts if the Worker still holds its reservation:
+    /// only the parts it does not list are sent. `None`: nothing to resume (the record is
+    /// dropped, and a reservation that will not be used is released), so reserve afresh.
+    async fn resume(&self, job: &Job, p: &mut InParts) -> Result<Option<Stored>, LockerError> {
+        let (Some(record), Some(key)) = (p.found.take(), p.key.clone()) else {
+            return Ok(None);
+        };
+        let path = ["/v1/uploads/", &record.upload_id].concat();
+        let info = match self
+            .api(Method::GET, &path, None, job.signal.as_ref())
+            .await
+        {
+            Ok(answer) => answer.decode::<UploadInfo>("the upload").ok(),
+            Err(e) if e.is_aborted() => return Err(e),
+            Err(_) => None,
+        };
+        let decision = info
+            .as_ref()
+            .map_or(Decision::StartOver, |i| resume::decide(&record, i, now_s()));
+        let Decision::Resume {
+            plan,
+            missing,
+            stored,
+            stored_bytes,
+        } = decision
+        else {
+            memory::forget(&key).await;
+            if info.is_some_and(|i| i.state == UploadState::Pending) {
+                self.abandon(&record.upload_id).await;
+            }
+            return Ok(None);
+        };
+        job.tracked
+            .reservation
+            .replace(Some(record.upload_id.clone()));
+        job.tracked.apply(Event::ReservedParts {
+            total: plan.part_count(),
+            stored,
+            stored_bytes,
+        });
+        let upload_id = record.upload_id.clone();
+        p.remembered = Some(Remembered {
+            key,
+            record: RefCell::new(record),
+        });
+        let parts = PartsJob {
+            upload_id: &upload_id,
+            plan,
+            digests: &p.digests,
+            missing,
+            stored_bytes,
+            remembered: p.remembered.as_ref(),
+        };
+        match self.send_and_complete(job, &parts).await {
+            Ok(locker_ref) => Ok(Some(Stored {
+                locker_ref,
+                deduplicated: false,
+            })),
+            // Its URLs ran out meanwhile: the machine released it; reserve afresh.
+            Err(_) if job.tracked.phase() == Phase::Reserving => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends every part of a fresh reservation in parts and completes it, remembering it first
+    /// (when `resume` is on) so a reload can go on with it.
+    async fn fresh_parts(
+        &self,
+        job: &Job,
+        plan: &MultipartPlan,
+        p: &mut InParts,
+    ) -> Result<String, LockerError> {
+        job.tracked
+            .reservation
+            .replace(Some(plan.upload_id.clone()));
+        // A Blob's size is a whole number of bytes.
+        let size = job.file.size() as u64;
+        let Some(part_plan) = PartPlan::from_parts(size, plan.part_size, plan.part_count)
+            .filter(|pp| usize::try_from(pp.part_count()).ok() == Some(p.digests.len()))
+        else {
+            // Refused before any part is sent: ended here (the machine, still reserving, holds
+            // no reservation to release), and the reservation nobody will use released.
+            let e = LockerError::new(
+                crate::error::code::BAD_ANSWER,
+                "the Worker's part plan is not the one the file was hashed for",
+            );
+            job.tracked.apply(Event::Fatal(failure(&e)));
+            job.tracked.reservation.take();
+            self.abandon(&plan.upload_id).await;
+            return Err(e);
+        };
+        job.tracked.apply(Event::ReservedParts {
+            total: plan.part_count,
+            stored: 0,
+            stored_bytes: 0,
+        });
+        p.remembered = p.key.as_ref().map(|key| Remembered {
+            key: key.clone(),
+            record: RefCell::new(Record {
+                upload_id: plan.upload_id.clone(),
+                sha256: p.sha256.clone(),
+                size,
+                part_size: part_plan.part_size(),
+                part_sha256: p.digests.clone(),
+                parts_done: Vec::new(),
+                expires_at: plan.expires_at,
+            }),
+        });
+        if let Some(r) = &p.remembered {
+            let record = r.record.borrow().clone();
+            memory::save(&r.key, &record).await;
+        }
+        let parts = PartsJob {
+            upload_id: &plan.upload_id,
+            plan: part_plan,
+            digests: &p.digests,
+            missing: (1..=plan.part_count).collect(),
+            stored_bytes: 0,
+            remembered: p.remembered.as_ref(),
+        };
+        self.send_and_complete(job, &parts).await
+    }
+
+    async fn send_and_complete(
+        &self,
+        job: &Job,
+        parts: &PartsJob<'_>,
+    ) -> Result<String, LockerError> {
+        self.transfer_parts(job, parts).await?;
+        self.complete_id(job, parts.upload_id).await
+    }
+
     /// Asks the Worker to verify and commit the transferred bytes; gives the file's ref.
     async fn complete(&self, job: &Job, plan: &UploadPlan) -> Result<String, LockerError> {
+        self.complete_id(job, &plan.upload_id).await
+    }
+
+    /// Completes reservation `id`. A large upload in parts may be answered `verifying` (the
+    /// Worker checks it on its own): asked again, after a pause, until it is committed.
+    async fn complete_id(&self, job: &Job, id: &str) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
-        let complete = ["/v1/uploads/", &plan.upload_id, "/complete"].concat();
-        let done = self
-            .retrying(job, &mut || self.api(Method::POST, &complete, None, signal))
-            .await?;
-        let done = done.decode::<Complete>("the completion")?;
+        let complete = ["/v1/uploads/", id, "/complete"].concat();
+        let done = loop {
+            let done = self
+                .retrying(job, &mut || self.api(Method::POST, &complete, None, signal))
+                .await?;
+            let done = done.decode::<Complete>("the completion")?;
+            if done.status == CompleteStatus::Complete {
+                break done;
+            }
+            sleep(VERIFY_POLL_MS, signal).await?;
+        };
         job.tracked.reservation.take();
         job.tracked.apply(Event::Completed);
         Ok(done.locker_ref)
@@ -220,7 +512,7 @@ impl Inner {
 
     /// Runs `step` until it succeeds or the machine ends it (`locker_core::upload_state`: a
     /// refusal, retries used up, or an expired URL to renew).
-    async fn retrying<'a>(
+    pub(super) async fn retrying<'a>(
         &self,
         job: &Job,
         step: &mut dyn FnMut() -> Pending<'a>,

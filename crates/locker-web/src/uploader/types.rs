@@ -35,6 +35,12 @@ export interface UploaderOptions {
   chunkSize?: number;
   /** Milliseconds without progress after which reading the file or sending it counts as stalled: the file's byte stream gives way to slices, a transfer is aborted and retried (100 to 600000, default 30000). */
   stallTimeout?: number;
+  /** Files of this many bytes and more are uploaded in parts (default 64 MiB; parts of at least 8 MiB, hashed while the file is hashed). */
+  multipartThreshold?: number;
+  /** Parts of one file in flight at once (1-16, default 4); each part is retried on its own (`retries`, `retryDelay`). */
+  partConcurrency?: number;
+  /** Remember uploads in parts in IndexedDB (upload id, the file's name, size, lastModified and digests; never a token or URL), so the same file picked again after a reload sends only the parts not yet stored (default true). */
+  resume?: boolean;
 }
 
 /** What a token route answers (`POST /v1/tokens` gives exactly this). */
@@ -67,7 +73,7 @@ export interface StateChange {
   state: UploadState;
   /** `null` for a file just added. */
   previous: UploadState | null;
-  /** Bytes of the current phase: hashed while hashing and reserving, sent from the transfer on; never decreasing within a run. */
+  /** Bytes of the current phase: hashed while hashing, sent from the reservation on; never decreasing within a run. */
   loaded: number;
   /** The file's size. */
   total: number;
@@ -75,6 +81,8 @@ export interface StateChange {
   attempt: number;
   /** Why it failed or was cancelled, or what the current retry is about. */
   error: LockerError | null;
+  /** An upload in parts, from its reservation on: parts stored (`done`) of `total`, and how many were found stored when it was resumed after a reload (`resumed`, 0 otherwise). `null` for an upload in one request. */
+  parts: { done: number; total: number; resumed: number } | null;
 }
 
 /** What `upload()` resolves to. */

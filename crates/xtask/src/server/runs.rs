@@ -83,6 +83,7 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         (DEMO_VAR, "on"),
         ("LOCKER_COMPLETE_GRACE_S", "1"),
     ];
+    let cli = crate::build::cli(root, false)?;
     let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {
         step("node --test tests/**/*.test.mjs")?;
         cmd.args([
@@ -100,6 +101,7 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
             files.to_vec()
         })
         .env("LOCKER_CORS_ORIGIN", E2E_CORS_ORIGIN)
+        .env("LOCKER_CLI", &cli)
         .env("E2E_OUTPUT", out);
         Ok(())
     });
@@ -119,18 +121,48 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
     outcome
 }
 
-/// `cargo xtask bench`: the benchmark script in a [`staged`] environment (like the e2e run);
-/// it measures, prints the tables and writes BENCHMARKS.md. Given `sections`, it runs only
-/// those (the script checks their names) and leaves BENCHMARKS.md alone.
+/// `cargo xtask bench`: the benchmark scripts in a [`staged`] environment each (like the e2e
+/// run); they measure, print the tables and write BENCHMARKS.md. Given `sections`, only those:
+/// `cli` is the `locker` CLI's section (against curl and rclone), which replaces that section
+/// of BENCHMARKS.md; the others are sections of bench.mjs (which checks their names), run
+/// without touching BENCHMARKS.md.
 pub(crate) fn bench(root: &Path, tools: &Tools, sections: &[String]) -> Result<()> {
-    staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
-        step("node tests/bench/bench.mjs")?;
-        cmd.arg("tests/bench/bench.mjs")
+    let with_cli = sections.is_empty() || sections.iter().any(|s| s == "cli");
+    // Built first, so that a failing build fails before the long page benchmarks.
+    let cli = if with_cli {
+        Some(crate::build::cli(root, true)?)
+    } else {
+        None
+    };
+    let page: Vec<&str> = sections
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "cli")
+        .collect();
+    if sections.is_empty() || !page.is_empty() {
+        staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
+            step("node tests/bench/bench.mjs")?;
+            cmd.arg("tests/bench/bench.mjs")
+                .env("BENCH_OUT", out)
+                .env("BENCH_ONLY", page.join(","))
+                .env("WASM_BINDGEN", &tools.wasm_bindgen)
+                .env("WASM_OPT", &tools.wasm_opt)
+                .env("BENCH_COMMAND", "cargo xtask bench");
+            Ok(())
+        })?;
+    }
+    let Some(cli) = cli else {
+        return Ok(());
+    };
+    let rclone = crate::tools::rclone();
+    staged(root, tools, "bench", &[], |cmd, out| {
+        step("node tests/bench/cli-bench.mjs")?;
+        cmd.arg("tests/bench/cli-bench.mjs")
             .env("BENCH_OUT", out)
-            .env("BENCH_ONLY", sections.join(","))
-            .env("WASM_BINDGEN", &tools.wasm_bindgen)
-            .env("WASM_OPT", &tools.wasm_opt)
-            .env("BENCH_COMMAND", "cargo xtask bench");
+            .env("LOCKER_CLI", &cli);
+        if let Some(rclone) = &rclone {
+            cmd.env("RCLONE", rclone);
+        }
         Ok(())
     })
 }

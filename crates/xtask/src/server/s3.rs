@@ -21,9 +21,16 @@ pub(crate) struct S3Server {
 /// The bucket the e2e tests register as an `s3` bucket (a folder of the s3s-fs root).
 pub(crate) const E2E_S3_BUCKET: &str = "e2e-direct";
 
+/// A second bucket of the same server for the CLI's tests and benchmarks: a bucket's name is
+/// registered once per deployment, and `direct.test.mjs` registers the first one behind its
+/// own CORS proxy, which is gone when that file ends.
+pub(crate) const E2E_CLI_BUCKET: &str = "e2e-cli";
+
 impl S3Server {
     pub(crate) fn start(bin: &Path, root: &Path, log: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root.join(E2E_S3_BUCKET))?;
+        for bucket in [E2E_S3_BUCKET, E2E_CLI_BUCKET] {
+            std::fs::create_dir_all(root.join(bucket))?;
+        }
         let port = free_port()?;
         let (access_key, secret_key) = (random_hex(10)?, random_hex(20)?);
         step(&format!("start s3s-fs on 127.0.0.1:{port}"))?;
@@ -54,12 +61,14 @@ impl S3Server {
         secrets: &Path,
     ) -> Result<Self> {
         let s3 = Self::start(&tools.s3s_fs, root, log)?;
-        let (key, secret) = locker_core::s3::credential_secrets(E2E_S3_BUCKET);
         let mut env_file = std::fs::read_to_string(secrets)?;
-        env_file.push_str(&format!(
-            "{key}={}\n{secret}={}\n",
-            s3.access_key, s3.secret_key
-        ));
+        for bucket in [E2E_S3_BUCKET, E2E_CLI_BUCKET] {
+            let (key, secret) = locker_core::s3::credential_secrets(bucket);
+            env_file.push_str(&format!(
+                "{key}={}\n{secret}={}\n",
+                s3.access_key, s3.secret_key
+            ));
+        }
         std::fs::write(secrets, env_file)?;
         Ok(s3)
     }
@@ -68,7 +77,9 @@ impl S3Server {
     pub(crate) fn env(&self, cmd: &mut Command, root: &Path) {
         cmd.env("LOCKER_S3_URL", &self.url)
             .env("LOCKER_S3_BUCKET", E2E_S3_BUCKET)
+            .env("LOCKER_S3_CLI_BUCKET", E2E_CLI_BUCKET)
             .env("LOCKER_S3_ROOT", root)
+            .env("LOCKER_S3_ACCESS_KEY", &self.access_key)
             .env("LOCKER_S3_SECRET_KEY", &self.secret_key);
     }
 }

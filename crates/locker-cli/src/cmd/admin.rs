@@ -1,0 +1,232 @@
+//! `keys`, `token`, `buckets`, `routes`, `stats`.
+
+use locker_client::Client;
+use locker_core::api::{CreateKey, MintToken, Op, Provider, RegisterBucket, Transport};
+
+use crate::cli::{
+    BucketsCommand, KeysCommand, OpArg, ProviderArg, RoutesCommand, TokenArgs, TransportArg,
+};
+use crate::out::{time, Out};
+use crate::Fail;
+
+pub(crate) async fn keys(client: &Client, command: KeysCommand, out: &Out) -> Result<(), Fail> {
+    match command {
+        KeysCommand::Create {
+            tenant,
+            namespaces,
+            ops,
+            max_size,
+            types,
+            label,
+            expires,
+        } => {
+            let request = CreateKey {
+                tenant,
+                namespaces,
+                ops: ops
+                    .into_iter()
+                    .map(|o| match o {
+                        OpArg::Read => Op::Read,
+                        OpArg::Write => Op::Write,
+                        OpArg::Delete => Op::Delete,
+                        OpArg::Admin => Op::Admin,
+                    })
+                    .collect(),
+                max_size,
+                types,
+                label,
+                expires_in: expires,
+            };
+            let created = client.create_key(&request).await?;
+            if out.json {
+                out.json(&created);
+            } else {
+                // The one time a key is shown: the server keeps only its hash.
+                println!("{}", created.key);
+                eprintln!(
+                    "key {} of tenant {} (shown once; save it now)",
+                    created.id, created.tenant
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { id } => {
+            let revoked = client.revoke_key(&id).await?;
+            if out.json {
+                out.json(&revoked);
+            } else {
+                println!("revoked {}", revoked.id);
+            }
+            Ok(())
+        }
+        KeysCommand::Ls => Err(Fail::Failed(
+            "the server has no API to list keys yet (there is no GET /v1/keys); \
+             keys are shown once when created"
+                .into(),
+        )),
+    }
+}
+
+pub(crate) async fn token(client: &Client, args: TokenArgs, out: &Out) -> Result<(), Fail> {
+    let minted = client
+        .mint_token(&MintToken {
+            namespace: args.namespace,
+            path_prefix: args.prefix,
+            max_size: args.max_size,
+            types: args.types,
+            ttl: args.ttl,
+        })
+        .await?;
+    if out.json {
+        out.json(&minted);
+    } else {
+        println!("{}", minted.token);
+    }
+    Ok(())
+}
+
+pub(crate) async fn buckets(
+    client: &Client,
+    command: BucketsCommand,
+    out: &Out,
+) -> Result<(), Fail> {
+    let bucket = match command {
+        BucketsCommand::Add {
+            name,
+            provider,
+            transport,
+            binding,
+            account_id,
+            jurisdiction,
+            endpoint,
+            region,
+            path_style,
+        } => {
+            let request = RegisterBucket {
+                name,
+                provider: match provider {
+                    ProviderArg::R2 => Provider::R2,
+                    ProviderArg::S3 => Provider::S3,
+                },
+                transport: transport.map(|t| match t {
+                    TransportArg::Worker => Transport::Worker,
+                    TransportArg::S3 => Transport::S3,
+                }),
+                binding,
+                account_id,
+                jurisdiction,
+                endpoint,
+                region,
+                path_style,
+            };
+            client.register_bucket(&request).await?
+        }
+        BucketsCommand::Activate { id } => client.set_bucket_active(&id, true).await?,
+        BucketsCommand::Deactivate { id } => client.set_bucket_active(&id, false).await?,
+        BucketsCommand::Ls => {
+            let list = client.buckets().await?;
+            if out.json {
+                out.json(&list);
+            } else {
+                for b in &list.buckets {
+                    println!(
+                        "{}  {:<8} {:<2} {:<6} {}{}",
+                        b.id,
+                        if b.active { "active" } else { "inactive" },
+                        b.provider.as_str(),
+                        b.transport.as_str(),
+                        b.name,
+                        b.endpoint
+                            .as_deref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            return Ok(());
+        }
+    };
+    if out.json {
+        out.json(&bucket);
+    } else {
+        println!(
+            "{}  {}  {}",
+            bucket.id,
+            if bucket.active { "active" } else { "inactive" },
+            bucket.name
+        );
+        if let Some([key, secret]) = &bucket.secrets {
+            eprintln!("its credentials are the Worker secrets {key} and {secret}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn routes(client: &Client, command: RoutesCommand, out: &Out) -> Result<(), Fail> {
+    match command {
+        RoutesCommand::Set {
+            namespace,
+            bucket_id,
+        } => {
+            let set = client.set_route(&namespace, &bucket_id).await?;
+            if out.json {
+                out.json(&set);
+            } else {
+                println!("{} -> {}", set.namespace, set.bucket_id);
+            }
+        }
+        RoutesCommand::Ls => {
+            let list = client.routes().await?;
+            if out.json {
+                out.json(&list);
+            } else {
+                for r in &list.routes {
+                    println!(
+                        "{} -> {}  ({})",
+                        r.namespace,
+                        r.bucket_id,
+                        time(r.updated_at)
+                    );
+                }
+                println!("(otherwise) -> {}", list.default_bucket_id);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn stats(client: &Client, out: &Out) -> Result<(), Fail> {
+    let s = client.stats().await?;
+    if out.json {
+        out.json(&s);
+        return Ok(());
+    }
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    println!("files:       {}", s.files);
+    println!("blobs:       {}", opt(s.blobs));
+    println!("objects:     {}", opt(s.objects));
+    println!(
+        "uploads:     {} pending, {} committed, {} aborted, {} expired",
+        s.uploads.pending, s.uploads.committed, s.uploads.aborted, s.uploads.expired
+    );
+    println!("access log:  {} rows", s.access_log);
+    for b in &s.buckets {
+        println!(
+            "bucket {} ({}, {}): {} files, {} blobs",
+            b.name,
+            b.transport.as_str(),
+            if b.active == 1 { "active" } else { "inactive" },
+            b.files,
+            opt(b.blobs)
+        );
+    }
+    let i = &s.integrity;
+    println!(
+        "integrity:   {} routes, {} files, {} blobs without a bucket; {} files without a verified blob",
+        i.routes_without_bucket,
+        i.files_without_bucket,
+        opt(i.blobs_without_bucket),
+        i.files_without_verified_blob
+    );
+    Ok(())
+}

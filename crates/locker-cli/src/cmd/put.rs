@@ -1,0 +1,329 @@
+//! `locker put PATH... DEST`: files and directories, recursively, several at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use locker_client::{hash_file, Client, Progress, PutOptions};
+use locker_core::{Location, LockerRef};
+use serde::Serialize;
+
+use crate::cli::PutArgs;
+use crate::out::Out;
+use crate::Fail;
+
+/// One file to put.
+struct Job {
+    src: PathBuf,
+    dest: LockerRef,
+    size: u64,
+}
+
+/// What `--json` prints for one file.
+#[derive(Serialize)]
+struct FileResult {
+    path: String,
+    #[serde(rename = "ref")]
+    locker_ref: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    size: u64,
+    deduplicated: bool,
+    /// Body bytes sent to storage (0 on a dedup; more than `size` after a retried transfer).
+    bytes_sent: u64,
+    /// Milliseconds spent hashing, asking the Worker, sending, and waiting for the Worker to
+    /// verify the stored bytes (complete).
+    ms: Timings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<locker_core::api::ErrorDetail>,
+}
+
+#[derive(Serialize, Default)]
+struct Timings {
+    hash: u64,
+    reserve: u64,
+    transfer: u64,
+    complete: u64,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    stored: usize,
+    deduplicated: usize,
+    failed: usize,
+    bytes_sent: u64,
+    files: Vec<FileResult>,
+}
+
+pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(), Fail> {
+    let (dest_arg, sources) = args
+        .args
+        .split_last()
+        .ok_or_else(|| Fail::Usage("put wants PATH... DEST".into()))?;
+    let dest_text = dest_arg.to_string_lossy();
+    let dest = Location::parse(&dest_text).map_err(|e| Fail::Usage(format!("{dest_text}: {e}")))?;
+    let jobs = plan(sources, &dest)?;
+    let options = |src: &Path| PutOptions {
+        content_type: args.content_type.clone().unwrap_or_else(|| {
+            mime_guess::from_path(src)
+                .first_or_octet_stream()
+                .essence_str()
+                .to_owned()
+        }),
+        filename: None,
+        expires_in: args.url_expires,
+    };
+
+    let total: u64 = jobs.iter().map(|j| j.size).sum();
+    let bar = out.bytes_bar(total);
+    let results: Vec<FileResult> = futures_util::stream::iter(jobs)
+        .map(|job| {
+            let bar = bar.clone();
+            let options = options(&job.src);
+            async move {
+                let shown = job.src.display().to_string();
+                let progress: Progress = {
+                    let bar = bar.clone();
+                    Arc::new(move |n| bar.inc(n))
+                };
+                let mut hash_ms = 0;
+                let outcome = async {
+                    let started = std::time::Instant::now();
+                    let digest = hash_file(&job.src, None).await?;
+                    hash_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    client
+                        .put_hashed(&job.src, &digest, &job.dest, &options, Some(progress))
+                        .await
+                }
+                .await;
+                let result = match outcome {
+                    Ok(s) => {
+                        // The bar counts bytes handled: a dedup or a retry's rest count too.
+                        bar.inc(job.size.saturating_sub(s.bytes_sent.min(job.size)));
+                        let what = if s.deduplicated { "dedup " } else { "stored" };
+                        out.line(
+                            &bar,
+                            &format!("{what} {} ({} bytes sent)", s.locker_ref, s.bytes_sent),
+                        );
+                        FileResult {
+                            path: shown,
+                            locker_ref: s.locker_ref,
+                            sha256: Some(s.sha256),
+                            size: s.size,
+                            deduplicated: s.deduplicated,
+                            bytes_sent: s.bytes_sent,
+                            ms: Timings {
+                                hash: hash_ms,
+                                reserve: s.reserve_ms,
+                                transfer: s.transfer_ms,
+                                complete: s.complete_ms,
+                            },
+                            error: None,
+                        }
+                    }
+                    Err(e) => {
+                        bar.inc(job.size);
+                        bar.suspend(|| eprintln!("failed {shown}: {e}"));
+                        FileResult {
+                            path: shown,
+                            locker_ref: job.dest.to_string(),
+                            sha256: None,
+                            size: job.size,
+                            deduplicated: false,
+                            bytes_sent: 0,
+                            ms: Timings {
+                                hash: hash_ms,
+                                ..Timings::default()
+                            },
+                            error: Some(locker_core::api::ErrorDetail {
+                                code: e.code().to_owned(),
+                                message: e.message(),
+                            }),
+                        }
+                    }
+                };
+                result
+            }
+        })
+        .buffer_unordered(usize::from(args.jobs))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+
+    let failed = results.iter().filter(|r| r.error.is_some()).count();
+    let summary = Summary {
+        stored: results
+            .iter()
+            .filter(|r| r.error.is_none() && !r.deduplicated)
+            .count(),
+        deduplicated: results.iter().filter(|r| r.deduplicated).count(),
+        failed,
+        bytes_sent: results.iter().map(|r| r.bytes_sent).sum(),
+        files: results,
+    };
+    if out.json {
+        out.json(&summary);
+    } else if summary.files.len() > 1 {
+        println!(
+            "{} stored, {} deduplicated, {} failed, {} bytes sent",
+            summary.stored, summary.deduplicated, summary.failed, summary.bytes_sent
+        );
+    }
+    match failed {
+        0 => Ok(()),
+        n if n == summary.files.len() && n == 1 => {
+            // One file: its error is the command's, with the server's code and message.
+            let e = summary.files.into_iter().find_map(|f| f.error);
+            Err(Fail::Partial(e.map_or_else(String::new, |e| {
+                format!("{} ({})", e.message, e.code)
+            })))
+        }
+        n => Err(Fail::Partial(format!(
+            "{n} of {} files failed",
+            summary.files.len()
+        ))),
+    }
+}
+
+/// Every file to put and where, decided before anything is sent: a missing source, a name
+/// that cannot be a locker path, or several files for a one-file destination is a usage
+/// error, and nothing is uploaded.
+fn plan(sources: &[PathBuf], dest: &Location) -> Result<Vec<Job>, Fail> {
+    let mut jobs = Vec::new();
+    for src in sources {
+        let meta =
+            std::fs::metadata(src).map_err(|e| Fail::Usage(format!("{}: {e}", src.display())))?;
+        if meta.is_dir() {
+            let Location::Place(place) = dest else {
+                return Err(Fail::Usage(format!(
+                    "{} is a directory: give a destination ending in / (locker://ns/prefix/)",
+                    src.display()
+                )));
+            };
+            let mut files = Vec::new();
+            walk(src, &mut files)?;
+            for (path, size) in files {
+                let rel = relative(src, &path)?;
+                let to = place
+                    .join(&rel)
+                    .map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))?;
+                jobs.push(Job {
+                    src: path,
+                    dest: to,
+                    size,
+                });
+            }
+        } else {
+            let to = match dest {
+                Location::File(r) => r.clone(),
+                Location::Place(place) => {
+                    let name = src.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                        Fail::Usage(format!("{}: no usable file name", src.display()))
+                    })?;
+                    place
+                        .join(name)
+                        .map_err(|e| Fail::Usage(format!("{}: {e}", src.display())))?
+                }
+            };
+            jobs.push(Job {
+                src: src.clone(),
+                dest: to,
+                size: meta.len(),
+            });
+        }
+    }
+    if matches!(dest, Location::File(_)) && jobs.len() != 1 {
+        return Err(Fail::Usage(
+            "several files need a destination ending in / (locker://ns/prefix/)".into(),
+        ));
+    }
+    Ok(jobs)
+}
+
+/// Regular files below `dir`, sorted. Symbolic links to directories are not followed (a link
+/// loop would never end); links to files are put as the files they point at.
+fn walk(dir: &Path, files: &mut Vec<(PathBuf, u64)>) -> Result<(), Fail> {
+    let fail = |e: std::io::Error| Fail::Usage(format!("{}: {e}", dir.display()));
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(fail)?
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry.file_type().map_err(fail)?;
+        if kind.is_dir() {
+            walk(&path, files)?;
+        } else {
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))?;
+            if meta.is_file() {
+                files.push((path, meta.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` relative to `root`, `/`-separated; names that are not UTF-8 are refused.
+fn relative(root: &Path, path: &Path) -> Result<String, Fail> {
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|_| Fail::Usage(format!("{} is outside {}", path.display(), root.display())))?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    parts
+        .map(|p| p.join("/"))
+        .ok_or_else(|| Fail::Usage(format!("{}: the name is not UTF-8", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> PathBuf {
+        let root = std::env::temp_dir().join(format!("locker-cli-plan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("d/sub")).unwrap();
+        std::fs::write(root.join("d/a.txt"), b"a").unwrap();
+        std::fs::write(root.join("d/sub/b.bin"), b"bb").unwrap();
+        std::fs::write(root.join("one.txt"), b"one").unwrap();
+        root
+    }
+
+    #[test]
+    fn plans_directories_by_relative_path_and_files_by_name() {
+        let root = tree();
+        let dest = Location::parse("locker://corp/up/").unwrap();
+        let jobs = plan(&[root.join("d"), root.join("one.txt")], &dest).unwrap();
+        let got: Vec<(String, u64)> = jobs.iter().map(|j| (j.dest.to_string(), j.size)).collect();
+        assert_eq!(
+            got,
+            [
+                ("locker://corp/up/a.txt".to_owned(), 1),
+                ("locker://corp/up/sub/b.bin".to_owned(), 2),
+                ("locker://corp/up/one.txt".to_owned(), 3),
+            ]
+        );
+        let file = Location::parse("locker://corp/x.txt").unwrap();
+        assert_eq!(
+            plan(&[root.join("one.txt")], &file).unwrap()[0]
+                .dest
+                .to_string(),
+            "locker://corp/x.txt"
+        );
+        // Nothing is planned when any argument is wrong.
+        assert!(matches!(
+            plan(&[root.join("d")], &file),
+            Err(Fail::Usage(_))
+        ));
+        assert!(matches!(
+            plan(&[root.join("one.txt"), root.join("one.txt")], &file),
+            Err(Fail::Usage(_))
+        ));
+        assert!(matches!(
+            plan(&[root.join("missing")], &dest),
+            Err(Fail::Usage(_))
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
