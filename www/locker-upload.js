@@ -14,15 +14,28 @@
 // resume ("false" turns it off). Every attribute may change at any time (frameworks
 // set them after creating the element): the next file picked uses the new values, uploads
 // already running finish with the old ones. Theme it with the --locker-* custom properties below.
-import init, { Uploader } from "./pkg/locker_web.js";
 
+// The browser module (its JS glue and its wasm) is not part of the page's first load: it is
+// imported on first use (a file picked, dropped or pasted), or a moment earlier when a person
+// shows intent (pointer over or focus in the drop zone, a drag entering it), so the first file
+// waits little or nothing for it. A page with a widget nobody uses never downloads the wasm.
+let module;
 let ready;
 /**
  * Loads the wasm module once per page. A page that also uses the module directly calls this
  * instead of the module's own `init()`, so the module is never instantiated twice.
  */
 export function loadModule() {
-  ready ??= init();
+  ready ??= import("./pkg/locker_web.js")
+    .then((m) => {
+      module = m;
+      return m.default();
+    })
+    .catch((error) => {
+      // Not remembered: the next file (or its Retry) asks again.
+      ready = undefined;
+      throw error;
+    });
   return ready;
 }
 
@@ -212,6 +225,10 @@ export class LockerUpload extends HTMLElement {
       this.#input,
     ]);
     drop.setAttribute("part", "dropzone");
+    // Intent to use the widget starts the module's download; a failure here is seen, and
+    // reported on a row, when a file is added.
+    const warm = () => loadModule().catch(() => {});
+    for (const type of ["pointerenter", "focusin", "dragenter"]) this.addEventListener(type, warm, { once: true });
     root.append(el("style", { textContent: STYLE }), drop, this.#list, this.#live);
 
     this.#pick.addEventListener("click", () => this.#input.click());
@@ -348,7 +365,7 @@ export class LockerUpload extends HTMLElement {
     if (!tokenUrl) throw new Error("<locker-upload> needs a token-url attribute");
     const endpoint = this.getAttribute("endpoint") ?? new URL(".", import.meta.url).origin;
     const maxSize = this.getAttribute("max-size");
-    const uploader = new Uploader({
+    const uploader = new module.Uploader({
       endpoint,
       namespace: this.getAttribute("namespace") ?? "default",
       getToken: async () => {

@@ -28,9 +28,11 @@ commands:
                    tests against a fresh `wrangler dev`
   build            install what is missing and build the Worker and the browser module
   e2e [FILE...]    build, then only the end-to-end tests (all, or the given test files)
-  bench [cli]      everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
-                   prints the tables and writes BENCHMARKS.md (`cli`: only the `locker` CLI
-                   against curl and rclone, replacing that section)
+  bench [SECTION...]
+                   everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
+                   prints the tables and writes BENCHMARKS.md. Given sections, only those:
+                   hash, memory, upload, worker, weight, start (into target/bench/partial.md)
+                   and cli (the `locker` CLI against curl and rclone, replacing that section)
   restore --from DIR [--state DIR | --remote]
                    checks a downloaded registry backup (every part's SHA-256, its row counts,
                    its schema version), then replays it into an empty D1 through wrangler (local
@@ -49,10 +51,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("build") => prepare(false).map(|_| ()),
         Some("e2e") => prepare(true).and_then(|tools| server::e2e(&root(), &tools, &args[1..])),
-        Some("bench") => bench_only_cli(&args[1..]).and_then(|only_cli| {
-            let tools = prepare(true)?;
-            server::bench(&root(), &tools, only_cli)
-        }),
+        Some("bench") => prepare(true).and_then(|tools| server::bench(&root(), &tools, &args[1..])),
         Some("fuzz") => fuzz::cases(&args[1..]).and_then(|cases| {
             let fuzzer = fuzz::ensure_fuzzer(&root())?;
             let tools = prepare(true)?;
@@ -92,16 +91,6 @@ fn prepare(with_browser: bool) -> Result<tools::Tools> {
     build::worker(&root, &tools)?;
     build::web(&root, &tools)?;
     Ok(tools)
-}
-
-fn bench_only_cli(args: &[String]) -> Result<bool> {
-    match args {
-        [] => Ok(false),
-        [only] if only == "cli" => Ok(true),
-        _ => Err(Error::msg(format!(
-            "unexpected arguments {args:?}\n\n{USAGE}"
-        ))),
-    }
 }
 
 fn dev(args: &[String]) -> Result<()> {

@@ -136,21 +136,38 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
 }
 
 /// `cargo xtask bench`: the benchmark scripts in a [`staged`] environment each (like the e2e
-/// run); they measure, print the tables and write BENCHMARKS.md. `only_cli`: just the `locker`
-/// CLI's section (against curl and rclone), which replaces that section of BENCHMARKS.md.
-pub(crate) fn bench(root: &Path, tools: &Tools, only_cli: bool) -> Result<()> {
-    let cli = crate::build::cli(root, true)?;
-    if !only_cli {
+/// run); they measure, print the tables and write BENCHMARKS.md. Given `sections`, only those:
+/// `cli` is the `locker` CLI's section (against curl and rclone), which replaces that section
+/// of BENCHMARKS.md; the others are sections of bench.mjs (which checks their names), run
+/// without touching BENCHMARKS.md.
+pub(crate) fn bench(root: &Path, tools: &Tools, sections: &[String]) -> Result<()> {
+    let with_cli = sections.is_empty() || sections.iter().any(|s| s == "cli");
+    // Built first, so that a failing build fails before the long page benchmarks.
+    let cli = if with_cli {
+        Some(crate::build::cli(root, true)?)
+    } else {
+        None
+    };
+    let page: Vec<&str> = sections
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "cli")
+        .collect();
+    if sections.is_empty() || !page.is_empty() {
         staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
             step("node tests/bench/bench.mjs")?;
             cmd.arg("tests/bench/bench.mjs")
                 .env("BENCH_OUT", out)
+                .env("BENCH_ONLY", page.join(","))
                 .env("WASM_BINDGEN", &tools.wasm_bindgen)
                 .env("WASM_OPT", &tools.wasm_opt)
                 .env("BENCH_COMMAND", "cargo xtask bench");
             Ok(())
         })?;
     }
+    let Some(cli) = cli else {
+        return Ok(());
+    };
     let rclone = crate::tools::rclone();
     staged(root, tools, "bench", &[], |cmd, out| {
         step("node tests/bench/cli-bench.mjs")?;
