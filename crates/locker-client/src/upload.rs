@@ -574,3 +574,55 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{hash_file, hash_file_parts};
+    use locker_core::hash::to_hex;
+    use sha2::{Digest, Sha256};
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn sha(bytes: &[u8]) -> String {
+        to_hex(&Sha256::digest(bytes))
+    }
+
+    #[tokio::test]
+    async fn parts_are_hashed_in_the_planners_cut() {
+        // Two full parts and a 3-byte one; pseudo-random bytes so a boundary off by one byte
+        // changes every digest.
+        let size = usize::try_from(2 * 8 * MIB + 3).unwrap();
+        let mut state = 0x9e37_79b9_u32;
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let path = std::env::temp_dir().join(format!("locker-client-parts-{}", std::process::id()));
+        std::fs::write(&path, &data).unwrap();
+        let whole = hash_file(&path, None).await.unwrap();
+        let cut = hash_file_parts(&path, 1, None).await.unwrap();
+        let above = hash_file_parts(&path, data.len() as u64 + 1, None)
+            .await
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        let part = usize::try_from(8 * MIB).unwrap();
+        assert_eq!(whole.sha256, sha(&data));
+        assert_eq!(whole.size, data.len() as u64);
+        assert!(whole.parts.is_empty());
+        assert_eq!(cut.sha256, whole.sha256);
+        assert_eq!(
+            cut.parts,
+            vec![
+                sha(&data[..part]),
+                sha(&data[part..2 * part]),
+                sha(&data[2 * part..])
+            ]
+        );
+        assert!(above.parts.is_empty(), "below the threshold: no parts");
+    }
+}
