@@ -1,20 +1,25 @@
 //! Putting a file: hash it, reserve (or learn it is stored already), send the bytes to the
 //! signed URL of either transport, complete.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
-use locker_core::api::{Complete, ReserveRequest, Reserved, UploadPlan};
+use futures_util::{StreamExt, TryStreamExt};
+use locker_core::api::{
+    Complete, MultipartPlan, PartDigest, PartUrls, PartsRequest, ReserveRequest, Reserved,
+    UploadPlan,
+};
 use locker_core::client::renews_reservation;
 use locker_core::hash::to_hex;
+use locker_core::multipart::{self, PartPlan};
 use locker_core::LockerRef;
 use reqwest::{header, Method};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result};
@@ -31,22 +36,45 @@ const RESERVATIONS: u32 = 3;
 /// Called with the number of bytes just sent (or hashed, while hashing).
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
-/// A file's SHA-256 and size, read from disk once.
+/// A file's SHA-256 and size, read from disk once; with the SHA-256 of each part when it was
+/// hashed for an upload in parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileDigest {
     /// 64 lowercase hex digits.
     pub sha256: String,
     pub size: u64,
+    /// The SHA-256 of each part of [`locker_core::multipart::part_size`] bytes, in order; empty
+    /// when the file was hashed whole only.
+    pub parts: Vec<String>,
 }
 
 /// Hashes a file in constant memory on a blocking thread (`sha2` picks the CPU's SHA
 /// extensions at run time where it has them).
 pub async fn hash_file(path: &Path, progress: Option<Progress>) -> Result<FileDigest> {
+    hash_file_parts(path, u64::MAX, progress).await
+}
+
+/// [`hash_file`], and also each part's SHA-256 in the same read when the file has
+/// `threshold` bytes or more (it is then uploaded in parts of the planner's size, which
+/// depends on the size alone).
+pub async fn hash_file_parts(
+    path: &Path,
+    threshold: u64,
+    progress: Option<Progress>,
+) -> Result<FileDigest> {
     let path: PathBuf = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let context = || format!("reading {}", path.display());
         let mut file = std::fs::File::open(&path).map_err(|e| Error::io(context(), e))?;
+        let expected = file.metadata().map_err(|e| Error::io(context(), e))?.len();
+        // The part boundaries come from the size seen before reading; a file that changes
+        // size meanwhile is caught below (its digest no longer fits the plan).
+        let part_size = multipart::is_multipart(expected, None, threshold)
+            .then(|| multipart::part_size(expected));
         let mut hasher = Sha256::new();
+        let mut part = Sha256::new();
+        let mut in_part = 0u64;
+        let mut parts = Vec::new();
         let mut buf = vec![0u8; 4 * CHUNK];
         let mut size = 0u64;
         loop {
@@ -56,14 +84,38 @@ pub async fn hash_file(path: &Path, progress: Option<Progress>) -> Result<FileDi
             }
             let chunk = buf.get(..n).unwrap_or_default();
             hasher.update(chunk);
+            if let Some(part_size) = part_size {
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    let room = usize::try_from(part_size - in_part).unwrap_or(usize::MAX);
+                    let (now, later) = rest.split_at(room.min(rest.len()));
+                    part.update(now);
+                    in_part += now.len() as u64;
+                    if in_part == part_size {
+                        parts.push(to_hex(&part.finalize_reset()));
+                        in_part = 0;
+                    }
+                    rest = later;
+                }
+            }
             size += n as u64;
             if let Some(p) = &progress {
                 p(n as u64);
             }
         }
+        if in_part > 0 {
+            parts.push(to_hex(&part.finalize()));
+        }
+        if part_size.is_some() && size != expected {
+            return Err(Error::Invalid(format!(
+                "{} changed size while it was read ({expected} then {size} bytes)",
+                path.display()
+            )));
+        }
         Ok(FileDigest {
             sha256: to_hex(&hasher.finalize()),
             size,
+            parts,
         })
     })
     .await
@@ -80,6 +132,12 @@ pub struct PutOptions {
     pub filename: Option<String>,
     /// Lifetime of the signed upload URL, seconds (1-3600).
     pub expires_in: Option<u64>,
+    /// Files of this many bytes or more are sent in parts (default the Worker's,
+    /// [`multipart::DEFAULT_THRESHOLD`]); the reservation asks for parts or for one request
+    /// accordingly, so the Worker's own threshold never decides.
+    pub multipart_threshold: u64,
+    /// Parts of one file in flight at once (at least 1; default 4).
+    pub part_concurrency: usize,
 }
 
 impl PutOptions {
@@ -88,6 +146,8 @@ impl PutOptions {
             content_type: content_type.into(),
             filename: None,
             expires_in: None,
+            multipart_threshold: multipart::DEFAULT_THRESHOLD,
+            part_concurrency: 4,
         }
     }
 }
@@ -148,6 +208,7 @@ impl Client {
         options: &PutOptions,
         progress: Option<Progress>,
     ) -> Result<Stored> {
+        let in_parts = multipart::is_multipart(digest.size, None, options.multipart_threshold);
         let request = ReserveRequest {
             namespace: dest.namespace.as_str().to_owned(),
             path: dest.path.as_str().to_owned(),
@@ -156,9 +217,7 @@ impl Client {
             content_type: options.content_type.clone(),
             filename: options.filename.clone(),
             expires_in: options.expires_in,
-            // One request per file until the client sends parts: the Worker then refuses a
-            // file too large for one PUT with a clear 413 instead of offering a plan in parts.
-            multipart: Some(false),
+            multipart: Some(in_parts),
         };
         let mut bytes_sent = 0;
         let mut reservation = 1;
@@ -181,6 +240,42 @@ impl Client {
                     })
                 }
                 Reserved::Upload(plan) => plan,
+                Reserved::Multipart(parts) if in_parts => {
+                    let started = std::time::Instant::now();
+                    let sent = self
+                        .put_parts(
+                            path,
+                            digest,
+                            &parts,
+                            options,
+                            progress.clone(),
+                            &mut bytes_sent,
+                        )
+                        .await;
+                    transfer_ms += ms_since(started);
+                    if let Err(e) = sent {
+                        self.abort_quietly(&parts.upload_id).await;
+                        return Err(e);
+                    }
+                    let started = std::time::Instant::now();
+                    let done = match self.complete(&parts.upload_id).await {
+                        Ok(done) => done,
+                        Err(e) => {
+                            self.abort_quietly(&parts.upload_id).await;
+                            return Err(e);
+                        }
+                    };
+                    return Ok(Stored {
+                        locker_ref: done.locker_ref,
+                        sha256: done.sha256,
+                        size: done.size,
+                        deduplicated: false,
+                        bytes_sent,
+                        reserve_ms,
+                        transfer_ms,
+                        complete_ms: ms_since(started),
+                    });
+                }
                 Reserved::Multipart(parts) => {
                     // Not asked for (`multipart: false` above): a server that offers it anyway
                     // gets its reservation back.
@@ -277,9 +372,119 @@ impl Client {
         let _ = self.abort(upload_id).await;
     }
 
-    /// Sends the file to the plan's signed URL, streaming from disk, with the plan's headers
-    /// (all signed) and an exact `content-length`; retried as the shared rules say. The signed
-    /// URL is the credential here: the API key is never sent to storage.
+    /// Sends every part of an upload in parts: part URLs asked in batches of the plan's
+    /// maximum, `part_concurrency` parts in flight, each streamed from disk at its offset.
+    async fn put_parts(
+        &self,
+        path: &Path,
+        digest: &FileDigest,
+        plan: &MultipartPlan,
+        options: &PutOptions,
+        progress: Option<Progress>,
+        bytes_sent: &mut u64,
+    ) -> Result<()> {
+        let parts = PartPlan::from_parts(digest.size, plan.part_size, plan.part_count).ok_or_else(
+            || {
+                Error::UnsupportedPlan(format!(
+                    "{} parts of {} bytes for {} bytes",
+                    plan.part_count, plan.part_size, digest.size
+                ))
+            },
+        )?;
+        // The digests must be of the Worker's parts; a digest taken whole (or for another cut)
+        // means reading the file once more.
+        let digests = if digest.parts.len() == parts.part_count() as usize {
+            digest.parts.clone()
+        } else {
+            let again = hash_file_parts(path, 1, None).await?;
+            if again.sha256 != digest.sha256 || again.parts.len() != parts.part_count() as usize {
+                return Err(Error::Invalid(format!(
+                    "{} changed while it was uploaded",
+                    path.display()
+                )));
+            }
+            again.parts
+        };
+        let batch = usize::try_from(plan.max_parts_per_request)
+            .unwrap_or(multipart::MAX_PARTS_PER_REQUEST)
+            .clamp(1, multipart::MAX_PARTS_PER_REQUEST);
+        let numbered: Vec<PartDigest> = (1..=parts.part_count())
+            .zip(digests)
+            .map(|(number, sha256)| PartDigest { number, sha256 })
+            .collect();
+        let url = self.url(["v1", "uploads", plan.upload_id.as_str(), "parts"]);
+        for chunk in numbered.chunks(batch) {
+            let request = PartsRequest {
+                parts: chunk.to_vec(),
+            };
+            let urls: PartUrls = self
+                .call(
+                    Method::POST,
+                    url.clone(),
+                    Some(&request),
+                    Replay::Idempotent,
+                )
+                .await?;
+            let mut sends = futures_util::stream::iter(urls.parts.into_iter().map(|part| {
+                let progress = progress.clone();
+                async move {
+                    if !part.method.eq_ignore_ascii_case("PUT") {
+                        return (
+                            0,
+                            Err(Error::UnsupportedPlan(format!(
+                                "method {} for part {}",
+                                part.method, part.number
+                            ))),
+                        );
+                    }
+                    let (start, end) = match parts.range(part.number) {
+                        Ok(r) => r,
+                        Err(e) => return (0, Err(Error::UnsupportedPlan(e.to_string()))),
+                    };
+                    if end - start != part.size {
+                        return (
+                            0,
+                            Err(Error::UnsupportedPlan(format!(
+                                "part {} of {} bytes, the plan says {}",
+                                part.number,
+                                part.size,
+                                end - start
+                            ))),
+                        );
+                    }
+                    let mut sent = 0;
+                    let outcome = self
+                        .send_range(
+                            path,
+                            start,
+                            part.size,
+                            &part.url,
+                            &part.headers,
+                            progress,
+                            &mut sent,
+                        )
+                        .await;
+                    (sent, outcome)
+                }
+            }))
+            .buffer_unordered(options.part_concurrency.max(1));
+            let mut failure = None;
+            while let Some((sent, outcome)) = sends.next().await {
+                *bytes_sent += sent;
+                if let Err(e) = outcome {
+                    // The first failure stops the batch; parts in flight are dropped with it.
+                    failure = Some(e);
+                    break;
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the file to the plan's signed URL (see [`Client::send_range`]).
     async fn transfer(
         &self,
         path: &Path,
@@ -288,15 +493,45 @@ impl Client {
         progress: Option<Progress>,
         bytes_sent: &mut u64,
     ) -> Result<()> {
+        self.send_range(
+            path,
+            0,
+            size,
+            &plan.url,
+            &plan.headers,
+            progress,
+            bytes_sent,
+        )
+        .await
+    }
+
+    /// Sends `len` bytes of the file from `offset` to a signed URL, streaming from disk, with
+    /// the URL's headers (all signed) and an exact `content-length`; retried as the shared
+    /// rules say. The signed URL is the credential here: the API key is never sent to storage.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_range(
+        &self,
+        path: &Path,
+        offset: u64,
+        len: u64,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        progress: Option<Progress>,
+        bytes_sent: &mut u64,
+    ) -> Result<()> {
         let mut attempt = 1;
         loop {
-            let file = tokio::fs::File::open(path)
+            let context = || format!("reading {}", path.display());
+            let mut file = tokio::fs::File::open(path)
                 .await
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+                .map_err(|e| Error::io(context(), e))?;
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| Error::io(context(), e))?;
             let counted = progress.clone();
             let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let sent_in_stream = Arc::clone(&sent);
-            let stream = ReaderStream::with_capacity(file.take(size), CHUNK).inspect_ok(
+            let stream = ReaderStream::with_capacity(file.take(len), CHUNK).inspect_ok(
                 move |chunk: &bytes::Bytes| {
                     let n = chunk.len() as u64;
                     sent_in_stream.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -307,10 +542,10 @@ impl Client {
             );
             let mut req = self
                 .http
-                .put(plan.url.as_str())
-                .header(header::CONTENT_LENGTH, size)
+                .put(url)
+                .header(header::CONTENT_LENGTH, len)
                 .body(reqwest::Body::wrap_stream(stream));
-            for (name, value) in &plan.headers {
+            for (name, value) in headers {
                 req = req.header(name.as_str(), value.as_str());
             }
             let outcome = match req.send().await {
@@ -337,5 +572,57 @@ impl Client {
                 None => return Err(failure),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hash_file, hash_file_parts};
+    use locker_core::hash::to_hex;
+    use sha2::{Digest, Sha256};
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn sha(bytes: &[u8]) -> String {
+        to_hex(&Sha256::digest(bytes))
+    }
+
+    #[tokio::test]
+    async fn parts_are_hashed_in_the_planners_cut() {
+        // Two full parts and a 3-byte one; pseudo-random bytes so a boundary off by one byte
+        // changes every digest.
+        let size = usize::try_from(2 * 8 * MIB + 3).unwrap();
+        let mut state = 0x9e37_79b9_u32;
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let path = std::env::temp_dir().join(format!("locker-client-parts-{}", std::process::id()));
+        std::fs::write(&path, &data).unwrap();
+        let whole = hash_file(&path, None).await.unwrap();
+        let cut = hash_file_parts(&path, 1, None).await.unwrap();
+        let above = hash_file_parts(&path, data.len() as u64 + 1, None)
+            .await
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        let part = usize::try_from(8 * MIB).unwrap();
+        assert_eq!(whole.sha256, sha(&data));
+        assert_eq!(whole.size, data.len() as u64);
+        assert!(whole.parts.is_empty());
+        assert_eq!(cut.sha256, whole.sha256);
+        assert_eq!(
+            cut.parts,
+            vec![
+                sha(&data[..part]),
+                sha(&data[part..2 * part]),
+                sha(&data[2 * part..])
+            ]
+        );
+        assert!(above.parts.is_empty(), "below the threshold: no parts");
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use locker_client::{hash_file, Client, Progress, PutOptions};
+use locker_client::{hash_file_parts, Client, Progress, PutOptions};
 use locker_core::{Location, LockerRef};
 use serde::Serialize;
 
@@ -72,6 +72,8 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
         }),
         filename: None,
         expires_in: args.url_expires,
+        multipart_threshold: args.multipart_threshold,
+        part_concurrency: usize::from(args.part_concurrency),
     };
 
     let total: u64 = jobs.iter().map(|j| j.size).sum();
@@ -89,7 +91,8 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
                 let mut hash_ms = 0;
                 let outcome = async {
                     let started = std::time::Instant::now();
-                    let digest = hash_file(&job.src, None).await?;
+                    let digest =
+                        hash_file_parts(&job.src, options.multipart_threshold, None).await?;
                     hash_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     client
                         .put_hashed(&job.src, &digest, &job.dest, &options, Some(progress))
