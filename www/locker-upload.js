@@ -49,6 +49,7 @@ export const STRINGS = Object.freeze({
   uploading: (percent) => `Uploading… ${percent}%`,
   retrying: (attempt) => `Connection trouble, trying again (${attempt})…`,
   resuming: (done, total) => `Resuming (${done} of ${total} parts stored)`,
+  verifying: "Verifying… (the server checks a large file on its own; this can take minutes)",
   stored: "Stored",
   deduplicated: "Already stored",
   cancelled: "Cancelled",
@@ -132,6 +133,7 @@ const SHOWN = {
   reserving: "uploading",
   transferring: "uploading",
   completing: "uploading",
+  verifying: "verifying",
   stored: "stored",
   deduplicated: "deduplicated",
   failed: "error",
@@ -150,7 +152,7 @@ const UPLOADER_ATTRIBUTES = [
   "part-concurrency",
   "resume",
 ];
-const ACTIVE = new Set(["waiting", "hashing", "uploading"]);
+const ACTIVE = new Set(["waiting", "hashing", "uploading", "verifying"]);
 
 let nextRow = 0;
 
@@ -448,6 +450,7 @@ export class LockerUpload extends HTMLElement {
           : parts?.resumed > 0
             ? strings.resuming(parts.done, parts.total)
             : strings.uploading(pct),
+      verifying: strings.verifying,
       stored: strings.stored,
       deduplicated: strings.deduplicated,
       cancelled: strings.cancelled,
