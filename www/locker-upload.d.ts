@@ -125,6 +125,8 @@ export interface LockerUploadStrings {
   retrying: (attempt: number) => string;
   /** An upload in parts resumed after a reload: `done` of `total` parts stored so far. */
   resuming: (done: number, total: number) => string;
+  /** A large upload in parts the server checks on its own before it is stored. */
+  verifying: string;
   stored: string;
   deduplicated: string;
   cancelled: string;

@@ -62,6 +62,7 @@ export const STRINGS = Object.freeze({
   uploading: (percent) => `Uploading… ${percent}%`,
   retrying: (attempt) => `Connection trouble, trying again (${attempt})…`,
   resuming: (done, total) => `Resuming (${done} of ${total} parts stored)`,
+  verifying: "Verifying… (the server checks a large file on its own; this can take minutes)",
   stored: "Stored",
   deduplicated: "Already stored",
   cancelled: "Cancelled",
@@ -145,6 +146,7 @@ const SHOWN = {
   reserving: "uploading",
   transferring: "uploading",
   completing: "uploading",
+  verifying: "verifying",
   stored: "stored",
   deduplicated: "deduplicated",
   failed: "error",
@@ -163,7 +165,7 @@ const UPLOADER_ATTRIBUTES = [
   "part-concurrency",
   "resume",
 ];
-const ACTIVE = new Set(["waiting", "hashing", "uploading"]);
+const ACTIVE = new Set(["waiting", "hashing", "uploading", "verifying"]);
 
 let nextRow = 0;
 
@@ -465,6 +467,7 @@ export class LockerUpload extends HTMLElement {
           : parts?.resumed > 0
             ? strings.resuming(parts.done, parts.total)
             : strings.uploading(pct),
+      verifying: strings.verifying,
       stored: strings.stored,
       deduplicated: strings.deduplicated,
       cancelled: strings.cancelled,

@@ -7,9 +7,10 @@
 //!
 //! ```text
 //! Waiting -> Hashing -> Reserving -> Transferring -> Completing -> Stored
-//!                           |  ^            |              |
-//!                           |  +-- expired -+--------------+  (a fresh reservation)
-//!                           +-> Deduplicated
+//!                           |  ^            |              |  \           ^
+//!                           |  +-- expired -+--------------+   Verifying --+
+//!                           +-> Deduplicated             (a large upload in parts the
+//!                                                          Worker checks on its own)
 //! any active phase -> Failed | Cancelled;  Failed | Cancelled -> Waiting (the person retries)
 //! ```
 //!
@@ -36,6 +37,9 @@ pub enum Phase {
     Transferring,
     /// Asking the Worker to verify and commit what was stored.
     Completing,
+    /// The Worker answered that the object (a large upload in parts) is being verified by its
+    /// scheduled check: asked again from time to time until it is committed or refused.
+    Verifying,
     /// Done: the bytes were sent and verified.
     Stored,
     /// Done: the tenant had these bytes already; nothing was sent.
@@ -55,6 +59,7 @@ impl Phase {
             Self::Reserving => "reserving",
             Self::Transferring => "transferring",
             Self::Completing => "completing",
+            Self::Verifying => "verifying",
             Self::Stored => "stored",
             Self::Deduplicated => "deduplicated",
             Self::Failed => "failed",
@@ -76,13 +81,14 @@ impl Phase {
         match self {
             Self::Reserving => Some(Step::Reserve),
             Self::Transferring => Some(Step::Transfer),
-            Self::Completing => Some(Step::Complete),
+            Self::Completing | Self::Verifying => Some(Step::Complete),
             _ => None,
         }
     }
 
     /// Whether the Worker holds a reservation for this upload that nobody will complete if it
-    /// ends now: it is released ([`Action::Abandon`]) rather than left to expire.
+    /// ends now: it is released ([`Action::Abandon`]) rather than left to expire. A `Verifying`
+    /// upload holds none: the Worker finishes it whoever watches.
     fn holds_reservation(self) -> bool {
         matches!(self, Self::Transferring | Self::Completing)
     }
@@ -135,6 +141,8 @@ pub enum Event {
     Transferred,
     /// The Worker verified and committed them.
     Completed,
+    /// The Worker is verifying them on its own (`complete` answered 202 `verifying`).
+    Verifying,
     /// The current phase's network step failed: retried, renewed or final, as the rules say.
     Failed(Failure),
     /// A failure outside the retried steps (a check of the file, the hash, `getToken()`, a
@@ -169,6 +177,7 @@ impl Event {
             Self::TransferProgress(_) => "transfer progress",
             Self::Transferred => "transferred",
             Self::Completed => "completed",
+            Self::Verifying => "verifying",
             Self::Failed(_) => "a failure",
             Self::Fatal(_) => "a fatal failure",
             Self::ReservedParts { .. } => "reserved parts",
@@ -265,7 +274,9 @@ impl Upload {
         let loaded = match self.phase {
             Phase::Waiting => 0,
             Phase::Hashing => self.hashed,
-            Phase::Reserving | Phase::Transferring | Phase::Completing => self.sent,
+            Phase::Reserving | Phase::Transferring | Phase::Completing | Phase::Verifying => {
+                self.sent
+            }
             Phase::Stored | Phase::Deduplicated => self.size,
             Phase::Failed | Phase::Cancelled => self.sent.max(self.hashed),
         };
@@ -374,6 +385,14 @@ impl Machine {
                 ..state.enter(Completing)
             },
             (Completing, Event::Completed) => state.enter(Stored),
+            (Completing, Event::Verifying) => state.enter(Verifying),
+            // Asked again while the Worker is still checking: the same answer.
+            (Verifying, Event::Verifying) => Upload {
+                attempt: 0,
+                error: None,
+                ..state.clone()
+            },
+            (Verifying, Event::Completed) => state.enter(Stored),
             (phase, Event::Cancel) if !phase.is_final() => {
                 return Ok(self.end(state, Cancelled, None));
             }
@@ -514,6 +533,13 @@ mod tests {
                 Event::Reserved,
                 Event::Transferred,
             ],
+            Verifying => &[
+                Event::Start,
+                Event::Hashed,
+                Event::Reserved,
+                Event::Transferred,
+                Event::Verifying,
+            ],
             Stored => &[
                 Event::Start,
                 Event::Hashed,
@@ -533,12 +559,13 @@ mod tests {
         s
     }
 
-    const ALL: [Phase; 9] = [
+    const ALL: [Phase; 10] = [
         Waiting,
         Hashing,
         Reserving,
         Transferring,
         Completing,
+        Verifying,
         Stored,
         Deduplicated,
         Failed,
@@ -585,6 +612,7 @@ mod tests {
             Event::TransferProgress(1),
             Event::Transferred,
             Event::Completed,
+            Event::Verifying,
             fail(Some(400), "bad"),
             fatal(code::NETWORK),
             Event::Cancel,
@@ -607,7 +635,8 @@ mod tests {
             | (Hashing, Event::HashProgress(_) | Event::Hashed)
             | (Reserving, Event::Deduplicated | Event::Reserved | Event::ReservedParts { .. })
             | (Transferring, Event::TransferProgress(_) | Event::Transferred)
-            | (Completing, Event::Completed)
+            | (Completing, Event::Completed | Event::Verifying)
+            | (Verifying, Event::Verifying | Event::Completed)
             | (Failed | Cancelled, Event::Restart) => true,
             (p, Event::Failed(_) | Event::Fatal(_) | Event::Cancel) => !p.is_final(),
             _ => false,
@@ -626,9 +655,10 @@ mod tests {
                 }
             }
         }
-        // 9 phases x 15 events; legal: 9 forward steps, failure, fatal failure and cancel in the
-        // 5 active phases, restart in the 2 ended by failure or cancellation.
-        assert_eq!(refused, 9 * 15 - (9 + 15 + 2));
+        // 10 phases x 16 events; legal: 12 forward steps (a repeated `verifying` answer
+        // included), failure, fatal failure and cancel in the 6 active phases, restart in the 2
+        // ended by failure or cancellation.
+        assert_eq!(refused, 10 * 16 - (12 + 18 + 2));
         let e = M.transition(&at(Stored), Event::Cancel, 0.0).unwrap_err();
         assert_eq!(e.to_string(), "cancel is not possible while stored");
     }
@@ -969,6 +999,29 @@ mod tests {
     }
 
     #[test]
+    fn a_verifying_upload_ends_stored_and_holds_no_reservation() {
+        let (s, actions) = run(at(Completing), &[Event::Verifying, Event::Verifying]);
+        assert_eq!((s.phase, s.progress()), (Verifying, (1000, 1000)));
+        assert!(actions.iter().all(Option::is_none));
+        let (s, _) = run(s, &[Event::Completed]);
+        assert_eq!(s.phase, Stored);
+        // Cancelled while the Worker checks: nothing to release, the Worker finishes it.
+        let (s, a) = run(at(Verifying), &[Event::Cancel]);
+        assert_eq!((s.phase, a[0].clone()), (Cancelled, None));
+        // Asking again is the complete step, retried by the same rules.
+        let (s, a) = run(at(Verifying), &[fail(None, code::NETWORK)]);
+        assert_eq!(s.phase, Verifying);
+        assert!(matches!(
+            a[0],
+            Some(Action::Retry {
+                step: Step::Complete,
+                attempt: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn names_are_what_javascript_sees() {
         let names: Vec<_> = ALL.iter().map(|p| p.as_str()).collect();
         assert_eq!(
@@ -979,6 +1032,7 @@ mod tests {
                 "reserving",
                 "transferring",
                 "completing",
+                "verifying",
                 "stored",
                 "deduplicated",
                 "failed",

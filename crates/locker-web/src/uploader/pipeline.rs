@@ -81,8 +81,11 @@ fn deduplicated(job: &Job, d: Deduplicated) -> Stored {
     }
 }
 
-/// How long to wait before asking again about an upload the Worker is still verifying.
+/// How long to wait before asking again about an upload the Worker is still verifying: the
+/// first wait, doubled after each answer up to the last (the Worker's check runs with its
+/// scheduled run, every few minutes, so asking every 2 s for that long would be waste).
 const VERIFY_POLL_MS: f64 = 2000.0;
+const VERIFY_POLL_MAX_MS: f64 = 30_000.0;
 
 impl Inner {
     /// Uploads `job`'s file; resolves to the `UploadResult` it also tells as `complete`.
@@ -495,6 +498,7 @@ impl Inner {
     async fn complete_id(&self, job: &Job, id: &str) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
         let complete = ["/v1/uploads/", id, "/complete"].concat();
+        let mut wait = VERIFY_POLL_MS;
         let done = loop {
             let done = self
                 .retrying(job, &mut || self.api(Method::POST, &complete, None, signal))
@@ -503,7 +507,10 @@ impl Inner {
             if done.status == CompleteStatus::Complete {
                 break done;
             }
-            sleep(VERIFY_POLL_MS, signal).await?;
+            // The page is told once (`state-change` to "verifying"); asking again says the same.
+            job.tracked.apply(Event::Verifying);
+            sleep(wait, signal).await?;
+            wait = (wait * 2.0).min(VERIFY_POLL_MAX_MS);
         };
         job.tracked.reservation.take();
         job.tracked.apply(Event::Completed);

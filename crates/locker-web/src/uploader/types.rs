@@ -63,9 +63,9 @@ export interface UploadOptions {
   id?: string;
 }
 
-/** Where an upload is (`state-change`): waiting -> hashing -> reserving -> transferring -> completing -> stored, or reserving -> deduplicated; failed or cancelled from any of the active ones. */
+/** Where an upload is (`state-change`): waiting -> hashing -> reserving -> transferring -> completing -> stored (or completing -> verifying -> stored: a large upload in parts the Worker checks on its own), or reserving -> deduplicated; failed or cancelled from any of the active ones. */
 export type UploadState =
-  | "waiting" | "hashing" | "reserving" | "transferring" | "completing"
+  | "waiting" | "hashing" | "reserving" | "transferring" | "completing" | "verifying"
   | "stored" | "deduplicated" | "failed" | "cancelled";
 
 /** The `state-change` event's detail: one per transition, progress included. */
