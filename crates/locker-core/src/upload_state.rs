@@ -635,8 +635,7 @@ mod tests {
             | (Hashing, Event::HashProgress(_) | Event::Hashed)
             | (Reserving, Event::Deduplicated | Event::Reserved | Event::ReservedParts { .. })
             | (Transferring, Event::TransferProgress(_) | Event::Transferred)
-            | (Completing, Event::Completed | Event::Verifying)
-            | (Verifying, Event::Verifying | Event::Completed)
+            | (Completing | Verifying, Event::Completed | Event::Verifying)
             | (Failed | Cancelled, Event::Restart) => true,
             (p, Event::Failed(_) | Event::Fatal(_) | Event::Cancel) => !p.is_final(),
             _ => false,
