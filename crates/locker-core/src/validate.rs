@@ -167,8 +167,63 @@ pub fn content_disposition(attachment: bool, file_name: &str) -> String {
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
+/// The type a file is uploaded as, from the type a browser reports: without parameters
+/// (`text/plain;charset=utf-8` and friends: the registry keeps one spelling per type) and in
+/// lower case, or `application/octet-stream` when the browser reports none.
+pub fn upload_content_type(reported: &str) -> String {
+    match reported.split(';').next().unwrap_or_default().trim() {
+        "" => "application/octet-stream".to_owned(),
+        t => t.to_ascii_lowercase(),
+    }
+}
+
+/// Whether a file fits an HTML `accept` list (entries trimmed, compared without regard to
+/// case, as browsers do): `.ext` against the file's name, `type/*` or `type/subtype` against
+/// its content type. An empty list accepts everything.
+pub fn accepted(accept: &[String], name: &str, content_type: &str) -> bool {
+    if accept.is_empty() {
+        return true;
+    }
+    let name = name.to_ascii_lowercase();
+    accept.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        if a.starts_with('.') {
+            name.ends_with(a.as_str())
+        } else {
+            type_allowed(content_type, std::slice::from_ref(&a))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_type_a_file_is_uploaded_as() {
+        assert_eq!(upload_content_type(""), "application/octet-stream");
+        assert_eq!(
+            upload_content_type("Text/Plain; charset=UTF-8"),
+            "text/plain"
+        );
+        assert_eq!(upload_content_type(" image/png "), "image/png");
+        assert_eq!(upload_content_type(";x=y"), "application/octet-stream");
+    }
+
+    #[test]
+    fn an_accept_list_matches_like_a_browser() {
+        let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(accepted(&[], "a.exe", "application/x-msdownload"));
+        let accept = list(&[".PDF", " image/* "]);
+        assert!(accepted(&accept, "Deck.pdf", "application/octet-stream"));
+        assert!(accepted(&accept, "cat.jpg", "image/jpeg"));
+        assert!(!accepted(&accept, "notes.txt", "text/plain"));
+        assert!(
+            !accepted(&accept, "pdf", "text/plain"),
+            "an extension needs its dot"
+        );
+        assert!(accepted(&list(&["text/plain"]), "x", "text/plain"));
+        assert!(!accepted(&list(&["text/plain"]), "x", "text/html"));
+    }
+
     use super::*;
 
     fn list(items: &[&str]) -> Vec<String> {

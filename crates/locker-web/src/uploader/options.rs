@@ -153,7 +153,7 @@ impl Options {
                 ));
             }
         }
-        if !accepted(&self.accept, name, content_type) {
+        if !validate::accepted(&self.accept, name, content_type) {
             return Err(LockerError::new(
                 code::TYPE_NOT_ALLOWED,
                 format!("{name} ({content_type}) is not an accepted type"),
@@ -215,31 +215,7 @@ impl Concurrency {
     }
 }
 
-/// The type a file is uploaded as: its own, without parameters (`text/plain;charset=utf-8` and
-/// friends: the registry keeps one spelling per type), or `application/octet-stream`.
+/// The type a file is uploaded as (`locker_core::validate::upload_content_type`).
 pub(super) fn content_type_of(file: &Blob) -> String {
-    match file.type_() {
-        t if t.is_empty() => "application/octet-stream".to_owned(),
-        t => t
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase(),
-    }
-}
-
-/// Whether a file fits an HTML `accept` list: `.ext`, `type/*` or `type/subtype`.
-fn accepted(accept: &[String], name: &str, content_type: &str) -> bool {
-    if accept.is_empty() {
-        return true;
-    }
-    let name = name.to_ascii_lowercase();
-    accept.iter().any(|a| {
-        if a.starts_with('.') {
-            name.ends_with(a.as_str())
-        } else {
-            validate::type_allowed(content_type, std::slice::from_ref(a))
-        }
-    })
+    validate::upload_content_type(&file.type_())
 }
