@@ -30,7 +30,13 @@ export function locker(args, { key, env = {}, input, cwd } = {}) {
     else base[name] = value;
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(CLI, args, { env: base, cwd, stdio: ["pipe", "pipe", "pipe"] });
+    // No input: stdin is /dev/null. With input, a CLI that exits before reading it (a usage
+    // error) closes the pipe; that EPIPE is the CLI's business, not a test failure.
+    const child = spawn(CLI, args, {
+      env: base,
+      cwd,
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
     const out = [];
     const err = [];
     child.stdout.on("data", (d) => out.push(d));
@@ -46,6 +52,11 @@ export function locker(args, { key, env = {}, input, cwd } = {}) {
       }
       resolve({ code, stdout, stderr: Buffer.concat(err).toString(), json });
     });
-    child.stdin.end(input ?? "");
+    if (input !== undefined) {
+      child.stdin.on("error", (e) => {
+        if (e.code !== "EPIPE") reject(e);
+      });
+      child.stdin.end(input);
+    }
   });
 }
