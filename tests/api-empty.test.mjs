@@ -5,8 +5,8 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { BASE } from "./support/env.mjs";
-import { ADMIN_KEY, api, createKey, logs, reserve, sha256hex, stats, stored, tenantName } from "./support/api.mjs";
-import { S3_BUCKET, S3_URL, objectOnDisk } from "./support/s3.mjs";
+import { api, createKey, logs, reserve, sha256hex, stats, stored, tenantName } from "./support/api.mjs";
+import { S3_URL, objectOnDisk, registerS3Bucket } from "./support/s3.mjs";
 
 const EMPTY = Buffer.alloc(0);
 const EMPTY_SHA = sha256hex(EMPTY);
@@ -15,12 +15,7 @@ assert.equal(EMPTY_SHA, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991
 let s3;
 before(async () => {
   // Registered at s3s-fs itself (Node needs no CORS), so the Worker talks to it directly.
-  const res = await api("POST", "/v1/buckets", {
-    key: ADMIN_KEY,
-    json: { name: S3_BUCKET, provider: "s3", endpoint: S3_URL, region: "us-east-1" },
-  });
-  assert.equal(res.status, 201, res.text);
-  s3 = res.data;
+  s3 = await registerS3Bucket();
 });
 
 /** A fresh tenant; with `transport: "s3"` its namespace `empty` goes to s3s-fs. */

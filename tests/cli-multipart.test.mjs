@@ -8,26 +8,15 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ADMIN_KEY, api, createKey, sha256hex, tenantName } from "./support/api.mjs";
+import { api, createKey, sha256hex, tenantName } from "./support/api.mjs";
 import { locker, scratch } from "./support/cli.mjs";
-import { S3_BUCKET, S3_URL } from "./support/s3.mjs";
+import { registerS3Bucket } from "./support/s3.mjs";
 
 const MIB = 1024 * 1024;
 let bucket;
 
 before(async () => {
-  const res = await api("POST", "/v1/buckets", {
-    key: ADMIN_KEY,
-    json: { name: S3_BUCKET, provider: "s3", endpoint: S3_URL, region: "us-east-1" },
-  });
-  if (res.status === 409) {
-    const listed = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
-    bucket = listed.data.buckets.find((b) => b.endpoint === S3_URL && b.name === S3_BUCKET);
-  } else {
-    assert.equal(res.status, 201, res.text);
-    bucket = res.data;
-  }
-  assert.ok(bucket);
+  bucket = await registerS3Bucket();
 });
 
 async function roundTrip(key, label) {

@@ -14,8 +14,8 @@ import { readdirSync } from "node:fs";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BASE } from "./support/env.mjs";
-import { ADMIN_KEY, api, createKey, tenantName } from "./support/api.mjs";
-import { S3_BUCKET, S3_ROOT, S3_URL, objectOnDisk } from "./support/s3.mjs";
+import { api, createKey, tenantName } from "./support/api.mjs";
+import { S3_ROOT, S3_URL, objectOnDisk, registerS3Bucket } from "./support/s3.mjs";
 import {
   MIB,
   SyntheticFile,
@@ -33,20 +33,7 @@ import {
 let bucket;
 
 before(async () => {
-  // The bucket at s3s-fs itself (Node needs no CORS proxy): its id differs from the proxied
-  // registration of direct.test.mjs, so both can exist in one run.
-  const res = await api("POST", "/v1/buckets", {
-    key: ADMIN_KEY,
-    json: { name: S3_BUCKET, provider: "s3", endpoint: S3_URL, region: "us-east-1" },
-  });
-  if (res.status === 409) {
-    const listed = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
-    bucket = listed.data.buckets.find((b) => b.endpoint === S3_URL && b.name === S3_BUCKET);
-  } else {
-    assert.equal(res.status, 201, res.text);
-    bucket = res.data;
-  }
-  assert.ok(bucket);
+  bucket = await registerS3Bucket();
 });
 
 /** A tenant whose namespace `corp` goes to the s3 bucket. */

@@ -5,8 +5,8 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ADMIN_KEY, api, createKey, logs, tenantName } from "./support/api.mjs";
-import { S3_BUCKET, S3_URL, objectOnDisk } from "./support/s3.mjs";
+import { api, createKey, logs, tenantName } from "./support/api.mjs";
+import { objectOnDisk, registerS3Bucket } from "./support/s3.mjs";
 import {
   MIB,
   SyntheticFile,
@@ -26,18 +26,7 @@ const SIZE = 32 * MIB + 1;
 let bucket;
 
 before(async () => {
-  const res = await api("POST", "/v1/buckets", {
-    key: ADMIN_KEY,
-    json: { name: S3_BUCKET, provider: "s3", endpoint: S3_URL, region: "us-east-1" },
-  });
-  if (res.status === 409) {
-    const listed = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
-    bucket = listed.data.buckets.find((b) => b.endpoint === S3_URL && b.name === S3_BUCKET);
-  } else {
-    assert.equal(res.status, 201, res.text);
-    bucket = res.data;
-  }
-  assert.ok(bucket);
+  bucket = await registerS3Bucket();
 });
 
 test("a large upload is verifying: no file, no dedup, kept; the scheduled run commits it", async () => {

@@ -3,6 +3,7 @@
 import http from "node:http";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { ADMIN_KEY, api } from "./api.mjs";
 
 export const S3_URL = process.env.LOCKER_S3_URL;
 export const S3_BUCKET = process.env.LOCKER_S3_BUCKET;
@@ -11,6 +12,23 @@ export const S3_ROOT = process.env.LOCKER_S3_ROOT;
 /** Whether s3s-fs holds an object at `key` (its bucket is a folder, its keys are paths). */
 export function objectOnDisk(key) {
   return existsSync(join(S3_ROOT, S3_BUCKET, key));
+}
+
+/**
+ * Registers s3s-fs itself as a bucket (no CORS proxy: for requests from Node, not a browser) and
+ * returns the registration; the suite's first file registers it, the others find it (409).
+ */
+export async function registerS3Bucket() {
+  const res = await api("POST", "/v1/buckets", {
+    key: ADMIN_KEY,
+    json: { name: S3_BUCKET, provider: "s3", endpoint: S3_URL, region: "us-east-1" },
+  });
+  if (res.status === 201) return res.data;
+  if (res.status !== 409) throw new Error(`registering s3s-fs: ${res.status} ${res.text}`);
+  const listed = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
+  const found = listed.data.buckets.find((b) => b.endpoint === S3_URL && b.name === S3_BUCKET);
+  if (!found) throw new Error("s3s-fs is registered (409) but not listed");
+  return found;
 }
 
 /**
