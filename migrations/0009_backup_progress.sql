@@ -24,7 +24,13 @@ CREATE TABLE backups_new (
 );
 INSERT INTO backups_new (id, state, started_at, finished_at, step, after, after_key,
                          progress_at, manifest)
-  SELECT id, state, started_at, finished_at, step, after, '', started_at, manifest FROM backups;
+  SELECT id, state, started_at, finished_at, step, after, '',
+         -- A backup running across this migration gets a whole timeout from now, not from
+         -- its start: it may have been making progress all along.
+         CASE WHEN state = 'running' THEN CAST(strftime('%s', 'now') AS INTEGER) * 1000
+              ELSE started_at END,
+         manifest
+  FROM backups;
 DROP TABLE backups;
 ALTER TABLE backups_new RENAME TO backups;
 CREATE INDEX backups_state ON backups (state, started_at);
