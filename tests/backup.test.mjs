@@ -262,60 +262,6 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
     "the stored parts of the upload still running are in the backup",
   );
 
-  // Restore by id: xtask downloads the backup through the API (the admin key from the variable
-  // --key-env names), checks it as a directory and restores it, here into a fresh local D1.
-  const elsewhere = mkdtempSync(join(tmpdir(), "locker-restore-by-id-"));
-  const byId = await xtask(
-    "restore",
-    "--from",
-    backup.id,
-    "--url",
-    BASE,
-    "--key-env",
-    "LOCKER_ADMIN_KEY",
-    "--state",
-    elsewhere,
-  );
-  assert.ok(byId.ok, byId.out);
-  assert.match(byId.out, new RegExp(`downloaded backup ${backup.id}: the manifest and ${held.parts.length} parts`));
-  assert.match(byId.out, new RegExp(`restored backup ${backup.id}: .*files ${held.rows.files}\\b`));
-  assert.match(byId.out, /integrity counts all 0/);
-  // Refused clearly: an id the deployment has not, a tenant's key, no key at all, not an id.
-  const unknown = await xtask(
-    "restore",
-    "--from",
-    "20000101T000000000Z",
-    "--url",
-    BASE,
-    "--key-env",
-    "LOCKER_ADMIN_KEY",
-    "--state",
-    elsewhere,
-  );
-  assert.equal(unknown.ok, false, unknown.out);
-  assert.match(unknown.out, /has no backup 20000101T000000000Z \(404/);
-  const tenantKey = await xtaskEnv(
-    { LOCKER_KEY: key },
-    "restore",
-    "--from",
-    backup.id,
-    "--url",
-    BASE,
-    "--state",
-    elsewhere,
-  );
-  assert.equal(tenantKey.ok, false, tenantKey.out);
-  assert.match(tenantKey.out, /the key in \$LOCKER_KEY is not .* admin key.*\(403/);
-  const noKey = await xtaskEnv({ LOCKER_KEY: "" }, "restore", "--from", backup.id, "--url", BASE, "--state", elsewhere);
-  assert.equal(noKey.ok, false, noKey.out);
-  assert.match(noKey.out, /admin key in \$LOCKER_KEY/);
-  const notAnId = await xtask("restore", "--from", "no-such-dir", "--url", BASE, "--state", elsewhere);
-  assert.equal(notAnId.ok, false, notAnId.out);
-  assert.match(notAnId.out, /neither a directory nor a backup id/);
-  for (const refusal of [unknown, tenantKey, noKey, notAnId]) {
-    assert.doesNotMatch(refusal.out, /apply the migrations/, "refused before touching a database");
-  }
-
   // Wipe: the Worker now has no registry at all.
   const wiped = await xtask("d1-wipe", "--state", STATE);
   assert.ok(wiped.ok, wiped.out);
@@ -359,7 +305,6 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
     assert.equal(sha256hex(got), sha256hex(data), `${namespace}/${path}`);
   }
   assert.deepEqual(stored(await stats(key)), before);
-  // (the upload in parts is checked below, once the rest is as before)
   const oddAgain = (await logs(key)).find((r) => r.id === oddRow.id);
   assert.equal(oddAgain?.path, oddRow.path, "control characters restored byte for byte");
   const viaToken = await upload(minted.data.token, { namespace: "corp", path: "web/new.bin", data: bytes(100, "t-") });
@@ -382,6 +327,67 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
   const admin = await stats(ADMIN_KEY);
   assert.deepEqual(Object.values(admin.integrity), [0, 0, 0, 0]);
   assert.equal((await api("GET", `${BASE}/v1/files/corp/r2/a.bin`, { key })).status, 200);
+});
+
+test("restore --from <backup id>: downloaded through the API with the admin key, refused clearly otherwise", async () => {
+  const { key } = await createKey(tenantName("restore-id"));
+  const { backup } = await backupNow();
+  const got = await api("GET", `/v1/backups/${backup.id}`, { key: ADMIN_KEY });
+  assert.equal(got.status, 200, got.text);
+  const manifest = got.data.manifest;
+  // Restore by id: xtask downloads the backup through the API (the admin key from the variable
+  // --key-env names), checks it as a directory and restores it, here into a fresh local D1.
+  const elsewhere = mkdtempSync(join(tmpdir(), "locker-restore-by-id-"));
+  const byId = await xtask(
+    "restore",
+    "--from",
+    backup.id,
+    "--url",
+    BASE,
+    "--key-env",
+    "LOCKER_ADMIN_KEY",
+    "--state",
+    elsewhere,
+  );
+  assert.ok(byId.ok, byId.out);
+  assert.match(byId.out, new RegExp(`downloaded backup ${backup.id}: the manifest and ${manifest.parts.length} parts`));
+  assert.match(byId.out, new RegExp(`restored backup ${backup.id}: .*files ${manifest.rows.files}\\b`));
+  assert.match(byId.out, /integrity counts all 0/);
+  // Refused clearly: an id the deployment has not, a tenant's key, no key at all, not an id.
+  const unknown = await xtask(
+    "restore",
+    "--from",
+    "20000101T000000000Z",
+    "--url",
+    BASE,
+    "--key-env",
+    "LOCKER_ADMIN_KEY",
+    "--state",
+    elsewhere,
+  );
+  assert.equal(unknown.ok, false, unknown.out);
+  assert.match(unknown.out, /has no backup 20000101T000000000Z \(404/);
+  const tenantKey = await xtaskEnv(
+    { LOCKER_KEY: key },
+    "restore",
+    "--from",
+    backup.id,
+    "--url",
+    BASE,
+    "--state",
+    elsewhere,
+  );
+  assert.equal(tenantKey.ok, false, tenantKey.out);
+  assert.match(tenantKey.out, /the key in \$LOCKER_KEY is not .* admin key.*\(403/);
+  const noKey = await xtaskEnv({ LOCKER_KEY: "" }, "restore", "--from", backup.id, "--url", BASE, "--state", elsewhere);
+  assert.equal(noKey.ok, false, noKey.out);
+  assert.match(noKey.out, /admin key in \$LOCKER_KEY/);
+  const notAnId = await xtask("restore", "--from", "no-such-dir", "--url", BASE, "--state", elsewhere);
+  assert.equal(notAnId.ok, false, notAnId.out);
+  assert.match(notAnId.out, /neither a directory nor a backup id/);
+  for (const refusal of [unknown, tenantKey, noKey, notAnId]) {
+    assert.doesNotMatch(refusal.out, /apply the migrations/, "refused before touching a database");
+  }
 });
 
 test("retention keeps the newest backup of each day and deletes exactly the older ones", async () => {
