@@ -1,7 +1,8 @@
 // Registry backups, checked from outside the Worker: the test downloads every part, recomputes
 // its SHA-256 and reads its rows itself; then wipes the local D1 (`xtask d1-wipe`), restores the
 // backup (`xtask restore`, through wrangler) and downloads every file again. xtask runs this
-// suite with small pages (LOCKER_BACKUP_PAGE_ROWS=50, 8 pages a run), so a backup spans runs.
+// suite with small pages (LOCKER_BACKUP_PAGE_ROWS=50, 8 pages a run), so a backup spans runs,
+// and with LOCKER_BACKUP_STUCK_S=15, so a backup left alone for 15 s counts as stuck.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -25,6 +26,7 @@ import {
   upload,
 } from "./support/api.mjs";
 import { S3_BUCKET, S3_URL, objectOnDisk } from "./support/s3.mjs";
+import { MIB, SyntheticFile, askParts, downloaded, reserveFile, sendPart, uploadInfo } from "./support/multipart.mjs";
 
 const STATE = process.env.LOCKER_STATE;
 const XTASK = process.env.LOCKER_XTASK;
@@ -84,10 +86,35 @@ function rowsOf(dir, manifest) {
 /** Runs xtask without blocking the event loop (a blocked loop misses the server closing idle
  * keep-alive sockets, and the next fetch fails on a dead one). */
 function xtask(...args) {
+  return xtaskEnv({}, ...args);
+}
+
+/** `xtask` with more environment variables. */
+function xtaskEnv(env, ...args) {
   return new Promise((resolve) => {
-    execFile(XTASK, args, { encoding: "utf8", maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+    const options = { encoding: "utf8", maxBuffer: 64 << 20, env: { ...process.env, ...env } };
+    execFile(XTASK, args, options, (error, stdout, stderr) => {
       resolve({ ok: !error, out: `${stdout}\n${stderr}` });
     });
+  });
+}
+
+/** Whether the local R2 of the running Worker holds `key` (`wrangler r2 object get`). */
+function inLocalR2(key) {
+  const wrangler = join("node_modules", "wrangler", "bin", "wrangler.js");
+  const file = join(mkdtempSync(join(tmpdir(), "locker-r2-get-")), "object");
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [wrangler, "r2", "object", "get", `locker-blobs/${key}`, "--local", "--persist-to", STATE, "--file", file],
+      { env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" } },
+      (error, stdout, stderr) => {
+        if (!error) return resolve(true);
+        const said = `${stdout}\n${stderr}`;
+        assert.match(said, /not found|does not exist|NoSuchKey/i, said);
+        resolve(false);
+      },
+    );
   });
 }
 
@@ -200,6 +227,17 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
   const dedup = await upload(key, { namespace: "corp", path: "r2/again.bin", data: files[0][2] });
   assert.equal(dedup.reserve.data.status, "deduplicated");
   files.push(["corp", "r2/again.bin", files[0][2]]);
+  // An upload in parts still running when the backup is taken: two of its three parts stored.
+  const big = new SyntheticFile("restore-in-flight", 16 * MIB + 1);
+  const reserved = await reserveFile(key, big, { path: "r2/in-flight.bin" });
+  assert.equal(reserved.status, 201, reserved.text);
+  const plan = reserved.data;
+  assert.equal(plan.part_count, 3);
+  const early = (await askParts(key, plan, big, [1, 2])).data.parts;
+  for (const [i, url] of early.entries()) {
+    const sent = await sendPart(url, big.part(i + 1, plan.part_size));
+    assert.equal(sent.status, 201, sent.text);
+  }
   const minted = await api("POST", "/v1/tokens", { key, json: { namespace: "corp", path_prefix: "web/" } });
   assert.equal(minted.status, 201, minted.text);
   // A refused request whose path holds control characters: the log keeps it as it came.
@@ -209,8 +247,20 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
 
   const { backup } = await backupNow();
   const { dir, manifest: held } = await download(backup.id);
-  const oddRow = rowsOf(dir, held).access_log.find((r) => r.tenant === tenant && (r.path ?? "").includes("\u0001"));
+  const heldRows = rowsOf(dir, held);
+  const oddRow = heldRows.access_log.find((r) => r.tenant === tenant && (r.path ?? "").includes("\u0001"));
   assert.ok(oddRow, "the backup holds the refused path as it came");
+  assert.deepEqual(
+    heldRows.upload_parts
+      .filter((p) => p.upload_id === plan.upload_id)
+      .map((p) => [p.number, p.etag !== null])
+      .sort(),
+    [
+      [1, true],
+      [2, true],
+    ],
+    "the stored parts of the upload still running are in the backup",
+  );
 
   // Wipe: the Worker now has no registry at all.
   const wiped = await xtask("d1-wipe", "--state", STATE);
@@ -259,9 +309,85 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
   assert.equal(oddAgain?.path, oddRow.path, "control characters restored byte for byte");
   const viaToken = await upload(minted.data.token, { namespace: "corp", path: "web/new.bin", data: bytes(100, "t-") });
   assert.equal(viaToken.complete?.status, 200, viaToken.complete?.text ?? viaToken.reserve.text);
+  // The upload in parts goes on where it was: its last part, then complete.
+  const pending = await uploadInfo(key, plan.upload_id);
+  assert.equal(pending.status, 200, pending.text);
+  assert.equal(pending.data.state, "pending");
+  assert.deepEqual(
+    pending.data.multipart.parts.map((p) => p.number),
+    [1, 2],
+  );
+  const last = (await askParts(key, plan, big, [3])).data.parts[0];
+  assert.equal((await sendPart(last, big.part(3, plan.part_size))).status, 201);
+  const finished = await api("POST", `/v1/uploads/${plan.upload_id}/complete`, { key });
+  assert.equal(finished.status, 200, finished.text);
+  const bigGot = await api("GET", "/v1/files/corp/r2/in-flight.bin", { key });
+  assert.equal(bigGot.status, 200, bigGot.text);
+  assert.deepEqual(await downloaded(bigGot.data.url), { sha256: big.sha256(), length: big.size });
   const admin = await stats(ADMIN_KEY);
   assert.deepEqual(Object.values(admin.integrity), [0, 0, 0, 0]);
   assert.equal((await api("GET", `${BASE}/v1/files/corp/r2/a.bin`, { key })).status, 200);
+});
+
+test("restore --from <backup id>: downloaded through the API with the admin key, refused clearly otherwise", async () => {
+  const { key } = await createKey(tenantName("restore-id"));
+  const { backup } = await backupNow();
+  const got = await api("GET", `/v1/backups/${backup.id}`, { key: ADMIN_KEY });
+  assert.equal(got.status, 200, got.text);
+  const manifest = got.data.manifest;
+  // Restore by id: xtask downloads the backup through the API (the admin key from the variable
+  // --key-env names), checks it as a directory and restores it, here into a fresh local D1.
+  const elsewhere = mkdtempSync(join(tmpdir(), "locker-restore-by-id-"));
+  const byId = await xtask(
+    "restore",
+    "--from",
+    backup.id,
+    "--url",
+    BASE,
+    "--key-env",
+    "LOCKER_ADMIN_KEY",
+    "--state",
+    elsewhere,
+  );
+  assert.ok(byId.ok, byId.out);
+  assert.match(byId.out, new RegExp(`downloaded backup ${backup.id}: the manifest and ${manifest.parts.length} parts`));
+  assert.match(byId.out, new RegExp(`restored backup ${backup.id}: .*files ${manifest.rows.files}\\b`));
+  assert.match(byId.out, /integrity counts all 0/);
+  // Refused clearly: an id the deployment has not, a tenant's key, no key at all, not an id.
+  const unknown = await xtask(
+    "restore",
+    "--from",
+    "20000101T000000000Z",
+    "--url",
+    BASE,
+    "--key-env",
+    "LOCKER_ADMIN_KEY",
+    "--state",
+    elsewhere,
+  );
+  assert.equal(unknown.ok, false, unknown.out);
+  assert.match(unknown.out, /has no backup 20000101T000000000Z \(404/);
+  const tenantKey = await xtaskEnv(
+    { LOCKER_KEY: key },
+    "restore",
+    "--from",
+    backup.id,
+    "--url",
+    BASE,
+    "--state",
+    elsewhere,
+  );
+  assert.equal(tenantKey.ok, false, tenantKey.out);
+  assert.match(tenantKey.out, /the key in \$LOCKER_KEY is not .* admin key.*\(403/);
+  const noKey = await xtaskEnv({ LOCKER_KEY: "" }, "restore", "--from", backup.id, "--url", BASE, "--state", elsewhere);
+  assert.equal(noKey.ok, false, noKey.out);
+  assert.match(noKey.out, /admin key in \$LOCKER_KEY/);
+  const notAnId = await xtask("restore", "--from", "no-such-dir", "--url", BASE, "--state", elsewhere);
+  assert.equal(notAnId.ok, false, notAnId.out);
+  assert.match(notAnId.out, /neither a directory nor a backup id/);
+  for (const refusal of [unknown, tenantKey, noKey, notAnId]) {
+    assert.doesNotMatch(refusal.out, /apply the migrations/, "refused before touching a database");
+  }
 });
 
 test("retention keeps the newest backup of each day and deletes exactly the older ones", async () => {
@@ -340,4 +466,54 @@ test("access-log rows older than the retention leave D1, only once a backup hold
     old.every((id) => held.includes(id)),
     "every row that left D1 is in the backup",
   );
+});
+
+test("a backup without progress for LOCKER_BACKUP_STUCK_S is abandoned, its parts deleted, and the next starts afresh", async () => {
+  // Enough rows for more pages than one run writes, so the backup is left unfinished.
+  const { key } = await createKey(tenantName("stuck"));
+  for (let i = 0; i < 20; i += 1) {
+    await Promise.all(Array.from({ length: 50 }, () => api("GET", "/v1/files?namespace=corp", { key })));
+  }
+  const first = await api("POST", "/v1/backups", { key: ADMIN_KEY });
+  assert.equal(first.status, 201, first.text);
+  assert.equal(first.data.state, "running");
+  const stuckId = first.data.id;
+  // A run within the timeout continues it (the Worker died, or its runs failed, for less).
+  const again = await api("POST", "/v1/backups", { key: ADMIN_KEY });
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.data.id, stuckId);
+  assert.equal(again.data.state, "running");
+  const partial = await api("GET", `/v1/backups/${stuckId}`, { key: ADMIN_KEY });
+  const parts = partial.data.manifest.parts.map((p) => p.name);
+  assert.ok(parts.length >= 16, "two runs wrote their pages");
+  for (const name of [parts[0], parts.at(-1)]) {
+    assert.ok(await inLocalR2(`backups/${stuckId}/${name}`), `${name} is stored`);
+  }
+
+  // Nothing runs it for longer than the timeout (15 s in the e2e run): the next run gives it up.
+  await sleep(16_000);
+  const fresh = await api("POST", "/v1/backups", { key: ADMIN_KEY });
+  assert.equal(fresh.status, 201, fresh.text);
+  assert.notEqual(fresh.data.id, stuckId, "a new backup, not the stuck one");
+  const list = (await api("GET", "/v1/backups", { key: ADMIN_KEY })).data.backups.map((b) => b.id);
+  assert.ok(!list.includes(stuckId), "the stuck backup is no longer listed");
+  assert.equal((await api("GET", `/v1/backups/${stuckId}`, { key: ADMIN_KEY })).status, 404);
+  for (const name of [parts[0], parts.at(-1)]) {
+    assert.equal(await inLocalR2(`backups/${stuckId}/${name}`), false, `${name} deleted`);
+  }
+  const failed = await logs(ADMIN_KEY, "&operation=failed");
+  assert.ok(
+    failed.some((r) => r.path === stuckId && /abandoned: no progress/.test(r.error ?? "")),
+    "the abandonment is logged",
+  );
+
+  // The new backup completes as any other.
+  let now = fresh.data;
+  for (let i = 0; now.state !== "complete" && i < 100; i += 1) {
+    const res = await api("POST", "/v1/backups", { key: ADMIN_KEY });
+    assert.equal(res.status, 200, res.text);
+    now = res.data;
+  }
+  assert.equal(now.id, fresh.data.id);
+  assert.equal(now.state, "complete");
 });

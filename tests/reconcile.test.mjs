@@ -1,10 +1,11 @@
 // The reconciler, part of every scheduled run (wrangler dev's /__scheduled): failed deletions
-// are kept and retried, objects nobody claims go after their grace (xtask sets
-// LOCKER_ORPHAN_GRACE_S=10 and LOCKER_RECONCILE_BATCH=1000 for this run), and a blob whose
-// object vanished is reported, never deleted.
+// are kept and retried, objects nobody claims go after their grace, in the default bucket and
+// in S3 buckets (xtask sets LOCKER_ORPHAN_GRACE_S=10 and LOCKER_RECONCILE_BATCH=1000 for this
+// run), and a blob whose object vanished is reported, never deleted.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { createHash, createHmac } from "node:crypto";
 import http from "node:http";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,8 @@ import { ADMIN_KEY, api, bytes, createKey, logs, sha256hex, stats, tenantName, u
 import { S3_BUCKET, S3_URL, objectOnDisk } from "./support/s3.mjs";
 
 const STATE = process.env.LOCKER_STATE;
+const S3_ACCESS_KEY = process.env.LOCKER_S3_ACCESS_KEY;
+const S3_SECRET_KEY = process.env.LOCKER_S3_SECRET_KEY;
 const GRACE_MS = 10_000;
 
 async function scheduledRun() {
@@ -70,6 +73,61 @@ async function faultyProxy() {
   proxy.url = `http://127.0.0.1:${server.address().port}`;
   proxy.close = () => new Promise((resolve) => server.close(resolve));
   return proxy;
+}
+
+/**
+ * PUT `body` at `key` straight into the tests' S3 bucket (s3s-fs), signed here with SigV4
+ * (header auth): an object that reached storage without the Worker, as another tool or a
+ * lost registry row would leave it.
+ */
+async function s3Put(key, body) {
+  const url = new URL(`${S3_URL}/${S3_BUCKET}/${key}`);
+  const date = new Date()
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
+  const day = date.slice(0, 8);
+  const payload = createHash("sha256").update(body).digest("hex");
+  const signed = "host;x-amz-content-sha256;x-amz-date";
+  const canonical = [
+    "PUT",
+    url.pathname,
+    "",
+    `host:${url.host}`,
+    `x-amz-content-sha256:${payload}`,
+    `x-amz-date:${date}`,
+    "",
+    signed,
+    payload,
+  ].join("\n");
+  const scope = `${day}/us-east-1/s3/aws4_request`;
+  const toSign = ["AWS4-HMAC-SHA256", date, scope, createHash("sha256").update(canonical).digest("hex")].join("\n");
+  const hmac = (k, v) => createHmac("sha256", k).update(v).digest();
+  let signingKey = hmac(`AWS4${S3_SECRET_KEY}`, day);
+  for (const part of ["us-east-1", "s3", "aws4_request"]) signingKey = hmac(signingKey, part);
+  const signature = createHmac("sha256", signingKey).update(toSign).digest("hex");
+  const res = await fetch(url, {
+    method: "PUT",
+    body,
+    headers: {
+      "x-amz-content-sha256": payload,
+      "x-amz-date": date,
+      authorization: `AWS4-HMAC-SHA256 Credential=${S3_ACCESS_KEY}/${scope}, SignedHeaders=${signed}, Signature=${signature}`,
+    },
+  });
+  assert.equal(res.status, 200, `PUT ${key}: ${res.status} ${await res.text()}`);
+}
+
+/** Registers the tests' S3 server itself (once for the suite; later calls find it). */
+async function s3Bucket() {
+  const res = await api("POST", "/v1/buckets", {
+    key: ADMIN_KEY,
+    json: { name: S3_BUCKET, provider: "s3", endpoint: S3_URL, region: "us-east-1" },
+  });
+  if (res.status === 201) return res.data.id;
+  assert.equal(res.status, 409, res.text);
+  const list = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
+  return list.data.buckets.find((b) => b.name === S3_BUCKET && b.endpoint === S3_URL).id;
 }
 
 async function storage() {
@@ -183,6 +241,43 @@ test("an object nobody claims is deleted only after its grace; claimed ones stay
   assert.deepEqual(
     rows.map((r) => r.path),
     [orphanKey],
+  );
+});
+
+test("in an S3 bucket too: an object nobody claims goes after its grace, claimed ones stay", async () => {
+  const bucket = await s3Bucket();
+  const tenant = tenantName("s3orphan");
+  const { key } = await createKey(tenant);
+  const route = await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: bucket } });
+  assert.equal(route.status, 200, route.text);
+  const kept = bytes(850, "s3-kept-");
+  const up = await upload(key, { namespace: "direct", path: "kept.bin", data: kept });
+  assert.equal(up.complete?.status, 200, up.complete?.text ?? up.reserve.text);
+  const keptKey = `t/${tenant}/sha256/${sha256hex(kept)}`;
+  assert.ok(objectOnDisk(keptKey));
+  // Put into the bucket past the Worker: no blob, no reservation claims it.
+  const orphan = bytes(950, "s3-orphan-");
+  const orphanKey = `t/${tenant}/sha256/${sha256hex(orphan)}`;
+  const putAt = Date.now();
+  await s3Put(orphanKey, orphan);
+  assert.ok(objectOnDisk(orphanKey));
+
+  await scheduledRun();
+  if (Date.now() - putAt < GRACE_MS) {
+    assert.ok(objectOnDisk(orphanKey), "within its grace the orphan stays");
+  }
+  await sleep(Math.max(0, putAt + GRACE_MS + 1500 - Date.now()));
+  // One ListObjectsV2 page a bucket and run (LOCKER_RECONCILE_BATCH), on from its cursor.
+  for (let run = 0; run < 10 && objectOnDisk(orphanKey); run++) await scheduledRun();
+  assert.equal(objectOnDisk(orphanKey), false, "past its grace the orphan is deleted");
+  assert.ok(objectOnDisk(keptKey), "the claimed object stays");
+  const got = await api("GET", "/v1/files/direct/kept.bin", { key });
+  assert.equal(got.status, 200, got.text);
+  assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(kept));
+  const rows = (await logs(key)).filter((r) => r.operation === "reconcile_delete");
+  assert.deepEqual(
+    rows.map((r) => [r.path, r.bucket_id]),
+    [[orphanKey, bucket]],
   );
 });
 

@@ -27,8 +27,12 @@ pub const MANIFEST: &str = "manifest.json";
 /// tables that reference them: `buckets` last, because buckets are never deleted (only
 /// deactivated), so every bucket a row read earlier names is still there when `buckets` is read.
 /// `blobs` referenced by `files` are read with each page of `files` in the same D1 batch (one
-/// transaction), so every file in a backup has its blob in it too.
-pub const TABLES: [&str; 7] = [
+/// transaction), so every file in a backup has its blob in it too. `upload_parts` (a
+/// `WITHOUT ROWID` table, paged by its primary key) comes last, after the `uploads` its rows
+/// name: a part of an upload created meanwhile has no upload in the backup, and a restore leaves
+/// out every part whose upload it does not hold as `pending` ([`restorable_part`]). Last, too,
+/// so that a backup running when this table joined the list keeps its step numbers.
+pub const TABLES: [&str; 8] = [
     "routes",
     "api_keys",
     "uploads",
@@ -36,19 +40,53 @@ pub const TABLES: [&str; 7] = [
     "files",
     "buckets",
     "access_log",
+    "upload_parts",
 ];
 
 /// The order a restore writes the tables in: referenced rows before the rows naming them
 /// (D1 enforces foreign keys).
-pub const RESTORE_ORDER: [&str; 7] = [
+pub const RESTORE_ORDER: [&str; 8] = [
     "buckets",
     "blobs",
     "files",
     "routes",
     "uploads",
+    "upload_parts",
     "api_keys",
     "access_log",
 ];
+
+/// The id of an `uploads` row (a line of a part) if the upload is `pending`: only such an
+/// upload can still get parts and be completed, so only its parts are restored.
+pub fn pending_upload(line: &str) -> Option<String> {
+    let row: Value = serde_json::from_str(line).ok()?;
+    if row.get("state")?.as_str()? != "pending" {
+        return None;
+    }
+    Some(row.get("id")?.as_str()?.to_owned())
+}
+
+/// Whether an `upload_parts` row (a line of a part) is restored: only when the backup holds its
+/// upload as `pending`. Parts of an upload that ended are deleted with it; a part read after
+/// its upload's page (the upload created or ended while the backup ran) would otherwise name
+/// an upload the restore has not, or revive the parts of one that ended.
+pub fn restorable_part(pending: &std::collections::BTreeSet<String>, line: &str) -> bool {
+    serde_json::from_str::<Value>(line)
+        .ok()
+        .and_then(|row| {
+            row.get("upload_id")?
+                .as_str()
+                .map(|id| pending.contains(id))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether a running backup counts as stuck: no page written for `timeout_s` seconds (its last
+/// progress, or its start). A backup that makes progress is never stuck however long it runs;
+/// one whose runs keep dying or failing is given up so that later backups are not blocked.
+pub fn stuck(last_progress_ms: u64, now_ms: u64, timeout_s: u64) -> bool {
+    now_ms.saturating_sub(last_progress_ms) > timeout_s.saturating_mul(1000)
+}
 
 /// A backup's manifest: what it holds and how to check it, written after every part.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -441,5 +479,42 @@ mod tests {
         assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
         assert_eq!(m.rows.len(), TABLES.len());
         assert!(RESTORE_ORDER.iter().all(|t| TABLES.contains(t)));
+    }
+
+    #[test]
+    fn only_parts_of_pending_uploads_are_restored() {
+        let uploads = [
+            r#"{"_rowid":1,"id":"u1","state":"pending"}"#,
+            r#"{"_rowid":2,"id":"u2","state":"committed"}"#,
+            r#"{"_rowid":3,"id":"u3"}"#,
+            "not json",
+        ];
+        let pending: std::collections::BTreeSet<String> =
+            uploads.iter().filter_map(|l| pending_upload(l)).collect();
+        assert_eq!(pending.into_iter().collect::<Vec<_>>(), ["u1"]);
+        let pending: std::collections::BTreeSet<String> = ["u1".to_owned()].into();
+        assert!(restorable_part(
+            &pending,
+            r#"{"upload_id":"u1","number":1}"#
+        ));
+        assert!(!restorable_part(
+            &pending,
+            r#"{"upload_id":"u2","number":1}"#
+        ));
+        assert!(!restorable_part(
+            &pending,
+            r#"{"upload_id":"u9","number":1}"#
+        ));
+        assert!(!restorable_part(&pending, r#"{"number":1}"#));
+        assert!(!restorable_part(&pending, "[]"));
+    }
+
+    #[test]
+    fn stuck_only_after_the_timeout_without_progress() {
+        assert!(!stuck(1_000, 1_000, 0));
+        assert!(!stuck(1_000, 61_000, 60));
+        assert!(stuck(1_000, 61_001, 60));
+        // A clock behind the last progress is not a stuck backup.
+        assert!(!stuck(5_000, 1_000, 0));
     }
 }

@@ -13,7 +13,9 @@ use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
 
 use crate::hash::Sha256Hex;
 
+mod list;
 mod multipart;
+pub use list::{parse_list_objects, ListedObject, ObjectsPage};
 pub use multipart::{
     checksum_b64, complete_body, parse_complete, parse_list_parts, parse_upload_id, CompletedPart,
     ListedPart, PartSpec, PartsPage, XmlError,

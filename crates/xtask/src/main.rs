@@ -33,11 +33,13 @@ commands:
                    prints the tables and writes BENCHMARKS.md. Given sections, only those:
                    hash, memory, upload, worker, weight, start (into target/bench/partial.md)
                    and cli (the `locker` CLI against curl and rclone, replacing that section)
-  restore --from DIR [--state DIR | --remote]
+  restore --from DIR|ID [--url URL] [--key-env NAME] [--state DIR | --remote]
                    checks a downloaded registry backup (every part's SHA-256, its row counts,
                    its schema version), then replays it into an empty D1 through wrangler (local
                    state, default .wrangler/state, or the deployed database) and checks the
-                   integrity counts are 0
+                   integrity counts are 0. Given a backup's id instead of a directory, first
+                   downloads it through the API of the deployment at --url (default $LOCKER_URL)
+                   with the admin key in $LOCKER_KEY (or the variable --key-env names)
   d1-wipe --state DIR
                    drops every table of the local D1 in DIR (to rehearse a restore)
   fuzz [--cases N] the API fuzzer (schemathesis) against /openapi.json with an admin key, a

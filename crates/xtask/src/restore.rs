@@ -2,13 +2,18 @@
 //! wrangler; and `cargo xtask d1-wipe`, which empties a local D1 (for the restore test, and
 //! for rehearsing a restore).
 //!
+//! `--from` is a downloaded backup's directory, or a backup's id: then the manifest and every
+//! part are first downloaded through the deployment's API (`GET /v1/backups/{id}` with the
+//! admin key, then its short-lived URL) into a temporary directory, and restored from there
+//! exactly as a directory is: nothing downloaded is trusted before the same checks.
+//!
 //! Everything is checked before anything is written: the manifest's format and schema version
 //! (a backup of a newer schema than this checkout's migrations is refused), every part's size
 //! and SHA-256, that each part decompresses to the rows the manifest counts, and that each row
 //! becomes a plain INSERT. Then the migrations are applied, the database must be empty, the rows
 //! go in as one file of statements, and the integrity counts of `GET /v1/stats` must all be 0.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,14 +47,30 @@ impl Target {
     }
 }
 
-/// Parses `restore --from DIR [--state DIR | --remote]` and `d1-wipe --state DIR`.
+/// Parses `restore --from DIR|ID [--url URL] [--key-env NAME] [--state DIR | --remote]` and
+/// `d1-wipe --state DIR`.
 pub(crate) fn command(root: &Path, name: &str, args: &[String]) -> Result<()> {
     let mut from = None;
+    let mut url = None;
+    let mut key_env = "LOCKER_KEY".to_owned();
     let mut target = Target::Local(root.join(".wrangler").join("state"));
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--from" => from = it.next().map(PathBuf::from),
+            "--from" => from = it.next().cloned(),
+            "--url" => {
+                url = Some(
+                    it.next()
+                        .ok_or_else(|| Error::msg("--url wants the deployment's URL"))?
+                        .clone(),
+                );
+            }
+            "--key-env" => {
+                key_env = it
+                    .next()
+                    .ok_or_else(|| Error::msg("--key-env wants a variable's name"))?
+                    .clone();
+            }
             "--state" => {
                 let dir = it
                     .next()
@@ -66,8 +87,149 @@ pub(crate) fn command(root: &Path, name: &str, args: &[String]) -> Result<()> {
         };
         return wipe(root, &state);
     }
-    let from = from.ok_or_else(|| Error::msg("restore wants --from DIR (a downloaded backup)"))?;
-    restore(root, &from, &target)
+    let from = from.ok_or_else(|| {
+        Error::msg("restore wants --from DIR (a downloaded backup) or --from ID (a backup's id)")
+    })?;
+    let dir = PathBuf::from(&from);
+    if dir.is_dir() {
+        return restore(root, &dir, &target);
+    }
+    if !backup::valid_id(&from) {
+        return Err(Error::msg(format!(
+            "--from {from:?} is neither a directory nor a backup id (like 20261202T031700123Z)"
+        )));
+    }
+    let url = url
+        .or_else(|| std::env::var("LOCKER_URL").ok())
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            Error::msg(
+                "restore --from ID wants the deployment's URL: --url URL or LOCKER_URL in the \
+                 environment",
+            )
+        })?;
+    let key = std::env::var(&key_env)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            Error::msg(format!(
+                "restore --from ID wants the deployment's admin key in ${key_env} (or name \
+                 another variable with --key-env NAME)"
+            ))
+        })?;
+    let dir = download(root, &url, &key, &key_env, &from)?;
+    let restored = restore(root, &dir, &target);
+    if restored.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    restored
+}
+
+/// Downloads backup `id` through the API (node's `fetch`, which the toolchain has anyway, with
+/// TLS for a deployed Worker): the answer of `GET /v1/backups/{id}`, then with its URL the
+/// manifest and every part the manifest lists. Prints one JSON line: `{"status", "body"}` when
+/// the API refuses, `{"status": 200, "state", "parts"}` once everything is written.
+const DOWNLOAD_JS: &str = r#"
+const fs = require("node:fs");
+const path = require("node:path");
+const { LOCKER_URL_BASE: base, LOCKER_BACKUP_KEY: key, LOCKER_BACKUP_ID: id,
+        LOCKER_BACKUP_DIR: dir } = process.env;
+(async () => {
+  const res = await fetch(`${base.replace(/\/+$/, "")}/v1/backups/${id}`, {
+    headers: { authorization: `Bearer ${key}` },
+  });
+  const text = await res.text();
+  if (res.status !== 200) {
+    process.stdout.write(JSON.stringify({ status: res.status, body: text }));
+    return;
+  }
+  const answer = JSON.parse(text);
+  if (answer.state !== "complete") {
+    process.stdout.write(JSON.stringify({ status: 200, state: answer.state, parts: 0 }));
+    return;
+  }
+  const get = async (part) => {
+    const url = part ? `${answer.url}&part=${encodeURIComponent(part)}` : answer.url;
+    const got = await fetch(url);
+    if (got.status !== 200) throw new Error(`${part ?? "manifest.json"}: ${got.status} ${await got.text()}`);
+    return Buffer.from(await got.arrayBuffer());
+  };
+  const manifest = await get(null);
+  fs.writeFileSync(path.join(dir, "manifest.json"), manifest);
+  const parts = JSON.parse(manifest.toString("utf8")).parts ?? [];
+  for (const part of parts) {
+    if (!/^[0-9A-Za-z_.-]+$/.test(part.name) || part.name.startsWith(".")) throw new Error(`part name ${part.name}`);
+    fs.writeFileSync(path.join(dir, part.name), await get(part.name));
+  }
+  process.stdout.write(JSON.stringify({ status: 200, state: answer.state, parts: parts.length }));
+})().catch((e) => {
+  process.stderr.write(`${e?.message ?? e}${e?.cause ? `: ${e.cause.message ?? e.cause}` : ""}\n`);
+  process.exit(2);
+});
+"#;
+
+fn download(root: &Path, url: &str, key: &str, key_env: &str, id: &str) -> Result<PathBuf> {
+    step(&format!("download backup {id} from {url}"))?;
+    let dir = std::env::temp_dir().join(format!("locker-backup-{id}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let out = Command::new(tools::node(root))
+        .args(["-e", DOWNLOAD_JS])
+        .env("LOCKER_URL_BASE", url)
+        .env("LOCKER_BACKUP_KEY", key)
+        .env("LOCKER_BACKUP_ID", id)
+        .env("LOCKER_BACKUP_DIR", &dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::msg(format!("could not start node: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(Error::msg(format!(
+            "downloading backup {id} from {url} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let answer: Value = serde_json::from_str(stdout.trim())
+        .map_err(|e| Error::msg(format!("the download's answer is not JSON ({e}): {stdout}")))?;
+    let status = answer.get("status").and_then(Value::as_u64).unwrap_or(0);
+    let body = answer
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // The API's own words, when it answered with its error shape.
+    let said = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|b| b.pointer("/error/message")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.chars().take(300).collect());
+    let refused = match status {
+        200 => None,
+        401 => Some(format!(
+            "the key in ${key_env} was refused by {url} (401: {said})"
+        )),
+        403 => Some(format!(
+            "the key in ${key_env} is not {url}'s admin key; only the deployment's admin key \
+             reads backups (403: {said})"
+        )),
+        404 => Some(format!("{url} has no backup {id} (404: {said})")),
+        other => Some(format!(
+            "GET {url}/v1/backups/{id} answered {other}: {said}"
+        )),
+    };
+    let state = answer.get("state").and_then(Value::as_str).unwrap_or("");
+    let refused = refused.or_else(|| {
+        (state != "complete")
+            .then(|| format!("backup {id} is {state}; only a complete backup is restored"))
+    });
+    if let Some(why) = refused {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(Error::msg(format!("restore refused: {why}")));
+    }
+    println!(
+        "downloaded backup {id}: the manifest and {} parts into {}",
+        answer.get("parts").and_then(Value::as_u64).unwrap_or(0),
+        dir.display()
+    );
+    Ok(dir)
 }
 
 fn wrangler(root: &Path) -> Command {
@@ -176,6 +338,8 @@ fn check(root: &Path, dir: &Path) -> Result<Checked> {
     }
     let mut statements: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut rows: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut pending_uploads = BTreeSet::new();
+    let mut part_lines = Vec::new();
     for part in &manifest.parts {
         if !backup::valid_part_name(&part.name) {
             return Err(refuse(format!("part name {:?}", part.name)));
@@ -212,12 +376,35 @@ fn check(root: &Path, dir: &Path) -> Result<Checked> {
         }
         let list = statements.entry(part.table.clone()).or_default();
         for line in lines {
+            if part.table == "uploads" {
+                pending_uploads.extend(backup::pending_upload(line));
+            } else if part.table == "upload_parts" {
+                part_lines.push(line.to_owned());
+            }
             list.push(
                 backup::insert_sql(&part.table, line)
                     .map_err(|e| refuse(format!("part {}: {e}", part.name)))?,
             );
         }
         *rows.entry(part.table.as_str()).or_insert(0) += part.rows;
+    }
+    // Parts only of uploads the backup holds as pending (see `backup::restorable_part`): the
+    // others name an upload that ended, or one the backup does not hold.
+    if let Some(list) = statements.get_mut("upload_parts") {
+        let kept: Vec<String> = part_lines
+            .iter()
+            .filter(|l| backup::restorable_part(&pending_uploads, l))
+            .map(|l| backup::insert_sql("upload_parts", l))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| refuse(format!("upload_parts: {e}")))?;
+        if kept.len() < part_lines.len() {
+            println!(
+                "upload_parts: {} of {} rows are of uploads not pending in the backup, left out",
+                part_lines.len() - kept.len(),
+                part_lines.len()
+            );
+        }
+        *list = kept;
     }
     for (table, count) in &manifest.rows {
         // Blobs may come twice (their own pages, and with the files that use them).
@@ -300,7 +487,13 @@ fn restore(root: &Path, dir: &Path, target: &Target) -> Result<()> {
     let counts = query(root, target, &counts_sql())?;
     for (table, expected) in &m.rows {
         let have = counts.get(table).and_then(Value::as_u64).unwrap_or(0);
-        if (table == "blobs" && have < *expected) || (table != "blobs" && have != *expected) {
+        let right = match table.as_str() {
+            "blobs" => have >= *expected,
+            // Only the parts of pending uploads are written.
+            "upload_parts" => have <= *expected,
+            _ => have == *expected,
+        };
+        if !right {
             return Err(Error::msg(format!(
                 "restored {table} has {have} rows, the backup {expected}"
             )));

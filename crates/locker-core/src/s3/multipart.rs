@@ -297,7 +297,7 @@ pub fn parse_complete(xml: &str) -> Result<(), XmlError> {
         .ok_or(XmlError::Missing("CompleteMultipartUploadResult"))
 }
 
-fn refused(xml: &str) -> Result<(), XmlError> {
+pub(super) fn refused(xml: &str) -> Result<(), XmlError> {
     match crate::client::s3_error(xml) {
         Some((code, message)) => Err(XmlError::Refused { code, message }),
         None => Ok(()),
@@ -305,12 +305,12 @@ fn refused(xml: &str) -> Result<(), XmlError> {
 }
 
 /// The text inside the first `<name>` (or `<name attributes>`) .. `</name>`.
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     next_element(xml, name).map(|(inner, _)| inner)
 }
 
 /// The first `<name ...>..</name>` in `xml`: its inner text and what follows it.
-fn next_element<'a>(xml: &'a str, name: &str) -> Option<(&'a str, &'a str)> {
+pub(super) fn next_element<'a>(xml: &'a str, name: &str) -> Option<(&'a str, &'a str)> {
     let open = format!("<{name}");
     let close = format!("</{name}>");
     let mut from = 0;
@@ -343,7 +343,7 @@ fn next_element<'a>(xml: &'a str, name: &str) -> Option<(&'a str, &'a str)> {
 }
 
 /// XML text to a string: the five predefined entities and numeric references.
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(amp) = rest.find('&') {

@@ -23,7 +23,7 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
-use crate::registry::{AccessLog, BackupRow, Backups};
+use crate::registry::{AccessLog, BackupRow, Backups, Cursor};
 
 /// How long a backup's download URL lives.
 const DOWNLOAD_TTL_S: u64 = 600;
@@ -41,6 +41,9 @@ pub(crate) mod vars {
     /// Access-log rows older than this many seconds leave D1 once a backup holds them
     /// (default 90 days).
     pub(crate) const LOG_RETENTION_S: (&str, u64) = ("LOCKER_LOG_RETENTION_S", 90 * 86_400);
+    /// A running backup that wrote no page for this many seconds is abandoned (its parts
+    /// deleted) and the next backup starts afresh (default 6 hours).
+    pub(crate) const STUCK_S: (&str, u64) = ("LOCKER_BACKUP_STUCK_S", 6 * 3600);
     /// The cron trigger (wrangler.toml `[triggers]`) that starts a backup.
     pub(crate) const CRON: &str = "LOCKER_BACKUP_CRON";
     pub(crate) const CRON_DEFAULT: &str = "17 3 * * *";
@@ -138,13 +141,80 @@ pub(crate) struct Ran {
     pub bytes: u64,
 }
 
-/// One run: continues the backup being written, or (with `start`) begins one; writes at most
-/// `LOCKER_BACKUP_PAGES_PER_RUN` pages; writes the manifest when every table is read; then
-/// applies retention. `None`: nothing to continue and `start` was not asked.
+/// Objects of an abandoned backup deleted per run at most (one R2 list page, one bulk delete).
+const ABANDON_BATCH: u32 = 1000;
+
+/// The running backup, unless it is stuck (no page written for `LOCKER_BACKUP_STUCK_S`): a
+/// stuck one is marked `abandoned` here (logged), so it blocks no later backup; its objects
+/// go in [`clear_abandoned`].
+async fn running_unless_stuck(app: &App) -> ApiResult<Option<BackupRow>> {
+    let registry = app.registry();
+    let Some(row) = registry.running_backup().await? else {
+        return Ok(None);
+    };
+    let timeout = setting(app, vars::STUCK_S);
+    if !backup::stuck(row.last_progress(), app.now_ms, timeout) {
+        return Ok(Some(row));
+    }
+    if registry
+        .abandon_backup(&row.id, row.last_progress())
+        .await?
+    {
+        worker::console_error!(
+            "backup {}: no progress for more than {timeout} s, abandoned; its parts are deleted",
+            row.id
+        );
+        let log = LogEntry {
+            operation: Some(Operation::Backup),
+            path: Some(row.id.clone()),
+            ..LogEntry::default()
+        };
+        let error = ApiError::new(
+            ErrorKind::Internal,
+            format!("abandoned: no progress for more than {timeout} s"),
+        );
+        registry.append(&log.record(app, Some(&error))).await?;
+    }
+    // Abandoned now; or a run wrote a page in the same instant and it runs on.
+    registry.running_backup().await
+}
+
+/// Deletes the objects of abandoned backups (everything under `backups/{id}/`: the parts its
+/// manifest lists and any a dying run wrote unlisted), a bounded number a run; the row goes
+/// once nothing is left, so an interrupted deletion goes on in the next run.
+async fn clear_abandoned(app: &App) -> ApiResult<()> {
+    let registry = app.registry();
+    for row in registry.abandoned_backups().await?.into_iter().take(2) {
+        let page = app
+            .blobs
+            .list()
+            .prefix(backup::object_key(&row.id, ""))
+            .limit(ABANDON_BATCH)
+            .execute()
+            .await?;
+        let keys: Vec<String> = page.objects().iter().map(worker::Object::key).collect();
+        if !keys.is_empty() {
+            app.blobs.delete_multiple(keys).await?;
+        }
+        if !page.truncated() {
+            registry.forget_backup(&row.id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One run: gives up a stuck backup, continues the backup being written, or (with `start`)
+/// begins one; writes at most `LOCKER_BACKUP_PAGES_PER_RUN` pages; writes the manifest when
+/// every table is read; then applies retention. `None`: nothing to continue and `start` was
+/// not asked.
 pub(crate) async fn run(app: &App, start: bool) -> ApiResult<Option<Ran>> {
     let registry = app.registry();
     let mut started = false;
-    let row = match registry.running_backup().await? {
+    let running = running_unless_stuck(app).await?;
+    if let Err(e) = clear_abandoned(app).await {
+        worker::console_error!("backup: deleting an abandoned backup failed: {}", e.message);
+    }
+    let row = match running {
         Some(row) => row,
         None if start => {
             let id = backup::backup_id(app.now_ms);
@@ -172,20 +242,28 @@ pub(crate) async fn run(app: &App, start: bool) -> ApiResult<Option<Ran>> {
     let mut manifest = parse_manifest(&row)?;
     let page_rows = setting(app, vars::PAGE_ROWS).max(1);
     let budget = setting(app, vars::PAGES_PER_RUN).max(1);
-    let (mut step, mut after) = (row.step, row.after);
+    let mut cursor = row.cursor();
     let mut written = 0;
     let mut pages = 0;
     while pages < budget {
-        let Some(table) = usize::try_from(step).ok().and_then(|i| TABLES.get(i)) else {
+        let Some(table) = usize::try_from(cursor.step)
+            .ok()
+            .and_then(|i| TABLES.get(i))
+        else {
             break;
         };
         let page = registry
-            .page(table, after, page_rows, manifest.access_log_high_water)
+            .page(
+                table,
+                (cursor.after, &cursor.after_key),
+                page_rows,
+                manifest.access_log_high_water,
+            )
             .await?;
-        let expected = (step, after);
+        let expected = cursor.clone();
         match page.last {
-            None => (step, after) = (step + 1, 0),
-            Some(last) => {
+            None => cursor = cursor.next_table(),
+            Some((after, after_key)) => {
                 let name = manifest.next_part_name(table);
                 let part = write_part(app, &row.id, name, table, &page.rows).await?;
                 written += part.bytes;
@@ -199,15 +277,19 @@ pub(crate) async fn run(app: &App, start: bool) -> ApiResult<Option<Ran>> {
                     manifest.add_part(part, 0);
                 }
                 // A short page is the table's last: no need to ask for an empty one.
-                (step, after) = if (page.rows.len() as u64) < page_rows {
-                    (step + 1, 0)
+                cursor = if (page.rows.len() as u64) < page_rows {
+                    cursor.next_table()
                 } else {
-                    (step, last)
+                    Cursor {
+                        step: cursor.step,
+                        after,
+                        after_key,
+                    }
                 };
                 pages += 1;
             }
         }
-        let done = step as usize >= TABLES.len();
+        let done = cursor.step as usize >= TABLES.len();
         if done {
             manifest.finished_at = Some(app.now_ms);
             let json = manifest_json(&manifest)?;
@@ -224,7 +306,7 @@ pub(crate) async fn run(app: &App, start: bool) -> ApiResult<Option<Ran>> {
         // run writes again under the same name.
         let json = manifest_json(&manifest)?;
         if !registry
-            .save_backup(&row.id, expected, (step, after), &json, done)
+            .save_backup(&row.id, &expected, &cursor, &json, done)
             .await?
         {
             return Err(ApiError::new(

@@ -2,7 +2,8 @@
 //!
 //! 1. deletions of bytes that failed are kept in `pending_deletes` ([`delete_bytes`]) and tried
 //!    again, with growing pauses, while nothing claims the bytes again;
-//! 2. objects under `t/` in the default bucket (the `BLOBS` binding) that no blob and no pending
+//! 2. objects under `t/` in the default bucket (the `BLOBS` binding) and in every bucket reached
+//!    through the S3 API (ListObjectsV2, signed by locker-core) that no blob and no pending
 //!    reservation claims, older than `LOCKER_ORPHAN_GRACE_S`, are deleted;
 //! 3. verified blobs are checked against their objects (HEAD): a missing object or one of
 //!    another size is recorded and reported in `GET /v1/stats` (`storage`), never deleted.
@@ -14,13 +15,15 @@
 //! new upload of the same bytes a moment later; the claim is checked right before each delete,
 //! as the upload flow itself does ([`crate::uploads::remove_unclaimed`]).
 
-use locker_core::api::{Operation, StorageChecks};
+use locker_core::api::{Operation, StorageChecks, Transport};
 use locker_core::reconcile::{orphan_due, parse_blob_key, retry_at};
+use locker_core::s3::parse_list_objects;
+use worker::{Fetch, Method, Request, RequestInit};
 
 use crate::app::App;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
-use crate::registry::{AccessLog, Blobs, CheckedBlob, PendingDelete, Reconcile};
+use crate::registry::{AccessLog, Blobs, Buckets, CheckedBlob, PendingDelete, Reconcile};
 use crate::store::Store;
 
 /// Failed deletions retried per run.
@@ -35,6 +38,11 @@ const ORPHAN_GRACE_S: (&str, u64) = ("LOCKER_ORPHAN_GRACE_S", 86_400);
 
 const BLOB_CURSOR: &str = "blob_check";
 const ORPHAN_CURSOR: &str = "orphans";
+/// The orphan pass's cursor in an S3 bucket: `orphans:{bucket id}`, a ListObjectsV2
+/// continuation token ('' at the start).
+const S3_ORPHAN_CURSOR: &str = "orphans:";
+/// Seconds a ListObjectsV2 URL signed for the Worker's own request lives.
+const LIST_TTL_S: u64 = 60;
 
 /// Deletes stored bytes; if storage refuses or cannot be reached, the deletion is recorded to
 /// be retried by the reconciler, and the caller goes on: the registry no longer claims the
@@ -109,6 +117,9 @@ pub(crate) async fn run(app: &App) {
     }
     if let Err(e) = orphans(app).await {
         worker::console_error!("reconcile: orphan pass failed: {}", e.message);
+    }
+    if let Err(e) = s3_orphans(app).await {
+        worker::console_error!("reconcile: orphan pass of S3 buckets failed: {}", e.message);
     }
     if let Err(e) = check_blobs(app).await {
         worker::console_error!("reconcile: blob check failed: {}", e.message);
@@ -186,6 +197,89 @@ async fn orphans(app: &App) -> ApiResult<()> {
         .filter(|_| page.truncated())
         .unwrap_or_default();
     registry.set_cursor(ORPHAN_CURSOR, &next).await
+}
+
+/// The orphan pass in every bucket reached through the S3 API: one ListObjectsV2 page of
+/// `LOCKER_RECONCILE_BATCH` objects under `t/` per bucket and run, going on from the bucket's
+/// own cursor. A bucket that cannot be listed now (its secrets unset, storage down) is skipped
+/// until a later run; its cursor stays.
+async fn s3_orphans(app: &App) -> ApiResult<()> {
+    let registry = app.registry();
+    for row in registry.buckets().await? {
+        if row.transport != Transport::S3 || row.id == app.bucket_id.as_str() {
+            continue;
+        }
+        let Ok(store) = Store::from_row(app, &row) else {
+            continue;
+        };
+        if let Err(e) = s3_orphan_page(app, &row.id, &store).await {
+            worker::console_error!(
+                "reconcile: orphan pass of bucket {} ({}): {}",
+                row.id,
+                row.name,
+                e.message
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn s3_orphan_page(app: &App, bucket_id: &str, store: &Store) -> ApiResult<()> {
+    let Store::S3(bucket) = store else {
+        return Ok(());
+    };
+    let registry = app.registry();
+    let grace = var(app, ORPHAN_GRACE_S);
+    let cursor_name = format!("{S3_ORPHAN_CURSOR}{bucket_id}");
+    let cursor = registry.cursor(&cursor_name).await?.unwrap_or_default();
+    let limit = usize::try_from(batch(app)).unwrap_or(1000);
+    let url = bucket
+        .presign_list_objects("t/", Some(cursor.as_str()), limit, app.now_s(), LIST_TTL_S)
+        .map_err(|e| ApiError::new(ErrorKind::BucketMisconfigured, e.to_string()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get);
+    let request = Request::new_with_init(&url, &init)?;
+    let mut response = Fetch::Request(request).send().await.map_err(|e| {
+        ApiError::new(
+            ErrorKind::StorageUnreachable,
+            format!("the storage server could not be reached: {e}"),
+        )
+    })?;
+    let status = response.status_code();
+    let xml = response.text().await?;
+    if status != 200 {
+        return Err(ApiError::new(
+            ErrorKind::StorageFailed,
+            format!("the storage server answered HTTP {status} to ListObjectsV2"),
+        ));
+    }
+    let page = parse_list_objects(&xml)
+        .map_err(|e| ApiError::new(ErrorKind::StorageFailed, e.to_string()))?;
+    for object in &page.objects {
+        let Some((tenant, sha)) = parse_blob_key(&object.key) else {
+            continue;
+        };
+        let (tenant, sha) = (tenant.to_string(), sha.to_string());
+        // The claim is checked right before the delete, as in the default bucket.
+        if !orphan_due(object.last_modified_ms, app.now_ms, grace)
+            || registry.blob_claimed(&tenant, &sha).await?
+        {
+            continue;
+        }
+        store.delete(app, &object.key).await?;
+        let entry = action(
+            Operation::ReconcileDelete,
+            &tenant,
+            bucket_id,
+            &sha,
+            &object.key,
+        );
+        log(app, &entry).await?;
+    }
+    // At the end of the listing the next run starts over.
+    registry
+        .set_cursor(&cursor_name, page.next.as_deref().unwrap_or_default())
+        .await
 }
 
 async fn check_blobs(app: &App) -> ApiResult<()> {

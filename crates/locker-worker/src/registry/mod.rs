@@ -18,7 +18,7 @@ mod d1;
 mod reconcile;
 mod rows;
 
-pub(crate) use backups::{BackupRow, Backups, Page};
+pub(crate) use backups::{BackupRow, Backups, Cursor, Page};
 pub(crate) use reconcile::{CheckedBlob, PendingDelete, Reconcile};
 
 pub(crate) use d1::D1Registry;

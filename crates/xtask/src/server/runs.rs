@@ -87,6 +87,8 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         // Small backup pages, few per run: the backup tests see a backup span several runs.
         ("LOCKER_BACKUP_PAGE_ROWS", "50"),
         ("LOCKER_BACKUP_PAGES_PER_RUN", "8"),
+        // A backup without progress for 15 s is stuck: the next run abandons it.
+        ("LOCKER_BACKUP_STUCK_S", "15"),
         // Access-log rows older than 20 s leave D1 once a backup holds them.
         ("LOCKER_LOG_RETENTION_S", "20"),
         // The reconciler: orphans older than 10 s go, and one run looks at every object.

@@ -5,9 +5,10 @@ use serde_json::Value;
 
 use super::{changed, n, s, D1Registry};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::registry::{BackupRow, Backups, Page};
+use crate::registry::{BackupRow, Backups, Cursor, Page};
 
-const BACKUP_COLUMNS: &str = "id, state, started_at, finished_at, step, after, manifest";
+const BACKUP_COLUMNS: &str =
+    "id, state, started_at, finished_at, step, after, after_key, progress_at, manifest";
 
 #[derive(Deserialize)]
 struct Name {
@@ -32,10 +33,27 @@ fn table_sql(table: &str) -> ApiResult<&str> {
 }
 
 /// The rowid of a page's last row (each row carries it as `_rowid`).
-fn last_rowid(rows: &[Value]) -> Option<u64> {
+fn last_rowid(rows: &[Value]) -> Option<(u64, String)> {
     rows.last()
         .and_then(|r| r.get("_rowid"))
         .and_then(Value::as_u64)
+        .map(|rowid| (rowid, String::new()))
+}
+
+/// The primary key of a page of `upload_parts`' last row: (number, upload_id).
+fn last_part_key(rows: &[Value]) -> ApiResult<Option<(u64, String)>> {
+    let Some(row) = rows.last() else {
+        return Ok(None);
+    };
+    let number = row.get("number").and_then(Value::as_u64);
+    let upload = row.get("upload_id").and_then(Value::as_str);
+    match (number, upload) {
+        (Some(number), Some(upload)) => Ok(Some((number, upload.to_owned()))),
+        _ => Err(ApiError::new(
+            ErrorKind::Internal,
+            "an upload_parts row without its key",
+        )),
+    }
 }
 
 impl Backups for D1Registry {
@@ -95,8 +113,9 @@ impl Backups for D1Registry {
         // Only when none is running: two starts racing cannot both begin one.
         let changes = self
             .batch(vec![self.stmt(
-                "INSERT INTO backups (id, state, started_at, step, after, manifest) \
-                 SELECT ?1, 'running', ?2, 0, 0, ?3 \
+                "INSERT INTO backups (id, state, started_at, step, after, after_key, \
+                 progress_at, manifest) \
+                 SELECT ?1, 'running', ?2, 0, 0, '', ?2, ?3 \
                  WHERE NOT EXISTS (SELECT 1 FROM backups WHERE state = 'running') \
                  ON CONFLICT (id) DO NOTHING",
                 &[s(id), n(self.now_ms), s(manifest)],
@@ -108,8 +127,8 @@ impl Backups for D1Registry {
     async fn save_backup(
         &self,
         id: &str,
-        expected: (u64, u64),
-        progress: (u64, u64),
+        expected: &Cursor,
+        progress: &Cursor,
         manifest: &str,
         complete: bool,
     ) -> ApiResult<bool> {
@@ -124,22 +143,51 @@ impl Backups for D1Registry {
         };
         let changes = self
             .batch(vec![self.stmt(
-                "UPDATE backups SET step = ?1, after = ?2, manifest = ?3, state = ?4, \
-                 finished_at = ?5 \
-                 WHERE id = ?6 AND state = 'running' AND step = ?7 AND after = ?8",
+                "UPDATE backups SET step = ?1, after = ?2, after_key = ?3, manifest = ?4, \
+                 state = ?5, finished_at = ?6, progress_at = ?7 \
+                 WHERE id = ?8 AND state = 'running' AND step = ?9 AND after = ?10 \
+                 AND after_key = ?11",
                 &[
-                    n(progress.0),
-                    n(progress.1),
+                    n(progress.step),
+                    n(progress.after),
+                    s(&progress.after_key),
                     s(manifest),
                     s(state),
                     finished,
+                    n(self.now_ms),
                     s(id),
-                    n(expected.0),
-                    n(expected.1),
+                    n(expected.step),
+                    n(expected.after),
+                    s(&expected.after_key),
                 ],
             )?])
             .await?;
         Ok(changed(&changes, 0))
+    }
+
+    async fn abandon_backup(&self, id: &str, last_progress: u64) -> ApiResult<bool> {
+        // Conditional on the progress seen: a run that wrote a page meanwhile keeps it.
+        let changes = self
+            .batch(vec![self.stmt(
+                "UPDATE backups SET state = 'abandoned', finished_at = ?1 \
+                 WHERE id = ?2 AND state = 'running' \
+                 AND COALESCE(progress_at, started_at) = ?3",
+                &[n(self.now_ms), s(id), n(last_progress)],
+            )?])
+            .await?;
+        Ok(changed(&changes, 0))
+    }
+
+    async fn abandoned_backups(&self) -> ApiResult<Vec<BackupRow>> {
+        self.all(
+            "backups",
+            &format!(
+                "SELECT {BACKUP_COLUMNS} FROM backups WHERE state = 'abandoned' \
+                 ORDER BY started_at"
+            ),
+            &[],
+        )
+        .await
     }
 
     async fn forget_backup(&self, id: &str) -> ApiResult<()> {
@@ -161,8 +209,32 @@ impl Backups for D1Registry {
         Ok(changes.first().copied().unwrap_or(0) as u64)
     }
 
-    async fn page(&self, table: &str, after: u64, limit: u64, high_water: u64) -> ApiResult<Page> {
+    async fn page(
+        &self,
+        table: &str,
+        (after, after_key): (u64, &str),
+        limit: u64,
+        high_water: u64,
+    ) -> ApiResult<Page> {
         let table = table_sql(table)?;
+        if table == "upload_parts" {
+            // WITHOUT ROWID: paged by its primary key, (upload_id, number), which its
+            // primary-key index answers in order.
+            let rows: Vec<Value> = self
+                .all(
+                    table,
+                    "SELECT * FROM upload_parts WHERE (upload_id, number) > (?1, ?2) \
+                     ORDER BY upload_id, number LIMIT ?3",
+                    &[s(after_key), n(after), n(limit)],
+                )
+                .await?;
+            let last = last_part_key(&rows)?;
+            return Ok(Page {
+                rows,
+                blobs: Vec::new(),
+                last,
+            });
+        }
         // The access log is backed up to the row that was last when the backup started.
         let bound = if table == "access_log" {
             " AND rowid <= ?3"
