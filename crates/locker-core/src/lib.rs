@@ -13,6 +13,7 @@ pub mod hash;
 pub mod health;
 pub mod key;
 pub mod location;
+pub mod moves;
 pub mod multipart;
 pub mod prefix;
 pub mod range;

@@ -94,6 +94,10 @@ pub(crate) enum ErrorKind {
     BucketInactive,
     /// 409 `default_bucket`: The default bucket cannot be changed this way.
     DefaultBucket,
+    /// 409 `same_bucket`: A move's source and target are the same bucket.
+    SameBucket,
+    /// 409 `move_running`: Another move of the tenant's files is running.
+    MoveRunning,
     /// 411 `length_required`: The body has no Content-Length.
     LengthRequired,
     /// 413 `too_large`: The body or file is over a limit.
@@ -162,6 +166,8 @@ impl ErrorKind {
             Self::BucketExists => 409,
             Self::BucketInactive => 409,
             Self::DefaultBucket => 409,
+            Self::SameBucket => 409,
+            Self::MoveRunning => 409,
             Self::LengthRequired => 411,
             Self::TooLarge => 413,
             Self::TypeNotAllowed => 415,
@@ -218,6 +224,8 @@ impl ErrorKind {
             Self::BucketExists => "bucket_exists",
             Self::BucketInactive => "bucket_inactive",
             Self::DefaultBucket => "default_bucket",
+            Self::SameBucket => "same_bucket",
+            Self::MoveRunning => "move_running",
             Self::LengthRequired => "length_required",
             Self::TooLarge => "too_large",
             Self::TypeNotAllowed => "type_not_allowed",
@@ -419,6 +427,8 @@ mod tests {
         ErrorKind::BucketExists,
         ErrorKind::BucketInactive,
         ErrorKind::DefaultBucket,
+        ErrorKind::SameBucket,
+        ErrorKind::MoveRunning,
         ErrorKind::LengthRequired,
         ErrorKind::TooLarge,
         ErrorKind::TypeNotAllowed,

@@ -13,6 +13,7 @@ mod gateway;
 mod health;
 mod keys;
 mod log;
+mod moves;
 #[cfg(test)]
 mod query_plans;
 mod reconcile;
@@ -65,7 +66,8 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 /// The cron triggers (wrangler.toml `[triggers]`): every run ends reservations nobody
 /// completed, checks uploads in parts too large to hash within their `complete`, reconciles
-/// storage with the registry and continues an unfinished backup; the backup trigger
+/// storage with the registry, moves a bounded number of blobs of running moves and continues
+/// an unfinished backup; the backup trigger
 /// (`LOCKER_BACKUP_CRON`) starts a backup.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -85,6 +87,9 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Err(e) => worker::console_error!("verify failed: {}", e.message),
     }
     reconcile::run(&app).await;
+    if let Err(e) = moves::scheduled(&app).await {
+        worker::console_error!("moves failed: {}", e.message);
+    }
     if let Err(e) = backups::scheduled(&app, &event.cron()).await {
         worker::console_error!("backup failed: {}", e.message);
     }
@@ -295,6 +300,11 @@ async fn operation(
             json_response(status, &answer)
         }
         Endpoint::GetBackup => json_response(200, &backups::get(app, who, id, log).await?),
+        Endpoint::StartMove => {
+            let request = body(req).await?;
+            json_response(201, &moves::start(app, who, request, log).await?)
+        }
+        Endpoint::GetMove => json_response(200, &moves::get(app, who, id, log).await?),
         // Rows with another credential, answered above.
         Endpoint::DownloadBackup
         | Endpoint::Health

@@ -52,6 +52,10 @@ pub(crate) enum Endpoint {
     GetBackup,
     /// A backup's manifest or part, through the URL `GetBackup` signed.
     DownloadBackup,
+    /// `POST /v1/moves`: move a tenant's files to another bucket.
+    StartMove,
+    /// `GET /v1/moves/{id}`: a move's progress.
+    GetMove,
 }
 
 /// How the caller of a route is identified.
@@ -185,6 +189,8 @@ pub(crate) static TABLE: &[Row] = &[
         E::DownloadBackup,
         Op::BackupDownload,
     )),
+    row(Post, "/v1/moves", E::StartMove, Op::MoveStart),
+    row(Get, "/v1/moves/{id}", E::GetMove, Op::Moves),
 ];
 
 /// A request matched to its row, with the segments its path captured (still percent-encoded).

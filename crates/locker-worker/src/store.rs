@@ -346,6 +346,96 @@ impl Store {
         }
     }
 
+    /// The stored object's body, to copy elsewhere; `None` when there is no object.
+    pub(crate) async fn body(&self, app: &App, key: &str) -> ApiResult<Option<ResponseBody>> {
+        match self {
+            Self::Binding(b) => match b.get(key).execute().await? {
+                None => Ok(None),
+                Some(object) => match object.body() {
+                    Some(body) => Ok(Some(body.response_body()?)),
+                    None => Ok(Some(ResponseBody::Empty)),
+                },
+            },
+            Self::S3(b) => {
+                let response = Self::s3_get(b, app, key, None).await?;
+                match response.status_code() {
+                    200 => Ok(Some(match response.body() {
+                        ResponseBody::Stream(stream) => ResponseBody::Stream(stream.clone()),
+                        ResponseBody::Body(bytes) => ResponseBody::Body(bytes.clone()),
+                        ResponseBody::Empty => ResponseBody::Empty,
+                    })),
+                    404 => Ok(None),
+                    status => Err(storage_failed(status, "GET")),
+                }
+            }
+        }
+    }
+
+    /// Writes a copy of a blob (`spec`: its key, size, type and SHA-256) from `body`, streamed:
+    /// create-only, and checked against the SHA-256 by R2 itself or by the S3 server's
+    /// `x-amz-checksum-sha256` (which the caller does not trust: it verifies what is stored).
+    /// `Ok(false)`: the key already held an object.
+    pub(crate) async fn put_copy(
+        &self,
+        app: &App,
+        spec: &PutSpec<'_>,
+        body: ResponseBody,
+    ) -> ApiResult<bool> {
+        if let Self::S3(_) = self {
+            // put_s3 gives a stream its fixed length itself.
+            let data = match body {
+                ResponseBody::Stream(stream) if spec.size > 0 => {
+                    worker::Data::ReadableStream(stream)
+                }
+                ResponseBody::Body(bytes) => worker::Data::Bytes(bytes),
+                ResponseBody::Stream(_) | ResponseBody::Empty => worker::Data::Bytes(Vec::new()),
+            };
+            return self.put_s3(app, spec, data).await;
+        }
+        let data = match body {
+            ResponseBody::Stream(stream) if spec.size > 0 => {
+                // A body of a known length: R2 refuses a stream of unknown length, and the S3
+                // PUT signs its Content-Length; a source longer or shorter fails the pipe.
+                let fixed = FixedLengthStream::new(spec.size as f64).map_err(|_| {
+                    ApiError::new(ErrorKind::Internal, "could not make a fixed-length body")
+                })?;
+                let _pipe = stream.pipe_to(&fixed.writable());
+                worker::Data::ReadableStream(fixed.readable())
+            }
+            ResponseBody::Body(bytes) => worker::Data::Bytes(bytes),
+            ResponseBody::Stream(_) | ResponseBody::Empty => worker::Data::Bytes(Vec::new()),
+        };
+        let Self::Binding(b) = self else {
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                "an S3 store without put_s3",
+            ));
+        };
+        let put = b
+            .put(spec.key, data)
+            .sha256(spec.sha256.as_bytes().to_vec())
+            .http_metadata(worker::HttpMetadata {
+                content_type: Some(spec.content_type.to_owned()),
+                ..Default::default()
+            })
+            .only_if(worker::Conditional {
+                etag_does_not_match: Some("*".into()),
+                ..Default::default()
+            })
+            .execute()
+            .await;
+        match put {
+            Ok(stored) => Ok(stored.is_some()),
+            Err(e) => {
+                worker::console_error!("copy into R2 failed: {e}");
+                Err(ApiError::new(
+                    ErrorKind::StorageFailed,
+                    format!("R2 refused the copy: {e}"),
+                ))
+            }
+        }
+    }
+
     /// Deletes the object (nothing to delete is fine).
     pub(crate) async fn delete(&self, app: &App, key: &str) -> ApiResult<()> {
         match self {

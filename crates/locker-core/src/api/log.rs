@@ -43,6 +43,12 @@ pub enum Operation {
     ReconcileDelete,
     /// The reconciler found a blob whose object is missing or not of its size.
     ReconcileMissing,
+    /// `POST /v1/moves`: a move of a tenant's files between buckets started.
+    MoveStart,
+    /// `GET /v1/moves/{id}`.
+    Moves,
+    /// A scheduled run moved one blob (copied, verified, switched) or gave up on it.
+    MoveBlob,
     /// A refusal for lack of a credential or a permission (401, 403).
     Denied,
     /// Any other refusal or failure.
@@ -86,6 +92,9 @@ impl Operation {
             Self::BackupDownload => "backup_download",
             Self::ReconcileDelete => "reconcile_delete",
             Self::ReconcileMissing => "reconcile_missing",
+            Self::MoveStart => "move_start",
+            Self::Moves => "moves",
+            Self::MoveBlob => "move_blob",
             Self::Denied => "denied",
             Self::Failed => "failed",
             Self::Request => "request",
@@ -202,7 +211,7 @@ mod tests {
     const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     /// Every name the Worker writes (log.rs, lib.rs, uploads.rs), and each one's variant.
-    const NAMES: [(&str, Operation); 31] = [
+    const NAMES: [(&str, Operation); 34] = [
         ("reserve", Operation::Reserve),
         ("upload", Operation::Upload),
         ("dedup", Operation::Dedup),
@@ -230,6 +239,9 @@ mod tests {
         ("backup_download", Operation::BackupDownload),
         ("reconcile_delete", Operation::ReconcileDelete),
         ("reconcile_missing", Operation::ReconcileMissing),
+        ("move_start", Operation::MoveStart),
+        ("moves", Operation::Moves),
+        ("move_blob", Operation::MoveBlob),
         ("denied", Operation::Denied),
         ("failed", Operation::Failed),
         ("request", Operation::Request),

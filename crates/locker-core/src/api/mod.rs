@@ -35,6 +35,7 @@ mod files;
 mod gateway;
 mod keys;
 mod log;
+mod moves;
 mod multipart;
 mod uploads;
 
@@ -48,6 +49,7 @@ pub use keys::{CreateKey, DemoEcho, KeyCreated, KeyRevoked, MintToken, Op, Scope
 pub use log::{
     BucketStats, Integrity, LogEntry, LogPage, Operation, Stats, StorageChecks, UploadCounts,
 };
+pub use moves::{Move, MoveProblem, MoveProblemKind, MoveState, StartMove};
 pub use multipart::{
     MultipartInfo, MultipartPlan, PartDigest, PartPut, PartUrl, PartUrls, PartsRequest, StoredPart,
     UploadInfo,

@@ -129,7 +129,10 @@ pub(crate) async fn run(app: &App) {
 async fn retry_deletes(app: &App) -> ApiResult<()> {
     let registry = app.registry();
     for d in registry.due_deletes(RETRY_BATCH).await? {
-        if registry.blob_claimed(&d.tenant, &d.sha256).await? {
+        if registry
+            .blob_claimed(&d.tenant, &d.sha256, &d.bucket_id)
+            .await?
+        {
             // Claimed again (the same bytes were uploaded anew): they must stay.
             registry.drop_delete(&d.bucket_id, &d.key).await?;
             continue;
@@ -183,7 +186,7 @@ async fn orphans(app: &App) -> ApiResult<()> {
         };
         let (tenant, sha) = (tenant.to_string(), sha.to_string());
         if !orphan_due(object.uploaded().as_millis(), app.now_ms, grace)
-            || registry.blob_claimed(&tenant, &sha).await?
+            || registry.blob_claimed(&tenant, &sha, bucket_id).await?
         {
             continue;
         }

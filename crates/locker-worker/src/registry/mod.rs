@@ -15,10 +15,12 @@
 
 mod backups;
 mod d1;
+mod moves;
 mod reconcile;
 mod rows;
 
 pub(crate) use backups::{BackupRow, Backups, Cursor, Page};
+pub(crate) use moves::{Left, MoveRow, Moves, MovingBlob};
 pub(crate) use reconcile::{CheckedBlob, PendingDelete, Reconcile};
 
 pub(crate) use d1::D1Registry;
@@ -128,8 +130,9 @@ pub(crate) trait Blobs {
     /// The tenant's verified blob with these bytes (what a dedup may reuse).
     async fn verified_blob(&self, tenant: &str, sha256: &str) -> ApiResult<Option<BlobRow>>;
 
-    /// Whether a blob row or a pending reservation claims these bytes of the tenant.
-    async fn blob_claimed(&self, tenant: &str, sha256: &str) -> ApiResult<bool>;
+    /// Whether a blob row or a pending reservation claims these bytes of the tenant in bucket
+    /// `bucket_id`. A blob moved to another bucket no longer claims the object it left behind.
+    async fn blob_claimed(&self, tenant: &str, sha256: &str, bucket_id: &str) -> ApiResult<bool>;
 
     /// Deletes the blob's row if no file and no pending reservation of the tenant uses it.
     /// `true`: this call deleted it (two concurrent releases cannot both).
@@ -250,7 +253,17 @@ pub(crate) trait AccessLog {
 
 /// Everything the handlers use.
 pub(crate) trait Registry:
-    Uploads + Parts + Blobs + Files + Keys + Buckets + StatsSource + AccessLog + Backups + Reconcile
+    Uploads
+    + Parts
+    + Blobs
+    + Files
+    + Keys
+    + Buckets
+    + StatsSource
+    + AccessLog
+    + Backups
+    + Reconcile
+    + Moves
 {
 }
 
@@ -264,7 +277,8 @@ impl<
             + StatsSource
             + AccessLog
             + Backups
-            + Reconcile,
+            + Reconcile
+            + Moves,
     > Registry for T
 {
 }

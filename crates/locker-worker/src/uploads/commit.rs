@@ -94,7 +94,11 @@ pub(crate) async fn remove_unclaimed(
     sha256: &str,
     key: &str,
 ) -> ApiResult<()> {
-    if !app.registry().blob_claimed(tenant, sha256).await? {
+    if !app
+        .registry()
+        .blob_claimed(tenant, sha256, bucket_id)
+        .await?
+    {
         crate::reconcile::delete_bytes(app, bucket_id, tenant, sha256, key).await;
     }
     Ok(())

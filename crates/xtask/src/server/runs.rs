@@ -96,6 +96,9 @@ pub(crate) fn e2e(root: &Path, tools: &Tools, files: &[String]) -> Result<()> {
         ("LOCKER_RECONCILE_BATCH", "1000"),
         // Uploads in parts above 32 MiB are `verifying` (tests/verifying.test.mjs).
         ("LOCKER_VERIFY_INLINE_MAX", "33554432"),
+        // Moves take two blobs a run and leave blobs over 3 MB (tests/moves.test.mjs).
+        ("LOCKER_MOVE_BATCH", "2"),
+        ("LOCKER_MOVE_MAX_BLOB", "3000000"),
     ];
     let cli = crate::build::cli(root, false)?;
     let outcome = staged(root, tools, "e2e", &vars, |cmd, out| {

@@ -31,15 +31,16 @@ impl Blobs for D1Registry {
             .await
     }
 
-    async fn blob_claimed(&self, tenant: &str, sha256: &str) -> ApiResult<bool> {
+    async fn blob_claimed(&self, tenant: &str, sha256: &str, bucket_id: &str) -> ApiResult<bool> {
         let row: Option<Found> = self
             .first(
                 "blobs",
                 "SELECT 1 AS found WHERE \
-                 EXISTS (SELECT 1 FROM blobs WHERE tenant = ?1 AND sha256 = ?2) \
+                 EXISTS (SELECT 1 FROM blobs WHERE tenant = ?1 AND sha256 = ?2 \
+                         AND bucket_id = ?3) \
                  OR EXISTS (SELECT 1 FROM uploads WHERE tenant = ?1 AND sha256 = ?2 \
-                            AND state IN ('pending', 'verifying'))",
-                &[s(tenant), s(sha256)],
+                            AND bucket_id = ?3 AND state IN ('pending', 'verifying'))",
+                &[s(tenant), s(sha256), s(bucket_id)],
             )
             .await?;
         Ok(row.is_some())

@@ -6,6 +6,7 @@ mod buckets;
 mod files;
 mod keys;
 mod log;
+mod moves;
 mod parts;
 mod reconcile;
 mod stats;
