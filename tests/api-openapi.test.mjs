@@ -42,6 +42,8 @@ test("the OpenAPI document lists every route, and every listed route exists", as
     "DELETE /v1/files/{namespace}/{path}",
     "POST /v1/keys",
     "DELETE /v1/keys/{id}",
+    // used in api-keys-list.test.mjs
+    "GET /v1/keys",
     "POST /v1/tokens",
     "GET /v1/logs",
     "GET /v1/stats",

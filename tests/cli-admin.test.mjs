@@ -1,6 +1,6 @@
 // The `locker` CLI's admin side against the real Worker and an independent S3 server
 // (s3s-fs): buckets, routes, uploads straight to storage (the s3 transport), upload tokens,
-// the access log, stats and doctor.
+// the access log, stats and doctor, and the key listing.
 import { spawn } from "node:child_process";
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
@@ -177,4 +177,53 @@ test("logs --follow prints new rows as they come, one JSON line each", async () 
     if (how === "still running") child.kill("SIGKILL");
     assert.equal(how, 0, "Ctrl-C ends --follow cleanly");
   }
+});
+
+test("keys ls: the keys this admin may see, as lines or one JSON document; never a secret", async () => {
+  const tenant = tenantName("cli-keys-ls");
+  const root = await createKey(tenant);
+  const made = await locker(
+    ["keys", "create", "--ns", "corp", "--ops", "read,write", "--max-size", "5000", "--label", "ci", "--json"],
+    { key: root.key },
+  );
+  assert.equal(made.code, 0, made.stderr);
+  const ci = made.json;
+  const revoked = await locker(["keys", "revoke", ci.id], { key: root.key });
+  assert.equal(revoked.code, 0, revoked.stderr);
+
+  const listed = await locker(["keys", "ls", "--json"], { key: root.key });
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.equal(listed.json.cursor, null, "every page, followed by the CLI");
+  assert.deepEqual(
+    listed.json.keys.map((k) => k.id),
+    [root.id, ci.id].sort(),
+  );
+  const shown = listed.json.keys.find((k) => k.id === ci.id);
+  assert.deepEqual(shown.scopes, { namespaces: ["corp"], ops: ["read", "write"], max_size: 5000 });
+  assert.equal(shown.label, "ci");
+  assert.equal(shown.revoked, true);
+  assert.equal(shown.tenant, tenant);
+
+  const plain = await locker(["keys", "ls"], { key: root.key });
+  assert.equal(plain.code, 0, plain.stderr);
+  const lines = plain.stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 2, plain.stdout);
+  const ciLine = lines.find((l) => l.startsWith(ci.id));
+  assert.match(ciLine, new RegExp(`^${ci.id}  revoked  ${tenant}  ns=corp  ops=read,write  max_size=5000  created `));
+  assert.match(ciLine, /label="ci"$/);
+  assert.match(
+    lines.find((l) => l.startsWith(root.id)),
+    new RegExp(`^${root.id}  active   ${tenant}  ns=\\*  ops=read,write,delete,admin  created \\S+$`),
+  );
+  for (const out of [listed.stdout, plain.stdout, listed.stderr, plain.stderr]) {
+    for (const secret of [root.key, ci.key, root.key.split(".")[1], ci.key.split(".")[1]]) {
+      assert.ok(!out.includes(secret), "a secret was printed");
+    }
+  }
+
+  // A key without the admin op is the server's refusal, exit 1 with its code.
+  const reader = await createKey(tenantName("cli-keys-ls-r"), { ops: ["read"] });
+  const refused = await locker(["keys", "ls"], { key: reader.key });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /HTTP 403/);
 });

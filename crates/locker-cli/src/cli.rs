@@ -130,7 +130,7 @@ pub(crate) enum KeysCommand {
     },
     /// Revoke a key by id (the part after lk_ and before the dot).
     Revoke { id: String },
-    /// List keys (the server has no API for it yet).
+    /// List the keys this key may see (revoked and expired ones marked).
     Ls,
 }
 

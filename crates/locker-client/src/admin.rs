@@ -1,8 +1,8 @@
 //! Keys, tokens, buckets, routes, the access log, stats and health.
 
 use locker_core::api::{
-    Bucket, BucketList, CreateKey, KeyCreated, KeyRevoked, LogPage, MintToken, RegisterBucket,
-    RouteList, RouteSet, SetRoute, Stats, TokenMinted,
+    Bucket, BucketList, CreateKey, KeyCreated, KeyInfo, KeyList, KeyRevoked, LogPage, MintToken,
+    RegisterBucket, RouteList, RouteSet, SetRoute, Stats, TokenMinted,
 };
 use locker_core::Health;
 use reqwest::Method;
@@ -48,6 +48,37 @@ impl Client {
         let url = self.url(["v1", "keys", id]);
         self.call(Method::DELETE, url, None::<&()>, Replay::Idempotent)
             .await
+    }
+
+    /// `GET /v1/keys`: one page of the keys the caller may see, ordered by id.
+    pub async fn keys_page(&self, cursor: Option<&str>, limit: Option<u32>) -> Result<KeyList> {
+        let mut url = self.url(["v1", "keys"]);
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(c) = cursor {
+                q.append_pair("cursor", c);
+            }
+            if let Some(l) = limit {
+                q.append_pair("limit", &l.to_string());
+            }
+        }
+        self.call(Method::GET, url, None::<&()>, Replay::Idempotent)
+            .await
+    }
+
+    /// Every key the caller may see, following the cursor.
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut keys = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.keys_page(cursor.as_deref(), Some(1000)).await?;
+            keys.extend(page.keys);
+            // A cursor that does not move would loop forever; the server never sends one.
+            match page.cursor {
+                Some(c) if cursor.as_deref() != Some(c.as_str()) => cursor = Some(c),
+                _ => return Ok(keys),
+            }
+        }
     }
 
     /// `POST /v1/tokens`: a browser upload token.

@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use locker_core::api::{
-    CreateKey, KeyCreated, KeyRevoked, MintToken, Operation, Stats, TokenMinted,
+    CreateKey, KeyCreated, KeyList, KeyRevoked, MintToken, Operation, Stats, TokenMinted,
 };
 use locker_core::hash::to_hex;
 use locker_core::request::{self, MAX_KEY_TTL_S};
@@ -151,6 +151,40 @@ pub(crate) async fn revoke(
         id: id.to_owned(),
         revoked: true,
     })
+}
+
+/// `GET /v1/keys?cursor=&limit=`: the keys the caller may see, ordered by id. The bootstrap
+/// admin sees every tenant's, a tenant admin its tenant's, and an admin limited to some
+/// namespaces only the keys whose namespaces all lie among its own: a key that reaches beyond
+/// them (a `*` key, or one of another namespace) is none of its business, as it may not
+/// revoke it either. Revoked and expired keys are listed, marked. Never a secret or its hash.
+pub(crate) async fn list(
+    app: &App,
+    who: &Principal,
+    query: &[(String, String)],
+) -> ApiResult<KeyList> {
+    who.require(Op::Admin, None)?;
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let limit = match get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<u64>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::new(ErrorKind::InvalidQuery, "limit must be 1 to 1000"))?,
+    };
+    let cursor = get("cursor").unwrap_or_default();
+    let reach = Reach::of(who)?;
+    let keys = app.registry().list_keys(&reach, cursor, limit).await?;
+    let next = (keys.len() as u64 == limit)
+        .then(|| keys.last().map(|k| k.id.clone()))
+        .flatten();
+    Ok(KeyList { keys, cursor: next })
 }
 
 pub(crate) fn mint(

@@ -263,6 +263,7 @@ async fn operation(
         Endpoint::CreateKey => {
             json_response(201, &keys::create(app, who, body(req).await?, log).await?)
         }
+        Endpoint::ListKeys => json_response(200, &keys::list(app, who, query).await?),
         Endpoint::RevokeKey => json_response(200, &keys::revoke(app, who, id, log).await?),
         Endpoint::MintToken => json_response(201, &keys::mint(app, who, body(req).await?, log)?),
         Endpoint::Logs => json_response(200, &log::list(app, who, query).await?),

@@ -1,8 +1,11 @@
 //! `keys`, `token`, `buckets`, `routes`, `stats`.
 
 use locker_client::Client;
-use locker_core::api::{CreateKey, MintToken, Op, Provider, RegisterBucket, Transport};
+use locker_core::api::{
+    CreateKey, KeyInfo, KeyList, MintToken, Op, Provider, RegisterBucket, Transport,
+};
 
+use super::logs::now_ms;
 use crate::cli::{
     BucketsCommand, KeysCommand, OpArg, ProviderArg, RoutesCommand, TokenArgs, TransportArg,
 };
@@ -59,12 +62,54 @@ pub(crate) async fn keys(client: &Client, command: KeysCommand, out: &Out) -> Re
             }
             Ok(())
         }
-        KeysCommand::Ls => Err(Fail::Failed(
-            "the server has no API to list keys yet (there is no GET /v1/keys); \
-             keys are shown once when created"
-                .into(),
-        )),
+        KeysCommand::Ls => {
+            let keys = client.keys().await?;
+            if out.json {
+                out.json(&KeyList { keys, cursor: None });
+                return Ok(());
+            }
+            for k in &keys {
+                println!("{}", key_line(k, now_ms()));
+            }
+            Ok(())
+        }
     }
+}
+
+/// One key as a line: id, state, tenant, namespaces, ops, the limits it has, created, label.
+fn key_line(k: &KeyInfo, now_ms: u64) -> String {
+    let state = if k.revoked {
+        "revoked"
+    } else if k
+        .expires_at
+        .is_some_and(|at| at.saturating_mul(1000) <= now_ms)
+    {
+        "expired"
+    } else {
+        "active"
+    };
+    let ops: Vec<&str> = k.scopes.ops.iter().map(|o| o.as_str()).collect();
+    let mut line = format!(
+        "{}  {state:<7}  {}  ns={}  ops={}",
+        k.id,
+        k.tenant,
+        k.scopes.namespaces.join(","),
+        ops.join(",")
+    );
+    if let Some(max) = k.scopes.max_size {
+        line.push_str(&format!("  max_size={max}"));
+    }
+    if let Some(types) = &k.scopes.types {
+        line.push_str(&format!("  types={}", types.join(",")));
+    }
+    line.push_str(&format!("  created {}", time(k.created_at)));
+    if let Some(at) = k.expires_at {
+        line.push_str(&format!("  expires {}", time(at.saturating_mul(1000))));
+    }
+    if let Some(label) = &k.label {
+        line.push_str(&format!("  label={label:?}"));
+    }
+    line
 }
 
 pub(crate) async fn token(client: &Client, args: TokenArgs, out: &Out) -> Result<(), Fail> {

@@ -12,7 +12,7 @@ use crate::Fail;
 /// How often `--follow` asks for new rows.
 const POLL: Duration = Duration::from_secs(2);
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0)
 }
 

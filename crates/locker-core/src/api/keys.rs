@@ -1,4 +1,4 @@
-//! Credentials: `POST /v1/keys`, `DELETE /v1/keys/{id}`, `POST /v1/tokens` (and the demo's
+//! Credentials: `POST /v1/keys`, `GET /v1/keys`, `DELETE /v1/keys/{id}`, `POST /v1/tokens` (and the demo's
 //! `POST /demo/token`, which answers the same), and the demo's `POST /demo/echo`.
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ pub struct CreateKey {
     pub max_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub types: Option<Vec<String>>,
-    /// At most 200 bytes; stored, never answered.
+    /// At most 200 bytes; answered only by `GET /v1/keys`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// Seconds until the key stops working (at most ten years); absent: never, unless the
@@ -50,6 +50,34 @@ pub struct KeyRevoked {
     pub id: String,
     /// Always `true`.
     pub revoked: bool,
+}
+
+/// One key of `GET /v1/keys`: what it may do and whether it still works. Never its secret
+/// nor the secret's hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub tenant: String,
+    /// The `label` it was created with; `null` without one.
+    pub label: Option<String>,
+    /// As stored: the limits the creator gave, or inherited from the creator.
+    pub scopes: Scopes,
+    /// Milliseconds since the epoch.
+    pub created_at: u64,
+    /// When the key stops working, seconds since the epoch (as `POST /v1/keys` answers it);
+    /// `null` when it never does. An expired key is listed until it is revoked.
+    pub expires_at: Option<u64>,
+    pub revoked: bool,
+    /// Milliseconds since the epoch; `null` while not revoked.
+    pub revoked_at: Option<u64>,
+}
+
+/// The answer to `GET /v1/keys?cursor=&limit=` (200): a page of keys ordered by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+    /// Pass as `cursor=` for the next page (the last key's id); `null` on the last page.
+    pub cursor: Option<String>,
 }
 
 /// `POST /v1/tokens`: a browser upload token for one namespace.
@@ -135,6 +163,31 @@ mod tests {
         }));
         let revoked: KeyRevoked = round_trip(&json!({"id": "0123456789abcdef", "revoked": true}));
         assert!(revoked.revoked);
+    }
+
+    #[test]
+    fn key_list() {
+        // keys.rs list: a revoked key with its label, a live one without
+        let page: KeyList = round_trip(&json!({
+            "keys": [
+                {
+                    "id": "0123456789abcdef", "tenant": "acme", "label": "ci",
+                    "scopes": {"namespaces": ["corp"], "ops": ["read"], "max_size": 5},
+                    "created_at": 1_764_000_000_000u64, "expires_at": 1_764_086_400u64,
+                    "revoked": true, "revoked_at": 1_764_000_001_000u64,
+                },
+                {
+                    "id": "fedcba9876543210", "tenant": "acme", "label": null,
+                    "scopes": {"namespaces": ["*"], "ops": ["admin"]},
+                    "created_at": 1_764_000_000_000u64, "expires_at": null,
+                    "revoked": false, "revoked_at": null,
+                },
+            ],
+            "cursor": "fedcba9876543210",
+        }));
+        assert!(page.keys[0].revoked && !page.keys[1].revoked);
+        assert_eq!(page.keys[1].label, None);
+        round_trip::<KeyList>(&json!({"keys": [], "cursor": null}));
     }
 
     #[test]

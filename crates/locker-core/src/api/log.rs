@@ -21,6 +21,8 @@ pub enum Operation {
     Sign,
     KeyCreate,
     KeyRevoke,
+    /// `GET /v1/keys`.
+    Keys,
     Token,
     Logs,
     Stats,
@@ -77,6 +79,7 @@ impl Operation {
             Self::Sign => "sign",
             Self::KeyCreate => "key_create",
             Self::KeyRevoke => "key_revoke",
+            Self::Keys => "keys",
             Self::Token => "token",
             Self::Logs => "logs",
             Self::Stats => "stats",
@@ -211,7 +214,7 @@ mod tests {
     const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     /// Every name the Worker writes (log.rs, lib.rs, uploads.rs), and each one's variant.
-    const NAMES: [(&str, Operation); 34] = [
+    const NAMES: [(&str, Operation); 35] = [
         ("reserve", Operation::Reserve),
         ("upload", Operation::Upload),
         ("dedup", Operation::Dedup),
@@ -224,6 +227,7 @@ mod tests {
         ("sign", Operation::Sign),
         ("key_create", Operation::KeyCreate),
         ("key_revoke", Operation::KeyRevoke),
+        ("keys", Operation::Keys),
         ("token", Operation::Token),
         ("logs", Operation::Logs),
         ("stats", Operation::Stats),

@@ -45,7 +45,10 @@ pub use buckets::{
 pub use error::{ErrorBody, ErrorDetail};
 pub use files::{Delete, FileInfo, FileList};
 pub use gateway::{GatewayDeduplicated, GatewayPut, GatewayStored, SignedUrl, SignedUrlRequest};
-pub use keys::{CreateKey, DemoEcho, KeyCreated, KeyRevoked, MintToken, Op, Scopes, TokenMinted};
+pub use keys::{
+    CreateKey, DemoEcho, KeyCreated, KeyInfo, KeyList, KeyRevoked, MintToken, Op, Scopes,
+    TokenMinted,
+};
 pub use log::{
     BucketStats, Integrity, LogEntry, LogPage, Operation, Stats, StorageChecks, UploadCounts,
 };
@@ -145,6 +148,7 @@ mod tests {
                 "GatewayPut" => Some(round_trip::<GatewayPut>(body).http_status()),
                 "Health" => decodes::<Health>(body),
                 "KeyCreated" => decodes::<KeyCreated>(body),
+                "KeyList" => decodes::<KeyList>(body),
                 "KeyRevoked" => decodes::<KeyRevoked>(body),
                 "LogPage" => {
                     let page = round_trip::<LogPage>(body);
@@ -169,7 +173,7 @@ mod tests {
             }
             seen.insert(ty);
         }
-        assert_eq!(seen.len(), 21, "every answer type is captured: {seen:?}");
+        assert_eq!(seen.len(), 22, "every answer type is captured: {seen:?}");
     }
 
     #[test]

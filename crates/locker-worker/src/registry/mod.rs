@@ -28,15 +28,15 @@ pub(crate) use d1::D1Registry;
 pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS};
 #[cfg(test)]
 pub(crate) use d1::{
-    DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL,
-    VERIFYING_SQL,
+    DEDUP_SQL, KEYS_ALL_SQL, KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL,
+    LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL, VERIFYING_SQL,
 };
 pub(crate) use rows::{
     BlobRow, BucketRow, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery, LogRecord,
     NewKey, NewUpload, PartDecl, PartRow, Reach, UploadRow,
 };
 
-use locker_core::api::{LogEntry, Route, Stats, UploadState};
+use locker_core::api::{KeyInfo, LogEntry, Route, Stats, UploadState};
 
 use crate::error::ApiResult;
 
@@ -194,6 +194,11 @@ pub(crate) trait Keys {
 
     /// Revokes the key `id` if active (and of `tenant` when given). `false`: it was not.
     async fn revoke_key(&self, id: &str, tenant: Option<&str>) -> ApiResult<bool>;
+
+    /// Up to `limit` keys within `reach` with an id after `cursor` (`""`: from the first),
+    /// ordered by id, revoked ones too. For [`Reach::Namespaces`], only keys all of whose
+    /// namespaces are among the reach's (so never a `*` key).
+    async fn list_keys(&self, reach: &Reach, cursor: &str, limit: u64) -> ApiResult<Vec<KeyInfo>>;
 }
 
 /// Buckets and the routes that send a tenant's namespaces to them.

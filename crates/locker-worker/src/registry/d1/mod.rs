@@ -19,6 +19,8 @@ pub(crate) use buckets::ROUTES_SQL;
 #[cfg(test)]
 pub(crate) use files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
 #[cfg(test)]
+pub(crate) use keys::{KEYS_ALL_SQL, KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL};
+#[cfg(test)]
 pub(crate) use parts::PARTS_SQL;
 #[cfg(test)]
 pub(crate) use stats::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
