@@ -93,6 +93,12 @@ test("a directory of 1,000 small files, put with -j 16, listed with their digest
   assert.equal(first.json.failed, 0);
   const total = [...bulk.files.values()].reduce((n, d) => n + d.length, 0);
   assert.equal(first.json.bytes_sent, total);
+  // Reserved in batches (POST /v1/uploads:batch): every row of one batch carries that
+  // request's time, where 1,000 single reserves would carry about 1,000 different ones.
+  const reserves = await logs(bulk.key, "&operation=reserve");
+  assert.equal(reserves.length, 1000);
+  const requests = new Set(reserves.map((row) => row.ts)).size;
+  assert.ok(requests <= 50, `${requests} reserve requests for 1,000 files`);
 
   const listed = await locker(["ls", "locker://bulk/run/", "--json"], { key: bulk.key });
   assert.equal(listed.json.files.length, 1000);
@@ -119,6 +125,8 @@ test("the same directory again: all 1,000 deduplicated, 0 body bytes", async () 
   const dedups = await logs(key, "&operation=dedup");
   assert.equal(dedups.length, 1000);
   assert.ok(dedups.every((row) => row.bytes === 0));
+  const requests = new Set(dedups.map((row) => row.ts)).size;
+  assert.ok(requests <= 50, `${requests} reserve requests for 1,000 dedups`);
 
   const one = await locker(["get", "locker://bulk/run/d7/f0777.bin", join(dir, "777")], { key });
   assert.equal(one.code, 0, one.stderr);

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use locker_core::api::{
-    Complete, MultipartPlan, PartDigest, PartUrls, PartsRequest, ReserveRequest, Reserved,
-    UploadPlan,
+    BatchRefusal, BatchResult, Complete, MultipartPlan, PartDigest, PartUrls, PartsRequest,
+    ReserveBatch, ReserveRequest, Reserved, ReservedBatch, UploadPlan, BATCH_MAX,
 };
-use locker_core::client::renews_reservation;
+use locker_core::client::{renews_reservation, Source};
 use locker_core::hash::to_hex;
 use locker_core::multipart::{self, PartPlan};
 use locker_core::LockerRef;
@@ -208,8 +208,17 @@ impl Client {
         options: &PutOptions,
         progress: Option<Progress>,
     ) -> Result<Stored> {
-        let in_parts = multipart::is_multipart(digest.size, None, options.multipart_threshold);
-        let request = ReserveRequest {
+        self.put_reserved(path, digest, dest, options, progress, None)
+            .await
+    }
+
+    /// The reservation [`Client::put_hashed`] asks for: the same for one file or in a batch.
+    pub fn reserve_request(
+        digest: &FileDigest,
+        dest: &LockerRef,
+        options: &PutOptions,
+    ) -> ReserveRequest {
+        ReserveRequest {
             namespace: dest.namespace.as_str().to_owned(),
             path: dest.path.as_str().to_owned(),
             sha256: digest.sha256.clone(),
@@ -217,15 +226,45 @@ impl Client {
             content_type: options.content_type.clone(),
             filename: options.filename.clone(),
             expires_in: options.expires_in,
-            multipart: Some(in_parts),
-        };
+            multipart: Some(multipart::is_multipart(
+                digest.size,
+                None,
+                options.multipart_threshold,
+            )),
+        }
+    }
+
+    /// [`Client::put_hashed`], starting from `first`, the answer to
+    /// [`Client::reserve_request`] already obtained (from [`Client::reserve_batch`]) and the
+    /// milliseconds it took; `None` reserves here. A reservation renewed after an expired URL
+    /// is asked for alone.
+    pub async fn put_reserved(
+        &self,
+        path: &Path,
+        digest: &FileDigest,
+        dest: &LockerRef,
+        options: &PutOptions,
+        progress: Option<Progress>,
+        mut first: Option<(Reserved, u64)>,
+    ) -> Result<Stored> {
+        let request = Self::reserve_request(digest, dest, options);
+        let in_parts = request.multipart == Some(true);
         let mut bytes_sent = 0;
         let mut reservation = 1;
         let (mut reserve_ms, mut transfer_ms) = (0, 0);
         loop {
-            let started = std::time::Instant::now();
-            let reserved = self.reserve(&request).await?;
-            reserve_ms += ms_since(started);
+            let reserved = match first.take() {
+                Some((reserved, ms)) => {
+                    reserve_ms += ms;
+                    reserved
+                }
+                None => {
+                    let started = std::time::Instant::now();
+                    let reserved = self.reserve(&request).await?;
+                    reserve_ms += ms_since(started);
+                    reserved
+                }
+            };
             let plan = match reserved {
                 Reserved::Deduplicated(d) => {
                     return Ok(Stored {
@@ -351,6 +390,68 @@ impl Client {
                 _ => Err(e),
             },
         }
+    }
+
+    /// `POST /v1/uploads:batch`: up to [`BATCH_MAX`] reservations in one request, answered
+    /// item by item in order; a refused item is its own [`Error::Refused`] with the status the
+    /// single route would answer. `Ok(None)`: this server has no batch route (404
+    /// `route_not_found` or 405, a Worker older than the route): reserve one by one instead.
+    pub async fn reserve_batch(
+        &self,
+        requests: &[ReserveRequest],
+    ) -> Result<Option<Vec<Result<Reserved>>>> {
+        if requests.len() > BATCH_MAX {
+            return Err(Error::Invalid(format!(
+                "{} reservations in one batch; at most {BATCH_MAX}",
+                requests.len()
+            )));
+        }
+        let batch = ReserveBatch {
+            uploads: requests.to_vec(),
+        };
+        let json = serde_json::to_vec(&batch)
+            .map_err(|e| Error::Invalid(format!("cannot encode the request: {e}")))?;
+        let url = self.url(["v1", "uploads:batch"]);
+        let answer = match self
+            .send(Method::POST, url, Some(json), Replay::Idempotent)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(Error::Refused { status, code, .. })
+                if status == 405 || (status == 404 && code == "route_not_found") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let answered: ReservedBatch = answer.decode("POST /v1/uploads:batch")?;
+        if answered.results.len() != requests.len() {
+            return Err(Error::BadAnswer {
+                what: "POST /v1/uploads:batch".to_owned(),
+                message: format!(
+                    "{} results for {} reservations",
+                    answered.results.len(),
+                    requests.len()
+                ),
+            });
+        }
+        Ok(Some(
+            answered
+                .results
+                .into_iter()
+                .map(|r| match r {
+                    BatchResult::Reserved(reserved) => Ok(reserved),
+                    BatchResult::Refused(BatchRefusal { http_status, error }) => {
+                        Err(Error::Refused {
+                            status: http_status,
+                            code: error.code,
+                            message: error.message,
+                            source_kind: Source::Worker,
+                        })
+                    }
+                })
+                .collect(),
+        ))
     }
 
     /// `POST /v1/uploads/{id}/complete`: the Worker verifies what was stored and commits.

@@ -237,6 +237,10 @@ async fn operation(
     };
     let who = &who;
     match route.endpoint() {
+        Endpoint::ReserveBatch => json_response(
+            200,
+            &uploads::reserve_batch(app, who, body(req).await?, log).await?,
+        ),
         Endpoint::Reserve => {
             let answer = uploads::reserve(app, who, body(req).await?, log).await?;
             json_response(answer.http_status(), &answer)

@@ -9,9 +9,9 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use crate::registry::{
-    stats_buckets_sql, LogQuery, Reach, DEDUP_SQL, KEYS_ALL_SQL, KEYS_NAMESPACES_SQL,
-    KEYS_TENANT_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, PARTS_SQL,
-    REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS, SWEEP_SQL, VERIFYING_SQL,
+    stats_buckets_sql, LogQuery, Reach, DEDUP_MANY_SQL, DEDUP_SQL, KEYS_ALL_SQL,
+    KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL,
+    PARTS_SQL, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS, SWEEP_SQL, VERIFYING_SQL,
 };
 
 /// An empty registry built by every migration in `migrations/`, in order, as `wrangler d1
@@ -250,6 +250,14 @@ fn routes_are_searched_per_tenant() {
 fn lookups_by_digest_and_the_sweep_search_an_index() {
     let db = registry();
     assert_searches(&db, DEDUP_SQL, "blobs", "tenant=? AND sha256=?");
+    // A batch's digests: one index search per digest of the bound list, which is all it scans.
+    assert_searches_allowing(
+        &db,
+        DEDUP_MANY_SQL,
+        "blobs",
+        "tenant=? AND sha256=?",
+        &["SCAN json_each VIRTUAL TABLE"],
+    );
     assert_searches(&db, LIVE_BY_SHA256_SQL, "files", "tenant=? AND sha256=?");
     assert_searches(&db, SWEEP_SQL, "uploads", "state=? AND expires_at<?");
     assert_searches(&db, VERIFYING_SQL, "uploads", "state=?");

@@ -19,6 +19,8 @@ pub(crate) enum Endpoint {
     /// The demo's stand-in for a site backend minting a token; it holds the credential itself.
     DemoToken,
     Reserve,
+    /// `POST /v1/uploads:batch`: up to 100 reservations, each logged as its own.
+    ReserveBatch,
     DataPut,
     /// `PUT /v1/data/{id}/parts/{n}`: one part of an upload in parts, through the Worker.
     PartPut,
@@ -126,6 +128,7 @@ pub(crate) static TABLE: &[Row] = &[
         ..row(Post, "/demo/token", E::DemoToken, Op::Token)
     },
     row(Post, "/v1/uploads", E::Reserve, Op::Reserve),
+    row(Post, "/v1/uploads:batch", E::ReserveBatch, Op::Reserve),
     row(Post, "/v1/uploads/{id}/complete", E::Complete, Op::Complete),
     row(Post, "/v1/uploads/{id}/parts", E::PartUrls, Op::Sign),
     row(Get, "/v1/uploads/{id}", E::UploadInfo, Op::Stat),

@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use locker_client::{hash_file_parts, Client, Progress, PutOptions};
+use indicatif::ProgressBar;
+use locker_client::api::{Reserved, BATCH_MAX};
+use locker_client::{hash_file_parts, Client, FileDigest, Progress, PutOptions};
 use locker_core::{Location, LockerRef};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::cli::PutArgs;
 use crate::out::Out;
@@ -78,79 +81,80 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
 
     let total: u64 = jobs.iter().map(|j| j.size).sum();
     let bar = out.bytes_bar(total);
-    let results: Vec<FileResult> = futures_util::stream::iter(jobs)
-        .map(|job| {
-            let bar = bar.clone();
-            let options = options(&job.src);
-            async move {
-                let shown = job.src.display().to_string();
-                let progress: Progress = {
-                    let bar = bar.clone();
-                    Arc::new(move |n| bar.inc(n))
-                };
-                let mut hash_ms = 0;
-                let outcome = async {
+    let jobs_at_once = usize::from(args.jobs).max(1);
+
+    // Three stages side by side in this task: hashing (`jobs_at_once` files at a time),
+    // reserving (up to BATCH_MAX hashed files per request, as many as are hashed when the
+    // previous batch is answered), and transfers (`jobs_at_once` at a time). Bounded channels
+    // keep each stage at most two batches ahead of the next.
+    let (hashed_tx, mut hashed_rx) = mpsc::channel::<Hashed>(2 * BATCH_MAX);
+    let (ready_tx, ready_rx) = mpsc::channel::<Ready>(2 * BATCH_MAX);
+    let hashing = async move {
+        let mut hashed = futures_util::stream::iter(jobs)
+            .map(|job| {
+                let threshold = options(&job.src).multipart_threshold;
+                async move {
                     let started = std::time::Instant::now();
-                    let digest =
-                        hash_file_parts(&job.src, options.multipart_threshold, None).await?;
-                    hash_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    client
-                        .put_hashed(&job.src, &digest, &job.dest, &options, Some(progress))
-                        .await
+                    let digest = hash_file_parts(&job.src, threshold, None).await;
+                    let hash_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    Hashed {
+                        job,
+                        hash_ms,
+                        digest,
+                    }
                 }
-                .await;
-                let result = match outcome {
-                    Ok(s) => {
-                        // The bar counts bytes handled: a dedup or a retry's rest count too.
-                        bar.inc(job.size.saturating_sub(s.bytes_sent.min(job.size)));
-                        let what = if s.deduplicated { "dedup " } else { "stored" };
-                        out.line(
-                            &bar,
-                            &format!("{what} {} ({} bytes sent)", s.locker_ref, s.bytes_sent),
-                        );
-                        FileResult {
-                            path: shown,
-                            locker_ref: s.locker_ref,
-                            sha256: Some(s.sha256),
-                            size: s.size,
-                            deduplicated: s.deduplicated,
-                            bytes_sent: s.bytes_sent,
-                            ms: Timings {
-                                hash: hash_ms,
-                                reserve: s.reserve_ms,
-                                transfer: s.transfer_ms,
-                                complete: s.complete_ms,
-                            },
-                            error: None,
-                        }
-                    }
-                    Err(e) => {
-                        bar.inc(job.size);
-                        bar.suspend(|| eprintln!("failed {shown}: {e}"));
-                        FileResult {
-                            path: shown,
-                            locker_ref: job.dest.to_string(),
-                            sha256: None,
-                            size: job.size,
-                            deduplicated: false,
-                            bytes_sent: 0,
-                            ms: Timings {
-                                hash: hash_ms,
-                                ..Timings::default()
-                            },
-                            error: Some(locker_core::api::ErrorDetail {
-                                code: e.code().to_owned(),
-                                message: e.message(),
-                            }),
-                        }
-                    }
-                };
-                result
+            })
+            .buffer_unordered(jobs_at_once);
+        while let Some(h) = hashed.next().await {
+            if hashed_tx.send(h).await.is_err() {
+                break;
             }
-        })
-        .buffer_unordered(usize::from(args.jobs))
-        .collect()
-        .await;
+        }
+    };
+    let reserving = async move {
+        // Cleared for good by a server without the batch route: one reservation per file.
+        let mut batches = true;
+        while let Some(first) = hashed_rx.recv().await {
+            let mut chunk = vec![first];
+            while chunk.len() < BATCH_MAX {
+                match hashed_rx.try_recv() {
+                    Ok(h) => chunk.push(h),
+                    Err(_) => break,
+                }
+            }
+            let answers = if batches {
+                reserve_chunk(client, &chunk, &options).await
+            } else {
+                None
+            };
+            batches &= answers.is_some();
+            let (mut answers, ms) = answers.unwrap_or_default();
+            answers.resize_with(chunk.len(), || None);
+            for (hashed, reserved) in chunk.into_iter().zip(answers) {
+                if ready_tx
+                    .send(Ready {
+                        hashed,
+                        reserved: reserved.map(|r| (r, ms)),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    };
+    let transfers = futures_util::stream::unfold(ready_rx, |mut rx| async move {
+        rx.recv().await.map(|ready| (ready, rx))
+    })
+    .map(|ready| {
+        let bar = bar.clone();
+        let options = options(&ready.hashed.job.src);
+        async move { transfer(client, ready, &options, &bar, out).await }
+    })
+    .buffer_unordered(jobs_at_once)
+    .collect::<Vec<FileResult>>();
+    let ((), (), results) = tokio::join!(hashing, reserving, transfers);
     bar.finish_and_clear();
 
     let failed = results.iter().filter(|r| r.error.is_some()).count();
@@ -186,6 +190,152 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
             summary.files.len()
         ))),
     }
+}
+
+/// A file hashed (or not: its read failed).
+struct Hashed {
+    job: Job,
+    hash_ms: u64,
+    digest: Result<FileDigest, locker_client::Error>,
+}
+
+/// A hashed file with its reservation from a batch, if the batch answered for it, and the
+/// batch's milliseconds.
+struct Ready {
+    hashed: Hashed,
+    reserved: Option<(Result<Reserved, locker_client::Error>, u64)>,
+}
+
+/// One batch reservation of the chunk's hashed files: the answers in the chunk's order (`None`
+/// for a file whose hash failed), and the milliseconds the request took. `None`: no batch
+/// answer, because the server has no batch route or the batch failed as a whole; every
+/// file is then reserved alone (with that request's own retries).
+async fn reserve_chunk(
+    client: &Client,
+    chunk: &[Hashed],
+    options: &impl Fn(&Path) -> PutOptions,
+) -> Option<(Vec<Option<Result<Reserved, locker_client::Error>>>, u64)> {
+    let mut requests = Vec::new();
+    let mut at = Vec::new();
+    for (i, h) in chunk.iter().enumerate() {
+        if let Ok(digest) = &h.digest {
+            requests.push(Client::reserve_request(
+                digest,
+                &h.job.dest,
+                &options(&h.job.src),
+            ));
+            at.push(i);
+        }
+    }
+    if requests.is_empty() {
+        return Some((Vec::new(), 0));
+    }
+    let started = std::time::Instant::now();
+    let answers = client.reserve_batch(&requests).await.ok()??;
+    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut out: Vec<Option<Result<Reserved, locker_client::Error>>> =
+        std::iter::repeat_with(|| None).take(chunk.len()).collect();
+    for (i, answer) in at.into_iter().zip(answers) {
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Some(answer);
+        }
+    }
+    Some((out, ms))
+}
+
+/// Sends one file from its reservation (or reserves it alone first) and reports it.
+async fn transfer(
+    client: &Client,
+    ready: Ready,
+    options: &PutOptions,
+    bar: &ProgressBar,
+    out: &Out,
+) -> FileResult {
+    let Ready { hashed, reserved } = ready;
+    let Hashed {
+        job,
+        hash_ms,
+        digest,
+    } = hashed;
+    let shown = job.src.display().to_string();
+    let progress: Progress = {
+        let bar = bar.clone();
+        Arc::new(move |n| bar.inc(n))
+    };
+    let outcome = match (digest, reserved) {
+        (Err(e), _) => Err(e),
+        (Ok(digest), Some((Ok(reserved), ms))) => {
+            client
+                .put_reserved(
+                    &job.src,
+                    &digest,
+                    &job.dest,
+                    options,
+                    Some(progress),
+                    Some((reserved, ms)),
+                )
+                .await
+        }
+        // A refusal the single route would retry (a 5xx, a 429) is retried that way.
+        (Ok(_), Some((Err(e), _))) if !retried_alone(&e) => Err(e),
+        (Ok(digest), _) => {
+            client
+                .put_hashed(&job.src, &digest, &job.dest, options, Some(progress))
+                .await
+        }
+    };
+    match outcome {
+        Ok(s) => {
+            // The bar counts bytes handled: a dedup or a retry's rest count too.
+            bar.inc(job.size.saturating_sub(s.bytes_sent.min(job.size)));
+            let what = if s.deduplicated { "dedup " } else { "stored" };
+            out.line(
+                bar,
+                &format!("{what} {} ({} bytes sent)", s.locker_ref, s.bytes_sent),
+            );
+            FileResult {
+                path: shown,
+                locker_ref: s.locker_ref,
+                sha256: Some(s.sha256),
+                size: s.size,
+                deduplicated: s.deduplicated,
+                bytes_sent: s.bytes_sent,
+                ms: Timings {
+                    hash: hash_ms,
+                    reserve: s.reserve_ms,
+                    transfer: s.transfer_ms,
+                    complete: s.complete_ms,
+                },
+                error: None,
+            }
+        }
+        Err(e) => {
+            bar.inc(job.size);
+            bar.suspend(|| eprintln!("failed {shown}: {e}"));
+            FileResult {
+                path: shown,
+                locker_ref: job.dest.to_string(),
+                sha256: None,
+                size: job.size,
+                deduplicated: false,
+                bytes_sent: 0,
+                ms: Timings {
+                    hash: hash_ms,
+                    ..Timings::default()
+                },
+                error: Some(locker_core::api::ErrorDetail {
+                    code: e.code().to_owned(),
+                    message: e.message(),
+                }),
+            }
+        }
+    }
+}
+
+/// Whether a batch item's refusal is one a reservation alone retries (the server may pass it
+/// next time), so the file is reserved alone rather than failed.
+fn retried_alone(e: &locker_client::Error) -> bool {
+    e.status().is_some_and(|s| s == 429 || s >= 500)
 }
 
 /// Every file to put and where, decided before anything is sent: a missing source, a name

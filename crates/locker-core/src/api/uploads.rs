@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::MultipartPlan;
+use super::{ErrorDetail, MultipartPlan};
 
 /// `POST /v1/uploads`: reserve an upload of these bytes at `namespace/path`, or learn they are
 /// stored already.
@@ -55,6 +55,41 @@ impl Reserved {
             Self::Upload(_) | Self::Multipart(_) => 201,
         }
     }
+}
+
+/// The most reservations one `POST /v1/uploads:batch` takes.
+pub const BATCH_MAX: usize = 100;
+
+/// `POST /v1/uploads:batch`: up to [`BATCH_MAX`] reservations in one request, each the body
+/// of a `POST /v1/uploads`. An item the Worker cannot read as a [`ReserveRequest`] is refused
+/// alone (`invalid_json`), not the whole batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveBatch {
+    pub uploads: Vec<ReserveRequest>,
+}
+
+/// The answer to `POST /v1/uploads:batch` (200): one result per item, in the items' order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservedBatch {
+    pub results: Vec<BatchResult>,
+}
+
+/// One item's result: what `POST /v1/uploads` would have answered with this body alone, the
+/// reservation (or dedup), or the refusal with that route's status and error body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchResult {
+    Reserved(Reserved),
+    Refused(BatchRefusal),
+}
+
+/// A refused item of a batch: the error body the single route would send, and its status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRefusal {
+    /// The HTTP status `POST /v1/uploads` answers this refusal with (400, 403, 413, 500, ...).
+    pub http_status: u16,
+    pub error: ErrorDetail,
 }
 
 /// The fields of [`Reserved::Deduplicated`].
@@ -284,6 +319,49 @@ mod tests {
         let other = json!({"status": "complete", "ref": "locker://a/b", "sha256": SHA, "size": 1});
         refused::<Reserved>(&other, "complete");
         refused::<Reserved>(&json!({"ref": "locker://a/b"}), "status");
+    }
+
+    #[test]
+    fn batch_results_are_single_answers_or_error_bodies_in_order() {
+        // uploads/batch.rs reserve_batch
+        let answer = json!({"results": [
+            {"status": "deduplicated", "deduplicated": true, "ref": "locker://corp/a",
+             "sha256": SHA, "size": 1},
+            {"http_status": 403,
+             "error": {"code": "forbidden", "message": "this key may not write to other"}},
+            {"status": "upload", "upload_id": "up_1", "method": "PUT",
+             "url": "http://127.0.0.1:8787/v1/data/up_1?sig=a.b",
+             "headers": {"content-type": "text/plain"}, "expires_at": 1_764_000_000u64,
+             "ref": "locker://corp/b"},
+        ]});
+        let batch: ReservedBatch = round_trip(&answer);
+        assert!(matches!(
+            batch.results[0],
+            BatchResult::Reserved(Reserved::Deduplicated(_))
+        ));
+        assert_eq!(
+            batch.results[1],
+            BatchResult::Refused(BatchRefusal {
+                http_status: 403,
+                error: ErrorDetail {
+                    code: "forbidden".into(),
+                    message: "this key may not write to other".into(),
+                },
+            })
+        );
+        assert!(matches!(
+            batch.results[2],
+            BatchResult::Reserved(Reserved::Upload(_))
+        ));
+        // Neither an answer nor an error body: refused, not read as something else.
+        refused::<ReservedBatch>(&json!({"results": [{"status": "complete"}]}), "");
+        let request = json!({"uploads": [{
+            "namespace": "corp", "path": "a", "sha256": SHA, "size": 1,
+            "content_type": "text/plain",
+        }]});
+        let r: ReserveBatch = round_trip(&request);
+        assert_eq!(r.uploads.len(), 1);
+        refused::<ReserveBatch>(&json!({"uploads": [], "more": 1}), "more");
     }
 
     #[test]

@@ -28,8 +28,8 @@ pub(crate) use d1::D1Registry;
 pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS};
 #[cfg(test)]
 pub(crate) use d1::{
-    DEDUP_SQL, KEYS_ALL_SQL, KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL,
-    LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL, VERIFYING_SQL,
+    DEDUP_MANY_SQL, DEDUP_SQL, KEYS_ALL_SQL, KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL, LIST_OPEN_SQL,
+    LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL, VERIFYING_SQL,
 };
 pub(crate) use rows::{
     BlobRow, BucketRow, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery, LogRecord,
@@ -49,6 +49,14 @@ pub(crate) trait Uploads {
     /// Records a pending reservation (registering the default bucket first if it is the
     /// target), with its access-log row.
     async fn reserve(&self, upload: &NewUpload<'_>, log: &LogRecord) -> ApiResult<()>;
+
+    /// Records pending reservations, each with its access-log row, and the rows of `logs`
+    /// (a batch's refused items), as one unit (registering the default bucket first).
+    async fn reserve_many(
+        &self,
+        uploads: &[(NewUpload<'_>, LogRecord)],
+        logs: &[LogRecord],
+    ) -> ApiResult<()>;
 
     /// Commits verified bytes: the blob (verified), the file and the log row; with `upload_id`,
     /// first closes that pending (or verifying) reservation as `committed`, and writes nothing
@@ -129,6 +137,13 @@ pub(crate) trait Blobs {
 
     /// The tenant's verified blob with these bytes (what a dedup may reuse).
     async fn verified_blob(&self, tenant: &str, sha256: &str) -> ApiResult<Option<BlobRow>>;
+
+    /// The tenant's verified blobs among these SHA-256s, in one read, by SHA-256.
+    async fn verified_blobs(
+        &self,
+        tenant: &str,
+        sha256s: &[String],
+    ) -> ApiResult<std::collections::HashMap<String, BlobRow>>;
 
     /// Whether a blob row or a pending reservation claims these bytes of the tenant in bucket
     /// `bucket_id`. A blob moved to another bucket no longer claims the object it left behind.

@@ -7,7 +7,7 @@ use crate::auth::Principal;
 use crate::buckets;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
-use crate::registry::{Blobs, Files, NewUpload, Uploads};
+use crate::registry::{BlobRow, Blobs, Files, NewUpload, Uploads};
 use crate::store::Store;
 use locker_core::api::Operation;
 use locker_core::api::{Deduplicated, Reserved, UploadPlan};
@@ -62,6 +62,18 @@ pub(crate) async fn try_dedup(
     let Some(blob) = blob else {
         return Ok(None);
     };
+    dedup_onto(app, who, spec, &blob, log).await
+}
+
+/// Points the file at `blob`, the tenant's verified bytes with the spec's SHA-256, once they
+/// fit the request (size, declared type). `Ok(None)`: the blob went meanwhile.
+pub(crate) async fn dedup_onto(
+    app: &App,
+    who: &Principal,
+    spec: &FileSpec,
+    blob: &BlobRow,
+    log: &mut LogEntry,
+) -> ApiResult<Option<Deduplicated>> {
     if blob.size != spec.size {
         return Err(ApiError::new(
             ErrorKind::SizeMismatch,
@@ -118,13 +130,51 @@ pub(crate) async fn reserve(
     if multipart::is_multipart(spec.size, body.multipart, threshold) {
         return super::multipart::reserve(app, who, &spec, ttl, (&bucket_id, &store), log).await;
     }
-    // One PUT of the whole file: through this Worker up to its body limit, straight to storage
-    // up to S3's single-PUT limit.
+    let single = plan_single(app, who, &spec, ttl, &store)?;
+    log.operation = Some(Operation::Reserve);
+    log.bucket_id = Some(bucket_id.clone());
+    app.registry()
+        .reserve(&single.row(&spec, &bucket_id), &log.record(app, None))
+        .await?;
+    log.written = true;
+    Ok(Reserved::Upload(single.plan))
+}
+
+/// A reservation of one PUT, decided but not written yet: its row's values and its answer.
+pub(crate) struct SinglePut {
+    id: String,
+    key_id: String,
+    expires_at: u64,
+    pub(crate) plan: UploadPlan,
+}
+
+impl SinglePut {
+    /// The row to write; nothing is reserved until it is.
+    pub(crate) fn row<'a>(&'a self, spec: &'a FileSpec, bucket_id: &'a str) -> NewUpload<'a> {
+        NewUpload {
+            id: &self.id,
+            spec,
+            bucket_id,
+            key_id: &self.key_id,
+            expires_at_ms: self.expires_at * 1000,
+            multipart_id: None,
+            parts: None,
+        }
+    }
+}
+
+/// One PUT of the whole file: through this Worker up to its body limit, straight to storage
+/// up to S3's single-PUT limit. Signs the URL; writes nothing.
+pub(crate) fn plan_single(
+    app: &App,
+    who: &Principal,
+    spec: &FileSpec,
+    ttl: u64,
+    store: &Store,
+) -> ApiResult<SinglePut> {
     validate::size_within(spec.size, store.max_single_put())?;
     let id = random_id("up_")?;
     let expires_at = app.now_s() + ttl;
-    log.operation = Some(Operation::Reserve);
-    log.bucket_id = Some(bucket_id.clone());
     // Straight to storage (s3 transport), or through this Worker's data plane (R2 binding).
     let key = spec.key();
     let direct = store.presign_put(
@@ -137,21 +187,6 @@ pub(crate) async fn reserve(
         },
         ttl,
     )?;
-    app.registry()
-        .reserve(
-            &NewUpload {
-                id: &id,
-                spec: &spec,
-                bucket_id: &bucket_id,
-                key_id: &who.key_id,
-                expires_at_ms: expires_at * 1000,
-                multipart_id: None,
-                parts: None,
-            },
-            &log.record(app, None),
-        )
-        .await?;
-    log.written = true;
     let (url, headers) = match direct {
         Some(p) => (p.url, p.headers.into_iter().collect()),
         None => {
@@ -166,12 +201,17 @@ pub(crate) async fn reserve(
             (format!("{}/v1/data/{id}?sig={token}", app.origin), headers)
         }
     };
-    Ok(Reserved::Upload(UploadPlan {
-        upload_id: id,
-        method: "PUT".to_owned(),
-        url,
-        headers,
+    Ok(SinglePut {
+        plan: UploadPlan {
+            upload_id: id.clone(),
+            method: "PUT".to_owned(),
+            url,
+            headers,
+            expires_at,
+            locker_ref: spec.locker_ref().to_string(),
+        },
+        id,
+        key_id: who.key_id.clone(),
         expires_at,
-        locker_ref: spec.locker_ref().to_string(),
-    }))
+    })
 }

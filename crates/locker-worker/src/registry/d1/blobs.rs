@@ -1,14 +1,29 @@
 //! `blobs`: a tenant's stored bytes.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use super::{changed, s, D1Registry};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::registry::{BlobRow, Blobs};
 
 /// The tenant's verified bytes with a SHA-256 (the query-plan test runs this string).
 pub(crate) const DEDUP_SQL: &str = "SELECT size, bucket_id, key FROM blobs \
      WHERE tenant = ?1 AND sha256 = ?2 AND verified = 1";
+
+/// The tenant's verified bytes among the SHA-256s of the JSON array `?2`, in one read (the
+/// query-plan test runs this string).
+pub(crate) const DEDUP_MANY_SQL: &str = "SELECT sha256, size, bucket_id, key FROM blobs \
+     WHERE tenant = ?1 AND verified = 1 AND sha256 IN (SELECT value FROM json_each(?2))";
+
+#[derive(Deserialize)]
+struct FoundBlob {
+    sha256: String,
+    size: u64,
+    bucket_id: String,
+    key: String,
+}
 
 #[derive(Deserialize)]
 struct Found {
@@ -29,6 +44,33 @@ impl Blobs for D1Registry {
     async fn verified_blob(&self, tenant: &str, sha256: &str) -> ApiResult<Option<BlobRow>> {
         self.first("blobs", DEDUP_SQL, &[s(tenant), s(sha256)])
             .await
+    }
+
+    async fn verified_blobs(
+        &self,
+        tenant: &str,
+        sha256s: &[String],
+    ) -> ApiResult<HashMap<String, BlobRow>> {
+        if sha256s.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // One bound JSON array, not one parameter per digest: D1 binds at most 100 parameters.
+        let list = serde_json::to_string(sha256s)
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("encoding digests: {e}")))?;
+        let rows: Vec<FoundBlob> = self
+            .all("blobs", DEDUP_MANY_SQL, &[s(tenant), s(&list)])
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let blob = BlobRow {
+                    size: r.size,
+                    bucket_id: r.bucket_id,
+                    key: r.key,
+                };
+                (r.sha256, blob)
+            })
+            .collect())
     }
 
     async fn blob_claimed(&self, tenant: &str, sha256: &str, bucket_id: &str) -> ApiResult<bool> {

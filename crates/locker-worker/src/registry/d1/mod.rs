@@ -13,7 +13,7 @@ mod stats;
 mod uploads;
 
 #[cfg(test)]
-pub(crate) use blobs::DEDUP_SQL;
+pub(crate) use blobs::{DEDUP_MANY_SQL, DEDUP_SQL};
 #[cfg(test)]
 pub(crate) use buckets::ROUTES_SQL;
 #[cfg(test)]

@@ -78,19 +78,9 @@ impl D1Registry {
             &args,
         )
     }
-}
 
-impl Uploads for D1Registry {
-    async fn upload(&self, id: &str) -> ApiResult<Option<UploadRow>> {
-        self.first(
-            "uploads",
-            &format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"),
-            &[s(id)],
-        )
-        .await
-    }
-
-    async fn reserve(&self, upload: &NewUpload<'_>, log: &LogRecord) -> ApiResult<()> {
+    /// The INSERT of a pending reservation.
+    fn insert_upload(&self, upload: &NewUpload<'_>) -> ApiResult<worker::D1PreparedStatement> {
         let spec = upload.spec;
         let (part_size, part_count) = match upload.parts {
             Some((size, count)) => (n(size), n(u64::from(count))),
@@ -114,18 +104,55 @@ impl Uploads for D1Registry {
             part_size,
             part_count,
         ];
+        self.stmt(
+            "INSERT INTO uploads (id, tenant, namespace, path, sha256, size, content_type, \
+             filename, bucket_id, key, key_id, created_at, expires_at, multipart_id, \
+             part_size, part_count) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            &args,
+        )
+    }
+}
+
+impl Uploads for D1Registry {
+    async fn upload(&self, id: &str) -> ApiResult<Option<UploadRow>> {
+        self.first(
+            "uploads",
+            &format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"),
+            &[s(id)],
+        )
+        .await
+    }
+
+    async fn reserve(&self, upload: &NewUpload<'_>, log: &LogRecord) -> ApiResult<()> {
         self.batch(vec![
             self.register_default()?,
-            self.stmt(
-                "INSERT INTO uploads (id, tenant, namespace, path, sha256, size, content_type, \
-                 filename, bucket_id, key, key_id, created_at, expires_at, multipart_id, \
-                 part_size, part_count) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                &args,
-            )?,
+            self.insert_upload(upload)?,
             self.log_statement(log, "", &[])?,
         ])
         .await?;
+        Ok(())
+    }
+
+    async fn reserve_many(
+        &self,
+        uploads: &[(NewUpload<'_>, LogRecord)],
+        logs: &[LogRecord],
+    ) -> ApiResult<()> {
+        let mut statements = Vec::with_capacity(1 + 2 * uploads.len() + logs.len());
+        if !uploads.is_empty() {
+            statements.push(self.register_default()?);
+        }
+        for (upload, log) in uploads {
+            statements.push(self.insert_upload(upload)?);
+            statements.push(self.log_statement(log, "", &[])?);
+        }
+        for log in logs {
+            statements.push(self.log_statement(log, "", &[])?);
+        }
+        if !statements.is_empty() {
+            self.batch(statements).await?;
+        }
         Ok(())
     }
 
