@@ -21,7 +21,7 @@ mod rows;
 pub(crate) use backups::{BackupRow, Backups, Page};
 pub(crate) use reconcile::{CheckedBlob, PendingDelete, Reconcile};
 
-pub(crate) use d1::D1Registry;
+pub(crate) use d1::{D1Registry, D1Work, METER_VAR};
 #[cfg(test)]
 pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS};
 #[cfg(test)]
