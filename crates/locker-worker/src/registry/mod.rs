@@ -21,9 +21,11 @@ mod rows;
 pub(crate) use backups::{BackupRow, Backups, Page};
 pub(crate) use reconcile::{CheckedBlob, PendingDelete, Reconcile};
 
-pub(crate) use d1::{D1Registry, D1Work, METER_VAR};
 #[cfg(test)]
-pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS};
+pub(crate) use d1::{
+    stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, ROUTE_SQL, STAT_COUNTS,
+};
+pub(crate) use d1::{D1Registry, D1Work, METER_VAR};
 #[cfg(test)]
 pub(crate) use d1::{
     DEDUP_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL,
@@ -128,6 +130,15 @@ pub(crate) trait Blobs {
     /// The tenant's verified blob with these bytes (what a dedup may reuse).
     async fn verified_blob(&self, tenant: &str, sha256: &str) -> ApiResult<Option<BlobRow>>;
 
+    /// What a reservation needs to know, in one round trip: [`Self::verified_blob`] (a dedup
+    /// answers from it) and [`Buckets::route`] of `namespace` (where new bytes go otherwise).
+    async fn reserve_lookup(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        namespace: &str,
+    ) -> ApiResult<(Option<BlobRow>, Option<String>)>;
+
     /// Whether a blob row or a pending reservation claims these bytes of the tenant.
     async fn blob_claimed(&self, tenant: &str, sha256: &str) -> ApiResult<bool>;
 
@@ -139,14 +150,6 @@ pub(crate) trait Blobs {
 /// Files: a tenant's paths and the blob each points at.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Files {
-    /// The SHA-256 the path points at, if any.
-    async fn file_sha256(
-        &self,
-        tenant: &str,
-        namespace: &str,
-        path: &str,
-    ) -> ApiResult<Option<String>>;
-
     /// The tenant's file at `namespace/path`.
     async fn file(&self, tenant: &str, namespace: &str, path: &str) -> ApiResult<Option<FileRow>>;
 
@@ -173,8 +176,13 @@ pub(crate) trait Files {
     ) -> ApiResult<bool>;
 
     /// Points the path at the tenant's verified blob with the spec's bytes (a dedup), with the
-    /// log row. `false`: no such blob (released meanwhile), nothing was written.
-    async fn link_file(&self, spec: &FileSpec, log: &LogRecord) -> ApiResult<bool>;
+    /// log row. `Some(replaced)`: done, and the path pointed at `replaced` before; `None`: no
+    /// such blob (released meanwhile), nothing was written.
+    async fn link_file(
+        &self,
+        spec: &FileSpec,
+        log: &LogRecord,
+    ) -> ApiResult<Option<Option<String>>>;
 }
 
 /// API keys.

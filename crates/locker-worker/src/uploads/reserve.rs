@@ -1,13 +1,13 @@
 //! `POST /v1/uploads`: validate, dedup from stored bytes, or reserve an upload.
 
-use super::commit::{current_sha, release_replaced};
+use super::commit::release_replaced;
 use super::{FileSpec, ReserveRequest};
 use crate::app::{random_id, App};
 use crate::auth::Principal;
 use crate::buckets;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
-use crate::registry::{Blobs, Files, NewUpload, Uploads};
+use crate::registry::{BlobRow, Blobs, Files, NewUpload, Uploads};
 use crate::store::Store;
 use locker_core::api::Operation;
 use locker_core::api::{Deduplicated, Reserved, UploadPlan};
@@ -62,6 +62,18 @@ pub(crate) async fn try_dedup(
     let Some(blob) = blob else {
         return Ok(None);
     };
+    dedup_onto(app, who, spec, &blob, log).await
+}
+
+/// Points the file at `blob`, the tenant's verified bytes with the spec's SHA-256, once they
+/// fit the request (size, declared type). `Ok(None)`: the blob went meanwhile.
+async fn dedup_onto(
+    app: &App,
+    who: &Principal,
+    spec: &FileSpec,
+    blob: &BlobRow,
+    log: &mut LogEntry,
+) -> ApiResult<Option<Deduplicated>> {
     if blob.size != spec.size {
         return Err(ApiError::new(
             ErrorKind::SizeMismatch,
@@ -76,18 +88,17 @@ pub(crate) async fn try_dedup(
         &store.sniff(app, spec.key().as_str(), blob.size).await?,
         &types,
     )?;
-    let old = current_sha(app, spec).await?;
     log.operation = Some(Operation::Dedup);
     log.bucket_id = Some(blob.bucket_id.clone());
     spec.log_into(log);
-    if !app
+    let Some(old) = app
         .registry()
         .link_file(spec, &log.record(app, None))
         .await?
-    {
+    else {
         // The blob was released between the read and the write: upload the bytes instead.
         return Ok(None);
-    }
+    };
     log.written = true;
     release_replaced(app, spec, old).await?;
     Ok(Some(Deduplicated {
@@ -110,10 +121,22 @@ pub(crate) async fn reserve(
     // Every field, expires_in included, is valid before a dedup can answer.
     let (spec, ttl) = validate_request(app, who, &body)?;
     spec.log_into(log);
-    if let Some(answer) = try_dedup(app, who, &spec, log).await? {
-        return Ok(Reserved::Deduplicated(answer));
+    // The dedup's blob and the route of a new upload in one round trip: a dedup hit wastes
+    // the route's one-row read, a new file saves a round trip to D1.
+    let (blob, route) = app
+        .registry()
+        .reserve_lookup(
+            spec.tenant.as_str(),
+            &spec.sha256.to_string(),
+            spec.namespace.as_str(),
+        )
+        .await?;
+    if let Some(blob) = &blob {
+        if let Some(answer) = dedup_onto(app, who, &spec, blob, log).await? {
+            return Ok(Reserved::Deduplicated(answer));
+        }
     }
-    let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
+    let (bucket_id, store) = buckets::routed(app, &spec.namespace, route).await?;
     let threshold = crate::config::multipart_threshold(&app.env);
     if multipart::is_multipart(spec.size, body.multipart, threshold) {
         return super::multipart::reserve(app, who, &spec, ttl, (&bucket_id, &store), log).await;

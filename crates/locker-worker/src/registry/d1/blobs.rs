@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 
-use super::{changed, s, D1Registry};
+use super::buckets::{RouteTarget, ROUTE_SQL};
+use super::{changed, first_row, s, D1Registry};
 use crate::error::ApiResult;
 use crate::registry::{BlobRow, Blobs};
 
@@ -29,6 +30,23 @@ impl Blobs for D1Registry {
     async fn verified_blob(&self, tenant: &str, sha256: &str) -> ApiResult<Option<BlobRow>> {
         self.first("blobs", DEDUP_SQL, &[s(tenant), s(sha256)])
             .await
+    }
+
+    async fn reserve_lookup(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        namespace: &str,
+    ) -> ApiResult<(Option<BlobRow>, Option<String>)> {
+        let results = self
+            .batch_results(vec![
+                self.stmt(DEDUP_SQL, &[s(tenant), s(sha256)])?,
+                self.stmt(ROUTE_SQL, &[s(tenant), s(namespace)])?,
+            ])
+            .await?;
+        let blob = first_row(&results, 0, "blobs")?;
+        let route: Option<RouteTarget> = first_row(&results, 1, "routes")?;
+        Ok((blob, route.map(|r| r.bucket_id)))
     }
 
     async fn blob_claimed(&self, tenant: &str, sha256: &str) -> ApiResult<bool> {

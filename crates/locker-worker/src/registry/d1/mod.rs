@@ -14,7 +14,7 @@ mod uploads;
 #[cfg(test)]
 pub(crate) use blobs::DEDUP_SQL;
 #[cfg(test)]
-pub(crate) use buckets::ROUTES_SQL;
+pub(crate) use buckets::{ROUTES_SQL, ROUTE_SQL};
 #[cfg(test)]
 pub(crate) use files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
 #[cfg(test)]
@@ -133,19 +133,25 @@ impl D1Registry {
         result.results::<T>().map_err(|e| bad_row(what, &e))
     }
 
+    /// Runs statements as one D1 batch (one transaction, one round trip); returns each
+    /// statement's result.
+    pub(crate) async fn batch_results(
+        &self,
+        statements: Vec<D1PreparedStatement>,
+    ) -> ApiResult<Vec<D1Result>> {
+        let results = self.db.batch(statements).await?;
+        for result in &results {
+            self.count(result);
+        }
+        Ok(results)
+    }
+
     /// Runs statements as one D1 batch (one transaction); returns each statement's change count.
     pub(crate) async fn batch(
         &self,
         statements: Vec<D1PreparedStatement>,
     ) -> ApiResult<Vec<usize>> {
-        let results = self.db.batch(statements).await?;
-        for result in &results {
-            self.count(result);
-        }
-        results
-            .iter()
-            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
-            .collect()
+        change_counts(&self.batch_results(statements).await?)
     }
 
     /// `INSERT OR IGNORE` of the default bucket's row, put first in every batch that references
@@ -168,6 +174,27 @@ impl D1Registry {
             &args,
         )
     }
+}
+
+/// Each statement's change count, of a batch's results.
+pub(crate) fn change_counts(results: &[D1Result]) -> ApiResult<Vec<usize>> {
+    results
+        .iter()
+        .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
+        .collect()
+}
+
+/// The first row of statement `i` of a batch's results, parsed.
+pub(crate) fn first_row<T: DeserializeOwned>(
+    results: &[D1Result],
+    i: usize,
+    what: &str,
+) -> ApiResult<Option<T>> {
+    let Some(result) = results.get(i) else {
+        return Ok(None);
+    };
+    let rows = result.results::<T>().map_err(|e| bad_row(what, &e))?;
+    Ok(rows.into_iter().next())
 }
 
 /// A row that does not parse: a value outside its set, or a column of the wrong type. The
