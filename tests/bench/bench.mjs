@@ -565,7 +565,7 @@ if (want("worker")) {
       ),
     ].join("\n"),
     [
-      "A reserve is the key lookup, a dedup lookup, a route lookup and one D1 batch (reservation and access-log row); /healthz is one D1 query and one R2 list.",
+      "A reserve is three D1 round trips: the key lookup, one batch of the dedup and route lookups, and one batch writing the default bucket's row if missing, the reservation and its access-log row; a namespace routed to another bucket adds that bucket's row. A complete is the key, the reservation, then one batch that reads the path's current blob and commits. Every statement reads about one row (a primary-key or foreign-key probe): none reads more than it returns. Rows written are mostly index entries: the reservation's row and its 5 index entries, the access-log row, its 6 index entries and its AUTOINCREMENT counter. /healthz is one D1 query and one R2 list; a reserve's floor is its three round trips, each a hop to workerd's local SQLite here (to the database's primary in production).",
       goal(ratio <= 1.5, `reserve p50 within 1.5x of /healthz: measured ${f2(ratio)}x.`),
     ],
   );
