@@ -9,7 +9,7 @@ use worker::{Bucket, Date, Env, Request};
 
 use crate::config::{self, bindings, DefaultBucket};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::registry::{D1Registry, Registry};
+use crate::registry::{D1Registry, D1Work, Registry};
 
 /// Per-request context.
 pub(crate) struct App {
@@ -65,6 +65,11 @@ impl App {
     /// The registry, behind its traits: handlers name no backend.
     pub(crate) fn registry(&self) -> &impl Registry {
         &self.registry
+    }
+
+    /// What D1 reported doing for this request so far.
+    pub(crate) fn d1_work(&self) -> D1Work {
+        self.registry.work()
     }
 
     pub(crate) fn now_s(&self) -> u64 {

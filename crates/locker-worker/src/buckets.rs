@@ -382,6 +382,15 @@ pub(crate) async fn target(
         .registry()
         .route(tenant.as_str(), namespace.as_str())
         .await?;
+    routed(app, namespace, route).await
+}
+
+/// [`target`] once the namespace's `route` ([`crate::registry::Buckets::route`]) is known.
+pub(crate) async fn routed(
+    app: &App,
+    namespace: &Namespace,
+    route: Option<String>,
+) -> ApiResult<(String, Store)> {
     let id = route.unwrap_or_else(|| app.bucket_id.to_string());
     if id == app.bucket_id.as_str() {
         return Ok((id, Store::Binding(app.blobs.clone())));

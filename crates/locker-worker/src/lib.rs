@@ -191,7 +191,19 @@ async fn route(req: &mut Request, env: Env) -> ApiResult<Response> {
     } else {
         log.write(&app, None).await?;
     }
-    outcome
+    if config::var(&app.env, registry::METER_VAR, "off") != "on" {
+        return outcome;
+    }
+    // The benchmark's meter (off unless the var is set): the whole request's D1 work, the
+    // access-log row included, on success and refusal alike.
+    let mut response = match outcome {
+        Ok(r) => r,
+        Err(e) => e.to_response()?,
+    };
+    response
+        .headers_mut()
+        .set("x-locker-d1", &app.d1_work().header())?;
+    Ok(response)
 }
 
 fn sig(query: &[(String, String)]) -> ApiResult<&str> {

@@ -11,7 +11,8 @@ use rusqlite::Connection;
 use crate::registry::{
     stats_buckets_sql, LogQuery, Reach, DEDUP_MANY_SQL, DEDUP_SQL, KEYS_ALL_SQL,
     KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL,
-    PARTS_SQL, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS, SWEEP_SQL, VERIFYING_SQL,
+    PARTS_SQL, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, ROUTE_SQL, STAT_COUNTS, SWEEP_SQL,
+    VERIFYING_SQL,
 };
 
 /// An empty registry built by every migration in `migrations/`, in order, as `wrangler d1
@@ -242,6 +243,48 @@ fn routes_are_searched_per_tenant() {
         lines
             .iter()
             .any(|l| l.starts_with("SEARCH x USING") && l.contains("tenant=? AND namespace=?")),
+        "{lines:#?}"
+    );
+}
+
+/// Every reservation of a new file looks its route up: at most the namespace's own row and
+/// the tenant's `*` row, in the primary key's order, with no sort; and the order is the one
+/// that picks the namespace's own route over the default.
+#[test]
+fn the_route_of_a_reservation_is_searched_without_sorting() {
+    let db = registry();
+    assert_searches(&db, ROUTE_SQL, "routes", "tenant=? AND namespace=?");
+    db.execute_batch(
+        "INSERT INTO buckets (id, name, provider, account_id, created_at) VALUES \
+         (printf('%064d', 1), 'one', 'r2', 'a', 0), (printf('%064d', 2), 'two', 'r2', 'a', 0);
+         INSERT INTO routes (tenant, namespace, bucket_id, updated_at) VALUES \
+         ('acme', '*', printf('%064d', 1), 0), ('acme', '0own', printf('%064d', 2), 0), \
+         ('acme', 'zed', printf('%064d', 2), 0), ('acme', 'a-b_c', printf('%064d', 2), 0);",
+    )
+    .unwrap();
+    let route = |ns: &str| -> Option<String> {
+        db.query_row(ROUTE_SQL, ["acme", ns], |r| r.get::<_, String>(0))
+            .ok()
+    };
+    let (one, two) = (format!("{:064}", 1), format!("{:064}", 2));
+    // Own routes of namespaces at both ends of the alphabet namespaces start with.
+    assert_eq!(route("0own"), Some(two.clone()));
+    assert_eq!(route("zed"), Some(two.clone()));
+    assert_eq!(route("a-b_c"), Some(two));
+    assert_eq!(route("other"), Some(one));
+    assert_eq!(
+        db.query_row(ROUTE_SQL, ["nobody", "x"], |r| r.get::<_, String>(0))
+            .ok(),
+        None
+    );
+    // The former `ORDER BY namespace = '*'` sorted the rows it read.
+    let lines = plan(
+        &db,
+        "SELECT bucket_id FROM routes WHERE tenant = ?1 AND namespace IN (?2, '*') \
+         ORDER BY namespace = '*' LIMIT 1",
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("TEMP B-TREE")),
         "{lines:#?}"
     );
 }

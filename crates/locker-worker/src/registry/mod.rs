@@ -23,9 +23,11 @@ pub(crate) use backups::{BackupRow, Backups, Cursor, Page};
 pub(crate) use moves::{Left, MoveRow, Moves, MovingBlob};
 pub(crate) use reconcile::{CheckedBlob, PendingDelete, Reconcile};
 
-pub(crate) use d1::D1Registry;
 #[cfg(test)]
-pub(crate) use d1::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, STAT_COUNTS};
+pub(crate) use d1::{
+    stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, ROUTE_SQL, STAT_COUNTS,
+};
+pub(crate) use d1::{D1Registry, D1Work, METER_VAR};
 #[cfg(test)]
 pub(crate) use d1::{
     DEDUP_MANY_SQL, DEDUP_SQL, KEYS_ALL_SQL, KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL, LIST_OPEN_SQL,
@@ -145,6 +147,15 @@ pub(crate) trait Blobs {
         sha256s: &[String],
     ) -> ApiResult<std::collections::HashMap<String, BlobRow>>;
 
+    /// What a reservation needs to know, in one round trip: [`Self::verified_blob`] (a dedup
+    /// answers from it) and [`Buckets::route`] of `namespace` (where new bytes go otherwise).
+    async fn reserve_lookup(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        namespace: &str,
+    ) -> ApiResult<(Option<BlobRow>, Option<String>)>;
+
     /// Whether a blob row or a pending reservation claims these bytes of the tenant in bucket
     /// `bucket_id`. A blob moved to another bucket no longer claims the object it left behind.
     async fn blob_claimed(&self, tenant: &str, sha256: &str, bucket_id: &str) -> ApiResult<bool>;
@@ -157,14 +168,6 @@ pub(crate) trait Blobs {
 /// Files: a tenant's paths and the blob each points at.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Files {
-    /// The SHA-256 the path points at, if any.
-    async fn file_sha256(
-        &self,
-        tenant: &str,
-        namespace: &str,
-        path: &str,
-    ) -> ApiResult<Option<String>>;
-
     /// The tenant's file at `namespace/path`.
     async fn file(&self, tenant: &str, namespace: &str, path: &str) -> ApiResult<Option<FileRow>>;
 
@@ -191,8 +194,13 @@ pub(crate) trait Files {
     ) -> ApiResult<bool>;
 
     /// Points the path at the tenant's verified blob with the spec's bytes (a dedup), with the
-    /// log row. `false`: no such blob (released meanwhile), nothing was written.
-    async fn link_file(&self, spec: &FileSpec, log: &LogRecord) -> ApiResult<bool>;
+    /// log row. `Some(replaced)`: done, and the path pointed at `replaced` before; `None`: no
+    /// such blob (released meanwhile), nothing was written.
+    async fn link_file(
+        &self,
+        spec: &FileSpec,
+        log: &LogRecord,
+    ) -> ApiResult<Option<Option<String>>>;
 }
 
 /// API keys.

@@ -121,10 +121,10 @@ impl FileSpec {
 }
 
 /// How a commit ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Committed {
-    /// Blob, file and log row written.
-    Done,
+    /// Blob, file and log row written; the path pointed at `replaced` before.
+    Done { replaced: Option<String> },
     /// The reservation was no longer pending: nothing was written, the log row neither.
     Closed,
     /// The reservation closed and the log row was written, but the file row was not (its blob

@@ -8,18 +8,7 @@ use super::FileSpec;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
-use crate::registry::{Blobs, Committed, Files, UploadRow, Uploads};
-
-/// The sha256 the path points at now, if any (to release it after an overwrite).
-pub(super) async fn current_sha(app: &App, spec: &FileSpec) -> ApiResult<Option<String>> {
-    app.registry()
-        .file_sha256(
-            spec.tenant.as_str(),
-            spec.namespace.as_str(),
-            spec.path.as_str(),
-        )
-        .await
-}
+use crate::registry::{Blobs, Committed, UploadRow, Uploads};
 
 /// Deletes a blob's row and object once nothing of the tenant uses it: no file and no pending
 /// reservation. The row goes first, conditionally, so two releases cannot both delete, and a
@@ -50,7 +39,8 @@ pub(super) async fn release_replaced(
 }
 
 /// Commits verified bytes: blob (verified) + file + the reservation's state + the log row, in
-/// one batch; then releases the blob the path pointed at before, if nothing else uses it.
+/// one batch; then releases the blob the path pointed at before (the batch reads it), if
+/// nothing else uses it.
 pub(crate) async fn commit(
     app: &App,
     spec: &FileSpec,
@@ -58,9 +48,8 @@ pub(crate) async fn commit(
     upload_id: Option<&str>,
     log: &mut LogEntry,
 ) -> ApiResult<()> {
-    let old = current_sha(app, spec).await?;
     let record = log.record(app, None);
-    match app
+    let old = match app
         .registry()
         .commit(spec, bucket_id, upload_id, &record)
         .await?
@@ -79,8 +68,11 @@ pub(crate) async fn commit(
                 "the file row was not written",
             ));
         }
-        Committed::Done => log.written = true,
-    }
+        Committed::Done { replaced } => {
+            log.written = true;
+            replaced
+        }
+    };
     release_replaced(app, spec, old).await
 }
 

@@ -1,6 +1,6 @@
 //! `POST /v1/uploads`: validate, dedup from stored bytes, or reserve an upload.
 
-use super::commit::{current_sha, release_replaced};
+use super::commit::release_replaced;
 use super::{FileSpec, ReserveRequest};
 use crate::app::{random_id, App};
 use crate::auth::Principal;
@@ -88,18 +88,17 @@ pub(crate) async fn dedup_onto(
         &store.sniff(app, spec.key().as_str(), blob.size).await?,
         &types,
     )?;
-    let old = current_sha(app, spec).await?;
     log.operation = Some(Operation::Dedup);
     log.bucket_id = Some(blob.bucket_id.clone());
     spec.log_into(log);
-    if !app
+    let Some(old) = app
         .registry()
         .link_file(spec, &log.record(app, None))
         .await?
-    {
+    else {
         // The blob was released between the read and the write: upload the bytes instead.
         return Ok(None);
-    }
+    };
     log.written = true;
     release_replaced(app, spec, old).await?;
     Ok(Some(Deduplicated {
@@ -122,10 +121,22 @@ pub(crate) async fn reserve(
     // Every field, expires_in included, is valid before a dedup can answer.
     let (spec, ttl) = validate_request(app, who, &body)?;
     spec.log_into(log);
-    if let Some(answer) = try_dedup(app, who, &spec, log).await? {
-        return Ok(Reserved::Deduplicated(answer));
+    // The dedup's blob and the route of a new upload in one round trip: a dedup hit wastes
+    // the route's one-row read, a new file saves a round trip to D1.
+    let (blob, route) = app
+        .registry()
+        .reserve_lookup(
+            spec.tenant.as_str(),
+            &spec.sha256.to_string(),
+            spec.namespace.as_str(),
+        )
+        .await?;
+    if let Some(blob) = &blob {
+        if let Some(answer) = dedup_onto(app, who, &spec, blob, log).await? {
+            return Ok(Reserved::Deduplicated(answer));
+        }
     }
-    let (bucket_id, store) = buckets::target(app, &spec.tenant, &spec.namespace).await?;
+    let (bucket_id, store) = buckets::routed(app, &spec.namespace, route).await?;
     let threshold = crate::config::multipart_threshold(&app.env);
     if multipart::is_multipart(spec.size, body.multipart, threshold) {
         return super::multipart::reserve(app, who, &spec, ttl, (&bucket_id, &store), log).await;

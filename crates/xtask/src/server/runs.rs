@@ -159,7 +159,9 @@ pub(crate) fn bench(root: &Path, tools: &Tools, sections: &[String]) -> Result<(
         .filter(|s| *s != "cli")
         .collect();
     if sections.is_empty() || !page.is_empty() {
-        staged(root, tools, "bench", &[(DEMO_VAR, "on")], |cmd, out| {
+        // LOCKER_D1_METER: each answer names its D1 work, for the table of the worker section.
+        let vars = [(DEMO_VAR, "on"), ("LOCKER_D1_METER", "on")];
+        staged(root, tools, "bench", &vars, |cmd, out| {
             step("node tests/bench/bench.mjs")?;
             cmd.arg("tests/bench/bench.mjs")
                 .env("BENCH_OUT", out)

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{changed, s, D1Registry};
+use super::buckets::{RouteTarget, ROUTE_SQL};
+use super::{changed, first_row, s, D1Registry};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::registry::{BlobRow, Blobs};
 
@@ -71,6 +72,23 @@ impl Blobs for D1Registry {
                 (r.sha256, blob)
             })
             .collect())
+    }
+
+    async fn reserve_lookup(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        namespace: &str,
+    ) -> ApiResult<(Option<BlobRow>, Option<String>)> {
+        let results = self
+            .batch_results(vec![
+                self.stmt(DEDUP_SQL, &[s(tenant), s(sha256)])?,
+                self.stmt(ROUTE_SQL, &[s(tenant), s(namespace)])?,
+            ])
+            .await?;
+        let blob = first_row(&results, 0, "blobs")?;
+        let route: Option<RouteTarget> = first_row(&results, 1, "routes")?;
+        Ok((blob, route.map(|r| r.bucket_id)))
     }
 
     async fn blob_claimed(&self, tenant: &str, sha256: &str, bucket_id: &str) -> ApiResult<bool> {

@@ -16,6 +16,13 @@ const BUCKET_COLUMNS: &str = "id, name, provider, transport, binding, account_id
 pub(crate) const ROUTES_SQL: &str =
     "SELECT namespace, bucket_id, updated_at FROM routes x WHERE {scope} ORDER BY namespace";
 
+/// The bucket the tenant's namespace `?2` is routed to: its own route, else the tenant's
+/// default (`*`). A namespace starts with a-z or 0-9, which sort after `*`, so in descending
+/// order its own route comes first and the primary key (tenant, namespace) gives that order
+/// without a sort (the query-plan test runs this string).
+pub(crate) const ROUTE_SQL: &str = "SELECT bucket_id FROM routes \
+     WHERE tenant = ?1 AND namespace IN (?2, '*') ORDER BY namespace DESC LIMIT 1";
+
 /// A `buckets` row as D1 answers it; provider and transport parse here, once.
 #[derive(Deserialize)]
 struct Stored {
@@ -63,8 +70,8 @@ struct IdRow {
 }
 
 #[derive(Deserialize)]
-struct RouteTarget {
-    bucket_id: String,
+pub(super) struct RouteTarget {
+    pub(super) bucket_id: String,
 }
 
 impl Buckets for D1Registry {
@@ -188,12 +195,7 @@ impl Buckets for D1Registry {
 
     async fn route(&self, tenant: &str, namespace: &str) -> ApiResult<Option<String>> {
         let route: Option<RouteTarget> = self
-            .first(
-                "routes",
-                "SELECT bucket_id FROM routes WHERE tenant = ?1 AND namespace IN (?2, '*') \
-                 ORDER BY namespace = '*' LIMIT 1",
-                &[s(tenant), s(namespace)],
-            )
+            .first("routes", ROUTE_SQL, &[s(tenant), s(namespace)])
             .await?;
         Ok(route.map(|r| r.bucket_id))
     }

@@ -6,7 +6,7 @@ use wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
 
 use super::log::LOG_ARGS;
-use super::{changed, n, s, D1Registry};
+use super::{change_counts, changed, first_row, n, s, D1Registry};
 use crate::error::ApiResult;
 use crate::registry::{FilePage, FileRow, FileSpec, Files, LogRecord};
 
@@ -53,9 +53,14 @@ const OTHER_BY_SHA256_SQL: &str = concat!(
 );
 
 #[derive(Deserialize)]
-struct ShaRow {
-    sha256: String,
+pub(super) struct ShaRow {
+    pub(super) sha256: String,
 }
+
+/// The sha256 a tenant's path `?1/?2/?3` points at: the first statement of the batches that
+/// repoint a path, so that they answer what they replaced.
+pub(super) const FILE_SHA_SQL: &str =
+    "SELECT sha256 FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3";
 
 impl D1Registry {
     /// The upsert of a file row. It only writes when a verified blob with the same size exists,
@@ -97,22 +102,6 @@ impl D1Registry {
 }
 
 impl Files for D1Registry {
-    async fn file_sha256(
-        &self,
-        tenant: &str,
-        namespace: &str,
-        path: &str,
-    ) -> ApiResult<Option<String>> {
-        let row: Option<ShaRow> = self
-            .first(
-                "files",
-                "SELECT sha256 FROM files WHERE tenant = ?1 AND namespace = ?2 AND path = ?3",
-                &[s(tenant), s(namespace), s(path)],
-            )
-            .await?;
-        Ok(row.map(|r| r.sha256))
-    }
-
     async fn file(&self, tenant: &str, namespace: &str, path: &str) -> ApiResult<Option<FileRow>> {
         self.first(
             "files",
@@ -180,7 +169,11 @@ impl Files for D1Registry {
         Ok(changed(&changes, 0))
     }
 
-    async fn link_file(&self, spec: &FileSpec, log: &LogRecord) -> ApiResult<bool> {
+    async fn link_file(
+        &self,
+        spec: &FileSpec,
+        log: &LogRecord,
+    ) -> ApiResult<Option<Option<String>>> {
         // The log row under the upsert's own condition: written exactly when the file was.
         let first = LOG_ARGS + 1;
         let condition = format!(
@@ -195,12 +188,24 @@ impl Files for D1Registry {
             s(&spec.sha256.to_string()),
             n(spec.size),
         ];
-        let changes = self
-            .batch(vec![
+        // What the path points at now, read in the upsert's transaction: exactly what it
+        // replaces.
+        let results = self
+            .batch_results(vec![
+                self.stmt(
+                    FILE_SHA_SQL,
+                    &[
+                        s(spec.tenant.as_str()),
+                        s(spec.namespace.as_str()),
+                        s(spec.path.as_str()),
+                    ],
+                )?,
                 self.upsert_file(spec, "", &[])?,
                 self.log_statement(log, &condition, &extra)?,
             ])
             .await?;
-        Ok(changed(&changes, 0))
+        let replaced: Option<ShaRow> = first_row(&results, 0, "files")?;
+        let changes = change_counts(results.get(1..).unwrap_or_default())?;
+        Ok(changed(&changes, 0).then(|| replaced.map(|r| r.sha256)))
     }
 }

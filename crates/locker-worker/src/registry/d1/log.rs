@@ -51,8 +51,7 @@ impl D1Registry {
 
 impl AccessLog for D1Registry {
     async fn append(&self, log: &LogRecord) -> ApiResult<()> {
-        self.log_statement(log, "", &[])?.run().await?;
-        Ok(())
+        self.run(self.log_statement(log, "", &[])?).await
     }
 
     async fn log_page(&self, query: &LogQuery) -> ApiResult<Vec<LogEntry>> {

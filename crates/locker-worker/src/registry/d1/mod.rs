@@ -15,7 +15,7 @@ mod uploads;
 #[cfg(test)]
 pub(crate) use blobs::{DEDUP_MANY_SQL, DEDUP_SQL};
 #[cfg(test)]
-pub(crate) use buckets::ROUTES_SQL;
+pub(crate) use buckets::{ROUTES_SQL, ROUTE_SQL};
 #[cfg(test)]
 pub(crate) use files::{LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL};
 #[cfg(test)]
@@ -27,9 +27,11 @@ pub(crate) use stats::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, STAT_C
 #[cfg(test)]
 pub(crate) use uploads::{SWEEP_SQL, VERIFYING_SQL};
 
+use std::cell::Cell;
+
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement};
+use worker::{D1Database, D1PreparedStatement, D1Result};
 
 use crate::config::{bindings, DefaultBucket};
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -41,7 +43,33 @@ pub(crate) struct D1Registry {
     now_ms: u64,
     /// Registered on first use by the batches that reference it.
     default_bucket: DefaultBucket,
+    /// What D1 reported doing for this registry's statements so far.
+    work: Cell<D1Work>,
 }
+
+/// D1's own account of the work of some statements: how many ran, and the rows each read and
+/// wrote as its result's `meta` reports them (index entries included, as D1 bills them).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct D1Work {
+    pub statements: u64,
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
+impl D1Work {
+    /// The `x-locker-d1` header's value (see [`METER_VAR`]).
+    pub(crate) fn header(&self) -> String {
+        format!(
+            "statements={}; rows_read={}; rows_written={}",
+            self.statements, self.rows_read, self.rows_written
+        )
+    }
+}
+
+/// The var that, when `on`, makes every operation's answer carry its D1 work in the
+/// `x-locker-d1` header: for the benchmark's table of what a reserve or a complete costs in
+/// D1. `cargo xtask bench` sets it; wrangler.toml does not, so a deployment never sends it.
+pub(crate) const METER_VAR: &str = "LOCKER_D1_METER";
 
 impl D1Registry {
     pub(crate) fn new(db: D1Database, now_ms: u64, default_bucket: DefaultBucket) -> Self {
@@ -49,7 +77,31 @@ impl D1Registry {
             db,
             now_ms,
             default_bucket,
+            work: Cell::new(D1Work::default()),
         }
+    }
+
+    /// The D1 work of every statement this registry ran so far.
+    pub(crate) fn work(&self) -> D1Work {
+        self.work.get()
+    }
+
+    /// Adds one statement's result to [`Self::work`].
+    fn count(&self, result: &D1Result) {
+        let meta = result.meta().ok().flatten();
+        let rows = |v: Option<usize>| v.map_or(0, |v| v as u64);
+        let mut work = self.work.get();
+        work.statements += 1;
+        work.rows_read += rows(meta.as_ref().and_then(|m| m.rows_read));
+        work.rows_written += rows(meta.as_ref().and_then(|m| m.rows_written));
+        self.work.set(work);
+    }
+
+    /// Runs one statement for its meta only.
+    pub(crate) async fn run(&self, statement: D1PreparedStatement) -> ApiResult<()> {
+        let result = statement.run().await?;
+        self.count(&result);
+        Ok(())
     }
 
     /// A prepared statement with its arguments bound.
@@ -64,10 +116,12 @@ impl D1Registry {
         sql: &str,
         args: &[JsValue],
     ) -> ApiResult<Option<T>> {
-        self.stmt(sql, args)?
-            .first::<T>(None)
-            .await
-            .map_err(|e| bad_row(what, &e))
+        // `all`, not `first`: D1 runs the same query either way (its `first` is `all` and
+        // the first row), but only `all` answers the meta that [`Self::work`] counts.
+        let result = self.stmt(sql, args)?.all().await?;
+        self.count(&result);
+        let rows = result.results::<T>().map_err(|e| bad_row(what, &e))?;
+        Ok(rows.into_iter().next())
     }
 
     /// All rows of a query, parsed; `what` names the rows in the error a bad value gives.
@@ -78,7 +132,21 @@ impl D1Registry {
         args: &[JsValue],
     ) -> ApiResult<Vec<T>> {
         let result = self.stmt(sql, args)?.all().await?;
+        self.count(&result);
         result.results::<T>().map_err(|e| bad_row(what, &e))
+    }
+
+    /// Runs statements as one D1 batch (one transaction, one round trip); returns each
+    /// statement's result.
+    pub(crate) async fn batch_results(
+        &self,
+        statements: Vec<D1PreparedStatement>,
+    ) -> ApiResult<Vec<D1Result>> {
+        let results = self.db.batch(statements).await?;
+        for result in &results {
+            self.count(result);
+        }
+        Ok(results)
     }
 
     /// Runs statements as one D1 batch (one transaction); returns each statement's change count.
@@ -86,11 +154,7 @@ impl D1Registry {
         &self,
         statements: Vec<D1PreparedStatement>,
     ) -> ApiResult<Vec<usize>> {
-        let results = self.db.batch(statements).await?;
-        results
-            .iter()
-            .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
-            .collect()
+        change_counts(&self.batch_results(statements).await?)
     }
 
     /// `INSERT OR IGNORE` of the default bucket's row, put first in every batch that references
@@ -113,6 +177,27 @@ impl D1Registry {
             &args,
         )
     }
+}
+
+/// Each statement's change count, of a batch's results.
+pub(crate) fn change_counts(results: &[D1Result]) -> ApiResult<Vec<usize>> {
+    results
+        .iter()
+        .map(|r| Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0)))
+        .collect()
+}
+
+/// The first row of statement `i` of a batch's results, parsed.
+pub(crate) fn first_row<T: DeserializeOwned>(
+    results: &[D1Result],
+    i: usize,
+    what: &str,
+) -> ApiResult<Option<T>> {
+    let Some(result) = results.get(i) else {
+        return Ok(None);
+    };
+    let rows = result.results::<T>().map_err(|e| bad_row(what, &e))?;
+    Ok(rows.into_iter().next())
 }
 
 /// A row that does not parse: a value outside its set, or a column of the wrong type. The

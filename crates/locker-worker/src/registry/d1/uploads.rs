@@ -3,8 +3,9 @@
 use locker_core::api::UploadState;
 use wasm_bindgen::JsValue;
 
+use super::files::{ShaRow, FILE_SHA_SQL};
 use super::log::LOG_ARGS;
-use super::{changed, n, opt, s, D1Registry};
+use super::{change_counts, changed, first_row, n, opt, s, D1Registry};
 use crate::error::ApiResult;
 use crate::registry::{Committed, FileSpec, LogRecord, NewUpload, UploadRow, Uploads};
 
@@ -163,10 +164,19 @@ impl Uploads for D1Registry {
         upload_id: Option<&str>,
         log: &LogRecord,
     ) -> ApiResult<Committed> {
-        // With a reservation, the batch first closes it, and writes the blob, the file and the
-        // log row only if that worked: a reservation aborted or expired meanwhile (whose bytes
-        // may be deleted already) commits nothing.
-        let mut statements = Vec::new();
+        // The batch first reads what the path points at now, in the same transaction as the
+        // upsert that replaces it, so the blob it answers is exactly the one replaced. With a
+        // reservation, it then closes it, and writes the blob, the file and the log row only
+        // if that worked: a reservation aborted or expired meanwhile (whose bytes may be
+        // deleted already) commits nothing.
+        let mut statements = vec![self.stmt(
+            FILE_SHA_SQL,
+            &[
+                s(spec.tenant.as_str()),
+                s(spec.namespace.as_str()),
+                s(spec.path.as_str()),
+            ],
+        )?];
         if let Some(id) = upload_id {
             statements.push(self.stmt(
                 "UPDATE uploads SET state = 'committed', finished_at = ?2 \
@@ -174,7 +184,7 @@ impl Uploads for D1Registry {
                 &[s(id), n(self.now_ms)],
             )?);
         }
-        let closed = statements.len();
+        let closed = statements.len() - 1;
         let (file_guard, file_args) = guard(upload_id, 8, self.now_ms);
         let (log_guard, log_args) = guard(upload_id, LOG_ARGS, self.now_ms);
         statements.extend([
@@ -183,13 +193,18 @@ impl Uploads for D1Registry {
             self.upsert_file(spec, &file_guard, &file_args)?,
             self.log_statement(log, &log_guard, &log_args)?,
         ]);
-        let changes = self.batch(statements).await?;
+        let results = self.batch_results(statements).await?;
+        let replaced: Option<ShaRow> = first_row(&results, 0, "files")?;
+        // Change counts of the statements after the read.
+        let changes = change_counts(results.get(1..).unwrap_or_default())?;
         Ok(if closed == 1 && !changed(&changes, 0) {
             Committed::Closed
         } else if !changed(&changes, closed + 2) {
             Committed::NoFile
         } else {
-            Committed::Done
+            Committed::Done {
+                replaced: replaced.map(|r| r.sha256),
+            }
         })
     }
 
