@@ -16,11 +16,15 @@ import { withPeakRss } from "../support/widget.mjs";
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
-const GiB = 1 << 30;
 // The Uploader's default (`partConcurrency` 4), and curl given the same.
 const CONCURRENCY = 4;
-// Throughput reps per transport, ours and curl interleaved.
-const REPS = 2;
+// The issue's sizes (1 GiB per transport, 2 GiB for memory) and reps per transport, ours and
+// curl interleaved. A loaded machine can take the whole section down to smaller files with
+// BENCH_MP_MIB, BENCH_MP_MEMORY_MIB and BENCH_MP_REPS; the tables say what was run.
+const envNumber = (name, fallback) => Number(process.env[name] ?? fallback);
+const SIZE = envNumber("BENCH_MP_MIB", 1024) * (1 << 20);
+const MEMORY_SIZE = envNumber("BENCH_MP_MEMORY_MIB", 2048) * (1 << 20);
+const REPS = envNumber("BENCH_MP_REPS", 2);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -36,6 +40,7 @@ const table = (head, rows) =>
     "\n",
   );
 const goal = (met, text) => `${met ? "**met**" : "**missed**"}: ${text}`;
+const size = (f) => (f.size >= 1 << 30 ? `${f1(f.size / (1 << 30))} GiB` : `${f0(f.size / MiB)} MiB`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The part size the Worker plans for `size` bytes (`locker-core::multipart`, as README says). */
@@ -366,9 +371,9 @@ export async function multipartSection({ page, s3BucketId, inputs, section }) {
   const dir = join(inputs, "multipart");
   const partsDir = join(dir, "parts");
   mkdirSync(partsDir, { recursive: true });
-  console.log("multipart: writing 1 GiB (and its parts) and 2 GiB");
-  const one = writeInput(dir, "mp-one-gib.bin", GiB, partsDir);
-  const two = writeInput(dir, "mp-two-gib.bin", 2 * GiB);
+  console.log(`multipart: writing ${SIZE / MiB} MiB (and its parts) and ${MEMORY_SIZE / MiB} MiB`);
+  const one = writeInput(dir, "mp-throughput.bin", SIZE, partsDir);
+  const two = writeInput(dir, "mp-memory.bin", MEMORY_SIZE);
   await preparePage(page, [one.path, two.path]);
 
   // ---------- throughput, both transports ----------
@@ -408,10 +413,10 @@ export async function multipartSection({ page, s3BucketId, inputs, section }) {
     );
   }
   section(
-    `8a. Uploads in parts: 1 GiB, ${one.parts.length} parts of ${one.partSize / MiB} MiB, ${CONCURRENCY} in flight`,
+    `8a. Uploads in parts: ${size(one)}, ${one.parts.length} parts of ${one.partSize / MiB} MiB, ${CONCURRENCY} in flight`,
     table(["", "MB/s (median)", `MB/s (min-max of ${REPS})`], rows),
     [
-      `Both sides timed from the reservation to the committed answer of \`complete\` (which hashes the 1 GiB stored object again in the Worker), each run on a fresh tenant so nothing dedups. The Uploader has hashed the file (and each part) before it reserves (${f1(measured.worker.hashMs / 1000)} s on the worker runs, median, shown in the end-to-end row); curl gets every part's digest computed beforehand. Ours: \`partConcurrency\` ${CONCURRENCY} (the default), part URLs asked in batches of ${4 * CONCURRENCY} as it goes; curl: the same part URLs asked up front (two calls), one \`curl -T part-file\` process per part, ${CONCURRENCY} at a time, from the Node side.`,
+      `Both sides timed from the reservation to the committed answer of \`complete\` (which hashes the whole stored object again in the Worker), each run on a fresh tenant so nothing dedups. The Uploader has hashed the file (and each part) before it reserves (${f1(measured.worker.hashMs / 1000)} s on the worker runs, median, shown in the end-to-end row); curl gets every part's digest computed beforehand. Ours: \`partConcurrency\` ${CONCURRENCY} (the default), part URLs asked in batches of ${4 * CONCURRENCY} as it goes; curl: the same part URLs asked up front (up to 100 a call), one \`curl -T part-file\` process per part, ${CONCURRENCY} at a time, from the Node side.`,
       ...notes,
     ],
   );
@@ -444,7 +449,7 @@ export async function multipartSection({ page, s3BucketId, inputs, section }) {
     );
   }
   section(
-    "8b. Resume after the page dies at 50 % (1 GiB in parts)",
+    `8b. Resume after the page dies at 50 % (${size(one)} in parts, ${CONCURRENCY} in flight)`,
     table(
       [
         "transport",
@@ -465,7 +470,7 @@ export async function multipartSection({ page, s3BucketId, inputs, section }) {
   );
 
   // ---------- memory ----------
-  console.log("multipart: memory, 2 GiB");
+  console.log(`multipart: memory, ${size(two)}`);
   const tenant = await freshTenant("bench-mp-memory");
   let allBaseline = 0;
   let allPeak = 0;
@@ -489,11 +494,11 @@ export async function multipartSection({ page, s3BucketId, inputs, section }) {
       allPeak = Math.max(allPeak, chromiumRss());
     }
   });
-  if (r.result.sha256 !== two.sha256) throw new Error("2 GiB upload has the wrong digest");
+  if (r.result.sha256 !== two.sha256) throw new Error("upload for the memory run has the wrong digest");
   const growth = (peak - baseline) / MiB;
   const allGrowth = (allPeak - allBaseline) / MiB;
   section(
-    `8c. Memory while uploading 2 GiB in parts (worker transport, ${two.parts.length} parts, ${CONCURRENCY} in flight)`,
+    `8c. Memory while uploading ${size(two)} in parts (worker transport, ${two.parts.length} parts, ${CONCURRENCY} in flight)`,
     table(
       ["", "before MiB", "peak MiB", "growth MiB"],
       [
