@@ -13,12 +13,13 @@ import { BASE, launchBrowser } from "../support/env.mjs";
 import { api, createKey, sha256hex, tenantName } from "../support/api.mjs";
 import { withPeakRss } from "../support/widget.mjs";
 import { S3_BUCKET, corsProxy } from "../support/s3.mjs";
+import { multipartSection } from "./multipart-bench.mjs";
 
 const OUT = process.env.BENCH_OUT ?? "target/bench";
 // `cargo xtask bench [SECTION...]` runs only the named sections (BENCH_ONLY, comma-separated)
 // and then writes its tables to target/bench/partial.md, never to BENCHMARKS.md: that file is
 // always one whole run.
-const SECTIONS = ["hash", "memory", "upload", "worker", "weight", "start"];
+const SECTIONS = ["hash", "memory", "upload", "worker", "weight", "start", "multipart"];
 const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
 for (const name of ONLY) if (!SECTIONS.includes(name)) throw new Error(`no bench section ${name}: ${SECTIONS}`);
 const want = (name) => ONLY.length === 0 || ONLY.includes(name);
@@ -940,6 +941,9 @@ if (want("start")) {
     ],
   );
 }
+
+// ---------- 8. uploads in parts (tests/bench/multipart-bench.mjs) ----------
+if (want("multipart")) await multipartSection({ page, s3BucketId: s3Bucket.data.id, inputs: INPUTS, section });
 
 const chromiumVersion = browser.version();
 await browser.close();
