@@ -31,7 +31,8 @@ commands:
   bench [SECTION...]
                    everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
                    prints the tables and writes BENCHMARKS.md. Given sections, only those:
-                   hash, memory, upload, worker, weight, start (into target/bench/partial.md)
+                   hash, memory, upload, worker, weight, start, uppy (into
+                   target/bench/partial.md)
                    and cli (the `locker` CLI against curl and rclone, replacing that section)
   restore --from DIR [--state DIR | --remote]
                    checks a downloaded registry backup (every part's SHA-256, its row counts,
