@@ -11,7 +11,7 @@
 //! worker and instantiating the module in it costs more than hashing a small file. Idle workers
 //! are terminated after [`IDLE_MS`]. Cancelling terminates the worker: nothing outlives it.
 //!
-//! A small file (up to [`WEBCRYPTO_MAX`] bytes, not in parts) in a secure context is not sent
+//! A small file (up to `locker_core::hash::WHOLE_DIGEST_MAX` bytes, not in parts) in a secure context is not sent
 //! to a worker at all: it is read whole and hashed by WebCrypto's `subtle.digest`, which runs
 //! native code (SHA-NI where the CPU has it) off the page's thread; see the bench's hash section
 //! for the measurements behind the threshold.
@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 
 use js_sys::{Array, Function, Promise, Uint8Array};
-use locker_core::hash::to_hex;
+use locker_core::hash::{hasher_for, to_hex, Hasher};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -304,12 +304,6 @@ async fn hash_in_worker(
     Ok((sha256, parts))
 }
 
-/// Files of at most this many bytes are hashed by WebCrypto in one call where it is available:
-/// up to here, holding the file in memory costs little and `subtle.digest` (native code) is
-/// faster than any wasm, the more so as no worker message is involved. Measured in the bench's
-/// hash section ("WebCrypto vs the wasm worker by size").
-pub(crate) const WEBCRYPTO_MAX: f64 = 64.0 * 1024.0 * 1024.0;
-
 /// `crypto.subtle` if this is a secure context that has it (an `http:` page on another host
 /// than localhost has neither).
 fn subtle() -> Option<JsValue> {
@@ -361,8 +355,8 @@ async fn hash_webcrypto(
     Ok(to_hex(&Uint8Array::new(&digest).to_vec()))
 }
 
-/// The best hasher for `blob`: WebCrypto for a file of at most [`WEBCRYPTO_MAX`] bytes hashed
-/// whole (no `part_size`) in a secure context when `web_crypto` allows, a pooled Web Worker
+/// The best hasher for `blob` (`locker_core::hash::hasher_for`): WebCrypto for a small file
+/// hashed whole (no `part_size`) in a secure context when `web_crypto` allows, a pooled Web Worker
 /// streaming it through the wasm SHA-256 otherwise (with each part's digest for an upload in
 /// parts, from the same read).
 pub(crate) async fn hash_best(
@@ -376,8 +370,11 @@ pub(crate) async fn hash_best(
     if signal.is_some_and(AbortSignal::aborted) {
         return Err(LockerError::aborted());
     }
-    let small = part_size.is_none() && blob.size() <= WEBCRYPTO_MAX;
-    if let Some(subtle) = subtle().filter(|_| web_crypto && small) {
+    let subtle = subtle().filter(|_| web_crypto);
+    // A Blob's size is a whole number of bytes.
+    let size = blob.size() as u64;
+    let hasher = hasher_for(size, part_size.is_some(), subtle.is_some());
+    if let (Hasher::Whole, Some(subtle)) = (hasher, subtle) {
         let digest = hash_webcrypto(subtle, blob, signal, progress).await?;
         return Ok((digest, Vec::new()));
     }

@@ -221,15 +221,13 @@ impl Concurrency {
     }
 }
 
-/// Hash workers by default: one core left for the page and the uploads, at most 4 (more gives
-/// little: reading the files, not hashing them, becomes the limit), at least 1.
+/// Hash workers by default (`locker_core::hash::default_hash_workers`).
 fn default_hash_workers() -> f64 {
     let cores = get_number(
         &crate::js::get(&js_sys::global(), "navigator"),
         "hardwareConcurrency",
-    )
-    .unwrap_or(1.0);
-    (cores - 1.0).clamp(1.0, 4.0).floor()
+    );
+    f64::from(locker_core::hash::default_hash_workers(cores))
 }
 
 /// The type a file is uploaded as (`locker_core::validate::upload_content_type`).
