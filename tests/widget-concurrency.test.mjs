@@ -42,6 +42,9 @@ test("uploads run with bounded concurrency while the next file hashes", async ()
   // With concurrency 1 only the first transfer starts, and the others hash meanwhile.
   const timeline = () => page.evaluate(() => window.timeline);
   await waitUntil(async () => (await timeline()).includes("hash-progress three.bin"));
+  // Small files hash in milliseconds (WebCrypto): all three may be hashed before the first
+  // transfer's request goes out, so wait for it; the second must still not start.
+  await waitUntil(() => held.length > 0);
   assert.equal(held.length, 1);
   assert.deepEqual(
     (await timeline()).filter((t) => t.startsWith("complete")),

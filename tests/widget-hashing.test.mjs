@@ -1,13 +1,15 @@
 // The browser module's hashing in Chromium: digests agree with sha256sum, stalled streams
-// fall back to slices, hashing can be cancelled, and 1 GiB keeps the page's memory flat.
+// fall back to slices, hashing can be cancelled, and 1 GiB keeps the page's memory flat; small
+// files go to WebCrypto in a secure context and to reused hash workers otherwise.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launchBrowser, openPage } from "./support/env.mjs";
-import { bytes, sha256hex } from "./support/api.mjs";
+import { chromium } from "playwright-core";
+import { BASE, CHROMIUM_ARGS, launchBrowser, openPage } from "./support/env.mjs";
+import { api, bytes, createKey, sha256hex, tenantName } from "./support/api.mjs";
 import { waitUntil, withPeakRss } from "./support/widget.mjs";
 
 let browser;
@@ -166,4 +168,101 @@ test("hashing a 1 GiB file in a Web Worker keeps the page's memory flat", async 
   assert.ok(growth < 64 * 1048576, `renderer memory grew by ${mib(growth)} MiB`);
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+/** `n` bytes of a fixed pattern, as the page builds them too (`patterned` below). */
+function pattern(n) {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i += 1) b[i] = (i * 31 + 7) & 255;
+  return b;
+}
+
+test("WebCrypto hashes files up to 64 MiB without a worker, the wasm worker the rest: digests agree around the threshold", async () => {
+  const { page, errors } = await openPage(browser, "/");
+  const workers = [];
+  page.on("worker", (w) => workers.push(w.url()));
+  const T = 64 * 1048576;
+  const sizes = [T - 1, T, T + 1];
+  const out = await page.evaluate(async (sizes) => {
+    await (await import("/locker-upload.js")).loadModule();
+    const { hashFile } = await import("/pkg/locker_web.js");
+    const max = Math.max(...sizes);
+    const all = new Uint8Array(max);
+    for (let i = 0; i < max; i += 1) all[i] = (i * 31 + 7) & 255;
+    const blobs = sizes.map((n) => new Blob([all.subarray(0, n)]));
+    const best = [];
+    const progress = [];
+    // The default first: no worker may start for the two that WebCrypto takes.
+    for (const b of blobs) {
+      const reports = [];
+      best.push(await hashFile(b, { onProgress: (n) => reports.push(n) }));
+      progress.push(reports.at(-1));
+    }
+    const wasm = [];
+    for (const b of blobs) wasm.push(await hashFile(b, { webCrypto: false }));
+    return { secure: isSecureContext, best, wasm, progress };
+  }, sizes);
+  const expected = sizes.map((n) => sha256hex(pattern(n)));
+  assert.equal(out.secure, true, "127.0.0.1 is a secure context");
+  assert.deepEqual(out.best, expected);
+  assert.deepEqual(out.wasm, expected);
+  assert.deepEqual(out.progress, sizes, "progress ends at the size on either path");
+  // One worker in all: none for the two WebCrypto files, one for the file over 64 MiB, and
+  // that same one, kept, for the three hashed with `webCrypto: false`.
+  assert.equal(workers.length, 1, `workers started: ${workers.length}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("a page that is not a secure context hashes in workers, reused: 20 files, hashWorkers 2, 2 workers", async () => {
+  // The same Worker under a host name that is not localhost, over plain http: Chromium treats
+  // that page as not secure (no `crypto.subtle`), as a real site on http would be.
+  const insecure = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [...CHROMIUM_ARGS, "--host-resolver-rules=MAP locker.test 127.0.0.1"],
+  });
+  try {
+    const url = new URL(BASE);
+    url.hostname = "locker.test";
+    const endpoint = url.origin;
+    const { key } = await createKey(tenantName("pool"));
+    const minted = (await api("POST", "/v1/tokens", { key, json: { namespace: "demo" } })).data;
+    const page = await insecure.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e));
+    const workers = [];
+    page.on("worker", (w) => workers.push(w.url()));
+    await page.goto(`${endpoint}/`);
+    const files = Array.from({ length: 20 }, (_, i) => ({
+      name: `pool-${i}.bin`,
+      data: bytes(20_000 + i * 1000, `p${i}-`),
+    }));
+    const out = await page.evaluate(
+      async ({ endpoint, token, files }) => {
+        await (await import("/locker-upload.js")).loadModule();
+        const { Uploader } = await import("/pkg/locker_web.js");
+        const up = new Uploader({ endpoint, token, namespace: "demo", hashWorkers: 2 });
+        let hashing = 0;
+        let most = 0;
+        up.addEventListener("state-change", (e) => {
+          if (e.detail.state === "hashing" && e.detail.previous !== "hashing") hashing += 1;
+          if (e.detail.previous === "hashing" && e.detail.state !== "hashing") hashing -= 1;
+          most = Math.max(most, hashing);
+        });
+        const results = await Promise.all(files.map((f) => up.upload(new File([new Uint8Array(f.data)], f.name))));
+        return { secure: isSecureContext, subtle: typeof crypto.subtle, most, digests: results.map((r) => r.sha256) };
+      },
+      { endpoint, token: minted.token, files: files.map((f) => ({ name: f.name, data: [...f.data] })) },
+    );
+    assert.deepEqual([out.secure, out.subtle], [false, "undefined"], "the page is not a secure context");
+    assert.deepEqual(
+      out.digests,
+      files.map((f) => sha256hex(f.data)),
+    );
+    assert.ok(out.most <= 2, `${out.most} files hashed at once`);
+    assert.equal(workers.length, 2, `hash workers started for 20 files: ${workers.length}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await insecure.close();
+  }
 });

@@ -9,7 +9,7 @@ if (!BASE) {
 
 // Flags from TOOLCHAIN.md: without the background-networking ones Chromium stalls on the
 // closed network of these machines.
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   "--headless",
   "--no-sandbox",
   "--disable-gpu",

@@ -104,6 +104,41 @@ impl<'de> Deserialize<'de> for Sha256Hex {
     }
 }
 
+/// Files of at most this many bytes are hashed whole by the browser's own SHA-256 (WebCrypto)
+/// where the page has it: up to here holding the file in memory costs little and native code
+/// beats any wasm (the bench's hash section, "which hasher by file size"). Larger files, and
+/// files sent in parts (which need each part's digest from the same read), are streamed.
+pub const WHOLE_DIGEST_MAX: u64 = 64 << 20;
+
+/// How the browser module hashes a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hasher {
+    /// Read whole, one call of the platform's SHA-256.
+    Whole,
+    /// Streamed through the wasm SHA-256 in a hash worker, every part's digest too.
+    Streaming,
+}
+
+/// The hasher for a file of `size` bytes; `in_parts`: it is uploaded in parts; `whole`:
+/// a whole-file digest is available (a secure context with WebCrypto) and allowed.
+pub fn hasher_for(size: u64, in_parts: bool, whole: bool) -> Hasher {
+    if whole && !in_parts && size <= WHOLE_DIGEST_MAX {
+        Hasher::Whole
+    } else {
+        Hasher::Streaming
+    }
+}
+
+/// Hash workers by default for a machine with `cores` logical cores (the browser's
+/// `hardwareConcurrency`, absent or nonsense read as 1): one core left for the page and the
+/// uploads, at most 4 (beyond that reading the files, not hashing them, is the limit), at
+/// least 1.
+pub fn default_hash_workers(cores: Option<f64>) -> u32 {
+    let cores = cores.filter(|c| c.is_finite() && *c >= 1.0).unwrap_or(1.0);
+    // Clamped to 1..=4 first: the cast is exact.
+    (cores - 1.0).clamp(1.0, 4.0).floor() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +178,27 @@ mod tests {
         let h: Sha256Hex = serde_json::from_str(&format!("\"{ABC}\"")).unwrap();
         assert_eq!(serde_json::to_string(&h).unwrap(), format!("\"{ABC}\""));
         assert!(serde_json::from_str::<Sha256Hex>("\"00\"").is_err());
+    }
+
+    #[test]
+    fn whole_digest_only_for_small_files_in_one_request_where_available() {
+        let max = WHOLE_DIGEST_MAX;
+        assert_eq!(hasher_for(0, false, true), Hasher::Whole);
+        assert_eq!(hasher_for(max, false, true), Hasher::Whole);
+        assert_eq!(hasher_for(max + 1, false, true), Hasher::Streaming);
+        assert_eq!(hasher_for(4096, true, true), Hasher::Streaming);
+        assert_eq!(hasher_for(4096, false, false), Hasher::Streaming);
+    }
+
+    #[test]
+    fn hash_workers_leave_a_core_and_stay_within_one_to_four() {
+        assert_eq!(default_hash_workers(None), 1);
+        assert_eq!(default_hash_workers(Some(1.0)), 1);
+        assert_eq!(default_hash_workers(Some(2.0)), 1);
+        assert_eq!(default_hash_workers(Some(3.0)), 2);
+        assert_eq!(default_hash_workers(Some(5.0)), 4);
+        assert_eq!(default_hash_workers(Some(64.0)), 4);
+        assert_eq!(default_hash_workers(Some(f64::NAN)), 1);
+        assert_eq!(default_hash_workers(Some(0.0)), 1);
     }
 }

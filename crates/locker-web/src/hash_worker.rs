@@ -3,16 +3,26 @@
 //! The page starts a module worker from a tiny script (a Blob URL) that imports this same
 //! module, receives the page's compiled `WebAssembly.Module` (no second download or compile),
 //! and calls [`hash_worker_main`]. The protocol, all plain objects:
-//! page -> worker: the Module, then `{blob, chunkSize, stallTimeout, partSize}`;
+//! page -> worker: the Module, then one `{blob, chunkSize, stallTimeout, partSize}` per job;
 //! worker -> page: `{type: "ready"}`, `{type: "progress", bytes}`, then
 //! `{type: "done", sha256, parts}` (`parts`: the digest of each part of `partSize` bytes, empty
 //! without one) or `{type: "error", code, message}`.
-//! Cancelling terminates the worker: nothing outlives it.
+//! A worker that finished a job is kept for the next one (a pool, page-wide): starting a module
+//! worker and instantiating the module in it costs more than hashing a small file. Idle workers
+//! are terminated after [`IDLE_MS`]. Cancelling terminates the worker: nothing outlives it.
+//!
+//! A small file (up to `locker_core::hash::WHOLE_DIGEST_MAX` bytes, not in parts) in a secure context is not sent
+//! to a worker at all: it is read whole and hashed by WebCrypto's `subtle.digest`, which runs
+//! native code (SHA-NI where the CPU has it) off the page's thread; see the bench's hash section
+//! for the measurements behind the threshold.
 
-use js_sys::Array;
+use std::cell::RefCell;
+
+use js_sys::{Array, Function, Promise, Uint8Array};
+use locker_core::hash::{hasher_for, to_hex, Hasher};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::spawn_local;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
     AbortSignal, Blob, BlobPropertyBag, DedicatedWorkerGlobalScope, MessageEvent, Url, Worker,
     WorkerOptions, WorkerType,
@@ -20,7 +30,7 @@ use web_sys::{
 
 use crate::digest::{hash_blob_parts, on_progress, Reading};
 use crate::error::{code, LockerError};
-use crate::js::{deferred, get, obj, on_abort, wait, Finish};
+use crate::js::{deferred, get, obj, on_abort, set_timeout, wait, Finish};
 
 #[wasm_bindgen]
 extern "C" {
@@ -113,10 +123,16 @@ fn start_worker() -> Result<(Worker, String), LockerError> {
     Ok((worker, url))
 }
 
-/// Everything that must be undone when a hash ends, however it ends.
+/// A hash worker and its script's URL, undone when dropped (an idle worker is kept in [`IDLE`]
+/// instead, and dropped from there).
 struct Running {
     worker: Worker,
     url: String,
+    /// Whether it has said `ready`: a fresh worker is sent its job once it has, one from the
+    /// pool at once.
+    ready: bool,
+    /// When it was parked in the pool (ms since the epoch).
+    parked_at: f64,
 }
 
 impl Drop for Running {
@@ -124,6 +140,65 @@ impl Drop for Running {
         self.worker.terminate();
         let _ = Url::revoke_object_url(&self.url);
     }
+}
+
+/// How long a worker may sit idle in the pool before it is terminated: long enough to serve
+/// the next file of a batch the user picks, short enough that a page that is done hashing
+/// gives the workers' memory back.
+const IDLE_MS: f64 = 15_000.0;
+/// At most this many idle workers are kept (the largest `hashWorkers`).
+const MAX_IDLE: usize = 8;
+
+thread_local! {
+    /// Workers that finished a job, newest last.
+    static IDLE: RefCell<Vec<Running>> = const { RefCell::new(Vec::new()) };
+    /// Terminates the workers idle for [`IDLE_MS`]; one closure for the page, scheduled anew
+    /// each time a worker is parked.
+    static SWEEP: Closure<dyn FnMut()> = Closure::new(sweep_idle);
+}
+
+fn sweep_idle() {
+    let now = js_sys::Date::now();
+    // Dropped outside the borrow: terminating runs no code of ours, but stays simple to reason on.
+    let stale: Vec<Running> = IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let (stale, keep) = idle
+            .drain(..)
+            .partition(|r| now - r.parked_at >= IDLE_MS - 1.0);
+        *idle = keep;
+        stale
+    });
+    drop(stale);
+}
+
+/// A worker for one job: an idle one from the pool, or a new one.
+fn lease_worker() -> Result<Running, LockerError> {
+    if let Some(running) = IDLE.with(|idle| idle.borrow_mut().pop()) {
+        return Ok(running);
+    }
+    let (worker, url) = start_worker()?;
+    Ok(Running {
+        worker,
+        url,
+        ready: false,
+        parked_at: 0.0,
+    })
+}
+
+/// Parks a worker whose job ended normally, for the next job. Its handlers are cleared first:
+/// the closures they pointed to are dropped with the job.
+fn park(mut running: Running) {
+    running.worker.set_onmessage(None);
+    running.worker.set_onerror(None);
+    running.ready = true;
+    running.parked_at = js_sys::Date::now();
+    let extra = IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        idle.push(running);
+        (idle.len() > MAX_IDLE).then(|| idle.remove(0))
+    });
+    drop(extra);
+    SWEEP.with(|sweep| set_timeout(sweep.as_ref().unchecked_ref(), IDLE_MS));
 }
 
 /// The page's side of the protocol: sends the job once the worker is ready, reports its
@@ -169,9 +244,9 @@ fn on_error(finish: Finish) -> Closure<dyn FnMut(JsValue)> {
     })
 }
 
-/// Hashes `blob` in a new Web Worker, and with a `part_size` each part of it too (see
-/// [`hash_blob_parts`]). `progress(bytes_hashed)` runs on the page.
-pub(crate) async fn hash_in_worker(
+/// Hashes `blob` in a Web Worker from the pool (or a new one), and with a `part_size` each part
+/// of it too (see [`hash_blob_parts`]). `progress(bytes_hashed)` runs on the page.
+async fn hash_in_worker(
     blob: &Blob,
     reading: Reading,
     part_size: Option<u64>,
@@ -181,8 +256,7 @@ pub(crate) async fn hash_in_worker(
     if signal.is_some_and(AbortSignal::aborted) {
         return Err(LockerError::aborted());
     }
-    let (worker, url) = start_worker()?;
-    let running = Running { worker, url };
+    let running = lease_worker()?;
     let (done, finish) = deferred();
 
     let job = obj(&reading.props());
@@ -191,7 +265,12 @@ pub(crate) async fn hash_in_worker(
         // Part sizes are whole MiB far below 2^53: exact as a number.
         let _ = js_sys::Reflect::set(&job, &"partSize".into(), &(p as f64).into());
     }
-    let on_message = on_message(running.worker.clone(), job, finish.clone(), progress);
+    let on_message = on_message(
+        running.worker.clone(),
+        job.clone(),
+        finish.clone(),
+        progress,
+    );
     let on_error = on_error(finish.clone());
     running
         .worker
@@ -200,14 +279,21 @@ pub(crate) async fn hash_in_worker(
         .worker
         .set_onerror(Some(on_error.as_ref().unchecked_ref()));
     let _abort = signal.map(|s| on_abort(s, move || finish.call(Err(LockerError::aborted()))));
-    running
-        .worker
-        .post_message(&wasm_bindgen::module())
-        .map_err(|e| LockerError::from_js("could not start the hash worker", e))?;
+    if running.ready {
+        running
+            .worker
+            .post_message(&job)
+            .map_err(|e| LockerError::from_js("could not send the file", e))?;
+    } else {
+        running
+            .worker
+            .post_message(&wasm_bindgen::module())
+            .map_err(|e| LockerError::from_js("could not start the hash worker", e))?;
+    }
 
-    let outcome = wait(done).await;
-    drop(running);
-    let done = outcome?;
+    // Cancelled or failed: the worker is dropped (terminated), whatever it was doing.
+    let done = wait(done).await?;
+    park(running);
     let sha256 = get(&done, "sha256")
         .as_string()
         .ok_or_else(|| LockerError::new(code::HASH_FAILED, "the worker sent no digest"))?;
@@ -218,21 +304,108 @@ pub(crate) async fn hash_in_worker(
     Ok((sha256, parts))
 }
 
-/// `hashFile(blob, {chunkSize, stallTimeout, onProgress, signal})`: SHA-256 of a File or Blob
-/// in a new Web Worker, read as a stream into reused buffers (constant memory). Resolves to 64
+/// `crypto.subtle` if this is a secure context that has it (an `http:` page on another host
+/// than localhost has neither).
+fn subtle() -> Option<JsValue> {
+    let global = js_sys::global();
+    if get(&global, "isSecureContext").as_bool() != Some(true) {
+        return None;
+    }
+    let subtle = get(&get(&global, "crypto"), "subtle");
+    subtle.is_object().then_some(subtle)
+}
+
+/// SHA-256 of `blob`, read whole, by WebCrypto. Off the page's thread (the browser runs the
+/// digest natively, in the background), and cancellable: a signal that fires settles at once.
+async fn hash_webcrypto(
+    subtle: JsValue,
+    blob: &Blob,
+    signal: Option<&AbortSignal>,
+    progress: impl Fn(f64),
+) -> Result<String, LockerError> {
+    let fail = |e: JsValue| LockerError::from_js("WebCrypto could not hash the file", e);
+    let digest: Function = get(&subtle, "digest").dyn_into().map_err(fail)?;
+    let size = blob.size();
+    let read = blob.array_buffer();
+    let (done, finish) = deferred();
+    let settle = finish.clone();
+    spawn_local(async move {
+        let outcome = async {
+            let bytes = JsFuture::from(read)
+                .await
+                .map_err(|e| LockerError::from_js("could not read the file", e))?;
+            if get(&bytes, "byteLength").as_f64() != Some(size) {
+                return Err(LockerError::new(
+                    "file_changed",
+                    "the file changed while it was being read",
+                ));
+            }
+            let hashing: Promise = digest
+                .call2(&subtle, &"SHA-256".into(), &bytes)
+                .and_then(JsCast::dyn_into)
+                .map_err(fail)?;
+            JsFuture::from(hashing).await.map_err(fail)
+        };
+        settle.call(outcome.await);
+    });
+    // A digest under way cannot be stopped; a cancelled one finishes unseen, its result dropped.
+    let _abort = signal.map(|s| on_abort(s, move || finish.call(Err(LockerError::aborted()))));
+    let digest = wait(done).await?;
+    progress(size);
+    Ok(to_hex(&Uint8Array::new(&digest).to_vec()))
+}
+
+/// The best hasher for `blob` (`locker_core::hash::hasher_for`): WebCrypto for a small file
+/// hashed whole (no `part_size`) in a secure context when `web_crypto` allows, a pooled Web Worker
+/// streaming it through the wasm SHA-256 otherwise (with each part's digest for an upload in
+/// parts, from the same read).
+pub(crate) async fn hash_best(
+    blob: &Blob,
+    reading: Reading,
+    part_size: Option<u64>,
+    web_crypto: bool,
+    signal: Option<&AbortSignal>,
+    progress: impl Fn(f64) + 'static,
+) -> Result<(String, Vec<String>), LockerError> {
+    if signal.is_some_and(AbortSignal::aborted) {
+        return Err(LockerError::aborted());
+    }
+    let subtle = subtle().filter(|_| web_crypto);
+    // A Blob's size is a whole number of bytes.
+    let size = blob.size() as u64;
+    let hasher = hasher_for(size, part_size.is_some(), subtle.is_some());
+    if let (Hasher::Whole, Some(subtle)) = (hasher, subtle) {
+        let digest = hash_webcrypto(subtle, blob, signal, progress).await?;
+        return Ok((digest, Vec::new()));
+    }
+    hash_in_worker(blob, reading, part_size, signal, progress).await
+}
+
+/// `hashFile(blob, {chunkSize, stallTimeout, onProgress, signal, webCrypto})`: SHA-256 of a
+/// File or Blob. Up to 64 MiB in a secure context, WebCrypto's `subtle.digest` over the whole
+/// file (unless `webCrypto: false`); otherwise in a Web Worker (one kept from an earlier hash if
+/// there is one), read as a stream into reused buffers (constant memory). Resolves to 64
 /// lowercase hex digits; rejects with a `LockerError` (`code: "aborted"` when the signal fired).
 #[wasm_bindgen(js_name = hashFile, unchecked_return_type = "string")]
 pub async fn hash_file(
     blob: Blob,
     #[wasm_bindgen(
-        unchecked_optional_param_type = "{ chunkSize?: number; stallTimeout?: number; onProgress?: (bytes: number) => void; signal?: AbortSignal }"
+        unchecked_optional_param_type = "{ chunkSize?: number; stallTimeout?: number; onProgress?: (bytes: number) => void; signal?: AbortSignal; webCrypto?: boolean }"
     )]
     options: Option<js_sys::Object>,
 ) -> Result<JsValue, JsValue> {
     let options = JsValue::from(options.unwrap_or_default());
     let reading = Reading::parse(&options)?;
     let signal = get(&options, "signal").dyn_into::<AbortSignal>().ok();
-    let (digest, _) =
-        hash_in_worker(&blob, reading, None, signal.as_ref(), on_progress(&options)).await?;
+    let web_crypto = get(&options, "webCrypto").as_bool().unwrap_or(true);
+    let (digest, _) = hash_best(
+        &blob,
+        reading,
+        None,
+        web_crypto,
+        signal.as_ref(),
+        on_progress(&options),
+    )
+    .await?;
     Ok(digest.into())
 }

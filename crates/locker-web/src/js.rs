@@ -17,7 +17,7 @@ use crate::error::LockerError;
 extern "C" {
     /// The global `setTimeout`, in a window and in a worker alike.
     #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
+    pub(crate) fn set_timeout(handler: &Function, ms: f64) -> JsValue;
     /// `setTimeout(handler, ms, arg)`: `handler(arg)` after `ms`.
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout_with(handler: &Function, ms: f64, arg: &JsValue) -> JsValue;

@@ -75,7 +75,8 @@ impl PartOptions {
     }
 }
 
-/// How many files upload at once, and how many hash at once (each in its own Web Worker).
+/// How many files upload at once, and how many hash at once (each in its own Web Worker, from
+/// the page's pool of them, or by WebCrypto).
 pub(super) struct Concurrency {
     pub(super) uploads: usize,
     pub(super) hashes: usize,
@@ -202,17 +203,31 @@ impl Concurrency {
             (1.0, 16.0),
             "concurrency must be 1 to 16",
         )?;
+        // `hashConcurrency` is the older name of `hashWorkers`; the new one wins.
+        let (name, asked) = match get_number(o, "hashWorkers") {
+            Some(n) => ("hashWorkers", Some(n)),
+            None => ("hashConcurrency", get_number(o, "hashConcurrency")),
+        };
         let hashes = bounded(
-            get_number(o, "hashConcurrency"),
-            1.0,
+            asked,
+            default_hash_workers(),
             (1.0, 8.0),
-            "hashConcurrency must be 1 to 8",
+            &[name, " must be 1 to 8"].concat(),
         )?;
         Ok(Self {
             uploads: uploads as usize,
             hashes: hashes as usize,
         })
     }
+}
+
+/// Hash workers by default (`locker_core::hash::default_hash_workers`).
+fn default_hash_workers() -> f64 {
+    let cores = get_number(
+        &crate::js::get(&js_sys::global(), "navigator"),
+        "hardwareConcurrency",
+    );
+    f64::from(locker_core::hash::default_hash_workers(cores))
 }
 
 /// The type a file is uploaded as (`locker_core::validate::upload_content_type`).

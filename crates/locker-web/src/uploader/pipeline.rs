@@ -26,7 +26,7 @@ use super::events::{failure, Tracked};
 use super::parts::{PartsJob, Remembered};
 use super::{memory, Inner};
 use crate::error::LockerError;
-use crate::hash_worker::hash_in_worker;
+use crate::hash_worker::hash_best;
 use crate::js::{check_aborted, obj, sleep};
 use crate::transfer::{send, Answer};
 
@@ -145,7 +145,8 @@ impl Inner {
         })
     }
 
-    /// The file's SHA-256, hashed in a Web Worker (with each part's, for an upload in parts),
+    /// The file's SHA-256, hashed by WebCrypto or in a Web Worker (with each part's, for an
+    /// upload in parts),
     /// or, for the same file (name, size, lastModified) as an upload remembered, taken from the
     /// record without reading the file again.
     async fn digest(&self, job: &Job, parts: Option<&mut InParts>) -> Result<String, LockerError> {
@@ -172,8 +173,17 @@ impl Inner {
         };
         // A Blob's size is a whole number of bytes.
         let part_size = parts.is_some().then(|| multipart::part_size(size as u64));
-        let (digest, digests) =
-            hash_in_worker(&job.file, self.options.reading, part_size, signal, progress).await?;
+        // WebCrypto for a small file in one request; a pooled worker (with every part's
+        // digest) otherwise.
+        let (digest, digests) = hash_best(
+            &job.file,
+            self.options.reading,
+            part_size,
+            true,
+            signal,
+            progress,
+        )
+        .await?;
         if let Some(p) = parts {
             p.digests = digests;
             p.sha256.clone_from(&digest);

@@ -19,7 +19,9 @@ export interface UploaderOptions {
   pathPrefix?: string;
   /** Files uploading at once (1-16, default 3). Hashing the next file overlaps these. */
   concurrency?: number;
-  /** Files hashing at once, each in its own Web Worker (1-8, default 1). */
+  /** Files hashing at once, and so hash workers at most (1-8, default min(4, hardwareConcurrency - 1), at least 1). The workers are kept and reused for the next files (those idle for 15 s end); a file of at most 64 MiB sent in one request is hashed by WebCrypto instead, where the page is a secure context. */
+  hashWorkers?: number;
+  /** The older name of `hashWorkers` (used when that is not given). */
   hashConcurrency?: number;
   /** Retries of a transient failure (network, stall, 408, 429, 5xx but 501/505) per step (0-20, default 4). */
   retries?: number;
