@@ -265,7 +265,7 @@ async fn s3_orphan_page(app: &App, bucket_id: &str, store: &Store) -> ApiResult<
         let (tenant, sha) = (tenant.to_string(), sha.to_string());
         // The claim is checked right before the delete, as in the default bucket.
         if !orphan_due(object.last_modified_ms, app.now_ms, grace)
-            || registry.blob_claimed(&tenant, &sha).await?
+            || registry.blob_claimed(&tenant, &sha, bucket_id).await?
         {
             continue;
         }
