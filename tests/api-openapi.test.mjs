@@ -33,6 +33,8 @@ test("the OpenAPI document lists every route, and every listed route exists", as
   // Every route these tests use is documented.
   const used = [
     "POST /v1/uploads",
+    // used in api-batch.test.mjs
+    "POST /v1/uploads:batch",
     "POST /v1/uploads/{id}/complete",
     "DELETE /v1/uploads/{id}",
     "PUT /v1/data/{id}",
