@@ -9,17 +9,19 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use crate::hash::Sha256Hex;
 
 mod list;
 mod multipart;
+mod xml;
 pub use list::{parse_list_objects, ListedObject, ObjectsPage};
 pub use multipart::{
     checksum_b64, complete_body, parse_complete, parse_list_parts, parse_upload_id, CompletedPart,
-    ListedPart, PartSpec, PartsPage, XmlError,
+    ListedPart, PartSpec, PartsPage,
 };
+pub use xml::XmlError;
 
 /// Shortest and longest expiry S3 (and R2) accept for a presigned URL: 1 s to 7 days.
 pub const MIN_EXPIRY_S: u64 = 1;
@@ -134,6 +136,31 @@ fn timestamp(now_s: u64) -> Result<jiff::Timestamp, S3Error> {
     jiff::Timestamp::from_second(s).map_err(|_| S3Error::Clock)
 }
 
+/// Signs `action` with `headers` (which the request must then carry, each one signed), for
+/// `expires_s` seconds from `now_s`: what every presigned request with headers returns.
+fn presigned<'a, A: S3Action<'a>>(
+    mut action: A,
+    headers: Vec<(String, String)>,
+    now_s: u64,
+    expires_s: u64,
+) -> Result<Presigned, S3Error> {
+    for (name, value) in &headers {
+        action.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(Presigned {
+        method: A::METHOD.to_str(),
+        url: signed(&action, now_s, expires_s)?,
+        headers,
+    })
+}
+
+/// The URL of `action` signed for `expires_s` seconds from `now_s`.
+fn signed<'a, A: S3Action<'a>>(action: &A, now_s: u64, expires_s: u64) -> Result<String, S3Error> {
+    Ok(action
+        .sign_with_time(expiry(expires_s)?, &timestamp(now_s)?)
+        .into())
+}
+
 impl S3Bucket {
     /// A bucket at `endpoint`. `path_style`: `https://host/bucket/key` (any S3-compatible server,
     /// and R2) rather than `https://bucket.host/key` (AWS's preferred style).
@@ -199,15 +226,7 @@ impl S3Bucket {
         action
             .headers_mut()
             .insert("content-length", spec.size.to_string());
-        for (name, value) in &headers {
-            action.headers_mut().insert(name.clone(), value.clone());
-        }
-        let url = action.sign_with_time(expiry(expires_s)?, &timestamp(now_s)?);
-        Ok(Presigned {
-            method: "PUT",
-            url: url.into(),
-            headers,
-        })
+        presigned(action, headers, now_s, expires_s)
     }
 
     /// A download, served with the given `Content-Disposition` and `Content-Type`.
@@ -232,8 +251,7 @@ impl S3Bucket {
                 .query_mut()
                 .insert("response-content-type", t.to_owned());
         }
-        let url = action.sign_with_time(expiry(expires_s)?, &timestamp(now_s)?);
-        Ok(url.into())
+        signed(&action, now_s, expires_s)
     }
 
     /// A `HEAD` of the object, for the Worker's own checks.
@@ -241,9 +259,7 @@ impl S3Bucket {
         let action = self
             .bucket
             .head_object(Some(&self.credentials), object_key(key)?);
-        Ok(action
-            .sign_with_time(expiry(expires_s)?, &timestamp(now_s)?)
-            .into())
+        signed(&action, now_s, expires_s)
     }
 
     /// A `DELETE` of the object, for the Worker's own clean-up.
@@ -251,9 +267,7 @@ impl S3Bucket {
         let action = self
             .bucket
             .delete_object(Some(&self.credentials), object_key(key)?);
-        Ok(action
-            .sign_with_time(expiry(expires_s)?, &timestamp(now_s)?)
-            .into())
+        signed(&action, now_s, expires_s)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::auth::{Op, Principal};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
+use crate::params::Params;
 use crate::registry::{FilePage, FileRow, Files};
 use crate::store::Store;
 use crate::uploads::release_blob;
@@ -132,25 +133,13 @@ pub(crate) async fn list(
     who: &Principal,
     query: &[(String, String)],
 ) -> ApiResult<FileList> {
-    let get = |k: &str| {
-        query
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let ns = Namespace::parse(get("namespace").unwrap_or_default())?;
+    let query = Params(query);
+    let ns = Namespace::parse(query.get("namespace").unwrap_or_default())?;
     who.require(Op::Read, Some(&ns))?;
     let tenant = who.tenant()?;
-    let prefix = get("prefix").unwrap_or_default();
-    let cursor = get("cursor").unwrap_or_default();
-    let limit = match get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<u64>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::new(ErrorKind::InvalidQuery, "limit must be 1 to 1000"))?,
-    };
+    let prefix = query.get("prefix").unwrap_or_default();
+    let cursor = query.get("cursor").unwrap_or_default();
+    let limit = query.page_limit()?;
     let rows = app
         .registry()
         .list_files(&FilePage {

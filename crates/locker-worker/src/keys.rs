@@ -16,6 +16,7 @@ use crate::app::{random_bytes, App};
 use crate::auth::{Op, Principal, Scopes, KEY_PREFIX, TOKEN_PREFIX};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
+use crate::params::Params;
 use crate::registry::{Keys, NewKey, Reach, StatsSource};
 
 /// The tenant a new key is for: the one named (bootstrap admin), or the creator's own.
@@ -164,21 +165,9 @@ pub(crate) async fn list(
     query: &[(String, String)],
 ) -> ApiResult<KeyList> {
     who.require(Op::Admin, None)?;
-    let get = |k: &str| {
-        query
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let limit = match get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<u64>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::new(ErrorKind::InvalidQuery, "limit must be 1 to 1000"))?,
-    };
-    let cursor = get("cursor").unwrap_or_default();
+    let query = Params(query);
+    let limit = query.page_limit()?;
+    let cursor = query.get("cursor").unwrap_or_default();
     let reach = Reach::of(who)?;
     let keys = app.registry().list_keys(&reach, cursor, limit).await?;
     let next = (keys.len() as u64 == limit)

@@ -14,6 +14,7 @@ mod health;
 mod keys;
 mod log;
 mod moves;
+mod params;
 #[cfg(test)]
 mod query_plans;
 mod reconcile;

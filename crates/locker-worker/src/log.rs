@@ -6,7 +6,8 @@ use locker_core::api::{LogPage, Operation};
 
 use crate::app::App;
 use crate::auth::{Op, Principal};
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
 use crate::registry::{AccessLog, LogQuery, LogRecord, Reach};
 
 /// What one request did, filled in by its handler as facts become known.
@@ -80,31 +81,17 @@ pub(crate) async fn list(
     query: &[(String, String)],
 ) -> ApiResult<LogPage> {
     who.require(Op::Admin, None)?;
-    let get = |k: &str| {
-        query
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let int = |k: &str| -> ApiResult<Option<u64>> {
-        get(k)
-            .map(|v| {
-                v.parse::<u64>().map_err(|_| {
-                    ApiError::new(ErrorKind::InvalidQuery, format!("{k} must be a number"))
-                })
-            })
-            .transpose()
-    };
+    let query = Params(query);
     let reach = Reach::of(who)?;
-    let limit = int("limit")?.unwrap_or(100).clamp(1, 1000);
+    let limit = query.number("limit")?.unwrap_or(100).clamp(1, 1000);
     let filters = LogQuery {
         tenant: reach.tenant().map(str::to_owned),
         namespaces: reach.namespaces().map(str::to_owned),
-        since: int("since")?,
-        until: int("until")?,
-        operation: get("operation").map(str::to_owned),
-        bucket_id: get("bucket_id").map(str::to_owned),
-        cursor: int("cursor")?,
+        since: query.number("since")?,
+        until: query.number("until")?,
+        operation: query.get("operation").map(str::to_owned),
+        bucket_id: query.get("bucket_id").map(str::to_owned),
+        cursor: query.number("cursor")?,
         limit,
     };
     let entries = app.registry().log_page(&filters).await?;

@@ -3,10 +3,9 @@
 //! answers (`s3::multipart`): a few known elements, no XML library in the Worker.
 
 use rusty_s3::actions::ListObjectsV2;
-use rusty_s3::S3Action as _;
 
-use super::multipart::{element, next_element, refused, unescape};
-use super::{expiry, timestamp, S3Bucket, S3Error, XmlError};
+use super::xml::{element, next_element, refused, unescape, XmlError};
+use super::{signed, S3Bucket, S3Error};
 
 /// An object in a ListObjectsV2 answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +41,7 @@ impl S3Bucket {
         if let Some(token) = continuation.filter(|t| !t.is_empty()) {
             action.with_continuation_token(token);
         }
-        Ok(action
-            .sign_with_time(expiry(expires_s)?, &timestamp(now_s)?)
-            .into())
+        signed(&action, now_s, expires_s)
     }
 }
 

@@ -17,7 +17,8 @@ use rusty_s3::actions::{
 };
 use rusty_s3::S3Action as _;
 
-use super::{expiry, object_key, timestamp, Presigned, S3Bucket, S3Error};
+use super::xml::{element, escape, next_element, refused, unescape, XmlError};
+use super::{object_key, presigned, signed, Presigned, S3Bucket, S3Error};
 use crate::Sha256Hex;
 
 /// The base64 form of a digest, as `x-amz-checksum-sha256` and `<ChecksumSHA256>` carry it.
@@ -64,17 +65,6 @@ pub struct PartsPage {
     pub next_marker: Option<u32>,
 }
 
-/// Why a storage answer could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum XmlError {
-    #[error("storage refused: {code}: {message}")]
-    Refused { code: String, message: String },
-    #[error("storage answered XML without {0}")]
-    Missing(&'static str),
-    #[error("storage answered a malformed {0}")]
-    Malformed(&'static str),
-}
-
 impl S3Bucket {
     /// CreateMultipartUpload (`POST /{key}?uploads`), sent by the Worker: the object's type and
     /// SHA-256 part checksums.
@@ -89,17 +79,9 @@ impl S3Bucket {
             ("content-type".to_owned(), content_type.to_owned()),
             ("x-amz-checksum-algorithm".to_owned(), "SHA256".to_owned()),
         ];
-        let mut action =
+        let action =
             CreateMultipartUpload::new(&self.bucket, Some(&self.credentials), object_key(key)?);
-        for (name, value) in &headers {
-            action.headers_mut().insert(name.clone(), value.clone());
-        }
-        let url = action.sign_with_time(expiry(expires_s)?, &timestamp(now_s)?);
-        Ok(Presigned {
-            method: "POST",
-            url: url.into(),
-            headers,
-        })
+        presigned(action, headers, now_s, expires_s)
     }
 
     /// UploadPart (`PUT /{key}?partNumber=&uploadId=`), sent by the client: exactly this many
@@ -124,15 +106,7 @@ impl S3Bucket {
         action
             .headers_mut()
             .insert("content-length", part.size.to_string());
-        for (name, value) in &headers {
-            action.headers_mut().insert(name.clone(), value.clone());
-        }
-        let url = action.sign_with_time(expiry(expires_s)?, &timestamp(now_s)?);
-        Ok(Presigned {
-            method: "PUT",
-            url: url.into(),
-            headers,
-        })
+        presigned(action, headers, now_s, expires_s)
     }
 
     /// CompleteMultipartUpload (`POST /{key}?uploadId=`), sent by the Worker with
@@ -146,22 +120,14 @@ impl S3Bucket {
         expires_s: u64,
     ) -> Result<Presigned, S3Error> {
         let headers = vec![("if-none-match".to_owned(), "*".to_owned())];
-        let mut action = CompleteMultipartUpload::new(
+        let action = CompleteMultipartUpload::new(
             &self.bucket,
             Some(&self.credentials),
             object_key(key)?,
             upload_id,
             std::iter::empty(),
         );
-        for (name, value) in &headers {
-            action.headers_mut().insert(name.clone(), value.clone());
-        }
-        let url = action.sign_with_time(expiry(expires_s)?, &timestamp(now_s)?);
-        Ok(Presigned {
-            method: "POST",
-            url: url.into(),
-            headers,
-        })
+        presigned(action, headers, now_s, expires_s)
     }
 
     /// AbortMultipartUpload (`DELETE /{key}?uploadId=`): storage drops the parts.
@@ -178,9 +144,7 @@ impl S3Bucket {
             object_key(key)?,
             upload_id,
         );
-        Ok(action
-            .sign_with_time(expiry(expires_s)?, &timestamp(now_s)?)
-            .into())
+        signed(&action, now_s, expires_s)
     }
 
     /// ListParts (`GET /{key}?uploadId=`), from after part `marker`, up to 1,000 parts.
@@ -202,9 +166,7 @@ impl S3Bucket {
         if let Some(m) = marker {
             action.set_part_number_marker(m);
         }
-        Ok(action
-            .sign_with_time(expiry(expires_s)?, &timestamp(now_s)?)
-            .into())
+        signed(&action, now_s, expires_s)
     }
 }
 
@@ -295,106 +257,6 @@ pub fn parse_complete(xml: &str) -> Result<(), XmlError> {
     element(xml, "CompleteMultipartUploadResult")
         .map(|_| ())
         .ok_or(XmlError::Missing("CompleteMultipartUploadResult"))
-}
-
-pub(super) fn refused(xml: &str) -> Result<(), XmlError> {
-    match crate::client::s3_error(xml) {
-        Some((code, message)) => Err(XmlError::Refused { code, message }),
-        None => Ok(()),
-    }
-}
-
-/// The text inside the first `<name>` (or `<name attributes>`) .. `</name>`.
-pub(super) fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    next_element(xml, name).map(|(inner, _)| inner)
-}
-
-/// The first `<name ...>..</name>` in `xml`: its inner text and what follows it.
-pub(super) fn next_element<'a>(xml: &'a str, name: &str) -> Option<(&'a str, &'a str)> {
-    let open = format!("<{name}");
-    let close = format!("</{name}>");
-    let mut from = 0;
-    loop {
-        let start = from + xml.get(from..)?.find(&open)?;
-        let after_name = xml.get(start + open.len()..)?;
-        // `<Part>` but not `<PartNumber>`: the name must end at `>`, whitespace or `/`.
-        match after_name.chars().next() {
-            Some('>') => {
-                let inner = after_name.get(1..)?;
-                let end = inner.find(&close)?;
-                return Some((inner.get(..end)?, inner.get(end + close.len()..)?));
-            }
-            Some(c) if c.is_whitespace() => {
-                let gt = after_name.find('>')?;
-                if after_name.get(..gt)?.ends_with('/') {
-                    return Some(("", after_name.get(gt + 1..)?));
-                }
-                let inner = after_name.get(gt + 1..)?;
-                let end = inner.find(&close)?;
-                return Some((inner.get(..end)?, inner.get(end + close.len()..)?));
-            }
-            Some('/') => {
-                let rest = after_name.get(after_name.find('>')? + 1..)?;
-                return Some(("", rest));
-            }
-            _ => from = start + open.len(),
-        }
-    }
-}
-
-/// XML text to a string: the five predefined entities and numeric references.
-pub(super) fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(rest.get(..amp).unwrap_or_default());
-        rest = rest.get(amp..).unwrap_or_default();
-        let decoded = rest.find(';').and_then(|semi| {
-            let name = rest.get(1..semi)?;
-            let c = match name {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                _ => {
-                    let code = match name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                        None => name.strip_prefix('#')?.parse().ok()?,
-                    };
-                    char::from_u32(code)?
-                }
-            };
-            Some((c, semi + 1))
-        });
-        match decoded {
-            Some((c, len)) => {
-                out.push(c);
-                rest = rest.get(len..).unwrap_or_default();
-            }
-            None => {
-                out.push('&');
-                rest = rest.get(1..).unwrap_or_default();
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -687,15 +549,5 @@ mod tests {
             parse_list_parts("<html>"),
             Err(XmlError::Missing("ListPartsResult"))
         );
-    }
-
-    #[test]
-    fn entities() {
-        assert_eq!(
-            unescape("&quot;a&amp;b&#34;&#x27;&bogus;&"),
-            "\"a&b\"'&bogus;&"
-        );
-        assert_eq!(escape("\"a&b'<>"), "&quot;a&amp;b&apos;&lt;&gt;");
-        assert_eq!(unescape(&escape("x\"&<y>'")), "x\"&<y>'");
     }
 }
