@@ -45,7 +45,12 @@ function r2(...args) {
  */
 async function faultyProxy() {
   const target = new URL(S3_URL);
-  const proxy = { failDeletes: 0, deletes: [] };
+  // `deletes`: the paths of the DELETEs it saw. The scheduled run's S3 orphan pass lists this
+  // registration too (it names the suite's one s3s-fs bucket) and may delete other tests'
+  // orphans through it, so a test counts the DELETEs of its own object (`deletesOf`).
+  const proxy = { failDeletes: 0, deletes: [], listedAll: false };
+  proxy.deletesOf = (key) =>
+    proxy.deletes.filter((url) => new URL(url, "http://x").pathname.endsWith(`/${key}`)).length;
   const server = http.createServer((req, res) => {
     if (req.method === "DELETE") {
       proxy.deletes.push(req.url);
@@ -56,10 +61,19 @@ async function faultyProxy() {
         return;
       }
     }
+    const listing = req.method === "GET" && new URL(req.url, "http://x").searchParams.get("list-type") === "2";
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
         res.writeHead(answer.statusCode, answer.headers);
+        if (listing) {
+          // A ListObjectsV2 page that is not truncated ends a whole pass over the bucket.
+          const body = [];
+          answer.on("data", (d) => body.push(d));
+          answer.on("end", () => {
+            if (Buffer.concat(body).toString().includes("<IsTruncated>false</IsTruncated>")) proxy.listedAll = true;
+          });
+        }
         answer.pipe(res);
       },
     );
@@ -157,12 +171,12 @@ test("a deletion storage refuses is kept and retried on the next run", async () 
     proxy.failDeletes = 1;
     const deleted = await api("DELETE", "/v1/files/direct/gone.bin", { key });
     assert.equal(deleted.status, 200, deleted.text);
-    assert.equal(proxy.deletes.length, 1);
+    assert.equal(proxy.deletesOf(object), 1);
     assert.ok(objectOnDisk(object), "refused: still stored");
     assert.equal((await storage()).pending_deletes, queuedBefore + 1);
 
     await scheduledRun();
-    assert.equal(proxy.deletes.length, 2, "retried once");
+    assert.equal(proxy.deletesOf(object), 2, "retried once");
     assert.equal(objectOnDisk(object), false, "the retry deleted the bytes");
     assert.equal((await storage()).pending_deletes, queuedBefore);
     const rows = (await logs(key)).filter((r) => r.operation === "reconcile_delete");
@@ -172,7 +186,7 @@ test("a deletion storage refuses is kept and retried on the next run", async () 
     );
     // Nothing more to retry: the next run sends no DELETE.
     await scheduledRun();
-    assert.equal(proxy.deletes.length, 2);
+    assert.equal(proxy.deletesOf(object), 2);
   } finally {
     await proxy.close();
   }
@@ -198,9 +212,10 @@ test("a queued deletion of bytes uploaded again meanwhile is dropped, not done",
     const again = await upload(key, { namespace: "direct", path: "b.bin", data });
     assert.ok([200, 201].includes(again.reserve.status), again.reserve.text);
     if (again.complete) assert.equal(again.complete.status, 200, again.complete.text);
-    const deletesBefore = proxy.deletes.length;
+    const object = `t/${tenant}/sha256/${sha256hex(data)}`;
+    const deletesBefore = proxy.deletesOf(object);
     await scheduledRun();
-    assert.equal(proxy.deletes.length, deletesBefore, "no DELETE of claimed bytes");
+    assert.equal(proxy.deletesOf(object), deletesBefore, "no DELETE of claimed bytes");
     const got = await api("GET", "/v1/files/direct/b.bin", { key });
     assert.equal(got.status, 200, got.text);
     assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(data));
@@ -279,6 +294,39 @@ test("in an S3 bucket too: an object nobody claims goes after its grace, claimed
     rows.map((r) => [r.path, r.bucket_id]),
     [[orphanKey, bucket]],
   );
+});
+
+test("an object claimed through one registration is no orphan through another of the same bucket", async () => {
+  // Two registrations may name one physical bucket (here: s3s-fs directly and through a proxy,
+  // as an operator might register another endpoint form of a bucket). Each orphan pass asks
+  // whether the tenant claims the bytes in any bucket, so neither deletes what the other holds.
+  const bucket = await s3Bucket();
+  const tenant = tenantName("twoforms");
+  const { key } = await createKey(tenant);
+  assert.equal((await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: bucket } })).status, 200);
+  const data = bytes(780, "two-forms-");
+  const up = await upload(key, { namespace: "direct", path: "kept.bin", data });
+  assert.equal(up.complete?.status, 200, up.complete?.text ?? up.reserve.text);
+  const object = `t/${tenant}/sha256/${sha256hex(data)}`;
+  // Past its grace: only the claim keeps it.
+  await sleep(GRACE_MS + 1500);
+  const proxy = await faultyProxy();
+  try {
+    const second = await api("POST", "/v1/buckets", {
+      key: ADMIN_KEY,
+      json: { name: S3_BUCKET, provider: "s3", endpoint: proxy.url, region: "us-east-1" },
+    });
+    assert.equal(second.status, 201, second.text);
+    for (let run = 0; run < 10 && !proxy.listedAll; run++) await scheduledRun();
+    assert.ok(proxy.listedAll, "the second registration's orphan pass went over the whole bucket");
+    assert.equal(proxy.deletesOf(object), 0, "no DELETE of the object the first registration claims");
+    assert.ok(objectOnDisk(object));
+    const got = await api("GET", "/v1/files/direct/kept.bin", { key });
+    assert.equal(got.status, 200, got.text);
+    assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(data));
+  } finally {
+    await proxy.close();
+  }
 });
 
 test("a blob whose object vanished is reported in stats and logged, and never deleted", async () => {

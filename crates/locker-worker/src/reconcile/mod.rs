@@ -130,7 +130,7 @@ async fn retry_deletes(app: &App) -> ApiResult<()> {
     let registry = app.registry();
     for d in registry.due_deletes(RETRY_BATCH).await? {
         if registry
-            .blob_claimed(&d.tenant, &d.sha256, &d.bucket_id)
+            .blob_claimed(&d.tenant, &d.sha256, Some(&d.bucket_id))
             .await?
         {
             // Claimed again (the same bytes were uploaded anew): they must stay.
@@ -186,7 +186,7 @@ async fn orphans(app: &App) -> ApiResult<()> {
         };
         let (tenant, sha) = (tenant.to_string(), sha.to_string());
         if !orphan_due(object.uploaded().as_millis(), app.now_ms, grace)
-            || registry.blob_claimed(&tenant, &sha, bucket_id).await?
+            || registry.blob_claimed(&tenant, &sha, None).await?
         {
             continue;
         }
@@ -265,7 +265,7 @@ async fn s3_orphan_page(app: &App, bucket_id: &str, store: &Store) -> ApiResult<
         let (tenant, sha) = (tenant.to_string(), sha.to_string());
         // The claim is checked right before the delete, as in the default bucket.
         if !orphan_due(object.last_modified_ms, app.now_ms, grace)
-            || registry.blob_claimed(&tenant, &sha, bucket_id).await?
+            || registry.blob_claimed(&tenant, &sha, None).await?
         {
             continue;
         }

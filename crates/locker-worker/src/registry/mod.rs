@@ -157,8 +157,16 @@ pub(crate) trait Blobs {
     ) -> ApiResult<(Option<BlobRow>, Option<String>)>;
 
     /// Whether a blob row or a pending reservation claims these bytes of the tenant in bucket
-    /// `bucket_id`. A blob moved to another bucket no longer claims the object it left behind.
-    async fn blob_claimed(&self, tenant: &str, sha256: &str, bucket_id: &str) -> ApiResult<bool>;
+    /// `bucket_id` (a blob moved to another bucket no longer claims the object it left
+    /// behind), or with `None` in any bucket: the orphan passes ask that, since two
+    /// registrations may name one physical bucket (another endpoint form of it), where an
+    /// object one of them claims must never be taken for the other's orphan.
+    async fn blob_claimed(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        bucket_id: Option<&str>,
+    ) -> ApiResult<bool>;
 
     /// Deletes the blob's row if no file and no pending reservation of the tenant uses it.
     /// `true`: this call deleted it (two concurrent releases cannot both).

@@ -88,7 +88,7 @@ pub(crate) async fn remove_unclaimed(
 ) -> ApiResult<()> {
     if !app
         .registry()
-        .blob_claimed(tenant, sha256, bucket_id)
+        .blob_claimed(tenant, sha256, Some(bucket_id))
         .await?
     {
         crate::reconcile::delete_bytes(app, bucket_id, tenant, sha256, key).await;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::buckets::{RouteTarget, ROUTE_SQL};
-use super::{changed, first_row, s, D1Registry};
+use super::{changed, first_row, opt, s, D1Registry};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::registry::{BlobRow, Blobs};
 
@@ -91,16 +91,22 @@ impl Blobs for D1Registry {
         Ok((blob, route.map(|r| r.bucket_id)))
     }
 
-    async fn blob_claimed(&self, tenant: &str, sha256: &str, bucket_id: &str) -> ApiResult<bool> {
+    async fn blob_claimed(
+        &self,
+        tenant: &str,
+        sha256: &str,
+        bucket_id: Option<&str>,
+    ) -> ApiResult<bool> {
         let row: Option<Found> = self
             .first(
                 "blobs",
                 "SELECT 1 AS found WHERE \
                  EXISTS (SELECT 1 FROM blobs WHERE tenant = ?1 AND sha256 = ?2 \
-                         AND bucket_id = ?3) \
+                         AND (?3 IS NULL OR bucket_id = ?3)) \
                  OR EXISTS (SELECT 1 FROM uploads WHERE tenant = ?1 AND sha256 = ?2 \
-                            AND bucket_id = ?3 AND state IN ('pending', 'verifying'))",
-                &[s(tenant), s(sha256), s(bucket_id)],
+                            AND (?3 IS NULL OR bucket_id = ?3) \
+                            AND state IN ('pending', 'verifying'))",
+                &[s(tenant), s(sha256), opt(bucket_id)],
             )
             .await?;
         Ok(row.is_some())
