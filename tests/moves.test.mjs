@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { BASE } from "./support/env.mjs";
 import { ADMIN_KEY, api, bytes, createKey, logs, sha256hex, stats, tenantName, upload } from "./support/api.mjs";
 import { directBucket, objectKey } from "./support/direct.mjs";
-import { objectOnDisk } from "./support/s3.mjs";
+import { S3_BUCKET, S3_ROOT, objectOnDisk, registerS3Bucket } from "./support/s3.mjs";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 
 const s3 = directBucket();
 const TOO_LARGE = 3_500_000;
@@ -212,6 +214,13 @@ test("refusals: scope, buckets, input, a second move; none writes anything", asy
   await expect(await start(key, { ...body, extra: 1 }), 400, "invalid_json");
   await expect(await start(key, { from_bucket: from }), 400, "invalid_json");
   await expect(await start(key, { from_bucket: from, to_bucket: from }), 409, "same_bucket");
+  // Two registrations of one storage (s3s-fs through the CORS proxy and s3s-fs itself): a move
+  // would copy each object onto itself and delete it as the source. A probe object written
+  // through one and seen through the other refuses it; the probe does not stay.
+  const sameStorage = await registerS3Bucket();
+  await expect(await start(key, { from_bucket: to, to_bucket: sameStorage.id }), 409, "same_bucket");
+  const probes = join(S3_ROOT, S3_BUCKET, "locker-probe");
+  assert.deepEqual(existsSync(probes) ? readdirSync(probes) : [], [], "no probe object left");
   await expect(await start(key, { from_bucket: from, to_bucket: "f".repeat(64) }), 404, "not_found");
   await expect(await start(key, { from_bucket: "f".repeat(64), to_bucket: to }), 404, "not_found");
   const off = await api("POST", `/v1/buckets/${to}/deactivate`, { key: ADMIN_KEY });

@@ -34,6 +34,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::registry::{AccessLog, Buckets, MoveRow, Moves, MovingBlob};
 use crate::store::Store;
+use worker::ResponseBody;
 
 /// Var: blobs one scheduled run moves at most, over every running move (default 20).
 const BATCH: (&str, u64) = ("LOCKER_MOVE_BATCH", 20);
@@ -121,6 +122,12 @@ pub(crate) async fn start(
     }
     let id = random_id("mv_")?;
     log.path = Some(id.clone());
+    if same_storage(app, &body.from_bucket, &body.to_bucket, &id).await? {
+        return Err(ApiError::new(
+            ErrorKind::SameBucket,
+            "from_bucket and to_bucket are two registrations of the same storage",
+        ));
+    }
     let row = MoveRow {
         id,
         tenant: tenant.to_string(),
@@ -154,6 +161,29 @@ pub(crate) async fn start(
         },
     )
     .await
+}
+
+/// Whether two registrations name one storage (another endpoint form of the same bucket): a
+/// probe object written through `to` and seen through `from`. Such a "move" would copy each
+/// object onto itself and then delete it as the source, so it is refused before it starts.
+async fn same_storage(app: &App, from: &str, to: &str, id: &str) -> ApiResult<bool> {
+    let (from, to) = (Store::open(app, from).await?, Store::open(app, to).await?);
+    let key = format!("locker-probe/{id}");
+    let sha256 = Sha256Hex::digest(id.as_bytes());
+    let spec = PutSpec {
+        key: &key,
+        size: id.len() as u64,
+        content_type: "application/octet-stream",
+        sha256: &sha256,
+    };
+    to.put_copy(app, &spec, ResponseBody::Body(id.as_bytes().to_vec()))
+        .await?;
+    let seen = from.head(app, &key).await;
+    let removed = to.delete(app, &key).await;
+    if let Err(e) = removed {
+        worker::console_error!("move {id}: the probe object {key} stays: {}", e.message);
+    }
+    Ok(seen?.is_some_and(|(size, _)| size == spec.size))
 }
 
 /// `GET /v1/moves/{id}`: a move and its progress; another tenant's is 404.
