@@ -56,28 +56,7 @@ pub(crate) async fn data_put(
             format!("Content-Type must be {}", spec.content_type),
         ));
     }
-    let length = req
-        .headers()
-        .get("content-length")?
-        .and_then(|l| l.parse::<u64>().ok());
-    match length {
-        None => {
-            return Err(ApiError::new(
-                ErrorKind::LengthRequired,
-                "send Content-Length (chunked bodies are refused)",
-            ))
-        }
-        Some(len) if len != spec.size => {
-            return Err(ApiError::new(
-                ErrorKind::SizeMismatch,
-                format!(
-                    "the body is {len} bytes; this URL is for exactly {}",
-                    spec.size
-                ),
-            ))
-        }
-        Some(_) => {}
-    }
+    require_length(req, spec.size, "this URL is for")?;
     let data = body_data(req, spec.size);
     log.operation = Some(Operation::Upload);
     let Some(bucket) = Store::open(app, &row.bucket_id).await?.binding().cloned() else {
@@ -91,6 +70,27 @@ pub(crate) async fn data_put(
         Ok(DataPut::Stored { size: spec.size })
     } else {
         Ok(DataPut::Exists { size: spec.size })
+    }
+}
+
+/// Refuses a body whose Content-Length is missing (411: a chunked body's length is known only
+/// after it was streamed into storage) or not exactly `size` (400); `what` names what the
+/// length belongs to in the message ("this URL is for", "part 3 is").
+pub(crate) fn require_length(req: &Request, size: u64, what: &str) -> ApiResult<()> {
+    let length = req
+        .headers()
+        .get("content-length")?
+        .and_then(|l| l.parse::<u64>().ok());
+    match length {
+        None => Err(ApiError::new(
+            ErrorKind::LengthRequired,
+            "send Content-Length (chunked bodies are refused)",
+        )),
+        Some(len) if len != size => Err(ApiError::new(
+            ErrorKind::SizeMismatch,
+            format!("the body is {len} bytes; {what} exactly {size}"),
+        )),
+        Some(_) => Ok(()),
     }
 }
 

@@ -26,7 +26,7 @@ use locker_core::{validate, Sha256Hex};
 use worker::Request;
 
 use super::commit::{commit, discard};
-use super::data::{check_stored, Checked};
+use super::data::{check_stored, require_length, Checked};
 use super::finish::{committed_answer, verifying_answer};
 use super::{load_upload, own_upload, FileSpec};
 use crate::app::{random_id, App};
@@ -258,7 +258,8 @@ pub(crate) async fn parts(
 }
 
 /// `PUT /v1/data/{id}/parts/{number}?sig=`: one part through the Worker into R2, its length
-/// and SHA-256 checked before R2 keeps it. The signature is the credential.
+/// checked before and its SHA-256 before the part is recorded (only recorded parts are ever
+/// completed; see `storage::put_part_r2`). The signature is the credential.
 pub(crate) async fn part_put(
     app: &App,
     req: &Request,
@@ -288,28 +289,7 @@ pub(crate) async fn part_put(
     if let Some(e) = closed(&row) {
         return Err(e);
     }
-    let length = req
-        .headers()
-        .get("content-length")?
-        .and_then(|l| l.parse::<u64>().ok());
-    match length {
-        None => {
-            return Err(ApiError::new(
-                ErrorKind::LengthRequired,
-                "send Content-Length (chunked bodies are refused)",
-            ))
-        }
-        Some(len) if len != claims.size => {
-            return Err(ApiError::new(
-                ErrorKind::SizeMismatch,
-                format!(
-                    "the body is {len} bytes; part {} is exactly {}",
-                    claims.n, claims.size
-                ),
-            ))
-        }
-        Some(_) => {}
-    }
+    require_length(req, claims.size, &format!("part {} is", claims.n))?;
     let sha = claims.sha256.to_string();
     let answer = |stored: bool| {
         let (number, size, sha256) = (claims.n, claims.size, sha.clone());
@@ -364,7 +344,7 @@ pub(crate) async fn part_put(
         Err(storage::PartRefused::WrongBytes) => {
             return Err(ApiError::new(
                 ErrorKind::Sha256Mismatch,
-                "the part's SHA-256 is not the declared one; it was not stored",
+                "the part's SHA-256 is not the declared one; it is not part of the upload",
             ))
         }
         Err(storage::PartRefused::Failed(e)) => return Err(e),

@@ -6,15 +6,11 @@ use locker_core::s3::{
     complete_body, parse_complete, parse_list_parts, parse_upload_id, CompletedPart, ListedPart,
     PartSpec, Presigned, S3Bucket, XmlError,
 };
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-
 use locker_core::Sha256Hex;
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::crypto::{DigestStream, DigestStreamAlgorithm};
 use worker::js_sys::{self, Uint8Array};
-use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Bucket, Fetch, Headers, HttpMetadata, Method, Request, RequestInit, UploadedPart};
 
 use crate::app::App;
@@ -267,16 +263,38 @@ pub(crate) fn presign_part(
 
 /// Why a part was not stored.
 pub(crate) enum PartRefused {
-    /// Its bytes are not the declared ones: R2 kept nothing.
+    /// Its bytes are not the declared ones: the caller must not record the part.
     WrongBytes,
     Failed(ApiError),
 }
 
+/// `source.pipeTo(sink, { preventClose: true })`, through the JS object (web-sys types the
+/// options only behind a feature this crate does not build).
+fn pipe_open(
+    source: &web_sys::ReadableStream,
+    sink: &web_sys::WritableStream,
+) -> Result<js_sys::Promise, JsValue> {
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &JsValue::from_str("preventClose"), &JsValue::TRUE)?;
+    let pipe_to: js_sys::Function =
+        js_sys::Reflect::get(source, &JsValue::from_str("pipeTo"))?.dyn_into()?;
+    Ok(pipe_to.call2(source, sink, &options)?.unchecked_into())
+}
+
 /// Streams `body` (exactly `size` bytes, as Content-Length said) into part `number` of an R2
-/// multipart upload, and lets R2 keep it only if its SHA-256 is `sha256`: the body is teed, one
-/// branch into the runtime's native digest, the other into R2 through a stream that, at its end,
-/// fails unless the digest matched. A failed body stream fails `upload_part`, so R2 never has
-/// the wrong bytes as that part. Returns the part's ETag.
+/// multipart upload and checks that its SHA-256 is `sha256`; the ETag only if it is.
+///
+/// The body is teed: one branch into the runtime's native digest, the other piped natively into
+/// R2 through a `FixedLengthStream` (R2 takes a part only at a known length). No Rust runs per
+/// chunk and no chunk is copied. The pipe leaves the R2 side open at its end; it is closed only
+/// once the digest matched, and aborted otherwise, so a store that waits for the body's end
+/// never keeps wrong bytes.
+///
+/// Should a store keep the part on its last byte anyway, wrong bytes still never reach a file:
+/// the caller records a part (its ETag in `upload_parts`) only after `Ok` here, and complete
+/// hands R2 only recorded parts, by ETag. R2 refuses to complete with an ETag that is not the
+/// one it holds for that number, so an unrecorded part, the bytes of which got a new ETag, can
+/// never be assembled; the next PUT of its number replaces it, and abort drops it.
 pub(crate) async fn put_part_r2(
     bucket: &Bucket,
     key: &str,
@@ -295,70 +313,36 @@ pub(crate) async fn put_part_r2(
     let digest = DigestStream::new(DigestStreamAlgorithm::Sha256);
     // Runs in the background; the digest resolves once this branch is read to its end.
     let _digesting = to_digest.pipe_to(digest.raw().unchecked_ref());
-    let digest_promise = digest.raw().digest();
     let expected = *sha256.as_bytes();
-    let verdict = Rc::new(Cell::new(None::<bool>));
-    let seen = verdict.clone();
-    // The last chunk is held back until the digest is known: R2 receives all of the part's
-    // bytes only if they are the declared ones. Without this, a receiver that has every byte
-    // Content-Length announced (which it learns from the fixed length) could keep the part
-    // before the stream's end reports the mismatch.
-    let held: Rc<RefCell<Option<JsValue>>> = Rc::new(RefCell::new(None));
-    let holding = held.clone();
-    let transform = Closure::<dyn FnMut(JsValue, JsValue) -> Result<(), JsValue>>::new(
-        move |chunk: JsValue, controller: JsValue| {
-            let controller: web_sys::TransformStreamDefaultController = controller.unchecked_into();
-            if let Some(previous) = holding.replace(Some(chunk)) {
-                controller.enqueue_with_chunk(&previous)?;
-            }
-            Ok(())
-        },
-    )
-    .into_js_value();
-    let flush = Closure::once_into_js(move |controller: JsValue| {
-        future_to_promise(async move {
-            let buffer = JsFuture::from(digest_promise).await?;
-            let matched = Uint8Array::new(&buffer).to_vec() == expected;
-            seen.set(Some(matched));
-            if !matched {
-                return Err(
-                    js_sys::Error::new("the part's SHA-256 is not the declared one").into(),
-                );
-            }
-            let controller: web_sys::TransformStreamDefaultController = controller.unchecked_into();
-            if let Some(last) = held.borrow_mut().take() {
-                controller.enqueue_with_chunk(&last)?;
-            }
-            Ok(JsValue::UNDEFINED)
-        })
-    });
-    let transformer = js_sys::Object::new();
-    js_sys::Reflect::set(&transformer, &JsValue::from_str("transform"), &transform)
-        .and_then(|_| js_sys::Reflect::set(&transformer, &JsValue::from_str("flush"), &flush))
-        .map_err(|_| internal("could not make the checking stream"))?;
-    let check = web_sys::TransformStream::new_with_transformer(&transformer)
-        .map_err(|_| internal("could not make the checking stream"))?;
     #[allow(clippy::cast_precision_loss)] // parts are at most 5 GiB, far below 2^53
     let fixed = FixedLengthStream::new(size as f64)
         .map_err(|_| internal("could not make a fixed-length body"))?;
-    let checked = to_r2.pipe_through(&web_sys::ReadableWritablePair::new(
-        &check.readable(),
-        &check.writable(),
-    ));
-    let _piping = checked.pipe_to(&fixed.writable());
+    let sink = fixed.writable();
+    let piped = pipe_open(&to_r2, &sink).map_err(|_| internal("could not pipe the part"))?;
+    let digest_promise = digest.raw().digest();
+    // Ends the R2 side once both the pipe and the digest are done: closed if the bytes are the
+    // declared ones, aborted otherwise (or if the body failed). Runs beside `upload_part`,
+    // which waits for that end.
+    let ending = async move {
+        let piped = JsFuture::from(piped).await;
+        let matched = match JsFuture::from(digest_promise).await {
+            Ok(buffer) => Some(Uint8Array::new(&buffer).to_vec() == expected),
+            Err(_) => None,
+        };
+        if piped.is_ok() && matched == Some(true) {
+            // A close that fails shows as a failed `upload_part`.
+            let _closed = JsFuture::from(sink.close()).await;
+        } else {
+            let reason = js_sys::Error::new("the part's SHA-256 is not the declared one");
+            let _aborted = JsFuture::from(sink.abort_with_reason(&reason)).await;
+        }
+        matched
+    };
     let upload = bucket
         .resume_multipart_upload(key, upload_id)
         .map_err(|e| PartRefused::Failed(r2_failed(&e, "find the multipart upload")))?;
-    let stored = upload
-        .upload_part(number, worker::Data::ReadableStream(fixed.readable()))
-        .await;
-    // The verdict again, whatever R2 answered: a consumer that stops reading at the declared
-    // length could finish before the checking stream's end. Such a part is then never recorded,
-    // so never completed; it is replaced by the next upload of its number or dropped by abort.
-    let matched = match verdict.get() {
-        Some(m) => Some(m),
-        None => digest.digest().await.ok().map(|d| d.to_vec() == expected),
-    };
+    let storing = upload.upload_part(number, worker::Data::ReadableStream(fixed.readable()));
+    let (stored, matched) = futures_util::future::join(storing, ending).await;
     match (stored, matched) {
         (Ok(part), Some(true)) => Ok(part.etag()),
         (_, Some(false)) => Err(PartRefused::WrongBytes),
