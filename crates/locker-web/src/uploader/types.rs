@@ -35,7 +35,7 @@ export interface UploaderOptions {
   accept?: string;
   /** Bytes read and hashed at a time (64 KiB to 64 MiB, default 4 MiB). */
   chunkSize?: number;
-  /** Milliseconds without progress after which reading the file or sending it counts as stalled: the file's byte stream gives way to slices, a transfer is aborted and retried (100 to 600000, default 30000). */
+  /** Milliseconds without progress after which reading the file or sending it counts as stalled: the file's byte stream gives way to slices, a transfer is aborted and retried; once a transfer's body is all sent, its answer may take ten times this (100 to 600000, default 30000). */
   stallTimeout?: number;
   /** Files of this many bytes and more are uploaded in parts (default 64 MiB; parts of at least 8 MiB, hashed while the file is hashed). */
   multipartThreshold?: number;
