@@ -17,7 +17,7 @@ export interface UploaderOptions {
   getToken?: () => string | TokenAnswer | Promise<string | TokenAnswer>;
   /** Prefix for paths derived from file names (default: the token's `path_prefix`). */
   pathPrefix?: string;
-  /** Files uploading at once (1-16, default 3). Hashing the next file overlaps these. */
+  /** Files transferring at once (1-16, default 3). Hashing, reserving (up to twice this many files ahead) and completing other files overlap these. */
   concurrency?: number;
   /** Files hashing at once, and so hash workers at most (1-8, default min(4, hardwareConcurrency - 1), at least 1). The workers are kept and reused for the next files (those idle for 15 s end); a file of at most 64 MiB sent in one request is hashed by WebCrypto instead, where the page is a secure context. */
   hashWorkers?: number;
