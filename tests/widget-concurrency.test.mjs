@@ -50,11 +50,14 @@ test("uploads run with bounded concurrency while the next file hashes", async ()
     (await timeline()).filter((t) => t.startsWith("complete")),
     [],
   );
+  // Files reserve ahead of their turn, together, so the transfers go in the order their
+  // reservations were answered, not necessarily the order of the files.
+  const completed = async () => (await timeline()).filter((t) => t.startsWith("complete")).length;
   for (let i = 0; i < names.length; i += 1) {
     await waitUntil(() => held.length > i);
     assert.equal(held.length, i + 1, "a second transfer started before the first ended");
     await held[i].continue();
-    await waitUntil(async () => (await timeline()).includes(`complete ${names[i]}`));
+    await waitUntil(async () => (await completed()) === i + 1);
   }
   const results = await page.evaluate(() => window.uploads);
   assert.deepEqual(
@@ -62,6 +65,41 @@ test("uploads run with bounded concurrency while the next file hashes", async ()
     files.map((f) => sha256hex(f.data)),
   );
   assert.equal((await stats(key)).files, 3);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("a transfer slot is free once the bytes are sent, before the file completes", async () => {
+  // Uppy frees its slot when the PUT ends; so does the Uploader: with concurrency 1 and the first
+  // file's complete held, the second file's transfer still goes (and its complete too).
+  const { page, errors, key } = await widgetPage(browser, "freeslot");
+  const completes = [];
+  await page.route("**/v1/uploads/*/complete", (route) => completes.push(route));
+  const puts = [];
+  page.on("request", (r) => {
+    if (r.method() === "PUT") puts.push(r.url());
+  });
+  const minted = (await api("POST", "/v1/tokens", { key, json: { namespace: "demo" } })).data;
+  const files = ["first.bin", "second.bin"].map((n) => ({ name: n, data: bytes(200 * 1024, n) }));
+  await page.evaluate(
+    async ({ endpoint, token, files }) => {
+      await (await import("/locker-upload.js")).loadModule();
+      const { Uploader } = await import("/pkg/locker_web.js");
+      const up = new Uploader({ endpoint, token, namespace: "demo", concurrency: 1 });
+      const blobs = files.map((f) => new File([new Uint8Array(f.data)], f.name));
+      window.uploads = Promise.all(blobs.map((b) => up.upload(b)));
+    },
+    { endpoint: BASE, token: minted.token, files: files.map((f) => ({ name: f.name, data: [...f.data] })) },
+  );
+  await waitUntil(() => completes.length === 2);
+  assert.equal(puts.length, 2, "each file was sent once");
+  for (const c of completes) await c.continue();
+  const results = await page.evaluate(() => window.uploads);
+  assert.deepEqual(
+    results.map((r) => r.sha256),
+    files.map((f) => sha256hex(f.data)),
+  );
+  assert.equal((await stats(key)).files, 2);
   assert.deepEqual(errors, []);
   await page.close();
 });

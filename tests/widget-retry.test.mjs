@@ -2,7 +2,8 @@
 // is renewed.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser } from "./support/env.mjs";
+import { createServer } from "node:http";
+import { BASE, launchBrowser } from "./support/env.mjs";
 import { api, bytes, sha256hex, stats } from "./support/api.mjs";
 import { pick, recordRequests, rowIn, uploadPastExpiry, widgetPage } from "./support/widget.mjs";
 
@@ -57,6 +58,55 @@ test("a transfer that stalls is aborted after stall-timeout and retried", async 
   assert.equal((await api("GET", "/v1/files/demo/silent.bin", { key })).data.sha256, sha256hex(data));
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test("a transfer whose answer is slower than stall-timeout is not sent again", async () => {
+  // A stand-in for storage that takes long to answer a body it has fully received (a part
+  // answered 201 after 30 s has been seen), which the local Worker cannot be made to do: the
+  // PUT goes through a Node proxy that reads the whole body (so the browser really sends it and
+  // sees it sent), forwards it to the Worker, and holds the Worker's answer for 3 s, three
+  // times stall-timeout.
+  const { page, errors, key } = await widgetPage(browser, "slowanswer");
+  await page.locator("locker-upload").evaluate((el) => el.setAttribute("stall-timeout", "1000"));
+  let puts = 0;
+  const proxy = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    if (req.method === "PUT") puts += 1;
+    const headers = { ...req.headers };
+    delete headers.host;
+    delete headers["content-length"];
+    const answer = await fetch(new URL(req.url, BASE), {
+      method: req.method,
+      headers,
+      body: req.method === "PUT" ? Buffer.concat(chunks) : undefined,
+    });
+    const body = Buffer.from(await answer.arrayBuffer());
+    if (req.method === "PUT") await new Promise((r) => setTimeout(r, 3000));
+    const out = {};
+    answer.headers.forEach((v, k) => {
+      if (!["content-length", "content-encoding", "transfer-encoding", "connection"].includes(k)) out[k] = v;
+    });
+    res.writeHead(answer.status, out);
+    res.end(body);
+  });
+  await new Promise((r) => proxy.listen(0, "127.0.0.1", r));
+  const via = `http://127.0.0.1:${proxy.address().port}`;
+  await page.route("**/v1/data/**", (route) => {
+    const u = new URL(route.request().url());
+    return route.continue({ url: via + u.pathname + u.search });
+  });
+  try {
+    const data = bytes(2 * 1024 * 1024, "slow-answer-");
+    await pick(page, [{ name: "patient.bin", mimeType: "application/octet-stream", buffer: data }]);
+    await rowIn(page, "patient.bin", "stored");
+    assert.equal(puts, 1, "the body was sent again while its answer was awaited");
+    assert.equal((await api("GET", "/v1/files/demo/patient.bin", { key })).data.sha256, sha256hex(data));
+    assert.deepEqual(errors, []);
+  } finally {
+    proxy.close();
+    await page.close();
+  }
 });
 
 test("an expired token is renewed through the token route", async () => {

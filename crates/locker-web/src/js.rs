@@ -142,7 +142,12 @@ impl Watchdog {
 
     /// (Re)starts the countdown.
     pub(crate) fn arm(&self) {
-        let next = set_timeout(self.fire.as_ref().unchecked_ref(), self.ms);
+        self.arm_for(self.ms);
+    }
+
+    /// (Re)starts the countdown with `ms` instead of the usual wait, this time only.
+    pub(crate) fn arm_for(&self, ms: f64) {
+        let next = set_timeout(self.fire.as_ref().unchecked_ref(), ms);
         clear_timeout(&self.handle.replace(next));
     }
 }

@@ -123,8 +123,14 @@ fn on_load(xhr: XmlHttpRequest, finish: Finish) -> Closure<dyn FnMut()> {
     })
 }
 
+/// Once the whole body is sent, how many `stallTimeout`s the answer may take. The storage
+/// behind the Worker may take well over `stallTimeout` to take a large body it already has
+/// (a part answered after 30 s has been seen): aborting then would send the whole body again
+/// for nothing. A connection that died after the body went is still given up, only later.
+pub(crate) const ANSWER_WAIT_STALLS: f64 = 10.0;
+
 /// Aborts the transfer as a (retryable) network failure when it makes no progress for
-/// `stall_ms`.
+/// `stall_ms` (or, once the body is sent, gets no answer for [`ANSWER_WAIT_STALLS`] times it).
 fn stall_watchdog(xhr: XmlHttpRequest, finish: Finish, stall_ms: f64) -> Rc<Watchdog> {
     Rc::new(Watchdog::new(stall_ms, move || {
         // Settled first, so the abort event that follows changes nothing.
@@ -138,7 +144,7 @@ fn stall_watchdog(xhr: XmlHttpRequest, finish: Finish, stall_ms: f64) -> Rc<Watc
 
 /// Sends `body` to a signed URL. `progress(sent, total)` follows the upload. A transfer that
 /// makes no progress and gets no answer for `stall_ms` is aborted as a (retryable) network
-/// failure.
+/// failure; once the whole body is sent, the answer gets [`ANSWER_WAIT_STALLS`] times that.
 pub(crate) async fn send(
     method: &str,
     url: &str,
@@ -162,6 +168,11 @@ pub(crate) async fn send(
             progress(e.loaded(), e.total());
         })
     };
+    // Every byte is sent: from here only the answer is awaited, under the longer wait.
+    let on_sent = {
+        let watchdog = watchdog.clone();
+        Closure::<dyn FnMut()>::new(move || watchdog.arm_for(stall_ms * ANSWER_WAIT_STALLS))
+    };
     let on_error = {
         let finish = finish.clone();
         Closure::<dyn FnMut()>::new(move || {
@@ -175,6 +186,7 @@ pub(crate) async fn send(
         { Closure::<dyn FnMut()>::new(move || finish.call(Err(LockerError::aborted()))) };
     if let Ok(upload) = xhr.upload() {
         upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+        upload.set_onload(Some(on_sent.as_ref().unchecked_ref()));
     }
     xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
     xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));

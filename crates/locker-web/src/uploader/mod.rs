@@ -36,7 +36,15 @@ struct Inner {
     options: Options,
     events: EventTarget,
     hash_slots: Rc<Slots>,
+    /// Files reserving, or reserved and waiting for a transfer slot. Bounds the reserves in
+    /// flight (hundreds of files dropped at once do not all ask at once) and how far
+    /// reservations run ahead of the transfers (their signed URLs expire while they wait).
+    ahead_slots: Rc<Slots>,
+    /// Transfers: the only step `concurrency` counts, as Uppy counts it. Reserve and complete
+    /// run outside it, so a slot goes to the next file the moment a file's bytes are sent.
     upload_slots: Rc<Slots>,
+    /// Completes in flight.
+    complete_slots: Rc<Slots>,
     uploads: Uploads,
 }
 
@@ -119,7 +127,9 @@ impl Uploader {
                 options: parsed,
                 events,
                 hash_slots: Slots::new(concurrency.hashes),
+                ahead_slots: Slots::new(concurrency.uploads.saturating_mul(2)),
                 upload_slots: Slots::new(concurrency.uploads),
+                complete_slots: Slots::new(concurrency.uploads.saturating_mul(2)),
                 uploads: Uploads::default(),
             }),
         })

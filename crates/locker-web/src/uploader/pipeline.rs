@@ -28,6 +28,7 @@ use super::{memory, Inner};
 use crate::error::LockerError;
 use crate::hash_worker::hash_best;
 use crate::js::{check_aborted, obj, sleep};
+use crate::slots::Slot;
 use crate::transfer::{send, Answer};
 
 /// A step of an upload, boxed: the retry loop is compiled once for all steps instead of once
@@ -90,7 +91,6 @@ const VERIFY_POLL_MAX_MS: f64 = 30_000.0;
 impl Inner {
     /// Uploads `job`'s file; resolves to the `UploadResult` it also tells as `complete`.
     pub(super) async fn run(&self, job: &Job) -> Result<JsValue, LockerError> {
-        let signal = job.signal.as_ref();
         self.options
             .check(&job.file, &job.name, &job.content_type)?;
         let size = job.file.size();
@@ -98,7 +98,6 @@ impl Inner {
         let sha256 = self.digest(job, parts.as_mut()).await?;
         job.tracked.apply(Event::Hashed);
 
-        let _slot = self.upload_slots.acquire(signal).await?;
         let (path, request) = self.reserve_request(job, &sha256, parts.is_some()).await?;
         let stored = self.store(job, &request, parts.as_mut()).await;
         if let Some(key) = parts.as_ref().and_then(|p| p.key.as_deref()) {
@@ -266,6 +265,7 @@ impl Inner {
             }
         }
         loop {
+            let ahead = self.ahead_slots.acquire(signal).await?;
             let answer = self
                 .retrying(job, &mut || {
                     self.api(Method::POST, "/v1/uploads", Some(request), signal)
@@ -277,7 +277,7 @@ impl Inner {
                 // `None`: its URLs ran out, the machine released it; reserve afresh.
                 Reserved::Multipart(plan) => {
                     match self
-                        .store_in_parts(job, &plan, parts.as_deref_mut())
+                        .store_in_parts(job, &plan, parts.as_deref_mut(), ahead)
                         .await?
                     {
                         Some(stored) => return Ok(stored),
@@ -289,7 +289,7 @@ impl Inner {
                 .reservation
                 .replace(Some(plan.upload_id.clone()));
             job.tracked.apply(Event::Reserved);
-            let outcome = match self.transfer(job, &plan).await {
+            let outcome = match self.transfer(job, &plan, ahead).await {
                 Ok(()) => self.complete(job, &plan).await,
                 Err(e) => Err(e),
             };
@@ -309,9 +309,19 @@ impl Inner {
         }
     }
 
-    /// Sends the file's bytes as `plan` says, retried as a whole: one signed request.
-    async fn transfer(&self, job: &Job, plan: &UploadPlan) -> Result<(), LockerError> {
+    /// A transfer slot for a file holding `ahead` (reserved): the file's place ahead is given
+    /// up once it has one.
+    async fn transfer_slot(&self, job: &Job, ahead: Slot) -> Result<Slot, LockerError> {
+        let slot = self.upload_slots.acquire(job.signal.as_ref()).await?;
+        drop(ahead);
+        Ok(slot)
+    }
+
+    /// Sends the file's bytes as `plan` says, retried as a whole: one signed request, under a
+    /// transfer slot held only while it is sent.
+    async fn transfer(&self, job: &Job, plan: &UploadPlan, ahead: Slot) -> Result<(), LockerError> {
         let signal = job.signal.as_ref();
+        let _slot = self.transfer_slot(job, ahead).await?;
         self.retrying(job, &mut || {
             let tracked = job.tracked.clone();
             let sent = send(
@@ -350,13 +360,14 @@ impl Inner {
         job: &Job,
         plan: &MultipartPlan,
         parts: Option<&mut InParts>,
+        ahead: Slot,
     ) -> Result<Option<Stored>, LockerError> {
         let Some(p) = parts else {
             return Err(LockerError::invalid(
                 "the Worker answered a multipart plan for an upload in one request",
             ));
         };
-        match self.fresh_parts(job, plan, p).await {
+        match self.fresh_parts(job, plan, p, ahead).await {
             Ok(locker_ref) => Ok(Some(Stored {
                 locker_ref,
                 deduplicated: false,
@@ -373,6 +384,7 @@ impl Inner {
         let (Some(record), Some(key)) = (p.found.take(), p.key.clone()) else {
             return Ok(None);
         };
+        let ahead = self.ahead_slots.acquire(job.signal.as_ref()).await?;
         let path = ["/v1/uploads/", &record.upload_id].concat();
         let info = match self
             .api(Method::GET, &path, None, job.signal.as_ref())
@@ -419,7 +431,7 @@ impl Inner {
             stored_bytes,
             remembered: p.remembered.as_ref(),
         };
-        match self.send_and_complete(job, &parts).await {
+        match self.send_and_complete(job, &parts, ahead).await {
             Ok(locker_ref) => Ok(Some(Stored {
                 locker_ref,
                 deduplicated: false,
@@ -437,6 +449,7 @@ impl Inner {
         job: &Job,
         plan: &MultipartPlan,
         p: &mut InParts,
+        ahead: Slot,
     ) -> Result<String, LockerError> {
         job.tracked
             .reservation
@@ -486,15 +499,20 @@ impl Inner {
             stored_bytes: 0,
             remembered: p.remembered.as_ref(),
         };
-        self.send_and_complete(job, &parts).await
+        self.send_and_complete(job, &parts, ahead).await
     }
 
+    /// Sends the parts under one transfer slot, and completes once it is given back.
     async fn send_and_complete(
         &self,
         job: &Job,
         parts: &PartsJob<'_>,
+        ahead: Slot,
     ) -> Result<String, LockerError> {
-        self.transfer_parts(job, parts).await?;
+        {
+            let _slot = self.transfer_slot(job, ahead).await?;
+            self.transfer_parts(job, parts).await?;
+        }
         self.complete_id(job, parts.upload_id).await
     }
 
@@ -510,9 +528,12 @@ impl Inner {
         let complete = ["/v1/uploads/", id, "/complete"].concat();
         let mut wait = VERIFY_POLL_MS;
         let done = loop {
+            // Held per request, not through the pauses between `verifying` answers.
+            let slot = self.complete_slots.acquire(signal).await?;
             let done = self
                 .retrying(job, &mut || self.api(Method::POST, &complete, None, signal))
                 .await?;
+            drop(slot);
             let done = done.decode::<Complete>("the completion")?;
             if done.status == CompleteStatus::Complete {
                 break done;

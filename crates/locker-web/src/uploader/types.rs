@@ -17,7 +17,7 @@ export interface UploaderOptions {
   getToken?: () => string | TokenAnswer | Promise<string | TokenAnswer>;
   /** Prefix for paths derived from file names (default: the token's `path_prefix`). */
   pathPrefix?: string;
-  /** Files uploading at once (1-16, default 3). Hashing the next file overlaps these. */
+  /** Files transferring at once (1-16, default 3). Hashing, reserving (up to twice this many files ahead) and completing other files overlap these. */
   concurrency?: number;
   /** Files hashing at once, and so hash workers at most (1-8, default min(4, hardwareConcurrency - 1), at least 1). The workers are kept and reused for the next files (those idle for 15 s end); a file of at most 64 MiB sent in one request is hashed by WebCrypto instead, where the page is a secure context. */
   hashWorkers?: number;
@@ -35,7 +35,7 @@ export interface UploaderOptions {
   accept?: string;
   /** Bytes read and hashed at a time (64 KiB to 64 MiB, default 4 MiB). */
   chunkSize?: number;
-  /** Milliseconds without progress after which reading the file or sending it counts as stalled: the file's byte stream gives way to slices, a transfer is aborted and retried (100 to 600000, default 30000). */
+  /** Milliseconds without progress after which reading the file or sending it counts as stalled: the file's byte stream gives way to slices, a transfer is aborted and retried; once a transfer's body is all sent, its answer may take ten times this (100 to 600000, default 30000). */
   stallTimeout?: number;
   /** Files of this many bytes and more are uploaded in parts (default 64 MiB; parts of at least 8 MiB, hashed while the file is hashed). */
   multipartThreshold?: number;
