@@ -58,8 +58,9 @@ pub use multipart::{
     UploadInfo,
 };
 pub use uploads::{
-    Abort, AbortStatus, BatchRefusal, BatchResult, Complete, CompleteStatus, DataPut, Deduplicated,
-    ReserveBatch, ReserveRequest, Reserved, ReservedBatch, UploadPlan, UploadState, BATCH_MAX,
+    Abort, AbortStatus, BatchRefusal, BatchResult, Complete, CompleteBatch, CompleteResult,
+    CompleteStatus, CompletedBatch, DataPut, Deduplicated, ReserveBatch, ReserveRequest, Reserved,
+    ReservedBatch, UploadPlan, UploadState, BATCH_MAX,
 };
 
 /// `GET /healthz` (200 or 503); defined in [`crate::health`], part of the wire format all the same.

@@ -179,6 +179,31 @@ impl Complete {
     }
 }
 
+/// `POST /v1/uploads:complete`: complete up to [`BATCH_MAX`] reservations in one request,
+/// each as `POST /v1/uploads/{id}/complete` would. An id listed twice is completed once and
+/// answered twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBatch {
+    /// `up_...` ids, 1 to [`BATCH_MAX`].
+    pub upload_ids: Vec<String>,
+}
+
+/// The answer to `POST /v1/uploads:complete` (200): one result per id, in the ids' order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedBatch {
+    pub results: Vec<CompleteResult>,
+}
+
+/// One id's result: what `POST /v1/uploads/{id}/complete` would have answered (`complete` or
+/// `verifying`), or its refusal with that route's status and error body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CompleteResult {
+    Completed(Complete),
+    Refused(BatchRefusal),
+}
+
 /// The `status` of [`Abort`]: always `"aborted"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -319,6 +344,39 @@ mod tests {
         let other = json!({"status": "complete", "ref": "locker://a/b", "sha256": SHA, "size": 1});
         refused::<Reserved>(&other, "complete");
         refused::<Reserved>(&json!({"ref": "locker://a/b"}), "status");
+    }
+
+    #[test]
+    fn complete_batch_results_are_single_answers_or_error_bodies_in_order() {
+        // uploads/complete_batch.rs
+        let answer = json!({"results": [
+            {"status": "complete", "deduplicated": false, "ref": "locker://corp/a",
+             "sha256": SHA, "size": 1},
+            {"http_status": 404, "error": {"code": "not_found", "message": "no such upload"}},
+            {"status": "verifying", "deduplicated": false, "ref": "locker://corp/b",
+             "sha256": SHA, "size": 2},
+        ]});
+        let batch: CompletedBatch = round_trip(&answer);
+        assert!(matches!(
+            &batch.results[0],
+            CompleteResult::Completed(c) if c.http_status() == 200
+        ));
+        assert!(matches!(
+            &batch.results[1],
+            CompleteResult::Refused(BatchRefusal {
+                http_status: 404,
+                ..
+            })
+        ));
+        assert!(matches!(
+            &batch.results[2],
+            CompleteResult::Completed(c) if c.http_status() == 202
+        ));
+        let request = json!({"upload_ids": ["up_1", "up_2"]});
+        let r: CompleteBatch = round_trip(&request);
+        assert_eq!(r.upload_ids.len(), 2);
+        refused::<CompleteBatch>(&json!({"upload_ids": [], "more": 1}), "more");
+        refused::<CompleteBatch>(&json!({"ids": ["up_1"]}), "");
     }
 
     #[test]
