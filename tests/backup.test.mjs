@@ -15,6 +15,7 @@ import { BASE } from "./support/env.mjs";
 import {
   ADMIN_KEY,
   api,
+  assertServes,
   bytes,
   createKey,
   logs,
@@ -25,7 +26,7 @@ import {
   tenantName,
   upload,
 } from "./support/api.mjs";
-import { S3_BUCKET, S3_URL, objectOnDisk } from "./support/s3.mjs";
+import { objectOnDisk, registerS3Bucket } from "./support/s3.mjs";
 import { MIB, SyntheticFile, askParts, downloaded, reserveFile, sendPart, uploadInfo } from "./support/multipart.mjs";
 
 const STATE = process.env.LOCKER_STATE;
@@ -118,27 +119,6 @@ function inLocalR2(key) {
   });
 }
 
-/** Registers the tests' S3 server itself (no CORS proxy: nothing here runs in a browser). */
-async function s3Bucket() {
-  const res = await api("POST", "/v1/buckets", {
-    key: ADMIN_KEY,
-    json: { name: S3_BUCKET, provider: "s3", endpoint: S3_URL, region: "us-east-1" },
-  });
-  if (res.status === 201) return res.data.id;
-  assert.equal(res.status, 409, res.text);
-  const list = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
-  return list.data.buckets.find((b) => b.name === S3_BUCKET && b.endpoint === S3_URL).id;
-}
-
-/** `GET /v1/files/...` and the bytes its URL serves. */
-async function fetchFile(key, namespace, path) {
-  const got = await api("GET", `/v1/files/${namespace}/${path}`, { key });
-  assert.equal(got.status, 200, `${namespace}/${path}: ${got.text}`);
-  const res = await fetch(got.data.url);
-  assert.equal(res.status, 200, `${namespace}/${path}`);
-  return Buffer.from(await res.arrayBuffer());
-}
-
 test("a backup holds every table in checksummed gzip parts, spans runs, and is admin only", async () => {
   const tenant = tenantName("backup");
   const { key, id: keyId } = await createKey(tenant);
@@ -210,7 +190,7 @@ test("a backup holds every table in checksummed gzip parts, spans runs, and is a
 test("restore: wipe the D1, restore the backup, every file, key and token works again", async () => {
   const tenant = tenantName("restore");
   const { key } = await createKey(tenant);
-  const bucket = await s3Bucket();
+  const bucket = (await registerS3Bucket()).id;
   const route = await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: bucket } });
   assert.equal(route.status, 200, route.text);
   const files = [
@@ -300,10 +280,7 @@ test("restore: wipe the D1, restore the backup, every file, key and token works 
   assert.match(again.out, /not empty/);
 
   // Everything as before: files with the same bytes through both transports, the key, the token.
-  for (const [namespace, path, data] of files) {
-    const got = await fetchFile(key, namespace, path);
-    assert.equal(sha256hex(got), sha256hex(data), `${namespace}/${path}`);
-  }
+  for (const [namespace, path, data] of files) await assertServes(key, namespace, path, data);
   assert.deepEqual(stored(await stats(key)), before);
   const oddAgain = (await logs(key)).find((r) => r.id === oddRow.id);
   assert.equal(oddAgain?.path, oddRow.path, "control characters restored byte for byte");

@@ -12,8 +12,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { BASE } from "./support/env.mjs";
-import { ADMIN_KEY, api, bytes, createKey, logs, sha256hex, stats, tenantName, upload } from "./support/api.mjs";
-import { S3_BUCKET, S3_URL, objectOnDisk } from "./support/s3.mjs";
+import {
+  ADMIN_KEY,
+  api,
+  assertServes,
+  bytes,
+  createKey,
+  logs,
+  sha256hex,
+  stats,
+  tenantName,
+  upload,
+} from "./support/api.mjs";
+import { S3_BUCKET, S3_URL, objectOnDisk, registerS3Bucket } from "./support/s3.mjs";
 
 const STATE = process.env.LOCKER_STATE;
 const S3_ACCESS_KEY = process.env.LOCKER_S3_ACCESS_KEY;
@@ -132,18 +143,6 @@ async function s3Put(key, body) {
   assert.equal(res.status, 200, `PUT ${key}: ${res.status} ${await res.text()}`);
 }
 
-/** Registers the tests' S3 server itself (once for the suite; later calls find it). */
-async function s3Bucket() {
-  const res = await api("POST", "/v1/buckets", {
-    key: ADMIN_KEY,
-    json: { name: S3_BUCKET, provider: "s3", endpoint: S3_URL, region: "us-east-1" },
-  });
-  if (res.status === 201) return res.data.id;
-  assert.equal(res.status, 409, res.text);
-  const list = await api("GET", "/v1/buckets", { key: ADMIN_KEY });
-  return list.data.buckets.find((b) => b.name === S3_BUCKET && b.endpoint === S3_URL).id;
-}
-
 async function storage() {
   return (await stats(ADMIN_KEY)).storage;
 }
@@ -216,9 +215,7 @@ test("a queued deletion of bytes uploaded again meanwhile is dropped, not done",
     const deletesBefore = proxy.deletesOf(object);
     await scheduledRun();
     assert.equal(proxy.deletesOf(object), deletesBefore, "no DELETE of claimed bytes");
-    const got = await api("GET", "/v1/files/direct/b.bin", { key });
-    assert.equal(got.status, 200, got.text);
-    assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(data));
+    await assertServes(key, "direct", "b.bin", data);
   } finally {
     await proxy.close();
   }
@@ -250,8 +247,7 @@ test("an object nobody claims is deleted only after its grace; claimed ones stay
   // a few runs: run until the orphan is gone, a bounded number of times.
   for (let run = 0; run < 10 && (await stats(key)).objects > 1; run++) await scheduledRun();
   assert.equal((await stats(key)).objects, 1, "past its grace the orphan is deleted");
-  const got = await api("GET", "/v1/files/corp/kept.bin", { key });
-  assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(kept));
+  await assertServes(key, "corp", "kept.bin", kept);
   const rows = (await logs(key)).filter((r) => r.operation === "reconcile_delete");
   assert.deepEqual(
     rows.map((r) => r.path),
@@ -260,7 +256,7 @@ test("an object nobody claims is deleted only after its grace; claimed ones stay
 });
 
 test("in an S3 bucket too: an object nobody claims goes after its grace, claimed ones stay", async () => {
-  const bucket = await s3Bucket();
+  const bucket = (await registerS3Bucket()).id;
   const tenant = tenantName("s3orphan");
   const { key } = await createKey(tenant);
   const route = await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: bucket } });
@@ -286,9 +282,7 @@ test("in an S3 bucket too: an object nobody claims goes after its grace, claimed
   for (let run = 0; run < 10 && objectOnDisk(orphanKey); run++) await scheduledRun();
   assert.equal(objectOnDisk(orphanKey), false, "past its grace the orphan is deleted");
   assert.ok(objectOnDisk(keptKey), "the claimed object stays");
-  const got = await api("GET", "/v1/files/direct/kept.bin", { key });
-  assert.equal(got.status, 200, got.text);
-  assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(kept));
+  await assertServes(key, "direct", "kept.bin", kept);
   const rows = (await logs(key)).filter((r) => r.operation === "reconcile_delete");
   assert.deepEqual(
     rows.map((r) => [r.path, r.bucket_id]),
@@ -300,7 +294,7 @@ test("an object claimed through one registration is no orphan through another of
   // Two registrations may name one physical bucket (here: s3s-fs directly and through a proxy,
   // as an operator might register another endpoint form of a bucket). Each orphan pass asks
   // whether the tenant claims the bytes in any bucket, so neither deletes what the other holds.
-  const bucket = await s3Bucket();
+  const bucket = (await registerS3Bucket()).id;
   const tenant = tenantName("twoforms");
   const { key } = await createKey(tenant);
   assert.equal((await api("PUT", "/v1/routes/direct", { key, json: { bucket_id: bucket } })).status, 200);
@@ -321,9 +315,7 @@ test("an object claimed through one registration is no orphan through another of
     assert.ok(proxy.listedAll, "the second registration's orphan pass went over the whole bucket");
     assert.equal(proxy.deletesOf(object), 0, "no DELETE of the object the first registration claims");
     assert.ok(objectOnDisk(object));
-    const got = await api("GET", "/v1/files/direct/kept.bin", { key });
-    assert.equal(got.status, 200, got.text);
-    assert.equal(sha256hex(Buffer.from(await (await fetch(got.data.url)).arrayBuffer())), sha256hex(data));
+    await assertServes(key, "direct", "kept.bin", data);
   } finally {
     await proxy.close();
   }

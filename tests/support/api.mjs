@@ -87,6 +87,18 @@ export async function upload(
   return { reserve: reserved, put, complete };
 }
 
+/**
+ * `GET /v1/files/{namespace}/{path}` with `key`, then the URL it signs: asserts both answer 200
+ * and that the bytes served have the SHA-256 of `data`.
+ */
+export async function assertServes(key, namespace, path, data) {
+  const got = await api("GET", `/v1/files/${namespace}/${path}`, { key });
+  assert.equal(got.status, 200, `${namespace}/${path}: ${got.text}`);
+  const res = await fetch(got.data.url);
+  assert.equal(res.status, 200, `${namespace}/${path}: GET of its URL`);
+  assert.equal(sha256hex(Buffer.from(await res.arrayBuffer())), sha256hex(data), `${namespace}/${path}: SHA-256`);
+}
+
 /** What the tenant of `key` has stored: counts from /v1/stats (files, blobs, uploads, R2 objects). */
 export async function stats(key) {
   const res = await api("GET", "/v1/stats", { key });
