@@ -411,7 +411,19 @@ impl Store {
                 "an S3 store without put_s3",
             ));
         };
-        let put = b
+        Self::put_r2(b, spec, data).await
+    }
+
+    /// Writes `data` at `spec.key` in an R2 binding, create-only, and checked against
+    /// `spec.sha256` by R2 itself, so wrong bytes and a second write are refused by storage, not
+    /// by a check that could race. `Ok(false)`: the key already held an object; since a blob's
+    /// key is its content hash and every write is hash-checked, those are these bytes.
+    pub(crate) async fn put_r2(
+        bucket: &Bucket,
+        spec: &PutSpec<'_>,
+        data: worker::Data,
+    ) -> ApiResult<bool> {
+        let put = bucket
             .put(spec.key, data)
             .sha256(spec.sha256.as_bytes().to_vec())
             .http_metadata(worker::HttpMetadata {
@@ -427,11 +439,21 @@ impl Store {
         match put {
             Ok(stored) => Ok(stored.is_some()),
             Err(e) => {
-                worker::console_error!("copy into R2 failed: {e}");
-                Err(ApiError::new(
-                    ErrorKind::StorageFailed,
-                    format!("R2 refused the copy: {e}"),
-                ))
+                // R2 names no error kinds in the binding: its checksum refusal is known by text.
+                let text = e.to_string().to_lowercase();
+                if text.contains("sha-256") || text.contains("sha256") || text.contains("checksum")
+                {
+                    Err(ApiError::new(
+                        ErrorKind::Sha256Mismatch,
+                        "the body's SHA-256 is not the expected one; nothing was stored",
+                    ))
+                } else {
+                    worker::console_error!("write into R2 failed: {e}");
+                    Err(ApiError::new(
+                        ErrorKind::StorageFailed,
+                        format!("R2 refused the write: {e}"),
+                    ))
+                }
             }
         }
     }

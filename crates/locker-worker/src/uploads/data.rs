@@ -3,8 +3,9 @@
 use locker_core::api::DataPut;
 use locker_core::api::Operation;
 use locker_core::api::UploadState;
+use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
-use worker::{Conditional, HttpMetadata, Request};
+use worker::Request;
 
 use super::{load_upload, FileSpec};
 use crate::app::App;
@@ -13,8 +14,7 @@ use crate::log::LogEntry;
 use crate::store::Store;
 
 /// `PUT /v1/data/{id}?sig=`: the signature is the credential. Streams the body into R2 with
-/// the expected SHA-256 and a create-only condition, so R2 itself refuses wrong bytes and a
-/// second write.
+/// the expected SHA-256 and a create-only condition (see [`Store::put_r2`]).
 pub(crate) async fn data_put(
     app: &App,
     req: &Request,
@@ -104,41 +104,20 @@ pub(crate) fn body_data(req: &Request, size: u64) -> worker::Data {
     }
 }
 
-/// Writes `data` at the blob's key, create-only and checked against the expected SHA-256 by R2
-/// itself. `Ok(false)`: the key already held an object; since the key is the content hash and
-/// every write is hash-checked, those are these bytes.
+/// Writes `data` at the blob's key in an R2 binding: see [`Store::put_r2`].
 pub(crate) async fn store(
     bucket: &worker::Bucket,
     spec: &FileSpec,
     data: worker::Data,
 ) -> ApiResult<bool> {
-    let put = bucket
-        .put(spec.key().as_str(), data)
-        .sha256(spec.sha256.as_bytes().to_vec())
-        .http_metadata(HttpMetadata {
-            content_type: Some(spec.content_type.clone()),
-            ..Default::default()
-        })
-        .only_if(Conditional {
-            etag_does_not_match: Some("*".into()),
-            ..Default::default()
-        })
-        .execute()
-        .await;
-    match put {
-        Ok(stored) => Ok(stored.is_some()),
-        Err(e) => {
-            let text = e.to_string().to_lowercase();
-            if text.contains("sha-256") || text.contains("sha256") || text.contains("checksum") {
-                Err(ApiError::new(
-                    ErrorKind::Sha256Mismatch,
-                    "the body's SHA-256 is not the expected one; nothing was stored",
-                ))
-            } else {
-                Err(e.into())
-            }
-        }
-    }
+    let key = spec.key();
+    let put = PutSpec {
+        key: key.as_str(),
+        size: spec.size,
+        content_type: &spec.content_type,
+        sha256: &spec.sha256,
+    };
+    Store::put_r2(bucket, &put, data).await
 }
 
 /// What [`check_stored`] found, short of wrong bytes (those are its errors).
