@@ -20,7 +20,6 @@ use crate::files;
 use crate::log::LogEntry;
 use crate::registry::Files;
 use crate::uploads::{self, ReserveRequest};
-use locker_core::s3::PutSpec;
 
 /// Largest body accepted without an `X-Locker-Sha256` header.
 pub(crate) const MAX_UNHASHED_BODY: u64 = 32 * 1024 * 1024;
@@ -113,12 +112,7 @@ pub(crate) async fn put(
         }
         None => {
             let key = spec.key();
-            let put = PutSpec {
-                key: key.as_str(),
-                size: spec.size,
-                content_type: &spec.content_type,
-                sha256: &spec.sha256,
-            };
+            let put = spec.put_spec(&key);
             // An S3 server's acceptance is not proof, and some keep the bytes of a PUT they
             // refused: check the stored bytes themselves, and take back what fails.
             let checked = match store.put_s3(app, &put, data).await {

@@ -5,6 +5,7 @@ use locker_core::api::Operation;
 use locker_core::api::UploadState;
 use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
+use locker_core::ObjectKey;
 use worker::Request;
 
 use super::{load_upload, FileSpec};
@@ -104,20 +105,26 @@ pub(crate) fn body_data(req: &Request, size: u64) -> worker::Data {
     }
 }
 
+impl FileSpec {
+    /// What a write of this file's bytes at `key` (its [`FileSpec::key`]) binds: storage
+    /// refuses other bytes, another length or type, and a second write.
+    pub(crate) fn put_spec<'a>(&'a self, key: &'a ObjectKey) -> PutSpec<'a> {
+        PutSpec {
+            key: key.as_str(),
+            size: self.size,
+            content_type: &self.content_type,
+            sha256: &self.sha256,
+        }
+    }
+}
+
 /// Writes `data` at the blob's key in an R2 binding: see [`Store::put_r2`].
 pub(crate) async fn store(
     bucket: &worker::Bucket,
     spec: &FileSpec,
     data: worker::Data,
 ) -> ApiResult<bool> {
-    let key = spec.key();
-    let put = PutSpec {
-        key: key.as_str(),
-        size: spec.size,
-        content_type: &spec.content_type,
-        sha256: &spec.sha256,
-    };
-    Store::put_r2(bucket, &put, data).await
+    Store::put_r2(bucket, &spec.put_spec(&spec.key()), data).await
 }
 
 /// What [`check_stored`] found, short of wrong bytes (those are its errors).

@@ -13,7 +13,6 @@ use locker_core::api::Operation;
 use locker_core::api::{Deduplicated, Reserved, UploadPlan};
 use locker_core::multipart;
 use locker_core::request::{self, ReserveFields};
-use locker_core::s3::PutSpec;
 use locker_core::sign::PutClaims;
 use locker_core::validate;
 
@@ -188,16 +187,7 @@ pub(crate) fn plan_single(
     let expires_at = app.now_s() + ttl;
     // Straight to storage (s3 transport), or through this Worker's data plane (R2 binding).
     let key = spec.key();
-    let direct = store.presign_put(
-        app,
-        &PutSpec {
-            key: key.as_str(),
-            size: spec.size,
-            content_type: &spec.content_type,
-            sha256: &spec.sha256,
-        },
-        ttl,
-    )?;
+    let direct = store.presign_put(app, &spec.put_spec(&key), ttl)?;
     let (url, headers) = match direct {
         Some(p) => (p.url, p.headers.into_iter().collect()),
         None => {
