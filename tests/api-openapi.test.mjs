@@ -35,6 +35,8 @@ test("the OpenAPI document lists every route, and every listed route exists", as
     "POST /v1/uploads",
     // used in api-batch.test.mjs
     "POST /v1/uploads:batch",
+    // used in api-complete-batch.test.mjs
+    "POST /v1/uploads:complete",
     "POST /v1/uploads/{id}/complete",
     "DELETE /v1/uploads/{id}",
     "PUT /v1/data/{id}",
