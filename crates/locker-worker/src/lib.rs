@@ -254,6 +254,10 @@ async fn operation(
             200,
             &uploads::reserve_batch(app, who, body(req).await?, log).await?,
         ),
+        Endpoint::CompleteBatch => json_response(
+            200,
+            &uploads::complete_batch(app, who, body(req).await?, log).await?,
+        ),
         Endpoint::Reserve => {
             let answer = uploads::reserve(app, who, body(req).await?, log).await?;
             json_response(answer.http_status(), &answer)

@@ -12,7 +12,7 @@ use crate::registry::{
     stats_buckets_sql, LogQuery, Reach, DEDUP_MANY_SQL, DEDUP_SQL, KEYS_ALL_SQL,
     KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL, LIST_OPEN_SQL, LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL,
     PARTS_SQL, REACH_NAMESPACES, REACH_TENANT, ROUTES_SQL, ROUTE_SQL, STAT_COUNTS, SWEEP_SQL,
-    VERIFYING_SQL,
+    UPLOADS_MANY_SQL, VERIFYING_SQL,
 };
 
 /// An empty registry built by every migration in `migrations/`, in order, as `wrangler d1
@@ -304,6 +304,14 @@ fn lookups_by_digest_and_the_sweep_search_an_index() {
     assert_searches(&db, LIVE_BY_SHA256_SQL, "files", "tenant=? AND sha256=?");
     assert_searches(&db, SWEEP_SQL, "uploads", "state=? AND expires_at<?");
     assert_searches(&db, VERIFYING_SQL, "uploads", "state=?");
+    // A batch complete's reservations: each id by the primary key, the bound list scanned.
+    assert_searches_allowing(
+        &db,
+        UPLOADS_MANY_SQL,
+        "uploads",
+        "id=?",
+        &["SCAN json_each VIRTUAL TABLE"],
+    );
     // An upload's parts, in number order, straight from the primary key of the WITHOUT ROWID
     // table: no scan and no sort.
     assert_eq!(

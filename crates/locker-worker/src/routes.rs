@@ -29,6 +29,8 @@ pub(crate) enum Endpoint {
     /// `GET /v1/uploads/{id}`: a reservation and its stored parts.
     UploadInfo,
     Complete,
+    /// `POST /v1/uploads:complete`: up to 100 completes, each logged as its own.
+    CompleteBatch,
     Abort,
     Download,
     ListFiles,
@@ -129,6 +131,7 @@ pub(crate) static TABLE: &[Row] = &[
     },
     row(Post, "/v1/uploads", E::Reserve, Op::Reserve),
     row(Post, "/v1/uploads:batch", E::ReserveBatch, Op::Reserve),
+    row(Post, "/v1/uploads:complete", E::CompleteBatch, Op::Complete),
     row(Post, "/v1/uploads/{id}/complete", E::Complete, Op::Complete),
     row(Post, "/v1/uploads/{id}/parts", E::PartUrls, Op::Sign),
     row(Get, "/v1/uploads/{id}", E::UploadInfo, Op::Stat),

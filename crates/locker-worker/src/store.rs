@@ -34,6 +34,15 @@ const OWN_REQUEST_TTL_S: u64 = 60;
 
 pub(crate) use locker_core::s3::credential_secrets as secret_names;
 
+/// A stored object read whole (see [`Store::read_whole`]).
+pub(crate) struct Whole {
+    pub size: u64,
+    /// The SHA-256 storage verified on write, if it vouches for one.
+    pub sha256: Option<Vec<u8>>,
+    /// Empty unless the object has the expected size.
+    pub bytes: Vec<u8>,
+}
+
 pub(crate) enum Store {
     Binding(Bucket),
     S3(Box<S3Bucket>),
@@ -266,6 +275,62 @@ impl Store {
                     404 => Ok(None),
                     status => Err(storage_failed(status, "HEAD")),
                 }
+            }
+        }
+    }
+
+    /// The whole stored object in one read, for an object small enough to hold in memory
+    /// (the caller bounds `expected`, the reserved size): its size, the SHA-256 storage
+    /// verified on write (R2, as [`Store::head`]; never an S3 server's) and its bytes. An object
+    /// of another size than `expected` is not read: its bytes come back empty. `None` when
+    /// there is no object.
+    pub(crate) async fn read_whole(
+        &self,
+        app: &App,
+        key: &str,
+        expected: u64,
+    ) -> ApiResult<Option<Whole>> {
+        match self {
+            Self::Binding(b) => {
+                let Some(object) = b.get(key).execute().await? else {
+                    return Ok(None);
+                };
+                let size = object.size();
+                let sha256 = object.checksum().sha256;
+                let bytes = match object.body() {
+                    Some(body) if size == expected && size > 0 => body.bytes().await?,
+                    _ => Vec::new(),
+                };
+                Ok(Some(Whole {
+                    size,
+                    sha256,
+                    bytes,
+                }))
+            }
+            Self::S3(b) => {
+                let mut response = Self::s3_get(b, app, key, None).await?;
+                match response.status_code() {
+                    200 => {}
+                    404 => return Ok(None),
+                    status => return Err(storage_failed(status, "GET")),
+                }
+                let length: Option<u64> = response
+                    .headers()
+                    .get("content-length")?
+                    .and_then(|l| l.parse().ok());
+                if let Some(size) = length.filter(|l| *l != expected) {
+                    return Ok(Some(Whole {
+                        size,
+                        sha256: None,
+                        bytes: Vec::new(),
+                    }));
+                }
+                let bytes = response.bytes().await?;
+                Ok(Some(Whole {
+                    size: bytes.len() as u64,
+                    sha256: None,
+                    bytes,
+                }))
             }
         }
     }

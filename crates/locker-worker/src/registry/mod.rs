@@ -31,11 +31,11 @@ pub(crate) use d1::{D1Registry, D1Work, METER_VAR};
 #[cfg(test)]
 pub(crate) use d1::{
     DEDUP_MANY_SQL, DEDUP_SQL, KEYS_ALL_SQL, KEYS_NAMESPACES_SQL, KEYS_TENANT_SQL, LIST_OPEN_SQL,
-    LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL, VERIFYING_SQL,
+    LIST_PREFIX_SQL, LIVE_BY_SHA256_SQL, PARTS_SQL, SWEEP_SQL, UPLOADS_MANY_SQL, VERIFYING_SQL,
 };
 pub(crate) use rows::{
-    BlobRow, BucketRow, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery, LogRecord,
-    NewKey, NewUpload, PartDecl, PartRow, Reach, UploadRow,
+    BlobRow, BucketRow, CommitItem, Committed, FilePage, FileRow, FileSpec, KeyRow, LogQuery,
+    LogRecord, NewKey, NewUpload, PartDecl, PartRow, Reach, UploadRow,
 };
 
 use locker_core::api::{KeyInfo, LogEntry, Route, Stats, UploadState};
@@ -47,6 +47,9 @@ use crate::error::ApiResult;
 pub(crate) trait Uploads {
     /// The reservation `id`, of any tenant.
     async fn upload(&self, id: &str) -> ApiResult<Option<UploadRow>>;
+
+    /// The reservations of `ids` that exist, of any tenant, in one read (no order).
+    async fn uploads(&self, ids: &[String]) -> ApiResult<Vec<UploadRow>>;
 
     /// Records a pending reservation (registering the default bucket first if it is the
     /// target), with its access-log row.
@@ -70,6 +73,15 @@ pub(crate) trait Uploads {
         upload_id: Option<&str>,
         log: &LogRecord,
     ) -> ApiResult<Committed>;
+
+    /// Several commits, each exactly as [`Uploads::commit`] (its reservation closed first, and
+    /// nothing else of it written unless that worked), and the rows of `logs`, in one D1
+    /// batch; one answer per commit, in order.
+    async fn commit_many(
+        &self,
+        commits: &[CommitItem<'_>],
+        logs: &[LogRecord],
+    ) -> ApiResult<Vec<Committed>>;
 
     /// Ends the reservation `id` that is in state `from` (`pending`, `verifying`) as `to`
     /// (`aborted`, `expired`), with `log` written only if it did. `false`: it was no longer in

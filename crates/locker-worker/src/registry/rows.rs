@@ -120,6 +120,15 @@ impl FileSpec {
     }
 }
 
+/// One commit of [`super::Uploads::commit_many`]: the arguments of [`super::Uploads::commit`].
+#[derive(Debug)]
+pub(crate) struct CommitItem<'a> {
+    pub spec: &'a FileSpec,
+    pub bucket_id: &'a str,
+    pub upload_id: Option<&'a str>,
+    pub log: LogRecord,
+}
+
 /// How a commit ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Committed {

@@ -49,12 +49,23 @@ pub(crate) async fn commit(
     log: &mut LogEntry,
 ) -> ApiResult<()> {
     let record = log.record(app, None);
-    let old = match app
+    let outcome = app
         .registry()
         .commit(spec, bucket_id, upload_id, &record)
-        .await?
-    {
-        // Nothing was written, the log row neither: the refusal gets its own.
+        .await?;
+    settle(app, spec, outcome, log).await
+}
+
+/// What follows a commit the registry ran with `log`'s row: the refusal of one that wrote
+/// nothing (closed meanwhile: the refusal gets its own log row) or wrote no file, else the
+/// release of the blob the path pointed at before, if nothing else uses it.
+pub(super) async fn settle(
+    app: &App,
+    spec: &FileSpec,
+    outcome: Committed,
+    log: &mut LogEntry,
+) -> ApiResult<()> {
+    let old = match outcome {
         Committed::Closed => {
             return Err(ApiError::new(
                 ErrorKind::UploadClosed,

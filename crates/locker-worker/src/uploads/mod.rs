@@ -5,13 +5,14 @@
 //! registry is one D1 batch, and the access-log row of a commit is in that same batch.
 //!
 //! By job: [`reserve`] answers `POST /v1/uploads` (or dedups), [`batch`] up to 100 of them at
-//! once, [`data`] is the data plane (the
+//! once, [`complete_batch`] up to 100 completes, [`data`] is the data plane (the
 //! signed PUT into R2, and what stores and verifies bytes), [`finish`] completes and aborts,
 //! [`commit`] holds the batches that commit, close and release, [`sweep`] expires what
 //! nobody completed, and [`verify`] finishes the check of objects too large for `complete`.
 
 mod batch;
 mod commit;
+mod complete_batch;
 mod data;
 mod finish;
 mod multipart;
@@ -21,6 +22,7 @@ mod verify;
 
 pub(crate) use batch::reserve_batch;
 pub(crate) use commit::{commit, release_blob, remove_unclaimed};
+pub(crate) use complete_batch::complete_batch;
 pub(crate) use data::{body_data, data_put, store, verify_stored};
 pub(crate) use finish::{abort, complete};
 pub(crate) use locker_core::api::ReserveRequest;

@@ -25,7 +25,7 @@ pub(crate) use parts::PARTS_SQL;
 #[cfg(test)]
 pub(crate) use stats::{stats_buckets_sql, REACH_NAMESPACES, REACH_TENANT, STAT_COUNTS};
 #[cfg(test)]
-pub(crate) use uploads::{SWEEP_SQL, VERIFYING_SQL};
+pub(crate) use uploads::{SWEEP_SQL, UPLOADS_MANY_SQL, VERIFYING_SQL};
 
 use std::cell::Cell;
 

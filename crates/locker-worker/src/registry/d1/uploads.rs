@@ -7,7 +7,7 @@ use super::files::{ShaRow, FILE_SHA_SQL};
 use super::log::LOG_ARGS;
 use super::{change_counts, changed, first_row, n, opt, s, D1Registry};
 use crate::error::ApiResult;
-use crate::registry::{Committed, FileSpec, LogRecord, NewUpload, UploadRow, Uploads};
+use crate::registry::{CommitItem, Committed, FileSpec, LogRecord, NewUpload, UploadRow, Uploads};
 
 const UPLOAD_COLUMNS: &str = "id, tenant, namespace, path, sha256, size, content_type, \
      filename, bucket_id, key, state, expires_at, multipart_id, part_size, part_count, \
@@ -18,6 +18,13 @@ pub(crate) const SWEEP_SQL: &str =
     "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
      bucket_id, key, state, expires_at, multipart_id, part_size, part_count, completing_at \
      FROM uploads WHERE state = 'pending' AND expires_at < ?1 ORDER BY expires_at LIMIT ?2";
+
+/// The reservations whose ids are in the JSON array `?1`, of any tenant (the query-plan test
+/// runs this string). One bound array, not one parameter per id: D1 binds at most 100.
+pub(crate) const UPLOADS_MANY_SQL: &str =
+    "SELECT id, tenant, namespace, path, sha256, size, content_type, filename, \
+     bucket_id, key, state, expires_at, multipart_id, part_size, part_count, completing_at \
+     FROM uploads WHERE id IN (SELECT value FROM json_each(?1))";
 
 /// Uploads awaiting the scheduled check whose lock is free or older than `?1`, oldest
 /// reservation first (the query-plan test runs this string).
@@ -78,6 +85,44 @@ impl D1Registry {
             ),
             &args,
         )
+    }
+
+    /// One commit's statements, after the default bucket's registration: the read of what the
+    /// path points at now, in the same transaction as the upsert that replaces it (so the blob
+    /// it answers is exactly the one replaced); with a reservation, its close, and the blob, the
+    /// file and the log row written only if that close worked: a reservation aborted or expired
+    /// meanwhile (whose bytes may be deleted already) commits nothing. [`committed`] reads
+    /// their results.
+    fn commit_statements(
+        &self,
+        spec: &FileSpec,
+        bucket_id: &str,
+        upload_id: Option<&str>,
+        log: &LogRecord,
+    ) -> ApiResult<Vec<worker::D1PreparedStatement>> {
+        let mut statements = vec![self.stmt(
+            FILE_SHA_SQL,
+            &[
+                s(spec.tenant.as_str()),
+                s(spec.namespace.as_str()),
+                s(spec.path.as_str()),
+            ],
+        )?];
+        if let Some(id) = upload_id {
+            statements.push(self.stmt(
+                "UPDATE uploads SET state = 'committed', finished_at = ?2 \
+                 WHERE id = ?1 AND state IN ('pending', 'verifying')",
+                &[s(id), n(self.now_ms)],
+            )?);
+        }
+        let (file_guard, file_args) = guard(upload_id, 8, self.now_ms);
+        let (log_guard, log_args) = guard(upload_id, LOG_ARGS, self.now_ms);
+        statements.extend([
+            self.insert_blob(spec, bucket_id, upload_id)?,
+            self.upsert_file(spec, &file_guard, &file_args)?,
+            self.log_statement(log, &log_guard, &log_args)?,
+        ]);
+        Ok(statements)
     }
 
     /// The INSERT of a pending reservation.
@@ -164,48 +209,53 @@ impl Uploads for D1Registry {
         upload_id: Option<&str>,
         log: &LogRecord,
     ) -> ApiResult<Committed> {
-        // The batch first reads what the path points at now, in the same transaction as the
-        // upsert that replaces it, so the blob it answers is exactly the one replaced. With a
-        // reservation, it then closes it, and writes the blob, the file and the log row only
-        // if that worked: a reservation aborted or expired meanwhile (whose bytes may be
-        // deleted already) commits nothing.
-        let mut statements = vec![self.stmt(
-            FILE_SHA_SQL,
-            &[
-                s(spec.tenant.as_str()),
-                s(spec.namespace.as_str()),
-                s(spec.path.as_str()),
-            ],
-        )?];
-        if let Some(id) = upload_id {
-            statements.push(self.stmt(
-                "UPDATE uploads SET state = 'committed', finished_at = ?2 \
-                 WHERE id = ?1 AND state IN ('pending', 'verifying')",
-                &[s(id), n(self.now_ms)],
-            )?);
-        }
-        let closed = statements.len() - 1;
-        let (file_guard, file_args) = guard(upload_id, 8, self.now_ms);
-        let (log_guard, log_args) = guard(upload_id, LOG_ARGS, self.now_ms);
-        statements.extend([
-            self.register_default()?,
-            self.insert_blob(spec, bucket_id, upload_id)?,
-            self.upsert_file(spec, &file_guard, &file_args)?,
-            self.log_statement(log, &log_guard, &log_args)?,
-        ]);
+        let mut statements = vec![self.register_default()?];
+        statements.extend(self.commit_statements(spec, bucket_id, upload_id, log)?);
         let results = self.batch_results(statements).await?;
-        let replaced: Option<ShaRow> = first_row(&results, 0, "files")?;
-        // Change counts of the statements after the read.
-        let changes = change_counts(results.get(1..).unwrap_or_default())?;
-        Ok(if closed == 1 && !changed(&changes, 0) {
-            Committed::Closed
-        } else if !changed(&changes, closed + 2) {
-            Committed::NoFile
-        } else {
-            Committed::Done {
-                replaced: replaced.map(|r| r.sha256),
-            }
-        })
+        committed(results.get(1..).unwrap_or_default(), upload_id.is_some())
+    }
+
+    async fn commit_many(
+        &self,
+        commits: &[CommitItem<'_>],
+        logs: &[LogRecord],
+    ) -> ApiResult<Vec<Committed>> {
+        if commits.is_empty() && logs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each commit's statements in a row, as `commit` runs them, so each one's read of the
+        // path sees the commits before it in this batch (a path completed twice replaces the
+        // first blob, as two single commits in a row would); one guard per reservation.
+        let mut statements = vec![self.register_default()?];
+        let mut spans = Vec::with_capacity(commits.len());
+        for c in commits {
+            let mine = self.commit_statements(c.spec, c.bucket_id, c.upload_id, &c.log)?;
+            spans.push((statements.len(), mine.len(), c.upload_id.is_some()));
+            statements.extend(mine);
+        }
+        for log in logs {
+            statements.push(self.log_statement(log, "", &[])?);
+        }
+        let results = self.batch_results(statements).await?;
+        spans
+            .into_iter()
+            .map(|(at, len, guarded)| {
+                committed(results.get(at..at + len).unwrap_or_default(), guarded)
+            })
+            .collect()
+    }
+
+    async fn uploads(&self, ids: &[String]) -> ApiResult<Vec<UploadRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::to_string(ids).map_err(|e| {
+            crate::error::ApiError::new(
+                crate::error::ErrorKind::Internal,
+                format!("encoding upload ids: {e}"),
+            )
+        })?;
+        self.all("uploads", UPLOADS_MANY_SQL, &[s(&list)]).await
     }
 
     async fn close_upload(
@@ -264,4 +314,22 @@ impl Uploads for D1Registry {
         self.all("uploads", SWEEP_SQL, &[n(cutoff_ms), n(limit)])
             .await
     }
+}
+
+/// How one commit ended, from the results of its [`D1Registry::commit_statements`]
+/// (`guarded`: with a reservation's close).
+fn committed(results: &[worker::D1Result], guarded: bool) -> ApiResult<Committed> {
+    let replaced: Option<ShaRow> = first_row(results, 0, "files")?;
+    // Change counts of the statements after the read: [close,] blob, file, log.
+    let changes = change_counts(results.get(1..).unwrap_or_default())?;
+    let closed = usize::from(guarded);
+    Ok(if guarded && !changed(&changes, 0) {
+        Committed::Closed
+    } else if !changed(&changes, closed + 1) {
+        Committed::NoFile
+    } else {
+        Committed::Done {
+            replaced: replaced.map(|r| r.sha256),
+        }
+    })
 }
