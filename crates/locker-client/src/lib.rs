@@ -29,4 +29,6 @@ pub use files::Downloaded;
 pub use http::Client;
 pub use locker_core::api;
 pub use locker_core::client::RetryPolicy;
-pub use upload::{hash_file, hash_file_parts, FileDigest, Progress, PutOptions, Stored};
+pub use upload::{
+    hash_file, hash_file_parts, FileDigest, Progress, PutOptions, Sent, Stored, Transferred,
+};

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use locker_core::api::{
-    BatchRefusal, BatchResult, Complete, MultipartPlan, PartDigest, PartUrls, PartsRequest,
-    ReserveBatch, ReserveRequest, Reserved, ReservedBatch, UploadPlan, BATCH_MAX,
+    BatchRefusal, BatchResult, Complete, CompleteBatch, CompleteResult, CompletedBatch,
+    MultipartPlan, PartDigest, PartUrls, PartsRequest, ReserveBatch, ReserveRequest, Reserved,
+    ReservedBatch, UploadPlan, BATCH_MAX,
 };
 use locker_core::client::{renews_reservation, Source};
 use locker_core::hash::to_hex;
@@ -174,6 +175,80 @@ fn ms_since(t: std::time::Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Where [`Client::send_reserved`] stops: the file is stored (deduplicated, or sent in parts
+/// and completed), or its bytes are at the signed URL of a single-request upload that still
+/// needs its complete, alone ([`Client::complete`]) or with others
+/// ([`Client::complete_batch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sent {
+    Stored(Stored),
+    Transferred(Transferred),
+}
+
+/// A single-request upload whose bytes were sent and which is not completed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transferred {
+    /// `up_...`, to complete.
+    pub upload_id: String,
+    /// As in [`Stored`].
+    pub bytes_sent: u64,
+    pub reserve_ms: u64,
+    pub transfer_ms: u64,
+}
+
+impl Transferred {
+    /// The file stored, once the Worker answered its complete with `done` after `complete_ms`
+    /// (a batch's whole time, when it was completed in one).
+    pub fn finish(self, done: Complete, complete_ms: u64) -> Stored {
+        Stored {
+            locker_ref: done.locker_ref,
+            sha256: done.sha256,
+            size: done.size,
+            deduplicated: false,
+            bytes_sent: self.bytes_sent,
+            reserve_ms: self.reserve_ms,
+            transfer_ms: self.transfer_ms,
+            complete_ms,
+        }
+    }
+}
+
+/// The per-id results of a batch complete of `asked` ids, each refusal as the
+/// [`Error::Refused`] the single route would have given.
+fn complete_results(answered: CompletedBatch, asked: usize) -> Result<Vec<Result<Complete>>> {
+    if answered.results.len() != asked {
+        return Err(Error::BadAnswer {
+            what: "POST /v1/uploads:complete".to_owned(),
+            message: format!("{} results for {asked} uploads", answered.results.len()),
+        });
+    }
+    Ok(answered
+        .results
+        .into_iter()
+        .map(|r| match r {
+            CompleteResult::Completed(done) => Ok(done),
+            CompleteResult::Refused(refusal) => Err(refused(refusal)),
+        })
+        .collect())
+}
+
+/// A batch item's refusal as the error the single route's answer would have been.
+fn refused(BatchRefusal { http_status, error }: BatchRefusal) -> Error {
+    Error::Refused {
+        status: http_status,
+        code: error.code,
+        message: error.message,
+        source_kind: Source::Worker,
+    }
+}
+
+/// Whether a refusal means the server has no such route (a Worker older than it): 405, or
+/// 404 `route_not_found` (a 404 of another code is about the thing asked for).
+fn no_route(e: &Error) -> bool {
+    matches!(e, Error::Refused { status, code, .. }
+        if *status == 405 || (*status == 404 && code == "route_not_found"))
+}
+
 /// Only the `status` of a reservation answer: read when [`Reserved`] does not decode, to tell
 /// a plan kind this client does not know (multipart, from a newer Worker) from a broken answer.
 #[derive(Deserialize)]
@@ -245,8 +320,33 @@ impl Client {
         dest: &LockerRef,
         options: &PutOptions,
         progress: Option<Progress>,
-        mut first: Option<(Reserved, u64)>,
+        first: Option<(Reserved, u64)>,
     ) -> Result<Stored> {
+        match self
+            .send_reserved(path, digest, dest, options, progress, first)
+            .await?
+        {
+            Sent::Stored(stored) => Ok(stored),
+            Sent::Transferred(sent) => {
+                let started = std::time::Instant::now();
+                let done = self.complete(&sent.upload_id).await?;
+                Ok(sent.finish(done, ms_since(started)))
+            }
+        }
+    }
+
+    /// [`Client::put_reserved`] up to the complete of a single-request upload, which is left
+    /// to the caller ([`Sent::Transferred`]), so that many files' completes can go in one
+    /// [`Client::complete_batch`]. Dedups and uploads in parts come back stored.
+    pub async fn send_reserved(
+        &self,
+        path: &Path,
+        digest: &FileDigest,
+        dest: &LockerRef,
+        options: &PutOptions,
+        progress: Option<Progress>,
+        mut first: Option<(Reserved, u64)>,
+    ) -> Result<Sent> {
         let request = Self::reserve_request(digest, dest, options);
         let in_parts = request.multipart == Some(true);
         let mut bytes_sent = 0;
@@ -267,7 +367,7 @@ impl Client {
             };
             let plan = match reserved {
                 Reserved::Deduplicated(d) => {
-                    return Ok(Stored {
+                    return Ok(Sent::Stored(Stored {
                         locker_ref: d.locker_ref,
                         sha256: d.sha256,
                         size: d.size,
@@ -276,7 +376,7 @@ impl Client {
                         reserve_ms,
                         transfer_ms,
                         complete_ms: 0,
-                    })
+                    }))
                 }
                 Reserved::Upload(plan) => plan,
                 Reserved::Multipart(parts) if in_parts => {
@@ -304,7 +404,7 @@ impl Client {
                             return Err(e);
                         }
                     };
-                    return Ok(Stored {
+                    return Ok(Sent::Stored(Stored {
                         locker_ref: done.locker_ref,
                         sha256: done.sha256,
                         size: done.size,
@@ -313,7 +413,7 @@ impl Client {
                         reserve_ms,
                         transfer_ms,
                         complete_ms: ms_since(started),
-                    });
+                    }));
                 }
                 Reserved::Multipart(parts) => {
                     // Not asked for (`multipart: false` above): a server that offers it anyway
@@ -348,18 +448,12 @@ impl Client {
                     return Err(e);
                 }
             }
-            let started = std::time::Instant::now();
-            let done = self.complete(&plan.upload_id).await?;
-            return Ok(Stored {
-                locker_ref: done.locker_ref,
-                sha256: done.sha256,
-                size: done.size,
-                deduplicated: false,
+            return Ok(Sent::Transferred(Transferred {
+                upload_id: plan.upload_id,
                 bytes_sent,
                 reserve_ms,
                 transfer_ms,
-                complete_ms: ms_since(started),
-            });
+            }));
         }
     }
 
@@ -417,11 +511,7 @@ impl Client {
             .await
         {
             Ok(answer) => answer,
-            Err(Error::Refused { status, code, .. })
-                if status == 405 || (status == 404 && code == "route_not_found") =>
-            {
-                return Ok(None);
-            }
+            Err(e) if no_route(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
         let answered: ReservedBatch = answer.decode("POST /v1/uploads:batch")?;
@@ -441,14 +531,7 @@ impl Client {
                 .into_iter()
                 .map(|r| match r {
                     BatchResult::Reserved(reserved) => Ok(reserved),
-                    BatchResult::Refused(BatchRefusal { http_status, error }) => {
-                        Err(Error::Refused {
-                            status: http_status,
-                            code: error.code,
-                            message: error.message,
-                            source_kind: Source::Worker,
-                        })
-                    }
+                    BatchResult::Refused(refusal) => Err(refused(refusal)),
                 })
                 .collect(),
         ))
@@ -459,6 +542,43 @@ impl Client {
         let url = self.url(["v1", "uploads", upload_id, "complete"]);
         self.call(Method::POST, url, None::<&()>, Replay::Idempotent)
             .await
+    }
+
+    /// `POST /v1/uploads:complete`: up to [`BATCH_MAX`] completes in one request, answered id
+    /// by id in order, each as [`Client::complete`] would (a refused id is its own
+    /// [`Error::Refused`] with the single route's status and code). `Ok(None)`: this server
+    /// has no batch complete (404 `route_not_found` or 405, a Worker older than the route):
+    /// complete one by one instead.
+    pub async fn complete_batch(
+        &self,
+        upload_ids: &[String],
+    ) -> Result<Option<Vec<Result<Complete>>>> {
+        if upload_ids.len() > BATCH_MAX {
+            return Err(Error::Invalid(format!(
+                "{} completes in one batch; at most {BATCH_MAX}",
+                upload_ids.len()
+            )));
+        }
+        if upload_ids.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let batch = CompleteBatch {
+            upload_ids: upload_ids.to_vec(),
+        };
+        let json = serde_json::to_vec(&batch)
+            .map_err(|e| Error::Invalid(format!("cannot encode the request: {e}")))?;
+        let url = self.url(["v1", "uploads:complete"]);
+        // Completing twice answers what the first complete did: safe to retry as a whole.
+        let answer = match self
+            .send(Method::POST, url, Some(json), Replay::Idempotent)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) if no_route(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let answered: CompletedBatch = answer.decode("POST /v1/uploads:complete")?;
+        complete_results(answered, upload_ids.len()).map(Some)
     }
 
     /// `DELETE /v1/uploads/{id}`: releases a pending reservation.
@@ -678,7 +798,10 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use super::{hash_file, hash_file_parts};
+    use super::{complete_results, hash_file, hash_file_parts, no_route, Transferred};
+    use crate::Error;
+    use locker_core::api::{CompleteStatus, CompletedBatch};
+    use locker_core::client::Source;
     use locker_core::hash::to_hex;
     use sha2::{Digest, Sha256};
 
@@ -725,5 +848,103 @@ mod tests {
             ]
         );
         assert!(above.parts.is_empty(), "below the threshold: no parts");
+    }
+
+    const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn batch(results: serde_json::Value) -> CompletedBatch {
+        serde_json::from_value(serde_json::json!({ "results": results })).unwrap()
+    }
+
+    #[test]
+    fn a_batch_complete_answers_each_id_as_the_single_route_would() {
+        let answered = batch(serde_json::json!([
+            {"status": "complete", "deduplicated": false, "ref": "locker://corp/a.txt",
+             "sha256": SHA, "size": 0},
+            {"http_status": 422, "error": {"code": "sha256_mismatch",
+             "message": "the stored bytes are not the declared ones"}},
+            {"status": "verifying", "deduplicated": false, "ref": "locker://corp/b.bin",
+             "sha256": SHA, "size": 7},
+        ]));
+        let got = complete_results(answered, 3).unwrap();
+        let first = got[0].as_ref().unwrap();
+        assert_eq!(
+            (first.status, first.locker_ref.as_str()),
+            (CompleteStatus::Complete, "locker://corp/a.txt")
+        );
+        match &got[1] {
+            Err(Error::Refused {
+                status,
+                code,
+                message,
+                source_kind,
+            }) => {
+                assert_eq!(*status, 422);
+                assert_eq!(code, "sha256_mismatch");
+                assert_eq!(message, "the stored bytes are not the declared ones");
+                assert_eq!(*source_kind, Source::Worker);
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+        assert_eq!(got[1].as_ref().unwrap_err().code(), "sha256_mismatch");
+        assert_eq!(
+            got[2].as_ref().unwrap().status,
+            CompleteStatus::Verifying,
+            "a 202 item is an answer, not a refusal"
+        );
+    }
+
+    #[test]
+    fn a_batch_complete_with_another_count_of_results_is_a_bad_answer() {
+        let answered = batch(serde_json::json!([
+            {"status": "complete", "deduplicated": false, "ref": "locker://corp/a.txt",
+             "sha256": SHA, "size": 0},
+        ]));
+        let e = complete_results(answered, 2).unwrap_err();
+        assert!(matches!(e, Error::BadAnswer { .. }), "{e:?}");
+        assert!(complete_results(batch(serde_json::json!([])), 0)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn only_a_missing_route_sends_the_client_back_to_single_requests() {
+        let refusal = |status, code: &str| Error::Refused {
+            status,
+            code: code.to_owned(),
+            message: String::new(),
+            source_kind: Source::Worker,
+        };
+        assert!(no_route(&refusal(404, "route_not_found")));
+        assert!(no_route(&refusal(405, "method_not_allowed")));
+        // A 404 about an upload, or any other refusal, is the batch's own answer.
+        assert!(!no_route(&refusal(404, "not_found")));
+        assert!(!no_route(&refusal(400, "invalid_request")));
+        assert!(!no_route(&refusal(503, "unavailable")));
+    }
+
+    #[test]
+    fn a_finished_transfer_keeps_its_timings_and_takes_the_completes() {
+        let sent = Transferred {
+            upload_id: "up_1".to_owned(),
+            bytes_sent: 12,
+            reserve_ms: 3,
+            transfer_ms: 40,
+        };
+        let done = serde_json::from_value(serde_json::json!({"status": "complete",
+            "deduplicated": false, "ref": "locker://corp/a.txt", "sha256": SHA, "size": 12}))
+        .unwrap();
+        let stored = sent.finish(done, 150);
+        assert_eq!(
+            (
+                stored.locker_ref.as_str(),
+                stored.bytes_sent,
+                stored.reserve_ms,
+                stored.transfer_ms,
+                stored.complete_ms,
+                stored.deduplicated
+            ),
+            ("locker://corp/a.txt", 12, 3, 40, 150, false)
+        );
     }
 }

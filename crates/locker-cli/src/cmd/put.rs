@@ -6,7 +6,9 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use indicatif::ProgressBar;
 use locker_client::api::{Reserved, BATCH_MAX};
-use locker_client::{hash_file_parts, Client, FileDigest, Progress, PutOptions};
+use locker_client::{
+    hash_file_parts, Client, FileDigest, Progress, PutOptions, Sent, Stored, Transferred,
+};
 use locker_core::{Location, LockerRef};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -83,12 +85,14 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
     let bar = out.bytes_bar(total);
     let jobs_at_once = usize::from(args.jobs).max(1);
 
-    // Three stages side by side in this task: hashing (`jobs_at_once` files at a time),
+    // Four stages side by side in this task: hashing (`jobs_at_once` files at a time),
     // reserving (up to BATCH_MAX hashed files per request, as many as are hashed when the
-    // previous batch is answered), and transfers (`jobs_at_once` at a time). Bounded channels
-    // keep each stage at most two batches ahead of the next.
+    // previous batch is answered), transfers (`jobs_at_once` at a time), and completing
+    // (batched as the reserves are). Bounded channels keep each stage at most two batches
+    // ahead of the next.
     let (hashed_tx, mut hashed_rx) = mpsc::channel::<Hashed>(2 * BATCH_MAX);
     let (ready_tx, ready_rx) = mpsc::channel::<Ready>(2 * BATCH_MAX);
+    let (sent_tx, sent_rx) = mpsc::channel::<Pending>(2 * BATCH_MAX);
     let hashing = async move {
         let mut hashed = futures_util::stream::iter(jobs)
             .map(|job| {
@@ -144,17 +148,35 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
             }
         }
     };
-    let transfers = futures_util::stream::unfold(ready_rx, |mut rx| async move {
-        rx.recv().await.map(|ready| (ready, rx))
-    })
-    .map(|ready| {
-        let bar = bar.clone();
-        let options = options(&ready.hashed.job.src);
-        async move { transfer(client, ready, &options, &bar, out).await }
-    })
-    .buffer_unordered(jobs_at_once)
-    .collect::<Vec<FileResult>>();
-    let ((), (), results) = tokio::join!(hashing, reserving, transfers);
+    let shared_bar = &bar;
+    let transfers = async move {
+        let sent_tx = &sent_tx;
+        futures_util::stream::unfold(ready_rx, |mut rx| async move {
+            rx.recv().await.map(|ready| (ready, rx))
+        })
+        .map(|ready| {
+            let options = options(&ready.hashed.job.src);
+            async move {
+                match transfer(client, ready, &options, shared_bar).await {
+                    Step::Done(meta, outcome) => Some(report(meta, outcome, shared_bar, out)),
+                    Step::Complete(pending) => {
+                        // The completer lives until every sender is gone, so this only fails
+                        // if it is gone already, and then nothing reports this file anyway.
+                        let _ = sent_tx.send(pending).await;
+                        None
+                    }
+                }
+            }
+        })
+        .buffer_unordered(jobs_at_once)
+        .filter_map(std::future::ready)
+        .collect::<Vec<FileResult>>()
+        .await
+        // `sent_tx` is dropped here: the completer sees the end once it has taken the rest.
+    };
+    let completing = complete_all(client, sent_rx, jobs_at_once, &bar, out);
+    let ((), (), mut results, completed) = tokio::join!(hashing, reserving, transfers, completing);
+    results.extend(completed);
     bar.finish_and_clear();
 
     let failed = results.iter().filter(|r| r.error.is_some()).count();
@@ -243,21 +265,41 @@ async fn reserve_chunk(
     Some((out, ms))
 }
 
-/// Sends one file from its reservation (or reserves it alone first) and reports it.
-async fn transfer(
-    client: &Client,
-    ready: Ready,
-    options: &PutOptions,
-    bar: &ProgressBar,
-    out: &Out,
-) -> FileResult {
+/// What a file's report needs besides its outcome.
+struct Meta {
+    shown: String,
+    dest: LockerRef,
+    size: u64,
+    hash_ms: u64,
+}
+
+/// Where a file's transfer ended: with its outcome, or sent and waiting for its complete.
+enum Step {
+    Done(Meta, Result<Stored, locker_client::Error>),
+    Complete(Pending),
+}
+
+/// A file whose bytes were sent in one request, for the completer.
+struct Pending {
+    meta: Meta,
+    sent: Transferred,
+}
+
+/// Sends one file from its reservation (or reserves it alone first). A single-request upload
+/// stops before its complete, which the completer sends with others.
+async fn transfer(client: &Client, ready: Ready, options: &PutOptions, bar: &ProgressBar) -> Step {
     let Ready { hashed, reserved } = ready;
     let Hashed {
         job,
         hash_ms,
         digest,
     } = hashed;
-    let shown = job.src.display().to_string();
+    let meta = Meta {
+        shown: job.src.display().to_string(),
+        dest: job.dest.clone(),
+        size: job.size,
+        hash_ms,
+    };
     let progress: Progress = {
         let bar = bar.clone();
         Arc::new(move |n| bar.inc(n))
@@ -266,7 +308,7 @@ async fn transfer(
         (Err(e), _) => Err(e),
         (Ok(digest), Some((Ok(reserved), ms))) => {
             client
-                .put_reserved(
+                .send_reserved(
                     &job.src,
                     &digest,
                     &job.dest,
@@ -280,14 +322,97 @@ async fn transfer(
         (Ok(_), Some((Err(e), _))) if !retried_alone(&e) => Err(e),
         (Ok(digest), _) => {
             client
-                .put_hashed(&job.src, &digest, &job.dest, options, Some(progress))
+                .send_reserved(&job.src, &digest, &job.dest, options, Some(progress), None)
                 .await
         }
     };
     match outcome {
+        Ok(Sent::Stored(stored)) => Step::Done(meta, Ok(stored)),
+        Ok(Sent::Transferred(sent)) => Step::Complete(Pending { meta, sent }),
+        Err(e) => Step::Done(meta, Err(e)),
+    }
+}
+
+/// The completer: takes sent files as they come and completes them in batches, Nagle-style:
+/// whatever is waiting goes at once (the first file is not held back), and files sent while a
+/// batch is in flight wait for its answer and go together in the next (up to BATCH_MAX). A
+/// server without the batch route gets single completes, `jobs_at_once` at a time.
+async fn complete_all(
+    client: &Client,
+    mut sent_rx: mpsc::Receiver<Pending>,
+    jobs_at_once: usize,
+    bar: &ProgressBar,
+    out: &Out,
+) -> Vec<FileResult> {
+    let mut results = Vec::new();
+    // Cleared for good by a server without the batch route.
+    let mut batches = true;
+    while let Some(first) = sent_rx.recv().await {
+        let mut chunk = vec![first];
+        while chunk.len() < BATCH_MAX {
+            match sent_rx.try_recv() {
+                Ok(p) => chunk.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut answers: Vec<Option<(Result<_, _>, u64)>> = Vec::new();
+        if batches {
+            let ids: Vec<String> = chunk.iter().map(|p| p.sent.upload_id.clone()).collect();
+            let started = std::time::Instant::now();
+            match client.complete_batch(&ids).await {
+                Ok(Some(done)) => {
+                    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    answers = done.into_iter().map(|d| Some((d, ms))).collect();
+                }
+                Ok(None) => batches = false,
+                // The batch failed as a whole (after its retries): each file is completed
+                // alone, with that request's own retries, rather than failed.
+                Err(_) => {}
+            }
+        }
+        answers.resize_with(chunk.len(), || None);
+        let done = futures_util::stream::iter(chunk.into_iter().zip(answers))
+            .map(|(pending, answer)| async move {
+                let Pending { meta, sent } = pending;
+                let outcome = match answer {
+                    Some((Ok(done), ms)) => Ok(sent.finish(done, ms)),
+                    Some((Err(e), _)) if !retried_alone(&e) => Err(e),
+                    _ => {
+                        let started = std::time::Instant::now();
+                        client.complete(&sent.upload_id).await.map(|done| {
+                            let ms =
+                                u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                            sent.finish(done, ms)
+                        })
+                    }
+                };
+                report(meta, outcome, bar, out)
+            })
+            .buffer_unordered(jobs_at_once)
+            .collect::<Vec<FileResult>>()
+            .await;
+        results.extend(done);
+    }
+    results
+}
+
+/// Shows one file's outcome and makes its `--json` entry.
+fn report(
+    meta: Meta,
+    outcome: Result<Stored, locker_client::Error>,
+    bar: &ProgressBar,
+    out: &Out,
+) -> FileResult {
+    let Meta {
+        shown,
+        dest,
+        size,
+        hash_ms,
+    } = meta;
+    match outcome {
         Ok(s) => {
             // The bar counts bytes handled: a dedup or a retry's rest count too.
-            bar.inc(job.size.saturating_sub(s.bytes_sent.min(job.size)));
+            bar.inc(size.saturating_sub(s.bytes_sent.min(size)));
             let what = if s.deduplicated { "dedup " } else { "stored" };
             out.line(
                 bar,
@@ -310,13 +435,13 @@ async fn transfer(
             }
         }
         Err(e) => {
-            bar.inc(job.size);
+            bar.inc(size);
             bar.suspend(|| eprintln!("failed {shown}: {e}"));
             FileResult {
                 path: shown,
-                locker_ref: job.dest.to_string(),
+                locker_ref: dest.to_string(),
                 sha256: None,
-                size: job.size,
+                size,
                 deduplicated: false,
                 bytes_sent: 0,
                 ms: Timings {
