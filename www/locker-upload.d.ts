@@ -172,6 +172,8 @@ export interface LockerUploadAttributes {
   "part-concurrency"?: number | string;
   /** `"false"` turns off resuming uploads in parts after a reload (default on). */
   resume?: "true" | "false" | boolean;
+  /** Present (or `"true"`) remembers each file's digest, so the same file picked again, after a reload too, is not hashed again (default off; `"false"` is off too). */
+  "remember-digests"?: "true" | "false" | boolean;
 }
 
 /** What JSX may pass to `<locker-upload>`: its attributes and the usual HTML ones. */

@@ -11,7 +11,8 @@
 // Attributes: endpoint (the Worker; default: where this script came from), namespace,
 // token-url (POSTed to for an upload token), accept, max-size (bytes), multiple, required,
 // disabled, concurrency, stall-timeout (ms), multipart-threshold (bytes), part-concurrency,
-// resume ("false" turns it off). Every attribute may change at any time (frameworks
+// resume ("false" turns it off), remember-digests ("true" or present turns it on: a file picked
+// again is not hashed again, see the README). Every attribute may change at any time (frameworks
 // set them after creating the element): the next file picked uses the new values, uploads
 // already running finish with the old ones. Theme it with the --locker-* custom properties below.
 
@@ -164,6 +165,7 @@ const UPLOADER_ATTRIBUTES = [
   "multipart-threshold",
   "part-concurrency",
   "resume",
+  "remember-digests",
 ];
 const ACTIVE = new Set(["waiting", "hashing", "uploading", "verifying"]);
 
@@ -382,6 +384,7 @@ export class LockerUpload extends HTMLElement {
       multipartThreshold: this.#numberAttribute("multipart-threshold"),
       partConcurrency: this.#numberAttribute("part-concurrency"),
       resume: this.getAttribute("resume") !== "false",
+      rememberDigests: this.hasAttribute("remember-digests") && this.getAttribute("remember-digests") !== "false",
     });
     // The rows show what the Uploader says, nothing else: one event per transition.
     uploader.addEventListener("state-change", (e) => {

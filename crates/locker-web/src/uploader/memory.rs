@@ -1,6 +1,7 @@
 //! What the `Uploader` remembers of uploads in parts across reloads: one
 //! `locker_core::resume::Record` per file and place, in IndexedDB (database `locker`, store
-//! `uploads`, the record as JSON under its `record_key`).
+//! `uploads`, the record as JSON under its `record_key`). The digests `rememberDigests` keeps
+//! (`remembered`) share the store under their own key prefix.
 //!
 //! Everything here is best effort: a browser without IndexedDB (some private modes), a full
 //! disk or a blocked database only means an upload is not resumed after a reload, so every
@@ -25,7 +26,7 @@ thread_local! {
 }
 
 /// Settles when `request` does: its result, or the error it failed with.
-async fn settled(request: &IdbRequest) -> Result<JsValue, LockerError> {
+pub(super) async fn settled(request: &IdbRequest) -> Result<JsValue, LockerError> {
     let (promise, finish) = deferred();
     let on_success = {
         let request = request.clone();
@@ -74,7 +75,7 @@ async fn open() -> Result<IdbDatabase, LockerError> {
     Ok(db)
 }
 
-async fn store(write: bool) -> Result<IdbObjectStore, LockerError> {
+pub(super) async fn store(write: bool) -> Result<IdbObjectStore, LockerError> {
     let db = open().await?;
     let mode = if write {
         web_sys::IdbTransactionMode::Readwrite
@@ -135,6 +136,14 @@ pub(super) async fn sweep(now_s: u64) {
     };
     // Both lists come in key order from one transaction: the n-th value is the n-th key's.
     for (key, value) in keys.iter().zip(values.iter()) {
+        // The digests `rememberDigests` keeps share the store, under their own prefix, and are
+        // bounded by `remembered::prune`.
+        if key
+            .as_string()
+            .is_some_and(|k| k.starts_with(super::remembered::PREFIX))
+        {
+            continue;
+        }
         let stale = value
             .as_string()
             .and_then(|t| serde_json::from_str::<Record>(&t).ok())

@@ -12,6 +12,7 @@ mod memory;
 mod options;
 mod parts;
 mod pipeline;
+mod remembered;
 mod types;
 
 use std::cell::{Cell, RefCell};
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
-use locker_core::upload_state::Upload;
+use locker_core::upload_state::{Event, Phase, Upload};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::future_to_promise;
@@ -107,6 +108,29 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Runs `job`; once more if a digest remembered for its file (`rememberDigests`) may have
+    /// been wrong: its bytes were refused as not those of the digest. The fingerprint is
+    /// forgotten first, so the second run hashes the file for real.
+    async fn run_checked(&self, job: &Job) -> Result<JsValue, LockerError> {
+        let e = match self.run(job).await {
+            Err(e) if self.options.remember_digests && remembered::wrong_bytes(&e) => e,
+            outcome => return outcome,
+        };
+        let Some(key) = remembered::fingerprint(&job.file) else {
+            return Err(e);
+        };
+        remembered::forget(&key).await;
+        // A refusal ends the run in the machine (failed, its reservation released); the page
+        // sees the upload start over. Anything else is left to end as it is.
+        if job.tracked.phase() != Phase::Failed {
+            return Err(e);
+        }
+        job.tracked.apply(Event::Restart);
+        self.run(job).await
+    }
+}
+
 #[wasm_bindgen]
 impl Uploader {
     #[wasm_bindgen(constructor)]
@@ -117,6 +141,9 @@ impl Uploader {
         let concurrency = Concurrency::parse(&options)?;
         let events = EventTarget::new()
             .map_err(|e| LockerError::from_js("could not create the event target", e))?;
+        if parsed.remember_digests {
+            wasm_bindgen_futures::spawn_local(remembered::prune());
+        }
         if parsed.parts.resume {
             // Records of uploads left by closing a page and never picked again.
             let now_s = (js_sys::Date::now() / 1000.0) as u64;
@@ -152,7 +179,7 @@ impl Uploader {
             Err(e) => return Promise::reject(&e.into()),
         };
         future_to_promise(async move {
-            match inner.run(&job).await {
+            match inner.run_checked(&job).await {
                 Ok(result) => Ok(result),
                 Err(e) => Err(inner.finish_failed(&job, e).await),
             }

@@ -29,6 +29,9 @@ pub(super) struct Options {
     accept: Vec<String>,
     pub(super) reading: Reading,
     pub(super) parts: PartOptions,
+    /// Whether a file's digest is remembered under its fingerprint and used when the same
+    /// file is picked again (`rememberDigests`, default off; see `remembered`).
+    pub(super) remember_digests: bool,
 }
 
 /// How files are uploaded in parts.
@@ -61,17 +64,22 @@ impl PartOptions {
             (1.0, 16.0),
             "partConcurrency must be 1 to 16",
         )?;
-        let resume = match crate::js::get(o, "resume") {
-            v if v.is_undefined() => true,
-            v => v
-                .as_bool()
-                .ok_or_else(|| LockerError::invalid("resume must be true or false"))?,
-        };
+        let resume = flag(o, "resume", true)?;
         Ok(Self {
             threshold: threshold.ceil() as u64,
             concurrency: concurrency as usize,
             resume,
         })
+    }
+}
+
+/// The boolean option `name`, `default` when it is not given.
+fn flag(o: &JsValue, name: &str, default: bool) -> Result<bool, LockerError> {
+    match crate::js::get(o, name) {
+        v if v.is_undefined() => Ok(default),
+        v => v
+            .as_bool()
+            .ok_or_else(|| LockerError::invalid([name, " must be true or false"].concat())),
     }
 }
 
@@ -130,6 +138,7 @@ impl Options {
             accept,
             reading: Reading::parse(o)?,
             parts: PartOptions::parse(o)?,
+            remember_digests: flag(o, "rememberDigests", false)?,
         })
     }
 

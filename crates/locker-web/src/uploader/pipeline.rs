@@ -24,7 +24,7 @@ use web_sys::{AbortSignal, Blob, File};
 
 use super::events::{failure, Tracked};
 use super::parts::{PartsJob, Remembered};
-use super::{memory, Inner};
+use super::{memory, remembered, Inner};
 use crate::error::LockerError;
 use crate::hash_worker::hash_best;
 use crate::js::{check_aborted, obj, sleep};
@@ -147,7 +147,8 @@ impl Inner {
     /// The file's SHA-256, hashed by WebCrypto or in a Web Worker (with each part's, for an
     /// upload in parts),
     /// or, for the same file (name, size, lastModified) as an upload remembered, taken from the
-    /// record without reading the file again.
+    /// record without reading the file again; with `rememberDigests`, also for the same file
+    /// (its fingerprint) as one hashed before (`remembered`).
     async fn digest(&self, job: &Job, parts: Option<&mut InParts>) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
         let _slot = self.hash_slots.acquire(signal).await?;
@@ -162,6 +163,22 @@ impl Inner {
             (_, p) => p,
         };
         let size = job.file.size();
+        // A Blob's size is a whole number of bytes.
+        let part_size = parts.is_some().then(|| multipart::part_size(size as u64));
+        let fingerprint = self
+            .options
+            .remember_digests
+            .then(|| remembered::fingerprint(&job.file))
+            .flatten();
+        if let Some((digest, digests)) =
+            remembered::recall(fingerprint.as_deref(), size as u64, part_size).await
+        {
+            if let Some(p) = parts {
+                p.digests = digests;
+                p.sha256.clone_from(&digest);
+            }
+            return Ok(digest);
+        }
         let tracked = job.tracked.clone();
         let progress = move |bytes: f64| {
             tracked.events.emit(
@@ -170,8 +187,6 @@ impl Inner {
             );
             tracked.apply(Event::HashProgress(bytes as u64));
         };
-        // A Blob's size is a whole number of bytes.
-        let part_size = parts.is_some().then(|| multipart::part_size(size as u64));
         // WebCrypto for a small file in one request; a pooled worker (with every part's
         // digest) otherwise.
         let (digest, digests) = hash_best(
@@ -183,6 +198,7 @@ impl Inner {
             progress,
         )
         .await?;
+        remembered::keep(fingerprint.as_deref(), &digest, part_size, &digests).await;
         if let Some(p) = parts {
             p.digests = digests;
             p.sha256.clone_from(&digest);

@@ -43,6 +43,8 @@ export interface UploaderOptions {
   partConcurrency?: number;
   /** Remember uploads in parts in IndexedDB (upload id, the file's name, size, lastModified and digests; never a token or URL), so the same file picked again after a reload sends only the parts not yet stored (default true). */
   resume?: boolean;
+  /** Remember each File's SHA-256 in IndexedDB under its fingerprint (name, webkitRelativePath, size, lastModified, type; the newest 10,000), so the same file picked again, after a reload too, is not read to be hashed (default false). A file rewritten in place with its size and lastModified kept then reads as its old bytes: deduplicated to them when the tenant has them; refused otherwise, and then hashed for real. */
+  rememberDigests?: boolean;
 }
 
 /** What a token route answers (`POST /v1/tokens` gives exactly this). */
