@@ -16,11 +16,9 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use gloo_net::http::Method;
-use locker_core::api::{
-    BatchRefusal, BatchResult, CompleteBatch, CompleteResult, CompletedBatch, ErrorBody,
-    ReserveBatch, ReserveRequest, ReservedBatch, BATCH_MAX,
-};
-use serde::Serialize;
+use locker_core::api::{BatchRefusal, CompleteBatch, ReserveBatch, ReserveRequest, BATCH_MAX};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
 use web_sys::AbortSignal;
 
@@ -39,8 +37,6 @@ pub(super) trait Item: Clone + 'static {
     const ROUTE: &'static str;
     /// The batch request's body for `items`.
     fn batch(items: Vec<Self>) -> Result<String, LockerError>;
-    /// The batch answer split into one outcome per item, in the items' order.
-    fn split(answer: &Answer) -> Result<Vec<Outcome>, LockerError>;
     /// The single route's path and body.
     fn single(&self) -> Result<(String, Option<String>), LockerError>;
 }
@@ -53,16 +49,45 @@ fn encode<T: Serialize>(value: &T) -> Result<String, LockerError> {
     serde_json::to_string(value).map_err(|e| LockerError::invalid(e.to_string()))
 }
 
-/// An item's answer re-encoded as the single route's body, with that route's status.
-fn answered<T: Serialize>(status: u16, value: &T) -> Outcome {
-    encode(value).map(|text| Answer { status, text })
+/// The answer of either batch route (`locker_core::api::ReservedBatch`, `CompletedBatch`), its results kept
+/// as their JSON: each is read as `BatchRefusal` or, failing that, handed to its file as the
+/// single route's answer body, which the file decodes as it always did (`Reserved`,
+/// `Complete`). That is the order the untagged `BatchResult` / `CompleteResult` read them in;
+/// decoding those enums here instead would compile serde's buffered untagged path for every
+/// answer type again, which costs the module about 50 KB.
+#[derive(Deserialize)]
+struct Results<'a> {
+    #[serde(borrow)]
+    results: Vec<&'a RawValue>,
 }
 
-/// A refused item as the error the single route's answer would have been read as (same code,
-/// status and so retry behaviour).
-fn refused(r: BatchRefusal) -> Outcome {
-    let body = encode(&ErrorBody { error: r.error })?;
-    Err(refusal(r.http_status, &body))
+/// The batch answer split into one outcome per item, in the items' order: a refused item as the
+/// error the single route's answer would have been read as (same code, status and so retry
+/// behaviour), an answered one as its body (the status is the batch's: the files read theirs
+/// from the body).
+fn split(answer: &Answer) -> Result<Vec<Outcome>, LockerError> {
+    // Borrowed from the answer's text, so not through `Answer::decode` (owned types only).
+    let batch: Results = serde_json::from_str(&answer.text).map_err(|e| {
+        LockerError::new(
+            code::BAD_ANSWER,
+            ["unexpected answer to the batch request: ", &e.to_string()].concat(),
+        )
+        .with_status(answer.status)
+    })?;
+    Ok(batch
+        .results
+        .iter()
+        .map(
+            |raw| match serde_json::from_str::<BatchRefusal>(raw.get()) {
+                // Its `error` is read as the single route's `{"error": ...}` body is.
+                Ok(r) => Err(refusal(r.http_status, raw.get())),
+                Err(_) => Ok(Answer {
+                    status: answer.status,
+                    text: raw.get().to_owned(),
+                }),
+            },
+        )
+        .collect())
 }
 
 impl Item for ReserveRequest {
@@ -70,18 +95,6 @@ impl Item for ReserveRequest {
 
     fn batch(uploads: Vec<Self>) -> Result<String, LockerError> {
         encode(&ReserveBatch { uploads })
-    }
-
-    fn split(answer: &Answer) -> Result<Vec<Outcome>, LockerError> {
-        let batch = answer.decode::<ReservedBatch>("the batch reservation")?;
-        Ok(batch
-            .results
-            .into_iter()
-            .map(|r| match r {
-                BatchResult::Reserved(r) => answered(r.http_status(), &r),
-                BatchResult::Refused(r) => refused(r),
-            })
-            .collect())
     }
 
     fn single(&self) -> Result<(String, Option<String>), LockerError> {
@@ -96,18 +109,6 @@ impl Item for CompleteId {
         encode(&CompleteBatch {
             upload_ids: ids.into_iter().map(|i| i.0).collect(),
         })
-    }
-
-    fn split(answer: &Answer) -> Result<Vec<Outcome>, LockerError> {
-        let batch = answer.decode::<CompletedBatch>("the batch completion")?;
-        Ok(batch
-            .results
-            .into_iter()
-            .map(|r| match r {
-                CompleteResult::Completed(c) => answered(c.http_status(), &c),
-                CompleteResult::Refused(r) => refused(r),
-            })
-            .collect())
     }
 
     fn single(&self) -> Result<(String, Option<String>), LockerError> {
@@ -244,7 +245,7 @@ impl Inner {
             .collect();
         let split = match T::batch(items) {
             Ok(body) => match self.api(Method::POST, T::ROUTE, Some(&body), None).await {
-                Ok(answer) => T::split(&answer).and_then(|o| {
+                Ok(answer) => split(&answer).and_then(|o| {
                     if o.len() == count {
                         Ok(o)
                     } else {
