@@ -153,8 +153,19 @@ impl<T> Default for Gather<T> {
 }
 
 impl<T: Item> Gather<T> {
-    /// Gives the right to send to the first queued item, or notes nothing is in flight.
+    /// Gives the right to send to the first queued item, or notes nothing is in flight. Once the
+    /// route is known absent, every queued item goes by the single route instead (no second
+    /// batch is sent to learn it again).
     fn hand_over(&self) {
+        if self.absent.get() {
+            let queued: Vec<Queued<T>> = self.queue.borrow_mut().drain(..).collect();
+            for q in queued {
+                q.turn.replace(Turn::Single);
+                q.wake.call(Ok(JsValue::NULL));
+            }
+            self.flying.set(false);
+            return;
+        }
         let next = self.queue.borrow_mut().pop_front();
         match next {
             Some(q) => {
