@@ -19,7 +19,7 @@ const OUT = process.env.BENCH_OUT ?? "target/bench";
 // `cargo xtask bench [SECTION...]` runs only the named sections (BENCH_ONLY, comma-separated)
 // and then writes its tables to target/bench/partial.md, never to BENCHMARKS.md: that file is
 // always one whole run.
-const SECTIONS = ["hash", "memory", "upload", "worker", "weight", "start", "multipart", "uppy"];
+const SECTIONS = ["hash", "memory", "upload", "worker", "weight", "start", "multipart", "uppy", "many"];
 const ONLY = (process.env.BENCH_ONLY ?? "").split(",").filter(Boolean);
 for (const name of ONLY) if (!SECTIONS.includes(name)) throw new Error(`no bench section ${name}: ${SECTIONS}`);
 const want = (name) => ONLY.length === 0 || ONLY.includes(name);
@@ -951,6 +951,9 @@ if (want("multipart")) await multipartSection({ page, s3BucketId: s3Bucket.data.
 
 // ---------- 9. against Uppy 6 (tests/bench/uppy-bench.mjs) ----------
 if (want("uppy")) await (await import("./uppy-bench.mjs")).uppyBench({ page, writeFile, section, table, goal });
+
+// ---------- 10. many small files (tests/bench/many-bench.mjs) ----------
+if (want("many")) await (await import("./many-bench.mjs")).manySection({ page, section, table, goal });
 
 const chromiumVersion = browser.version();
 await browser.close();

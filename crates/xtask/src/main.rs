@@ -31,7 +31,7 @@ commands:
   bench [SECTION...]
                    everything `test` needs, then the benchmarks against a fresh `wrangler dev`;
                    prints the tables and writes BENCHMARKS.md. Given sections, only those:
-                   hash, memory, upload, worker, weight, start, multipart, uppy (into
+                   hash, memory, upload, worker, weight, start, multipart, uppy, many (into
                    target/bench/partial.md)
                    and cli (the `locker` CLI against curl and rclone, replacing that section)
   restore --from DIR|ID [--url URL] [--key-env NAME] [--state DIR | --remote]

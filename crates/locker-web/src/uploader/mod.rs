@@ -6,6 +6,7 @@
 //! token, [`pipeline`] takes one file through its steps, [`events`] tells the page about it, and
 //! [`types`] declares all of it for TypeScript.
 
+mod batch;
 mod credential;
 mod events;
 mod memory;
@@ -29,7 +30,9 @@ use web_sys::{AbortSignal, Blob, EventTarget, File};
 use crate::error::LockerError;
 use crate::js::{get, get_string};
 use crate::slots::Slots;
+use batch::{CompleteId, Gather};
 use events::{EventsFor, Tracked};
+use locker_core::api::ReserveRequest;
 use options::{content_type_of, Concurrency, Options};
 use pipeline::Job;
 
@@ -46,12 +49,24 @@ struct Inner {
     upload_slots: Rc<Slots>,
     /// Completes in flight.
     complete_slots: Rc<Slots>,
+    /// Reservations gathered into `POST /v1/uploads:batch` requests.
+    reserves: Gather<ReserveRequest>,
+    /// Completes of uploads in one request gathered into `POST /v1/uploads:complete` requests.
+    completes: Gather<CompleteId>,
     uploads: Uploads,
 }
 
 /// Uploads by id: running ones (an id in use is refused), and those that ended failed or
 /// cancelled (the same id again restarts them from there). Stored ones are forgotten.
 type Uploads = Rc<RefCell<BTreeMap<String, Upload>>>;
+
+/// Files that may be reserving (or reserved, waiting for a transfer slot) and completing at
+/// once, at least: reserves and completes go in batches gathered while one request is in
+/// flight, so this is what one batch can hold. Twice the transfers only, and a drop of many
+/// small files would reserve them three or four to a request; far more, and the signed URLs
+/// of large files reserved ahead could run out before their turn (they are renewed then, at a
+/// request each).
+const GATHERED: usize = 32;
 
 thread_local! {
     /// Ids handed out when the caller gives none: unique on the page, across Uploaders.
@@ -154,10 +169,12 @@ impl Uploader {
                 options: parsed,
                 events,
                 hash_slots: Slots::new(concurrency.hashes),
-                ahead_slots: Slots::new(concurrency.uploads.saturating_mul(2)),
+                ahead_slots: Slots::new(concurrency.uploads.saturating_mul(2).max(GATHERED)),
                 upload_slots: Slots::new(concurrency.uploads),
-                complete_slots: Slots::new(concurrency.uploads.saturating_mul(2)),
+                complete_slots: Slots::new(concurrency.uploads.saturating_mul(2).max(GATHERED)),
                 uploads: Uploads::default(),
+                reserves: Gather::default(),
+                completes: Gather::default(),
             }),
         })
     }

@@ -22,6 +22,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{AbortSignal, Blob, File};
 
+use super::batch::CompleteId;
 use super::events::{failure, Tracked};
 use super::parts::{PartsJob, Remembered};
 use super::{memory, remembered, Inner};
@@ -213,7 +214,7 @@ impl Inner {
         job: &Job,
         sha256: &str,
         in_parts: bool,
-    ) -> Result<(LogicalPath, String), LockerError> {
+    ) -> Result<(LogicalPath, ReserveRequest), LockerError> {
         let token = self.options.credential.token().await?;
         let path = match &job.path {
             Some(p) => LogicalPath::parse(p),
@@ -240,8 +241,6 @@ impl Inner {
             // Uploader computed.
             multipart: Some(in_parts),
         };
-        let request =
-            serde_json::to_string(&request).map_err(|e| LockerError::invalid(e.to_string()))?;
         Ok((path, request))
     }
 
@@ -271,7 +270,7 @@ impl Inner {
     async fn store(
         &self,
         job: &Job,
-        request: &str,
+        request: &ReserveRequest,
         mut parts: Option<&mut InParts>,
     ) -> Result<Stored, LockerError> {
         let signal = job.signal.as_ref();
@@ -282,10 +281,10 @@ impl Inner {
         }
         loop {
             let ahead = self.ahead_slots.acquire(signal).await?;
+            // Gathered with other files' reservations: those of uploads in parts too (the batch
+            // answers multipart plans), so a drop of many files mixed asks few times.
             let answer = self
-                .retrying(job, &mut || {
-                    self.api(Method::POST, "/v1/uploads", Some(request), signal)
-                })
+                .retrying(job, &mut || self.gathered(&self.reserves, request, signal))
                 .await?;
             let plan = match answer.decode::<Reserved>("the reservation")? {
                 Reserved::Deduplicated(d) => return Ok(deduplicated(job, d)),
@@ -529,25 +528,41 @@ impl Inner {
             let _slot = self.transfer_slot(job, ahead).await?;
             self.transfer_parts(job, parts).await?;
         }
-        self.complete_id(job, parts.upload_id).await
+        self.complete_id(job, parts.upload_id, false).await
     }
 
-    /// Asks the Worker to verify and commit the transferred bytes; gives the file's ref.
+    /// Asks the Worker to verify and commit the transferred bytes; gives the file's ref. Gathered
+    /// with other files' completes (an upload in one request is never answered `verifying`, so
+    /// batching it changes no answer).
     async fn complete(&self, job: &Job, plan: &UploadPlan) -> Result<String, LockerError> {
-        self.complete_id(job, &plan.upload_id).await
+        self.complete_id(job, &plan.upload_id, true).await
     }
 
     /// Completes reservation `id`. A large upload in parts may be answered `verifying` (the
     /// Worker checks it on its own): asked again, after a pause, until it is committed.
-    async fn complete_id(&self, job: &Job, id: &str) -> Result<String, LockerError> {
+    /// `gathered`: through `POST /v1/uploads:complete` batches (uploads in parts keep their own
+    /// complete).
+    async fn complete_id(
+        &self,
+        job: &Job,
+        id: &str,
+        gathered: bool,
+    ) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
         let complete = ["/v1/uploads/", id, "/complete"].concat();
+        let item = CompleteId(id.to_owned());
         let mut wait = VERIFY_POLL_MS;
         let done = loop {
             // Held per request, not through the pauses between `verifying` answers.
             let slot = self.complete_slots.acquire(signal).await?;
             let done = self
-                .retrying(job, &mut || self.api(Method::POST, &complete, None, signal))
+                .retrying(job, &mut || {
+                    if gathered {
+                        self.gathered(&self.completes, &item, signal)
+                    } else {
+                        self.api(Method::POST, &complete, None, signal)
+                    }
+                })
                 .await?;
             drop(slot);
             let done = done.decode::<Complete>("the completion")?;
