@@ -14,6 +14,7 @@ import { api, createKey, sha256hex, tenantName } from "../support/api.mjs";
 import { withPeakRss } from "../support/widget.mjs";
 import { S3_BUCKET, corsProxy } from "../support/s3.mjs";
 import { multipartSection } from "./multipart-bench.mjs";
+import { f0, f1, f2, goal, mbps, median, table } from "./common.mjs";
 
 const OUT = process.env.BENCH_OUT ?? "target/bench";
 // `cargo xtask bench [SECTION...]` runs only the named sections (BENCH_ONLY, comma-separated)
@@ -34,25 +35,12 @@ mkdirSync(INPUTS, { recursive: true });
 process.on("exit", () => rmSync(INPUTS, { recursive: true, force: true }));
 
 // ---------- small helpers ----------
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mbps = (bytes, ms) => bytes / 1e6 / (ms / 1000);
-const f0 = (x) => x.toFixed(0);
-const f1 = (x) => x.toFixed(1);
-const f2 = (x) => x.toFixed(2);
-const table = (head, rows) =>
-  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join(
-    "\n",
-  );
 const sections = [];
 function section(title, body, notes = []) {
   const text = [`## ${title}`, "", body, "", ...notes.map((n) => `${n}\n`)].join("\n");
   sections.push(text);
   console.log(`\n${text}`);
 }
-const goal = (met, text) => `${met ? "**met**" : "**missed**"}: ${text}`;
 
 /**
  * Native software SHA-256 on this machine: `openssl speed -evp sha256` over 16 KiB blocks, with

@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
 import { ADMIN_KEY, api, createKey, tenantName } from "../support/api.mjs";
 import { BASE } from "../support/env.mjs";
+import { f1, f2, median } from "./common.mjs";
 
 const run = promisify(execFile);
 const OUT = process.env.BENCH_OUT ?? "target/bench";
@@ -23,9 +24,6 @@ const INPUTS = join(OUT, "cli-inputs");
 mkdirSync(INPUTS, { recursive: true });
 process.on("exit", () => rmSync(INPUTS, { recursive: true, force: true }));
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const f1 = (x) => x.toFixed(1);
-const f2 = (x) => x.toFixed(2);
 const now = () => performance.now();
 
 const registered = await api("POST", "/v1/buckets", {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { BASE } from "../support/env.mjs";
 import { api, createKey, tenantName } from "../support/api.mjs";
+import { f2 } from "./common.mjs";
 
 const run = promisify(execFile);
 const FILES = 1000;
@@ -18,8 +19,6 @@ const CONCURRENCY = 3;
 const NAMESPACE = "bench";
 const TYPE = "application/octet-stream";
 const DIR = "target/bench/many";
-
-const f2 = (x) => x.toFixed(2);
 
 /** The 1,000 files on disk: 4 to 64 KB each, random bytes. */
 function writeFiles() {

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { api, createKey, tenantName } from "../support/api.mjs";
 import { BASE, launchPersistent } from "../support/env.mjs";
 import { withPeakRss } from "../support/widget.mjs";
+import { f0, f1, f2, goal, mbps, median, table } from "./common.mjs";
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -26,21 +27,8 @@ const SIZE = envNumber("BENCH_MP_MIB", 1024) * (1 << 20);
 const MEMORY_SIZE = envNumber("BENCH_MP_MEMORY_MIB", 2048) * (1 << 20);
 const REPS = envNumber("BENCH_MP_REPS", 2);
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mbps = (bytes, ms) => bytes / 1e6 / (ms / 1000);
-const f0 = (x) => x.toFixed(0);
-const f1 = (x) => x.toFixed(1);
-const f2 = (x) => x.toFixed(2);
 // MB/s: one decimal, as a loaded machine gives single digits.
 const spread = (xs) => `${f1(Math.min(...xs))}-${f1(Math.max(...xs))}`;
-const table = (head, rows) =>
-  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join(
-    "\n",
-  );
-const goal = (met, text) => `${met ? "**met**" : "**missed**"}: ${text}`;
 const size = (f) => (f.size >= 1 << 30 ? `${f1(f.size / (1 << 30))} GiB` : `${f0(f.size / MiB)} MiB`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import * as esbuild from "esbuild";
 import { BASE } from "../support/env.mjs";
 import { api, createKey, tenantName } from "../support/api.mjs";
+import { f2, median } from "./common.mjs";
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -21,11 +22,6 @@ const PART_CONCURRENCY = 4;
 const NAMESPACE = "bench";
 const TYPE = "application/octet-stream";
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const f2 = (x) => x.toFixed(2);
 const secs = (xs) => `${f2(median(xs) / 1000)} (${f2(Math.min(...xs) / 1000)}-${f2(Math.max(...xs) / 1000)})`;
 const mbs = (bytes, xs) => (bytes / 1e6 / (median(xs) / 1000)).toFixed(1);
 
