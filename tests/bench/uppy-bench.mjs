@@ -299,8 +299,12 @@ export async function uppyBench({ page, writeFile, section, table, goal }) {
   };
   // locker with `rememberDigests`: a fresh page of the same browser context (IndexedDB shared)
   // for every run, as a person reloading the site and picking the same files again.
+  // The bench's page owns its context (no second page fits there), so these pages share one of
+  // their own, made once.
+  let remembering;
   const rememberingRun = async (names, token) => {
-    const fresh = await page.context().newPage();
+    remembering ??= await page.context().browser().newContext();
+    const fresh = await remembering.newPage();
     try {
       await fresh.goto(`${BASE}/`);
       await fresh.evaluate(async () => {
