@@ -12,7 +12,6 @@
 //! without the route (404/405) is asked one item at a time from then on.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use gloo_net::http::Method;
@@ -135,7 +134,10 @@ pub(super) struct Gather {
     route: &'static str,
     /// The name of the batch body's list (`locker_core::api::ReserveBatch`, `CompleteBatch`).
     list: &'static str,
-    queue: RefCell<VecDeque<Queued>>,
+    /// In arrival order. A `Vec`, not a `VecDeque`: it holds a few hundred files at most (its
+    /// `remove(0)` is cheap), and a `VecDeque<Queued>` is compiled for this queue alone while
+    /// `Vec`'s code is mostly shared with the module's other vectors.
+    queue: RefCell<Vec<Queued>>,
     flying: Cell<bool>,
     /// The Worker answered 404/405 to the batch route.
     absent: Cell<bool>,
@@ -162,14 +164,13 @@ impl Gather {
         }
     }
 
-    /// The batch request's body: `items`' JSON as the list the route reads.
-    fn body(&self, items: &[&Item]) -> String {
-        let mut body = ["{\"", self.list, "\":["].concat();
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&item.json);
+    /// The batch request's body: the JSON of `own` then of `others`' items, as the list the
+    /// route reads.
+    fn body(&self, own: &Item, others: &[Queued]) -> String {
+        let mut body = ["{\"", self.list, "\":[", &own.json].concat();
+        for q in others {
+            body.push(',');
+            body.push_str(&q.item.json);
         }
         body.push_str("]}");
         body
@@ -180,7 +181,7 @@ impl Gather {
     /// batch is sent to learn it again).
     fn hand_over(&self) {
         if self.absent.get() {
-            let queued: Vec<Queued> = self.queue.borrow_mut().drain(..).collect();
+            let queued = std::mem::take(&mut *self.queue.borrow_mut());
             for q in queued {
                 q.turn.replace(Turn::Single);
                 q.wake.call(Ok(JsValue::NULL));
@@ -188,7 +189,10 @@ impl Gather {
             self.flying.set(false);
             return;
         }
-        let next = self.queue.borrow_mut().pop_front();
+        let next = {
+            let mut queue = self.queue.borrow_mut();
+            (!queue.is_empty()).then(|| queue.remove(0))
+        };
         match next {
             Some(q) => {
                 q.turn.replace(Turn::Lead);
@@ -217,7 +221,7 @@ impl Inner {
             }
             let turn = Rc::new(RefCell::new(Turn::Waiting));
             let (promise, wake) = deferred();
-            gather.queue.borrow_mut().push_back(Queued {
+            gather.queue.borrow_mut().push(Queued {
                 item: item.clone(),
                 turn: turn.clone(),
                 wake: wake.clone(),
@@ -258,7 +262,8 @@ impl Inner {
         let others: Vec<Queued> = {
             let mut queue = gather.queue.borrow_mut();
             let n = queue.len().min(BATCH_MAX - 1);
-            queue.drain(..n).collect()
+            let rest = queue.split_off(n);
+            std::mem::replace(&mut *queue, rest)
         };
         if others.is_empty() {
             // Alone: the single route, as before batches (no 404 to learn on an older Worker,
@@ -268,10 +273,7 @@ impl Inner {
             return outcome;
         }
         let count = others.len() + 1;
-        let items: Vec<&Item> = std::iter::once(&own)
-            .chain(others.iter().map(|q| &q.item))
-            .collect();
-        let body = gather.body(&items);
+        let body = gather.body(&own, &others);
         let split = match self
             .api(Method::POST, gather.route, Some(&body), None)
             .await
