@@ -164,13 +164,13 @@ impl Gather {
         }
     }
 
-    /// The batch request's body: the JSON of `own` then of `others`' items, as the list the
-    /// route reads.
-    fn body(&self, own: &Item, others: &[Queued]) -> String {
+    /// The batch request's body: the JSON of `own` then of `others`, as the list the route
+    /// reads (`locker_core::api::ReserveBatch`, `CompleteBatch`; see the tests).
+    fn body<'i>(&self, own: &Item, others: impl Iterator<Item = &'i Item>) -> String {
         let mut body = ["{\"", self.list, "\":[", &own.json].concat();
-        for q in others {
+        for item in others {
             body.push(',');
-            body.push_str(&q.item.json);
+            body.push_str(&item.json);
         }
         body.push_str("]}");
         body
@@ -273,7 +273,7 @@ impl Inner {
             return outcome;
         }
         let count = others.len() + 1;
-        let body = gather.body(&own, &others);
+        let body = gather.body(&own, others.iter().map(|q| &q.item));
         let split = match self
             .api(Method::POST, gather.route, Some(&body), None)
             .await
@@ -313,5 +313,64 @@ impl Inner {
         gather.hand_over();
         check_aborted(signal)?;
         mine.unwrap_or_else(|| Err(LockerError::new(code::BAD_ANSWER, "an empty batch answer")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use locker_core::api::{CompleteBatch, ReserveBatch};
+
+    use super::*;
+
+    fn request(path: &str, filename: Option<&str>) -> ReserveRequest {
+        ReserveRequest {
+            namespace: "ns".into(),
+            path: path.into(),
+            sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+            size: 0,
+            content_type: "text/plain".into(),
+            filename: filename.map(Into::into),
+            expires_in: None,
+            multipart: Some(false),
+        }
+    }
+
+    #[test]
+    fn a_batch_body_is_the_wire_type_of_its_route() -> Result<(), LockerError> {
+        let (a, b) = (
+            request("a \"q\".txt", None),
+            request("b.txt", Some("b é.txt")),
+        );
+        let (ia, ib) = (Item::reserve(&a)?, Item::reserve(&b)?);
+        let gather = Gather::reserves();
+        assert_eq!(gather.route, "/v1/uploads:batch");
+        let body = gather.body(&ia, [&ib].into_iter());
+        let read: ReserveBatch =
+            serde_json::from_str(&body).map_err(|e| LockerError::invalid(e.to_string()))?;
+        assert_eq!(
+            read,
+            ReserveBatch {
+                uploads: vec![a.clone(), b]
+            }
+        );
+        // Alone, the single route's body is the request itself.
+        assert_eq!((ia.path.as_str(), ia.with_body), ("/v1/uploads", true));
+        assert_eq!(
+            serde_json::from_str::<ReserveRequest>(&ia.json).ok(),
+            Some(a)
+        );
+
+        let (c, d) = (Item::complete("up_1")?, Item::complete("up_2")?);
+        let gather = Gather::completes();
+        assert_eq!(gather.route, "/v1/uploads:complete");
+        let body = gather.body(&c, [&d, &c].into_iter());
+        let read: CompleteBatch =
+            serde_json::from_str(&body).map_err(|e| LockerError::invalid(e.to_string()))?;
+        assert_eq!(read.upload_ids, vec!["up_1", "up_2", "up_1"]);
+        assert_eq!(
+            (c.path.as_str(), c.with_body),
+            ("/v1/uploads/up_1/complete", false)
+        );
+        Ok(())
     }
 }
