@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_net::http::Method;
-use locker_core::api::{BatchRefusal, ReserveRequest, BATCH_MAX};
+use locker_core::api::{ReserveRequest, BATCH_MAX};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
@@ -81,6 +81,14 @@ struct Results<'a> {
     results: Vec<&'a RawValue>,
 }
 
+/// The part of `locker_core::api::BatchRefusal` that tells a refused item from an answered one
+/// (no answer has an `http_status`); its `error` is read by `refusal` as the single route's
+/// body is. Smaller in the module than decoding the whole `BatchRefusal` a second time.
+#[derive(Deserialize)]
+struct Refused {
+    http_status: u16,
+}
+
 /// The batch answer split into one outcome per item, in the items' order: a refused item as the
 /// error the single route's answer would have been read as (same code, status and so retry
 /// behaviour), an answered one as its body (the status is the batch's: the files read theirs
@@ -97,16 +105,14 @@ fn split(answer: &Answer) -> Result<Vec<Outcome>, LockerError> {
     Ok(batch
         .results
         .iter()
-        .map(
-            |raw| match serde_json::from_str::<BatchRefusal>(raw.get()) {
-                // Its `error` is read as the single route's `{"error": ...}` body is.
-                Ok(r) => Err(refusal(r.http_status, raw.get())),
-                Err(_) => Ok(Answer {
-                    status: answer.status,
-                    text: raw.get().to_owned(),
-                }),
-            },
-        )
+        .map(|raw| match serde_json::from_str::<Refused>(raw.get()) {
+            // Its `error` is read as the single route's `{"error": ...}` body is.
+            Ok(r) => Err(refusal(r.http_status, raw.get())),
+            Err(_) => Ok(Answer {
+                status: answer.status,
+                text: raw.get().to_owned(),
+            }),
+        })
         .collect())
 }
 
@@ -370,6 +376,41 @@ mod tests {
         assert_eq!(
             (c.path.as_str(), c.with_body),
             ("/v1/uploads/up_1/complete", false)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_batch_answer_splits_into_refusals_and_single_route_bodies() -> Result<(), LockerError> {
+        let done = r#"{"status":"complete","ref":"locker://ns/a"}"#;
+        let answer = Answer {
+            status: 200,
+            text: [
+                r#"{"results":[{"http_status":413,"error":{"code":"too_large","message":"m"}},"#,
+                done,
+                "]}",
+            ]
+            .concat(),
+        };
+        let mut outcomes = split(&answer)?.into_iter();
+        let refused = outcomes.next().and_then(Result::err);
+        assert_eq!(
+            refused.map(|e| (e.code, e.message, e.status)),
+            Some(("too_large".into(), "m".into(), Some(413)))
+        );
+        let answered = outcomes.next().and_then(Result::ok);
+        assert_eq!(
+            answered.map(|a| (a.status, a.text)),
+            Some((200, done.into()))
+        );
+        assert!(outcomes.next().is_none());
+        let bad = Answer {
+            status: 200,
+            text: "[]".into(),
+        };
+        assert_eq!(
+            split(&bad).err().map(|e| e.code),
+            Some(code::BAD_ANSWER.into())
         );
         Ok(())
     }
