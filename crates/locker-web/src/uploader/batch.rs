@@ -12,11 +12,10 @@
 //! without the route (404/405) is asked one item at a time from then on.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use gloo_net::http::Method;
-use locker_core::api::{BatchRefusal, CompleteBatch, ReserveBatch, ReserveRequest, BATCH_MAX};
+use locker_core::api::{ReserveRequest, BATCH_MAX};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use wasm_bindgen::JsValue;
@@ -31,21 +30,42 @@ use crate::transfer::{refusal, Answer};
 /// One file's answer, as the single route would have given it.
 type Outcome = Result<Answer, LockerError>;
 
-/// An item of a batch route, and how it goes by the single route.
-pub(super) trait Item: Clone + 'static {
-    /// The batch route.
-    const ROUTE: &'static str;
-    /// The batch request's body for `items`.
-    fn batch(items: Vec<Self>) -> Result<String, LockerError>;
-    /// The single route's path and body.
-    fn single(&self) -> Result<(String, Option<String>), LockerError>;
+/// An item of either batch route, already encoded: one type for both routes, so that the
+/// gathering below is compiled once (generic over the two item types it was compiled twice:
+/// 3.7 KB gzip of the module).
+#[derive(Clone)]
+pub(super) struct Item {
+    /// The item as an element of the batch body's list (JSON).
+    json: String,
+    /// The single route's path.
+    path: String,
+    /// Whether the single route's body is `json` (a reservation) or empty (a complete).
+    with_body: bool,
 }
 
-/// The `up_...` id of a reservation to complete.
-#[derive(Clone)]
-pub(super) struct CompleteId(pub(super) String);
+impl Item {
+    /// A reservation: an element of `POST /v1/uploads:batch`'s `uploads`, or alone the body of
+    /// `POST /v1/uploads`.
+    pub(super) fn reserve(request: &ReserveRequest) -> Result<Self, LockerError> {
+        Ok(Self {
+            json: encode(request)?,
+            path: "/v1/uploads".into(),
+            with_body: true,
+        })
+    }
 
-fn encode<T: Serialize>(value: &T) -> Result<String, LockerError> {
+    /// The complete of reservation `id`: an element of `POST /v1/uploads:complete`'s
+    /// `upload_ids`, or alone `POST /v1/uploads/{id}/complete`.
+    pub(super) fn complete(id: &str) -> Result<Self, LockerError> {
+        Ok(Self {
+            json: encode(id)?,
+            path: ["/v1/uploads/", id, "/complete"].concat(),
+            with_body: false,
+        })
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, LockerError> {
     serde_json::to_string(value).map_err(|e| LockerError::invalid(e.to_string()))
 }
 
@@ -59,6 +79,14 @@ fn encode<T: Serialize>(value: &T) -> Result<String, LockerError> {
 struct Results<'a> {
     #[serde(borrow)]
     results: Vec<&'a RawValue>,
+}
+
+/// The part of `locker_core::api::BatchRefusal` that tells a refused item from an answered one
+/// (no answer has an `http_status`); its `error` is read by `refusal` as the single route's
+/// body is. Smaller in the module than decoding the whole `BatchRefusal` a second time.
+#[derive(Deserialize)]
+struct Refused {
+    http_status: u16,
 }
 
 /// The batch answer split into one outcome per item, in the items' order: a refused item as the
@@ -77,43 +105,15 @@ fn split(answer: &Answer) -> Result<Vec<Outcome>, LockerError> {
     Ok(batch
         .results
         .iter()
-        .map(
-            |raw| match serde_json::from_str::<BatchRefusal>(raw.get()) {
-                // Its `error` is read as the single route's `{"error": ...}` body is.
-                Ok(r) => Err(refusal(r.http_status, raw.get())),
-                Err(_) => Ok(Answer {
-                    status: answer.status,
-                    text: raw.get().to_owned(),
-                }),
-            },
-        )
-        .collect())
-}
-
-impl Item for ReserveRequest {
-    const ROUTE: &'static str = "/v1/uploads:batch";
-
-    fn batch(uploads: Vec<Self>) -> Result<String, LockerError> {
-        encode(&ReserveBatch { uploads })
-    }
-
-    fn single(&self) -> Result<(String, Option<String>), LockerError> {
-        Ok(("/v1/uploads".into(), Some(encode(self)?)))
-    }
-}
-
-impl Item for CompleteId {
-    const ROUTE: &'static str = "/v1/uploads:complete";
-
-    fn batch(ids: Vec<Self>) -> Result<String, LockerError> {
-        encode(&CompleteBatch {
-            upload_ids: ids.into_iter().map(|i| i.0).collect(),
+        .map(|raw| match serde_json::from_str::<Refused>(raw.get()) {
+            // Its `error` is read as the single route's `{"error": ...}` body is.
+            Ok(r) => Err(refusal(r.http_status, raw.get())),
+            Err(_) => Ok(Answer {
+                status: answer.status,
+                text: raw.get().to_owned(),
+            }),
         })
-    }
-
-    fn single(&self) -> Result<(String, Option<String>), LockerError> {
-        Ok((["/v1/uploads/", &self.0, "/complete"].concat(), None))
-    }
+        .collect())
 }
 
 /// What a waiting item was woken for.
@@ -128,37 +128,66 @@ enum Turn {
     Single,
 }
 
-struct Queued<T> {
-    item: T,
+struct Queued {
+    item: Item,
     turn: Rc<RefCell<Turn>>,
     wake: Finish,
 }
 
 /// The items of one kind waiting for the request in flight to come back.
-pub(super) struct Gather<T> {
-    queue: RefCell<VecDeque<Queued<T>>>,
+pub(super) struct Gather {
+    /// The batch route.
+    route: &'static str,
+    /// The name of the batch body's list (`locker_core::api::ReserveBatch`, `CompleteBatch`).
+    list: &'static str,
+    /// In arrival order. A `Vec`, not a `VecDeque`: it holds a few hundred files at most (its
+    /// `remove(0)` is cheap), and a `VecDeque<Queued>` is compiled for this queue alone while
+    /// `Vec`'s code is mostly shared with the module's other vectors.
+    queue: RefCell<Vec<Queued>>,
     flying: Cell<bool>,
     /// The Worker answered 404/405 to the batch route.
     absent: Cell<bool>,
 }
 
-impl<T> Default for Gather<T> {
-    fn default() -> Self {
+impl Gather {
+    /// Reservations, into `POST /v1/uploads:batch` requests.
+    pub(super) fn reserves() -> Self {
+        Self::new("/v1/uploads:batch", "uploads")
+    }
+
+    /// Completes, into `POST /v1/uploads:complete` requests.
+    pub(super) fn completes() -> Self {
+        Self::new("/v1/uploads:complete", "upload_ids")
+    }
+
+    fn new(route: &'static str, list: &'static str) -> Self {
         Self {
+            route,
+            list,
             queue: RefCell::default(),
             flying: Cell::new(false),
             absent: Cell::new(false),
         }
     }
-}
 
-impl<T: Item> Gather<T> {
+    /// The batch request's body: the JSON of `own` then of `others`, as the list the route
+    /// reads (`locker_core::api::ReserveBatch`, `CompleteBatch`; see the tests).
+    fn body<'i>(&self, own: &Item, others: impl Iterator<Item = &'i Item>) -> String {
+        let mut body = ["{\"", self.list, "\":[", &own.json].concat();
+        for item in others {
+            body.push(',');
+            body.push_str(&item.json);
+        }
+        body.push_str("]}");
+        body
+    }
+
     /// Gives the right to send to the first queued item, or notes nothing is in flight. Once the
     /// route is known absent, every queued item goes by the single route instead (no second
     /// batch is sent to learn it again).
     fn hand_over(&self) {
         if self.absent.get() {
-            let queued: Vec<Queued<T>> = self.queue.borrow_mut().drain(..).collect();
+            let queued = std::mem::take(&mut *self.queue.borrow_mut());
             for q in queued {
                 q.turn.replace(Turn::Single);
                 q.wake.call(Ok(JsValue::NULL));
@@ -166,7 +195,10 @@ impl<T: Item> Gather<T> {
             self.flying.set(false);
             return;
         }
-        let next = self.queue.borrow_mut().pop_front();
+        let next = {
+            let mut queue = self.queue.borrow_mut();
+            (!queue.is_empty()).then(|| queue.remove(0))
+        };
         match next {
             Some(q) => {
                 q.turn.replace(Turn::Lead);
@@ -179,10 +211,10 @@ impl<T: Item> Gather<T> {
 
 impl Inner {
     /// `item`'s answer through `gather`'s batches; boxed like every retried step.
-    pub(super) fn gathered<'a, T: Item>(
+    pub(super) fn gathered<'a>(
         &'a self,
-        gather: &'a Gather<T>,
-        item: &T,
+        gather: &'a Gather,
+        item: &Item,
         signal: Option<&'a AbortSignal>,
     ) -> Pending<'a> {
         let item = item.clone();
@@ -195,7 +227,7 @@ impl Inner {
             }
             let turn = Rc::new(RefCell::new(Turn::Waiting));
             let (promise, wake) = deferred();
-            gather.queue.borrow_mut().push_back(Queued {
+            gather.queue.borrow_mut().push(Queued {
                 item: item.clone(),
                 turn: turn.clone(),
                 wake: wake.clone(),
@@ -223,25 +255,21 @@ impl Inner {
         })
     }
 
-    async fn single<T: Item>(&self, item: &T, signal: Option<&AbortSignal>) -> Outcome {
-        let (path, body) = item.single()?;
-        self.api(Method::POST, &path, body.as_deref(), signal).await
+    async fn single(&self, item: &Item, signal: Option<&AbortSignal>) -> Outcome {
+        let body = item.with_body.then_some(item.json.as_str());
+        self.api(Method::POST, &item.path, body, signal).await
     }
 
     /// Sends `own` with the items queued (up to `BATCH_MAX` in all; alone by the single route),
     /// hands each its outcome and
     /// the next batch to the first item queued meanwhile. The request carries no file's signal:
     /// one file cancelled does not cancel the others' items.
-    async fn lead<T: Item>(
-        &self,
-        gather: &Gather<T>,
-        own: T,
-        signal: Option<&AbortSignal>,
-    ) -> Outcome {
-        let others: Vec<Queued<T>> = {
+    async fn lead(&self, gather: &Gather, own: Item, signal: Option<&AbortSignal>) -> Outcome {
+        let others: Vec<Queued> = {
             let mut queue = gather.queue.borrow_mut();
             let n = queue.len().min(BATCH_MAX - 1);
-            queue.drain(..n).collect()
+            let rest = queue.split_off(n);
+            std::mem::replace(&mut *queue, rest)
         };
         if others.is_empty() {
             // Alone: the single route, as before batches (no 404 to learn on an older Worker,
@@ -251,23 +279,21 @@ impl Inner {
             return outcome;
         }
         let count = others.len() + 1;
-        let items = std::iter::once(own.clone())
-            .chain(others.iter().map(|q| q.item.clone()))
-            .collect();
-        let split = match T::batch(items) {
-            Ok(body) => match self.api(Method::POST, T::ROUTE, Some(&body), None).await {
-                Ok(answer) => split(&answer).and_then(|o| {
-                    if o.len() == count {
-                        Ok(o)
-                    } else {
-                        Err(LockerError::new(
-                            code::BAD_ANSWER,
-                            "the batch answer does not have one result per item",
-                        ))
-                    }
-                }),
-                Err(e) => Err(e),
-            },
+        let body = gather.body(&own, others.iter().map(|q| &q.item));
+        let split = match self
+            .api(Method::POST, gather.route, Some(&body), None)
+            .await
+        {
+            Ok(answer) => split(&answer).and_then(|o| {
+                if o.len() == count {
+                    Ok(o)
+                } else {
+                    Err(LockerError::new(
+                        code::BAD_ANSWER,
+                        "the batch answer does not have one result per item",
+                    ))
+                }
+            }),
             Err(e) => Err(e),
         };
         let outcomes: Vec<Outcome> = match split {
@@ -293,5 +319,99 @@ impl Inner {
         gather.hand_over();
         check_aborted(signal)?;
         mine.unwrap_or_else(|| Err(LockerError::new(code::BAD_ANSWER, "an empty batch answer")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use locker_core::api::{CompleteBatch, ReserveBatch};
+
+    use super::*;
+
+    fn request(path: &str, filename: Option<&str>) -> ReserveRequest {
+        ReserveRequest {
+            namespace: "ns".into(),
+            path: path.into(),
+            sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
+            size: 0,
+            content_type: "text/plain".into(),
+            filename: filename.map(Into::into),
+            expires_in: None,
+            multipart: Some(false),
+        }
+    }
+
+    #[test]
+    fn a_batch_body_is_the_wire_type_of_its_route() -> Result<(), LockerError> {
+        let (a, b) = (
+            request("a \"q\".txt", None),
+            request("b.txt", Some("b é.txt")),
+        );
+        let (ia, ib) = (Item::reserve(&a)?, Item::reserve(&b)?);
+        let gather = Gather::reserves();
+        assert_eq!(gather.route, "/v1/uploads:batch");
+        let body = gather.body(&ia, [&ib].into_iter());
+        let read: ReserveBatch =
+            serde_json::from_str(&body).map_err(|e| LockerError::invalid(e.to_string()))?;
+        assert_eq!(
+            read,
+            ReserveBatch {
+                uploads: vec![a.clone(), b]
+            }
+        );
+        // Alone, the single route's body is the request itself.
+        assert_eq!((ia.path.as_str(), ia.with_body), ("/v1/uploads", true));
+        assert_eq!(
+            serde_json::from_str::<ReserveRequest>(&ia.json).ok(),
+            Some(a)
+        );
+
+        let (c, d) = (Item::complete("up_1")?, Item::complete("up_2")?);
+        let gather = Gather::completes();
+        assert_eq!(gather.route, "/v1/uploads:complete");
+        let body = gather.body(&c, [&d, &c].into_iter());
+        let read: CompleteBatch =
+            serde_json::from_str(&body).map_err(|e| LockerError::invalid(e.to_string()))?;
+        assert_eq!(read.upload_ids, vec!["up_1", "up_2", "up_1"]);
+        assert_eq!(
+            (c.path.as_str(), c.with_body),
+            ("/v1/uploads/up_1/complete", false)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_batch_answer_splits_into_refusals_and_single_route_bodies() -> Result<(), LockerError> {
+        let done = r#"{"status":"complete","ref":"locker://ns/a"}"#;
+        let answer = Answer {
+            status: 200,
+            text: [
+                r#"{"results":[{"http_status":413,"error":{"code":"too_large","message":"m"}},"#,
+                done,
+                "]}",
+            ]
+            .concat(),
+        };
+        let mut outcomes = split(&answer)?.into_iter();
+        let refused = outcomes.next().and_then(Result::err);
+        assert_eq!(
+            refused.map(|e| (e.code, e.message, e.status)),
+            Some(("too_large".into(), "m".into(), Some(413)))
+        );
+        let answered = outcomes.next().and_then(Result::ok);
+        assert_eq!(
+            answered.map(|a| (a.status, a.text)),
+            Some((200, done.into()))
+        );
+        assert!(outcomes.next().is_none());
+        let bad = Answer {
+            status: 200,
+            text: "[]".into(),
+        };
+        assert_eq!(
+            split(&bad).err().map(|e| e.code),
+            Some(code::BAD_ANSWER.into())
+        );
+        Ok(())
     }
 }

@@ -30,9 +30,8 @@ use web_sys::{AbortSignal, Blob, EventTarget, File};
 use crate::error::LockerError;
 use crate::js::{get, get_string};
 use crate::slots::Slots;
-use batch::{CompleteId, Gather};
+use batch::Gather;
 use events::{EventsFor, Tracked};
-use locker_core::api::ReserveRequest;
 use options::{content_type_of, Concurrency, Options};
 use pipeline::Job;
 
@@ -50,9 +49,9 @@ struct Inner {
     /// Completes in flight.
     complete_slots: Rc<Slots>,
     /// Reservations gathered into `POST /v1/uploads:batch` requests.
-    reserves: Gather<ReserveRequest>,
+    reserves: Gather,
     /// Completes of uploads in one request gathered into `POST /v1/uploads:complete` requests.
-    completes: Gather<CompleteId>,
+    completes: Gather,
     uploads: Uploads,
 }
 
@@ -173,8 +172,8 @@ impl Uploader {
                 upload_slots: Slots::new(concurrency.uploads),
                 complete_slots: Slots::new(concurrency.uploads.saturating_mul(2).max(GATHERED)),
                 uploads: Uploads::default(),
-                reserves: Gather::default(),
-                completes: Gather::default(),
+                reserves: Gather::reserves(),
+                completes: Gather::completes(),
             }),
         })
     }

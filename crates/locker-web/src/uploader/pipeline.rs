@@ -22,7 +22,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{AbortSignal, Blob, File};
 
-use super::batch::CompleteId;
+use super::batch::Item;
 use super::events::{failure, Tracked};
 use super::parts::{PartsJob, Remembered};
 use super::{memory, remembered, Inner};
@@ -279,12 +279,13 @@ impl Inner {
                 return Ok(stored);
             }
         }
+        let item = Item::reserve(request)?;
         loop {
             let ahead = self.ahead_slots.acquire(signal).await?;
             // Gathered with other files' reservations: those of uploads in parts too (the batch
             // answers multipart plans), so a drop of many files mixed asks few times.
             let answer = self
-                .retrying(job, &mut || self.gathered(&self.reserves, request, signal))
+                .retrying(job, &mut || self.gathered(&self.reserves, &item, signal))
                 .await?;
             let plan = match answer.decode::<Reserved>("the reservation")? {
                 Reserved::Deduplicated(d) => return Ok(deduplicated(job, d)),
@@ -550,7 +551,7 @@ impl Inner {
     ) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
         let complete = ["/v1/uploads/", id, "/complete"].concat();
-        let item = CompleteId(id.to_owned());
+        let item = Item::complete(id)?;
         let mut wait = VERIFY_POLL_MS;
         let done = loop {
             // Held per request, not through the pauses between `verifying` answers.

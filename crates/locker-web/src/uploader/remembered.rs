@@ -16,7 +16,6 @@
 
 use locker_core::client::code;
 use locker_core::Sha256Hex;
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsCast;
 use web_sys::{Blob, File, IdbKeyRange};
 
@@ -31,20 +30,45 @@ const PREFIX_END: &str = "sha256;";
 /// Fingerprints kept at most; the oldest remembered go first.
 const MAX_KEPT: usize = 10_000;
 
-/// What is remembered of one file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// What is remembered of one file. Kept as text, `at part_size sha256 part...` separated by
+/// spaces: the derived serde (JSON) encoding it replaced, with the sort `oldest` no longer
+/// does, weighed 3.1 KB gzip of the module. Nothing of it can hold a space (integers, hex).
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct Known {
     pub(super) sha256: String,
     /// The part size `parts` are the digests for; 0 when the file was hashed whole.
-    #[serde(default)]
     pub(super) part_size: u64,
-    #[serde(default)]
     pub(super) parts: Vec<String>,
     /// When it was remembered (ms since the epoch): the newest are kept.
-    pub(super) at: f64,
+    pub(super) at: u64,
 }
 
 impl Known {
+    /// The text kept, read back by [`Known::decode`].
+    pub(super) fn encode(&self) -> String {
+        let mut text = format!("{} {} {}", self.at, self.part_size, self.sha256);
+        for part in &self.parts {
+            text.push(' ');
+            text.push_str(part);
+        }
+        text
+    }
+
+    /// What [`Known::encode`] wrote; `None` for anything else, such as an entry of the JSON
+    /// encoding before it (read as nothing remembered: the file is hashed and kept anew).
+    pub(super) fn decode(text: &str) -> Option<Self> {
+        let mut fields = text.split(' ');
+        let at = fields.next()?.parse().ok()?;
+        let part_size = fields.next()?.parse().ok()?;
+        let sha256 = fields.next()?.to_owned();
+        Some(Self {
+            sha256,
+            part_size,
+            parts: fields.map(str::to_owned).collect(),
+            at,
+        })
+    }
+
     /// The file's digest and its parts' for a file of `size` bytes hashed whole (`part_size`
     /// `None`) or in parts of `part_size`; `None` when what is kept does not serve (another part
     /// size, a wrong count of parts, something that is not a digest).
@@ -114,12 +138,29 @@ pub(super) fn wrong_bytes(e: &LockerError) -> bool {
                 .any(|c| e.message.contains(c)))
 }
 
-/// The keys to drop so that only the `keep` newest of `entries` (key, when remembered) stay.
-pub(super) fn oldest(mut entries: Vec<(String, f64)>, keep: usize) -> Vec<String> {
-    let drop = entries.len().saturating_sub(keep);
-    entries.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    entries.truncate(drop);
-    entries.into_iter().map(|(k, _)| k).collect()
+/// The keys to drop so that only the `keep` newest of `entries` (key, when remembered) stay: all
+/// remembered before the newest `keep` began, found by bisecting the times (no sort: its code
+/// would weigh more than the module needs for a rare clean-up). Ties at the cut-off stay.
+pub(super) fn oldest(entries: Vec<(String, u64)>, keep: usize) -> Vec<String> {
+    let newer_than = |t: u64| entries.iter().filter(|e| e.1 >= t).count();
+    if entries.len() <= keep {
+        return Vec::new();
+    }
+    // The latest cut-off `t` that still keeps at least `keep` entries at or after it.
+    let (mut low, mut high) = (0_u64, u64::MAX);
+    while low < high {
+        let mid = low + (high - low) / 2 + 1;
+        if newer_than(mid) >= keep {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    entries
+        .into_iter()
+        .filter(|e| e.1 < low)
+        .map(|e| e.0)
+        .collect()
 }
 
 /// The digests remembered under `key` (none: nothing remembered) for a file of `size` bytes
@@ -133,9 +174,7 @@ pub(super) async fn recall(
     let store = memory::store(false).await.ok()?;
     let request = store.get(&key.into()).ok()?;
     let text = settled(&request).await.ok()?.as_string()?;
-    serde_json::from_str::<Known>(&text)
-        .ok()?
-        .usable(size, part_size)
+    Known::decode(&text)?.usable(size, part_size)
 }
 
 /// Remembers under `key` (none: nothing is) the digests of a file just hashed: the file's, and
@@ -153,11 +192,10 @@ pub(super) async fn keep(
         sha256: sha256.to_owned(),
         part_size: part_size.unwrap_or(0),
         parts: parts.to_vec(),
-        at: js_sys::Date::now(),
+        // Whole milliseconds since the epoch.
+        at: js_sys::Date::now() as u64,
     };
-    let Ok(text) = serde_json::to_string(&known) else {
-        return;
-    };
+    let text = known.encode();
     if let Ok(store) = memory::store(true).await {
         if let Ok(request) = store.put_with_key(&text.into(), &key.into()) {
             let _ = settled(&request).await;
@@ -212,8 +250,8 @@ pub(super) async fn prune() {
         .filter_map(|(k, v)| {
             let at = v
                 .as_string()
-                .and_then(|t| serde_json::from_str::<Known>(&t).ok())
-                .map_or(0.0, |k| k.at);
+                .and_then(|t| Known::decode(&t))
+                .map_or(0, |k| k.at);
             Some((k.as_string()?, at))
         })
         .collect();
@@ -255,7 +293,7 @@ mod tests {
             sha256: A.into(),
             part_size: 0,
             parts: Vec::new(),
-            at: 1.0,
+            at: 1,
         };
         assert_eq!(whole.usable(10, None), Some((A.into(), Vec::new())));
         assert_eq!(whole.usable(10, Some(8)), None);
@@ -263,7 +301,7 @@ mod tests {
             sha256: A.into(),
             part_size: 8,
             parts: vec![B.into(), B.into()],
-            at: 1.0,
+            at: 1,
         };
         assert_eq!(
             parts.usable(10, Some(8)),
@@ -296,15 +334,73 @@ mod tests {
     }
 
     #[test]
+    fn what_is_kept_reads_back() {
+        let known = Known {
+            sha256: A.into(),
+            part_size: 8,
+            parts: vec![B.into(), A.into()],
+            at: 1_700_000_000_123,
+        };
+        assert_eq!(Known::decode(&known.encode()), Some(known));
+        let whole = Known {
+            sha256: A.into(),
+            part_size: 0,
+            parts: Vec::new(),
+            at: 5,
+        };
+        assert_eq!(whole.encode(), ["5 0 ", A].concat());
+        assert_eq!(Known::decode(&whole.encode()), Some(whole));
+        assert_eq!(Known::decode("x 0 abc"), None);
+        assert_eq!(Known::decode("5"), None);
+        // An entry of the JSON encoding before this one reads as nothing remembered.
+        let json = [
+            r#"{"sha256":""#,
+            A,
+            r#"","part_size":0,"parts":[],"at":5.0}"#,
+        ]
+        .concat();
+        assert_eq!(Known::decode(&json), None);
+    }
+
+    #[test]
     fn the_oldest_go_beyond_the_bound() {
         let entries = vec![
-            ("c".to_owned(), 3.0),
-            ("a".to_owned(), 1.0),
-            ("d".to_owned(), 0.0),
-            ("b".to_owned(), 2.0),
+            ("c".to_owned(), 3),
+            ("a".to_owned(), 1),
+            ("d".to_owned(), 0),
+            ("b".to_owned(), 2),
         ];
-        assert_eq!(oldest(entries.clone(), 2), vec!["d", "a"]);
+        assert_eq!(oldest(entries.clone(), 2), vec!["a", "d"]);
         assert_eq!(oldest(entries.clone(), 4), Vec::<String>::new());
+        assert_eq!(oldest(entries.clone(), 1), vec!["a", "d", "b"]);
         assert_eq!(oldest(entries, 0).len(), 4);
+        // Remembered in the same millisecond: both stay rather than one at random.
+        let tied = vec![
+            ("x".to_owned(), 7),
+            ("y".to_owned(), 7),
+            ("z".to_owned(), 1),
+        ];
+        assert_eq!(oldest(tied, 1), vec!["z"]);
+    }
+
+    #[test]
+    fn the_bisection_drops_what_a_sort_by_time_would() {
+        // Distinct times, in no order, against the sort it replaced.
+        let entries: Vec<(String, u64)> = (0..200_u64)
+            .map(|i| (i.to_string(), (i * 7919) % 1009 + 1_700_000_000_000))
+            .collect();
+        for keep in [0, 1, 10, 199, 200, 500] {
+            let mut sorted = entries.clone();
+            sorted.sort_by_key(|e| e.1);
+            let mut expected: Vec<String> = sorted
+                .into_iter()
+                .take(entries.len().saturating_sub(keep))
+                .map(|e| e.0)
+                .collect();
+            let mut dropped = oldest(entries.clone(), keep);
+            expected.sort();
+            dropped.sort();
+            assert_eq!(dropped, expected, "keep {keep}");
+        }
     }
 }
