@@ -88,7 +88,15 @@ if (!process.env.BENCH_CLI_MANY_ONLY) {
     const curlKey = await routedKey("bench-cli-curl");
     const res = await api("POST", "/v1/uploads", {
       key: curlKey,
-      json: { namespace: "big", path: `c${rep}.bin`, sha256: sha, size: GiB, content_type: "application/octet-stream" },
+      // One PUT (the s3 transport takes up to 5 GB in one request): what curl can do alone.
+      json: {
+        namespace: "big",
+        path: `c${rep}.bin`,
+        sha256: sha,
+        size: GiB,
+        content_type: "application/octet-stream",
+        multipart: false,
+      },
     });
     if (res.status !== 201) throw new Error(`reserve: ${res.text}`);
     const headers = Object.entries(res.data.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
