@@ -503,18 +503,11 @@ impl Client {
         let batch = ReserveBatch {
             uploads: requests.to_vec(),
         };
-        let json = serde_json::to_vec(&batch)
-            .map_err(|e| Error::Invalid(format!("cannot encode the request: {e}")))?;
-        let url = self.url(["v1", "uploads:batch"]);
-        let answer = match self
-            .send(Method::POST, url, Some(json), Replay::Idempotent)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(e) if no_route(&e) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(answered): Option<ReservedBatch> =
+            self.post_batch("uploads:batch", &batch).await?
+        else {
+            return Ok(None);
         };
-        let answered: ReservedBatch = answer.decode("POST /v1/uploads:batch")?;
         if answered.results.len() != requests.len() {
             return Err(Error::BadAnswer {
                 what: "POST /v1/uploads:batch".to_owned(),
@@ -565,20 +558,34 @@ impl Client {
         let batch = CompleteBatch {
             upload_ids: upload_ids.to_vec(),
         };
-        let json = serde_json::to_vec(&batch)
-            .map_err(|e| Error::Invalid(format!("cannot encode the request: {e}")))?;
-        let url = self.url(["v1", "uploads:complete"]);
         // Completing twice answers what the first complete did: safe to retry as a whole.
-        let answer = match self
+        let Some(answered): Option<CompletedBatch> =
+            self.post_batch("uploads:complete", &batch).await?
+        else {
+            return Ok(None);
+        };
+        complete_results(answered, upload_ids.len()).map(Some)
+    }
+
+    /// `POST /v1/{route}` of a batch (`uploads:batch`, `uploads:complete`), sent again as a
+    /// whole on network errors and 5xx (each item's single route is idempotent too).
+    /// `Ok(None)`: this server has no such route (404 `route_not_found` or 405).
+    async fn post_batch<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        route: &str,
+        body: &B,
+    ) -> Result<Option<T>> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| Error::Invalid(format!("cannot encode the request: {e}")))?;
+        let url = self.url(["v1", route]);
+        match self
             .send(Method::POST, url, Some(json), Replay::Idempotent)
             .await
         {
-            Ok(answer) => answer,
-            Err(e) if no_route(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let answered: CompletedBatch = answer.decode("POST /v1/uploads:complete")?;
-        complete_results(answered, upload_ids.len()).map(Some)
+            Ok(answer) => answer.decode(&format!("POST /v1/{route}")).map(Some),
+            Err(e) if no_route(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `DELETE /v1/uploads/{id}`: releases a pending reservation.
