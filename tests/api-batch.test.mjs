@@ -160,3 +160,58 @@ test("the same bytes twice in one batch, and a blob another tenant stored, are n
   );
   assert.equal((await stats(admin)).uploads.pending, 3);
 });
+
+test("many dedups in one batch: each file linked and logged as alone, a replaced file's bytes released", async () => {
+  const { admin, writer } = await tenant("batch-dedups");
+  const datas = Array.from({ length: 30 }, (_, i) => bytes(100 + i, `dedup-${i}-`));
+  for (const [i, data] of datas.entries()) {
+    assert.equal((await upload(writer, { path: `d/orig-${i}.bin`, data })).complete.status, 200);
+  }
+  // A path that points at other bytes, which only it uses: the dedup onto it replaces them.
+  const replacedData = bytes(90);
+  assert.equal((await upload(writer, { path: "d/replaced.bin", data: replacedData })).complete.status, 200);
+  const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), bytes(40)]);
+  assert.equal((await upload(writer, { path: "d/png.bin", data: png })).complete.status, 200);
+  const before = await stats(admin);
+  const logBefore = (await logs(admin)).length;
+
+  const res = await batch(writer, [
+    ...datas.map((data, i) => item(`d/copy-${i}.bin`, data)),
+    item("d/replaced.bin", datas[0]),
+    // The same stored bytes declared as a type they are not: refused alone.
+    item("d/png-as-jpeg.bin", png, { content_type: "image/jpeg" }),
+    // Declared as what they are: a dedup.
+    item("d/png-copy.png", png, { content_type: "image/png" }),
+  ]);
+  assert.equal(res.status, 200, res.text);
+  const r = res.data.results;
+  assert.deepEqual(
+    r.map((x) => x.status ?? `${x.http_status} ${x.error.code}`),
+    [...datas.map(() => "deduplicated"), "deduplicated", "422 content_mismatch", "deduplicated"],
+  );
+  assert.deepEqual(
+    r.slice(0, 30).map((x) => x.ref),
+    datas.map((_, i) => `locker://corp/d/copy-${i}.bin`),
+  );
+
+  // 31 new files, the path replaced points at the first blob, whose old bytes are gone.
+  const after = await stats(admin);
+  assert.equal(after.files, before.files + 31);
+  assert.equal(after.blobs, before.blobs - 1);
+  assert.equal(after.uploads.pending, before.uploads.pending);
+  const got = await api("GET", "/v1/files/corp/d/replaced.bin", { key: writer });
+  assert.equal(got.data.sha256, sha256hex(datas[0]));
+  for (const i of [0, 17, 29]) {
+    const copy = await api("GET", `/v1/files/corp/d/copy-${i}.bin`, { key: writer });
+    assert.equal(copy.status, 200, copy.text);
+    assert.equal(copy.data.sha256, sha256hex(datas[i]));
+  }
+
+  // One row per item: 32 dedups and the refusal.
+  const rows = (await logs(admin))
+    .slice(0, -logBefore || undefined)
+    .filter((x) => !["logs", "stats", "stat"].includes(x.operation));
+  const ops = rows.map((x) => x.operation).sort();
+  assert.deepEqual(ops, [...Array(32).fill("dedup"), "failed"].sort());
+  assert.equal(rows.find((x) => x.operation === "failed").path, "d/png-as-jpeg.bin");
+});

@@ -220,7 +220,17 @@ pub(crate) trait Files {
         &self,
         spec: &FileSpec,
         log: &LogRecord,
-    ) -> ApiResult<Option<Option<String>>>;
+    ) -> ApiResult<Option<Option<String>>> {
+        let mut linked = self.link_files(&[(spec, log)]).await?;
+        Ok(linked.pop().flatten())
+    }
+
+    /// [`Files::link_file`] for many dedups in one D1 batch (each its own upsert and log row
+    /// under its own condition), answered in their order.
+    async fn link_files(
+        &self,
+        links: &[(&FileSpec, &LogRecord)],
+    ) -> ApiResult<Vec<Option<Option<String>>>>;
 }
 
 /// API keys.

@@ -22,14 +22,14 @@ use locker_core::api::{
 use locker_core::multipart;
 use serde::Deserialize;
 
-use super::reserve::{dedup_onto, plan_single, SinglePut};
+use super::reserve::{dedup_fits, dedup_linked, dedup_log, plan_single, SinglePut};
 use super::{validate_request, FileSpec};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::buckets;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
-use crate::registry::{Blobs, LogRecord, NewUpload, Uploads};
+use crate::registry::{BlobRow, Blobs, Files, LogRecord, NewUpload, Uploads};
 use crate::store::Store;
 
 /// The envelope as read: the items stay JSON until each is read alone, so an item that is not
@@ -111,24 +111,7 @@ pub(crate) async fn reserve_batch(
         _ => HashMap::new(),
     };
 
-    // Dedups, side by side: each writes its own file row and log row, as the single route does.
-    futures_util::future::join_all(items.iter_mut().map(|item| {
-        let blob = item
-            .open()
-            .and_then(|spec| blobs.get(&spec.sha256.to_string()));
-        async move {
-            let (Some(blob), Some((spec, _, _))) = (blob, &item.valid) else {
-                return;
-            };
-            match dedup_onto(app, who, spec, blob, &mut item.log).await {
-                Ok(Some(d)) => item.step = Step::Done(Ok(Reserved::Deduplicated(d))),
-                // Released meanwhile: reserved like new bytes below.
-                Ok(None) => item.log.operation = Some(Operation::Reserve),
-                Err(e) => item.step = Step::Done(Err(e)),
-            }
-        }
-    }))
-    .await;
+    dedup(app, who, &mut items, &blobs).await?;
 
     // New bytes: the target bucket once per namespace, then each item's plan.
     let threshold = crate::config::multipart_threshold(&app.env);
@@ -174,6 +157,86 @@ pub(crate) async fn reserve_batch(
     Ok(ReservedBatch {
         results: items.into_iter().map(answer).collect(),
     })
+}
+
+/// The items whose bytes are stored: checked side by side (each bucket's store opened once),
+/// then every fitting one's file row and log row in one D1 batch, each under its own
+/// condition, as the single route writes them; a replaced blob is released as there. An item
+/// whose blob went meanwhile is reserved like new bytes.
+async fn dedup(
+    app: &App,
+    who: &Principal,
+    items: &mut [Item],
+    blobs: &HashMap<String, BlobRow>,
+) -> ApiResult<()> {
+    fn found<'i, 'b>(
+        item: &'i Item,
+        blobs: &'b HashMap<String, BlobRow>,
+    ) -> Option<(&'i FileSpec, &'b BlobRow)> {
+        item.open()
+            .and_then(|spec| blobs.get(&spec.sha256.to_string()).map(|b| (spec, b)))
+    }
+    let mut stores: HashMap<String, ApiResult<Store>> = HashMap::new();
+    for item in items.iter() {
+        if let Some((_, blob)) = found(item, blobs) {
+            if !stores.contains_key(&blob.bucket_id) {
+                let store = Store::open(app, &blob.bucket_id).await;
+                stores.insert(blob.bucket_id.clone(), store);
+            }
+        }
+    }
+    let fits = futures_util::future::join_all(items.iter().map(|item| {
+        let stores = &stores;
+        async move {
+            let (spec, blob) = found(item, blobs)?;
+            let fit = match stores.get(&blob.bucket_id) {
+                Some(Ok(store)) => dedup_fits(app, who, spec, blob, store).await,
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(ApiError::new(
+                    ErrorKind::Internal,
+                    "this dedup's bucket was not opened",
+                )),
+            };
+            Some((blob, fit))
+        }
+    }))
+    .await;
+    let mut linking = Vec::new();
+    for (item, fit) in items.iter_mut().zip(fits) {
+        let (Some((blob, fit)), Some((spec, _, _))) = (fit, &item.valid) else {
+            continue;
+        };
+        match fit {
+            Ok(()) => {
+                dedup_log(spec, blob, &mut item.log);
+                linking.push(item);
+            }
+            Err(e) => item.step = Step::Done(Err(e)),
+        }
+    }
+    let records: Vec<LogRecord> = linking.iter().map(|i| i.log.record(app, None)).collect();
+    let links: Vec<(&FileSpec, &LogRecord)> = linking
+        .iter()
+        .zip(&records)
+        .filter_map(|(item, record)| item.valid.as_ref().map(|(spec, _, _)| (spec, record)))
+        .collect();
+    let linked = app.registry().link_files(&links).await?;
+    drop(links);
+    futures_util::future::join_all(linking.into_iter().zip(linked).map(
+        |(item, linked)| async move {
+            let Some((spec, _, _)) = &item.valid else {
+                return;
+            };
+            match dedup_linked(app, spec, linked, &mut item.log).await {
+                Ok(Some(d)) => item.step = Step::Done(Ok(Reserved::Deduplicated(d))),
+                // Released meanwhile: reserved like new bytes.
+                Ok(None) => item.log.operation = Some(Operation::Reserve),
+                Err(e) => item.step = Step::Done(Err(e)),
+            }
+        },
+    ))
+    .await;
+    Ok(())
 }
 
 /// One D1 batch: each planned reservation with its log row, and the log rows of refused items

@@ -73,29 +73,56 @@ pub(crate) async fn dedup_onto(
     blob: &BlobRow,
     log: &mut LogEntry,
 ) -> ApiResult<Option<Deduplicated>> {
+    let store = Store::open(app, &blob.bucket_id).await?;
+    dedup_fits(app, who, spec, blob, &store).await?;
+    dedup_log(spec, blob, log);
+    let linked = app
+        .registry()
+        .link_file(spec, &log.record(app, None))
+        .await?;
+    dedup_linked(app, spec, linked, log).await
+}
+
+/// Whether `blob` (in `store`) can serve `spec`: the same size, and bytes that fit the
+/// declared type (the same bytes may be declared as another type than before).
+pub(crate) async fn dedup_fits(
+    app: &App,
+    who: &Principal,
+    spec: &FileSpec,
+    blob: &BlobRow,
+    store: &Store,
+) -> ApiResult<()> {
     if blob.size != spec.size {
         return Err(ApiError::new(
             ErrorKind::SizeMismatch,
             "these bytes are already stored with another size: sha256 or size is wrong",
         ));
     }
-    // The same bytes may be declared as another type than before: check it against them.
     let (_, types) = who.limits(app);
-    let store = Store::open(app, &blob.bucket_id).await?;
     validate::magic_matches(
         &spec.content_type,
         &store.sniff(app, spec.key().as_str(), blob.size).await?,
         &types,
     )?;
+    Ok(())
+}
+
+/// Names a dedup onto `blob` in its log entry, before the row is written.
+pub(crate) fn dedup_log(spec: &FileSpec, blob: &BlobRow, log: &mut LogEntry) {
     log.operation = Some(Operation::Dedup);
     log.bucket_id = Some(blob.bucket_id.clone());
     spec.log_into(log);
-    let Some(old) = app
-        .registry()
-        .link_file(spec, &log.record(app, None))
-        .await?
-    else {
-        // The blob was released between the read and the write: upload the bytes instead.
+}
+
+/// The answer of a dedup once the registry linked the file (`Some(replaced)`) or found the
+/// blob gone (`None`: upload the bytes instead); a replaced blob is released.
+pub(crate) async fn dedup_linked(
+    app: &App,
+    spec: &FileSpec,
+    linked: Option<Option<String>>,
+    log: &mut LogEntry,
+) -> ApiResult<Option<Deduplicated>> {
+    let Some(old) = linked else {
         return Ok(None);
     };
     log.written = true;

@@ -169,12 +169,14 @@ impl Files for D1Registry {
         Ok(changed(&changes, 0))
     }
 
-    async fn link_file(
+    async fn link_files(
         &self,
-        spec: &FileSpec,
-        log: &LogRecord,
-    ) -> ApiResult<Option<Option<String>>> {
-        // The log row under the upsert's own condition: written exactly when the file was.
+        links: &[(&FileSpec, &LogRecord)],
+    ) -> ApiResult<Vec<Option<Option<String>>>> {
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each log row under its upsert's own condition: written exactly when the file was.
         let first = LOG_ARGS + 1;
         let condition = format!(
             " AND EXISTS (SELECT 1 FROM blobs b WHERE b.tenant = ?{first} \
@@ -183,15 +185,16 @@ impl Files for D1Registry {
             first + 1,
             first + 2
         );
-        let extra = [
-            s(spec.tenant.as_str()),
-            s(&spec.sha256.to_string()),
-            n(spec.size),
-        ];
-        // What the path points at now, read in the upsert's transaction: exactly what it
-        // replaces.
-        let results = self
-            .batch_results(vec![
+        let mut statements = Vec::with_capacity(3 * links.len());
+        for (spec, log) in links {
+            let extra = [
+                s(spec.tenant.as_str()),
+                s(&spec.sha256.to_string()),
+                n(spec.size),
+            ];
+            // What the path points at now, read in the upsert's transaction: exactly what it
+            // replaces.
+            statements.extend([
                 self.stmt(
                     FILE_SHA_SQL,
                     &[
@@ -202,10 +205,15 @@ impl Files for D1Registry {
                 )?,
                 self.upsert_file(spec, "", &[])?,
                 self.log_statement(log, &condition, &extra)?,
-            ])
-            .await?;
-        let replaced: Option<ShaRow> = first_row(&results, 0, "files")?;
-        let changes = change_counts(results.get(1..).unwrap_or_default())?;
-        Ok(changed(&changes, 0).then(|| replaced.map(|r| r.sha256)))
+            ]);
+        }
+        let results = self.batch_results(statements).await?;
+        (0..links.len())
+            .map(|i| {
+                let replaced: Option<ShaRow> = first_row(&results, 3 * i, "files")?;
+                let changes = change_counts(results.get(3 * i + 1..3 * i + 2).unwrap_or_default())?;
+                Ok(changed(&changes, 0).then(|| replaced.map(|r| r.sha256)))
+            })
+            .collect()
     }
 }
