@@ -18,8 +18,10 @@
 
 use std::cell::RefCell;
 
+use std::rc::Rc;
+
 use js_sys::{Array, Function, Promise, Uint8Array};
-use locker_core::hash::{hasher_for, to_hex, Hasher};
+use locker_core::hash::{hash_queue, hasher_for, to_hex, HashQueue, Hasher};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -30,7 +32,8 @@ use web_sys::{
 
 use crate::digest::{hash_blob_parts, on_progress, Reading};
 use crate::error::{code, LockerError};
-use crate::js::{deferred, get, obj, on_abort, set_timeout, wait, Finish};
+use crate::js::{deferred, get, get_number, obj, on_abort, set_timeout, wait, Finish};
+use crate::slots::Slots;
 
 #[wasm_bindgen]
 extern "C" {
@@ -355,16 +358,37 @@ async fn hash_webcrypto(
     Ok(to_hex(&Uint8Array::new(&digest).to_vec()))
 }
 
-/// The best hasher for `blob` (`locker_core::hash::hasher_for`): WebCrypto for a small file
-/// hashed whole (no `part_size`) in a secure context when `web_crypto` allows, a pooled Web Worker
-/// streaming it through the wasm SHA-256 otherwise (with each part's digest for an upload in
-/// parts, from the same read).
+thread_local! {
+    /// Turns of the small files hashed whole, page-wide (`locker_core::hash::hash_queue`).
+    static SMALL_WHOLE: Rc<Slots> = Slots::new(locker_core::hash::SMALL_WHOLE_AT_ONCE);
+    /// `hashFile`'s hash-worker turns, page-wide: the default `hashWorkers` (an Uploader has
+    /// turns of its own), so that files hashed all at once do not start a worker each.
+    static FILE_WORKERS: Rc<Slots> = Slots::new(default_hash_workers() as usize);
+}
+
+/// Hash workers by default (`locker_core::hash::default_hash_workers`), from the browser's
+/// `hardwareConcurrency`.
+pub(crate) fn default_hash_workers() -> u32 {
+    let cores = get_number(&get(&js_sys::global(), "navigator"), "hardwareConcurrency");
+    locker_core::hash::default_hash_workers(cores)
+}
+
+/// The best hasher for `blob` (`locker_core::hash::hasher_for`), in its turn
+/// (`locker_core::hash::hash_queue`): WebCrypto for a small file hashed whole (no
+/// `part_size`) in a secure context when `web_crypto` allows, a pooled Web Worker streaming
+/// it through the wasm SHA-256 otherwise (with each part's digest for an upload in parts, from
+/// the same read). A file hashed whole of at most `SMALL_WHOLE_MAX` waits for one of the
+/// page-wide turns of small files, any other for one of `workers`; `started` is called when
+/// its turn comes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn hash_best(
     blob: &Blob,
     reading: Reading,
     part_size: Option<u64>,
     web_crypto: bool,
+    workers: &Rc<Slots>,
     signal: Option<&AbortSignal>,
+    started: impl FnOnce(),
     progress: impl Fn(f64) + 'static,
 ) -> Result<(String, Vec<String>), LockerError> {
     if signal.is_some_and(AbortSignal::aborted) {
@@ -374,6 +398,12 @@ pub(crate) async fn hash_best(
     // A Blob's size is a whole number of bytes.
     let size = blob.size() as u64;
     let hasher = hasher_for(size, part_size.is_some(), subtle.is_some());
+    let turns = match hash_queue(hasher, size) {
+        HashQueue::SmallWhole => SMALL_WHOLE.with(Rc::clone),
+        HashQueue::Workers => workers.clone(),
+    };
+    let _turn = turns.acquire(signal).await?;
+    started();
     if let (Hasher::Whole, Some(subtle)) = (hasher, subtle) {
         let digest = hash_webcrypto(subtle, blob, signal, progress).await?;
         return Ok((digest, Vec::new()));
@@ -384,8 +414,11 @@ pub(crate) async fn hash_best(
 /// `hashFile(blob, {chunkSize, stallTimeout, onProgress, signal, webCrypto})`: SHA-256 of a
 /// File or Blob. Up to 64 MiB in a secure context, WebCrypto's `subtle.digest` over the whole
 /// file (unless `webCrypto: false`); otherwise in a Web Worker (one kept from an earlier hash if
-/// there is one), read as a stream into reused buffers (constant memory). Resolves to 64
-/// lowercase hex digits; rejects with a `LockerError` (`code: "aborted"` when the signal fired).
+/// there is one), read as a stream into reused buffers (constant memory). Many calls at once
+/// take turns as an Uploader's files do with its default `hashWorkers`: small files hashed
+/// whole several side by side, the others one worker each up to the default number of hash
+/// workers. Resolves to 64 lowercase hex digits; rejects with a `LockerError` (`code:
+/// "aborted"` when the signal fired).
 #[wasm_bindgen(js_name = hashFile, unchecked_return_type = "string")]
 pub async fn hash_file(
     blob: Blob,
@@ -398,12 +431,15 @@ pub async fn hash_file(
     let reading = Reading::parse(&options)?;
     let signal = get(&options, "signal").dyn_into::<AbortSignal>().ok();
     let web_crypto = get(&options, "webCrypto").as_bool().unwrap_or(true);
+    let workers = FILE_WORKERS.with(Rc::clone);
     let (digest, _) = hash_best(
         &blob,
         reading,
         None,
         web_crypto,
+        &workers,
         signal.as_ref(),
+        || {},
         on_progress(&options),
     )
     .await?;

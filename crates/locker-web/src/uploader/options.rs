@@ -219,7 +219,7 @@ impl Concurrency {
         };
         let hashes = bounded(
             asked,
-            default_hash_workers(),
+            f64::from(crate::hash_worker::default_hash_workers()),
             (1.0, 8.0),
             &[name, " must be 1 to 8"].concat(),
         )?;
@@ -228,15 +228,6 @@ impl Concurrency {
             hashes: hashes as usize,
         })
     }
-}
-
-/// Hash workers by default (`locker_core::hash::default_hash_workers`).
-fn default_hash_workers() -> f64 {
-    let cores = get_number(
-        &crate::js::get(&js_sys::global(), "navigator"),
-        "hardwareConcurrency",
-    );
-    f64::from(locker_core::hash::default_hash_workers(cores))
 }
 
 /// The type a file is uploaded as (`locker_core::validate::upload_content_type`).

@@ -152,11 +152,10 @@ impl Inner {
     /// (its fingerprint) as one hashed before (`remembered`).
     async fn digest(&self, job: &Job, parts: Option<&mut InParts>) -> Result<String, LockerError> {
         let signal = job.signal.as_ref();
-        let _slot = self.hash_slots.acquire(signal).await?;
-        job.tracked.apply(Event::Start);
         let found = parts.as_ref().and_then(|p| p.found.clone());
         let parts = match (found, parts) {
             (Some(record), Some(p)) => {
+                job.tracked.apply(Event::Start);
                 p.digests.clone_from(&record.part_sha256);
                 p.sha256.clone_from(&record.sha256);
                 return Ok(record.sha256);
@@ -174,6 +173,7 @@ impl Inner {
         if let Some((digest, digests)) =
             remembered::recall(fingerprint.as_deref(), size as u64, part_size).await
         {
+            job.tracked.apply(Event::Start);
             if let Some(p) = parts {
                 p.digests = digests;
                 p.sha256.clone_from(&digest);
@@ -189,13 +189,18 @@ impl Inner {
             tracked.apply(Event::HashProgress(bytes as u64));
         };
         // WebCrypto for a small file in one request; a pooled worker (with every part's
-        // digest) otherwise.
+        // digest) otherwise, in its turn: queued until then.
+        let started = job.tracked.clone();
         let (digest, digests) = hash_best(
             &job.file,
             self.options.reading,
             part_size,
             true,
+            &self.hash_slots,
             signal,
+            move || {
+                started.apply(Event::Start);
+            },
             progress,
         )
         .await?;
