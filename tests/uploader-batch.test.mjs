@@ -104,17 +104,19 @@ test("240 small files reserve and complete in few requests, all stored byte-equa
   assert.ok(results.every((r) => r.deduplicated === false));
   await assertStored(key, files);
   assert.equal((await stats(key)).files, files.length);
-  // Far below one request per file: files gather while a request is in flight.
-  // A file alone (the first, or one with nothing gathered behind it) takes the single route.
-  // How many gather depends on how fast files come out of hashing against how long a request
-  // takes (about 3 a request on the 2-core test machine, where one hash worker is the default).
+  // Far below one request per file: files gather while a request is in flight, and a request
+  // is held back (up to 32 items or 250 ms) while holding back costs nothing: enough reserved
+  // files queue for the transfers, or a transfer is under way that brings the next complete.
+  // A file alone (the first) takes the single route. 14 reserve and 20 complete requests were
+  // measured on the 2-core test machine; gathering only while a request is in flight made
+  // about one request per 3 files, which these bounds refuse.
   const reserves = seen.reserveBatch + seen.reserveSingle;
   console.log(`240 files: ${JSON.stringify(seen)}`);
-  assert.ok(reserves <= files.length / 2, `${reserves} reserve requests for ${files.length} files`);
+  assert.ok(reserves <= files.length / 5, `${reserves} reserve requests for ${files.length} files`);
   assert.ok(seen.reserveBatch > seen.reserveSingle, JSON.stringify(seen));
   if (seen.completeBatchStatus.every((s) => s === 200)) {
     const completes = seen.completeBatch + seen.completeSingle;
-    assert.ok(completes <= files.length / 2, `${completes} complete requests`);
+    assert.ok(completes <= files.length / 5, `${completes} complete requests`);
   } else {
     // A Worker without POST /v1/uploads:complete: asked once, then one complete per file.
     assert.deepEqual(seen.completeBatchStatus, [404]);

@@ -23,6 +23,8 @@ pub(crate) struct Slots {
     limit: usize,
     active: Cell<usize>,
     waiting: RefCell<VecDeque<Waiter>>,
+    /// Told after every change of holders or waiters (see [`Slots::on_change`]).
+    watcher: RefCell<Option<Rc<dyn Fn()>>>,
 }
 
 /// A held slot; dropping it hands the slot to the next waiter.
@@ -40,7 +42,40 @@ impl Slots {
             limit: limit.max(1),
             active: Cell::new(0),
             waiting: RefCell::default(),
+            watcher: RefCell::default(),
         })
+    }
+
+    /// Calls `f` after every change of who holds or waits for a slot (a batch gathering items
+    /// re-checks whether to send on each). `f` must not acquire or release slots itself.
+    pub(crate) fn on_change(&self, f: Rc<dyn Fn()>) {
+        self.watcher.replace(Some(f));
+    }
+
+    fn changed(&self) {
+        let watcher = self.watcher.borrow().clone();
+        if let Some(f) = watcher {
+            f();
+        }
+    }
+
+    /// How many may hold a slot at once.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Slots held now.
+    pub(crate) fn active(&self) -> usize {
+        self.active.get()
+    }
+
+    /// Callers waiting for a slot (those that gave up are not counted).
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting
+            .borrow()
+            .iter()
+            .filter(|w| !w.gone.get())
+            .count()
     }
 
     fn release(&self) {
@@ -50,15 +85,16 @@ impl Slots {
                 // The slot passes straight to the waiter: `active` stays the same.
                 Some(w) if !w.gone.get() => {
                     let _ = w.wake.call0(&JsValue::NULL);
-                    return;
+                    break;
                 }
                 Some(_) => continue,
                 None => {
                     self.active.set(self.active.get().saturating_sub(1));
-                    return;
+                    break;
                 }
             }
         }
+        self.changed();
     }
 
     pub(crate) async fn acquire(
@@ -68,6 +104,7 @@ impl Slots {
         check_aborted(signal)?;
         if self.active.get() < self.limit {
             self.active.set(self.active.get() + 1);
+            self.changed();
             return Ok(Slot(self.clone()));
         }
         let gone = Rc::new(Cell::new(false));
@@ -82,12 +119,15 @@ impl Slots {
                 wake,
                 gone: gone.clone(),
             });
+            self.changed();
         }
         let _listener = match (signal, give_up) {
             (Some(s), Some(reject)) => {
                 let gone = gone.clone();
+                let slots = self.clone();
                 Some(on_abort(s, move || {
                     gone.set(true);
+                    slots.changed();
                     let _ = reject.call1(&JsValue::NULL, &LockerError::aborted().into());
                 }))
             }

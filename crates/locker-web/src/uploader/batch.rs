@@ -1,9 +1,13 @@
 //! Reserves and completes of many files gathered into batch requests (`POST
-//! /v1/uploads:batch`, `POST /v1/uploads:complete`), Nagle-style and without timers: when no
-//! request of a kind is in flight a file's item goes at once, by the single route (the first
-//! file waits for nothing, and one file alone makes the requests it always made); while one is
-//! in flight, the next files' items gather and the first of them sends them all (up to
-//! `BATCH_MAX`, in a batch request if more than one) when it returns.
+//! /v1/uploads:batch`, `POST /v1/uploads:complete`): when no request of a kind
+//! is in flight, the first file's item leads the next request. It sends at once, by the single
+//! route when nothing else is queued (one file alone makes the requests it always made), unless
+//! holding back loses nothing: then it waits for more items, woken by every item queued and
+//! every change of the Uploader's slots (see `Inner::batch_ready`), until [`GATHERED`] are
+//! queued, holding back would start to cost (transfers about to run out of reserved files, no
+//! transfer left to finish), nothing more is coming, or it has waited [`LINGER_MS`] (a timer
+//! ends the wait; a browser may stretch it to a second in a hidden tab). While a request is
+//! in flight the next files' items gather behind it (up to `BATCH_MAX`).
 //!
 //! Each item comes back to its file as the [`Answer`] or the refusal the single route would have
 //! given it, so the file's retry loop (`Inner::retrying`, with `locker_core::upload_state`),
@@ -24,11 +28,27 @@ use web_sys::AbortSignal;
 use super::pipeline::Pending;
 use super::Inner;
 use crate::error::{code, LockerError};
-use crate::js::{check_aborted, deferred, on_abort, wait, Finish};
+use crate::js::{check_aborted, deferred, on_abort, wait, within, Finish};
 use crate::transfer::{refusal, Answer};
 
 /// One file's answer, as the single route would have given it.
 type Outcome = Result<Answer, LockerError>;
+
+/// Items a lead waits for before it sends, when waiting costs nothing: with a Worker's fixed
+/// cost per request far above its cost per item, 32 to a request takes most of what batching
+/// saves, and a reservation or a complete waits for at most that many others.
+pub(super) const GATHERED: usize = 32;
+
+/// The longest a lead holds its batch back for more items (milliseconds): a file's complete
+/// (its "stored") comes at most this much later than without batches.
+pub(super) const LINGER_MS: f64 = 250.0;
+
+/// Which batch route a [`Gather`] feeds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Reserves,
+    Completes,
+}
 
 /// An item of either batch route, already encoded: one type for both routes, so that the
 /// gathering below is compiled once (generic over the two item types it was compiled twice:
@@ -136,6 +156,7 @@ struct Queued {
 
 /// The items of one kind waiting for the request in flight to come back.
 pub(super) struct Gather {
+    pub(super) kind: Kind,
     /// The batch route.
     route: &'static str,
     /// The name of the batch body's list (`locker_core::api::ReserveBatch`, `CompleteBatch`).
@@ -147,26 +168,38 @@ pub(super) struct Gather {
     flying: Cell<bool>,
     /// The Worker answered 404/405 to the batch route.
     absent: Cell<bool>,
+    /// A lead holding its batch back: woken to look again by [`Gather::nudge`].
+    lingering: RefCell<Option<Finish>>,
 }
 
 impl Gather {
     /// Reservations, into `POST /v1/uploads:batch` requests.
     pub(super) fn reserves() -> Self {
-        Self::new("/v1/uploads:batch", "uploads")
+        Self::new(Kind::Reserves, "/v1/uploads:batch", "uploads")
     }
 
     /// Completes, into `POST /v1/uploads:complete` requests.
     pub(super) fn completes() -> Self {
-        Self::new("/v1/uploads:complete", "upload_ids")
+        Self::new(Kind::Completes, "/v1/uploads:complete", "upload_ids")
     }
 
-    fn new(route: &'static str, list: &'static str) -> Self {
+    fn new(kind: Kind, route: &'static str, list: &'static str) -> Self {
         Self {
+            kind,
             route,
             list,
             queue: RefCell::default(),
             flying: Cell::new(false),
             absent: Cell::new(false),
+            lingering: RefCell::default(),
+        }
+    }
+
+    /// Wakes a lead holding its batch back, to decide again whether to send.
+    pub(super) fn nudge(&self) {
+        let lingering = self.lingering.borrow_mut().take();
+        if let Some(wake) = lingering {
+            wake.call(Ok(JsValue::NULL));
         }
     }
 
@@ -222,8 +255,10 @@ impl Inner {
             if gather.absent.get() {
                 return self.single(&item, signal).await;
             }
+            // When this item came: a lead's wait is counted from its own.
+            let since = js_sys::Date::now();
             if !gather.flying.replace(true) {
-                return self.lead(gather, item, signal).await;
+                return self.lead(gather, item, since, signal).await;
             }
             let turn = Rc::new(RefCell::new(Turn::Waiting));
             let (promise, wake) = deferred();
@@ -232,6 +267,7 @@ impl Inner {
                 turn: turn.clone(),
                 wake: wake.clone(),
             });
+            gather.nudge();
             let _listener = signal.map(|s| on_abort(s, move || wake.call(Ok(JsValue::NULL))));
             let _ = wait(promise).await;
             let woken = turn.replace(Turn::Waiting);
@@ -241,7 +277,7 @@ impl Inner {
                     gather.hand_over();
                     Err(LockerError::aborted())
                 }
-                Turn::Lead => self.lead(gather, item, signal).await,
+                Turn::Lead => self.lead(gather, item, since, signal).await,
                 Turn::Single => self.single(&item, signal).await,
                 // Cancelled while gathering: its item leaves the batch before it is sent.
                 Turn::Waiting => {
@@ -260,11 +296,35 @@ impl Inner {
         self.api(Method::POST, &item.path, body, signal).await
     }
 
-    /// Sends `own` with the items queued (up to `BATCH_MAX` in all; alone by the single route),
-    /// hands each its outcome and
-    /// the next batch to the first item queued meanwhile. The request carries no file's signal:
+    /// Sends `own` (queued at `since`) with the items queued (up to `BATCH_MAX` in all; alone by
+    /// the single route), once `Inner::batch_ready` says so; hands each its outcome and the
+    /// next batch to the first item queued meanwhile. The request carries no file's signal:
     /// one file cancelled does not cancel the others' items.
-    async fn lead(&self, gather: &Gather, own: Item, signal: Option<&AbortSignal>) -> Outcome {
+    async fn lead(
+        &self,
+        gather: &Gather,
+        own: Item,
+        since: f64,
+        signal: Option<&AbortSignal>,
+    ) -> Outcome {
+        loop {
+            let n = gather.queue.borrow().len() + 1;
+            let waited = js_sys::Date::now() - since;
+            if n >= BATCH_MAX || self.batch_ready(gather.kind, n, waited) {
+                break;
+            }
+            let (promise, wake) = deferred();
+            gather.lingering.replace(Some(wake.clone()));
+            let _listener = signal.map(|s| on_abort(s, move || wake.call(Ok(JsValue::NULL))));
+            // Woken by the next change, or when the wait is over: a long transfer brings no
+            // change for its whole length.
+            let _ = within(&promise, LINGER_MS - waited).await;
+            gather.lingering.take();
+            if signal.is_some_and(AbortSignal::aborted) {
+                gather.hand_over();
+                return Err(LockerError::aborted());
+            }
+        }
         let others: Vec<Queued> = {
             let mut queue = gather.queue.borrow_mut();
             let n = queue.len().min(BATCH_MAX - 1);

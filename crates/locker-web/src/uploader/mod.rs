@@ -48,10 +48,12 @@ struct Inner {
     upload_slots: Rc<Slots>,
     /// Completes in flight.
     complete_slots: Rc<Slots>,
+    /// Files on their way to reserving (hashing, or waiting to): see `pipeline::Coming`.
+    to_reserve: Cell<usize>,
     /// Reservations gathered into `POST /v1/uploads:batch` requests.
-    reserves: Gather,
+    reserves: Rc<Gather>,
     /// Completes of uploads in one request gathered into `POST /v1/uploads:complete` requests.
-    completes: Gather,
+    completes: Rc<Gather>,
     uploads: Uploads,
 }
 
@@ -60,12 +62,10 @@ struct Inner {
 type Uploads = Rc<RefCell<BTreeMap<String, Upload>>>;
 
 /// Files that may be reserving (or reserved, waiting for a transfer slot) and completing at
-/// once, at least: reserves and completes go in batches gathered while one request is in
-/// flight, so this is what one batch can hold. Twice the transfers only, and a drop of many
-/// small files would reserve them three or four to a request; far more, and the signed URLs
-/// of large files reserved ahead could run out before their turn (they are renewed then, at a
-/// request each).
-const GATHERED: usize = 32;
+/// once, at least: what one batch request can hold, so that a drop of many small files is
+/// reserved and completed many to a request. Their signed URLs may run out before a large
+/// file's turn comes; they are renewed then, at a request each.
+const AHEAD: usize = locker_core::api::BATCH_MAX;
 
 thread_local! {
     /// Ids handed out when the caller gives none: unique on the page, across Uploaders.
@@ -79,6 +79,26 @@ pub struct Uploader {
 }
 
 impl Inner {
+    /// Whether a lead with `n` items gathered, the oldest queued `waited_ms` ago, should send
+    /// now: holding back is worth it only while it costs nothing. Reserves wait while enough
+    /// reserved files queue for the transfer slots (a round of transfers each) and more files
+    /// are still hashing or waiting to reserve; completes wait while a transfer is under way
+    /// (it will bring the next complete). Either sends at [`batch::GATHERED`] items or after
+    /// [`batch::LINGER_MS`].
+    fn batch_ready(&self, kind: batch::Kind, n: usize, waited_ms: f64) -> bool {
+        if n >= batch::GATHERED || waited_ms >= batch::LINGER_MS {
+            return true;
+        }
+        let transfers = &self.upload_slots;
+        match kind {
+            batch::Kind::Reserves => {
+                let coming = self.to_reserve.get() + self.ahead_slots.waiting();
+                transfers.waiting() < transfers.limit() || coming == 0
+            }
+            batch::Kind::Completes => transfers.active() + transfers.waiting() == 0,
+        }
+    }
+
     /// The job of one `upload()` call, its upload registered under its id (restarted if that
     /// id failed or was cancelled before); refused while an upload with that id is running.
     fn job(&self, file: Blob, options: &JsValue) -> Result<Job, LockerError> {
@@ -163,17 +183,35 @@ impl Uploader {
             let now_s = (js_sys::Date::now() / 1000.0) as u64;
             wasm_bindgen_futures::spawn_local(memory::sweep(now_s));
         }
+        let reserves = Rc::new(Gather::reserves());
+        let completes = Rc::new(Gather::completes());
+        let ahead_slots = Slots::new(concurrency.uploads.saturating_mul(2).max(AHEAD));
+        let upload_slots = Slots::new(concurrency.uploads);
+        // A lead holding back a batch decides again whenever what it waits on may have changed
+        // (and when a file reaches reserving: `pipeline::Coming`).
+        ahead_slots.on_change({
+            let reserves = reserves.clone();
+            Rc::new(move || reserves.nudge())
+        });
+        upload_slots.on_change({
+            let (reserves, completes) = (reserves.clone(), completes.clone());
+            Rc::new(move || {
+                reserves.nudge();
+                completes.nudge();
+            })
+        });
         Ok(Uploader {
             inner: Rc::new(Inner {
                 options: parsed,
                 events,
                 hash_slots: Slots::new(concurrency.hashes),
-                ahead_slots: Slots::new(concurrency.uploads.saturating_mul(2).max(GATHERED)),
-                upload_slots: Slots::new(concurrency.uploads),
-                complete_slots: Slots::new(concurrency.uploads.saturating_mul(2).max(GATHERED)),
+                ahead_slots,
+                upload_slots,
+                complete_slots: Slots::new(concurrency.uploads.saturating_mul(2).max(AHEAD)),
                 uploads: Uploads::default(),
-                reserves: Gather::reserves(),
-                completes: Gather::completes(),
+                to_reserve: Cell::new(0),
+                reserves,
+                completes,
             }),
         })
     }

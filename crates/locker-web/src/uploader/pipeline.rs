@@ -89,17 +89,39 @@ fn deduplicated(job: &Job, d: Deduplicated) -> Stored {
 const VERIFY_POLL_MS: f64 = 2000.0;
 const VERIFY_POLL_MAX_MS: f64 = 30_000.0;
 
+/// A file on its way to reserving (hashing, or waiting to), counted in `Inner::to_reserve`
+/// while it lives: a batch of reservations held back for more items looks at the count, and
+/// is woken when it changes.
+struct Coming<'a>(&'a Inner);
+
+impl<'a> Coming<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        inner.to_reserve.set(inner.to_reserve.get() + 1);
+        Self(inner)
+    }
+}
+
+impl Drop for Coming<'_> {
+    fn drop(&mut self) {
+        let count = &self.0.to_reserve;
+        count.set(count.get().saturating_sub(1));
+        self.0.reserves.nudge();
+    }
+}
+
 impl Inner {
     /// Uploads `job`'s file; resolves to the `UploadResult` it also tells as `complete`.
     pub(super) async fn run(&self, job: &Job) -> Result<JsValue, LockerError> {
         self.options
             .check(&job.file, &job.name, &job.content_type)?;
         let size = job.file.size();
+        let coming = Coming::new(self);
         let mut parts = self.in_parts(job).await;
         let sha256 = self.digest(job, parts.as_mut()).await?;
         job.tracked.apply(Event::Hashed);
 
         let (path, request) = self.reserve_request(job, &sha256, parts.is_some()).await?;
+        drop(coming);
         let stored = self.store(job, &request, parts.as_mut()).await;
         if let Some(key) = parts.as_ref().and_then(|p| p.key.as_deref()) {
             // Stored, refused or cancelled (its reservation released): nothing to resume.
