@@ -19,7 +19,7 @@ export interface UploaderOptions {
   pathPrefix?: string;
   /** Files transferring at once (1-16, default 3). Hashing, reserving (up to twice this many files ahead) and completing other files overlap these. */
   concurrency?: number;
-  /** Files hashing at once, and so hash workers at most (1-8, default min(4, hardwareConcurrency - 1), at least 1). The workers are kept and reused for the next files (those idle for 15 s end); a file of at most 64 MiB sent in one request is hashed by WebCrypto instead, where the page is a secure context. */
+  /** Files hashing at once, and so hash workers at most (1-8, default min(4, hardwareConcurrency - 1), at least 1). The workers are kept and reused for the next files (those idle for 15 s end); a file of at most 64 MiB sent in one request is hashed by WebCrypto instead, where the page is a secure context, and such a file of at most 8 MiB takes none of these turns (up to 8 hash side by side, page-wide). */
   hashWorkers?: number;
   /** The older name of `hashWorkers` (used when that is not given). */
   hashConcurrency?: number;
