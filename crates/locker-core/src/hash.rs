@@ -222,8 +222,14 @@ mod tests {
     #[test]
     fn small_whole_digests_wait_for_no_worker() {
         assert_eq!(hash_queue(Hasher::Whole, 0), HashQueue::SmallWhole);
-        assert_eq!(hash_queue(Hasher::Whole, SMALL_WHOLE_MAX), HashQueue::SmallWhole);
-        assert_eq!(hash_queue(Hasher::Whole, SMALL_WHOLE_MAX + 1), HashQueue::Workers);
+        assert_eq!(
+            hash_queue(Hasher::Whole, SMALL_WHOLE_MAX),
+            HashQueue::SmallWhole
+        );
+        assert_eq!(
+            hash_queue(Hasher::Whole, SMALL_WHOLE_MAX + 1),
+            HashQueue::Workers
+        );
         assert_eq!(hash_queue(Hasher::Streaming, 4096), HashQueue::Workers);
         // At most 64 MiB read whole at once page-wide.
         assert!(SMALL_WHOLE_MAX * SMALL_WHOLE_AT_ONCE as u64 <= 64 << 20);
