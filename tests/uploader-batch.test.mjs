@@ -105,7 +105,7 @@ test("240 small files reserve and complete in few requests, all stored byte-equa
   await assertStored(key, files);
   assert.equal((await stats(key)).files, files.length);
   // Far below one request per file: files gather while a request is in flight, and a request
-  // is held back (up to 32 items or 250 ms) while holding back costs nothing: enough reserved
+  // is held back (up to 32 items, for up to 1 s or 250 ms) while holding back costs nothing: enough reserved
   // files queue for the transfers, or a transfer is under way that brings the next complete.
   // A file alone (the first) takes the single route. 14 reserve and 20 complete requests were
   // measured on the 2-core test machine; gathering only while a request is in flight made

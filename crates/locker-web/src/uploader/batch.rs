@@ -5,7 +5,7 @@
 //! holding back loses nothing: then it waits for more items, woken by every item queued and
 //! every change of the Uploader's slots (see `Inner::batch_ready`), until [`GATHERED`] are
 //! queued, holding back would start to cost (transfers about to run out of reserved files, no
-//! transfer left to finish), nothing more is coming, or it has waited [`LINGER_MS`] (a timer
+//! transfer left to finish), nothing more is coming, or it has waited [`linger_ms`] (a timer
 //! ends the wait; a browser may stretch it to a second in a hidden tab). While a request is
 //! in flight the next files' items gather behind it (up to `BATCH_MAX`).
 //!
@@ -39,9 +39,16 @@ type Outcome = Result<Answer, LockerError>;
 /// saves, and a reservation or a complete waits for at most that many others.
 pub(super) const GATHERED: usize = 32;
 
-/// The longest a lead holds its batch back for more items (milliseconds): a file's complete
-/// (its "stored") comes at most this much later than without batches.
-pub(super) const LINGER_MS: f64 = 250.0;
+/// The longest a lead holds its batch back for more items (milliseconds). For completes: a
+/// file's "stored" comes at most this much later than without batches. Reservations delay
+/// nothing while enough reserved files queue for the transfers (that is when they wait), so
+/// they may wait longer and fill their batches on a slow link too.
+pub(super) const fn linger_ms(kind: Kind) -> f64 {
+    match kind {
+        Kind::Reserves => 1000.0,
+        Kind::Completes => 250.0,
+    }
+}
 
 /// Which batch route a [`Gather`] feeds.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -318,7 +325,7 @@ impl Inner {
             let _listener = signal.map(|s| on_abort(s, move || wake.call(Ok(JsValue::NULL))));
             // Woken by the next change, or when the wait is over: a long transfer brings no
             // change for its whole length.
-            let _ = within(&promise, LINGER_MS - waited).await;
+            let _ = within(&promise, linger_ms(gather.kind) - waited).await;
             gather.lingering.take();
             if signal.is_some_and(AbortSignal::aborted) {
                 gather.hand_over();

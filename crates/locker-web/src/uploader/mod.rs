@@ -81,19 +81,20 @@ pub struct Uploader {
 impl Inner {
     /// Whether a lead with `n` items gathered, the oldest queued `waited_ms` ago, should send
     /// now: holding back is worth it only while it costs nothing. Reserves wait while enough
-    /// reserved files queue for the transfer slots (a round of transfers each) and more files
+    /// reserved files queue for the transfer slots (two rounds of transfers: the batch request
+    /// is answered before they run out) and more files
     /// are still hashing or waiting to reserve; completes wait while a transfer is under way
     /// (it will bring the next complete). Either sends at [`batch::GATHERED`] items or after
-    /// [`batch::LINGER_MS`].
+    /// [`batch::linger_ms`].
     fn batch_ready(&self, kind: batch::Kind, n: usize, waited_ms: f64) -> bool {
-        if n >= batch::GATHERED || waited_ms >= batch::LINGER_MS {
+        if n >= batch::GATHERED || waited_ms >= batch::linger_ms(kind) {
             return true;
         }
         let transfers = &self.upload_slots;
         match kind {
             batch::Kind::Reserves => {
                 let coming = self.to_reserve.get() + self.ahead_slots.waiting();
-                transfers.waiting() < transfers.limit() || coming == 0
+                transfers.waiting() < 2 * transfers.limit() || coming == 0
             }
             batch::Kind::Completes => transfers.active() + transfers.waiting() == 0,
         }
