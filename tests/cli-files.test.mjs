@@ -100,12 +100,14 @@ test("a directory of 1,000 small files, put with -j 16, listed with their digest
   const requests = new Set(reserves.map((row) => row.ts)).size;
   assert.ok(requests <= 50, `${requests} reserve requests for 1,000 files`);
   // Completed in batches too (POST /v1/uploads:complete; its rows carry the request's time),
-  // gathered while one is in flight, so the count is the run's time over one batch's: 67 on
-  // 2 shared cores under wrangler dev, where single completes logged 280 to 332 distinct times.
+  // gathered while one is in flight and held back up to 250 ms for 32 while transfers go on:
+  // 33 on 2 shared cores under wrangler dev; gathering only while one is in flight made 67,
+  // single completes logged 280 to 332 distinct times.
   const completes = await logs(bulk.key, "&operation=complete");
   assert.equal(completes.length, 1000);
   const completeRequests = new Set(completes.map((row) => row.ts)).size;
-  assert.ok(completeRequests <= 120, `${completeRequests} complete requests for 1,000 files`);
+  console.log(`1,000 files: ${requests} reserve and ${completeRequests} complete requests`);
+  assert.ok(completeRequests <= 55, `${completeRequests} complete requests for 1,000 files`);
   // A batch's time counts for each of its files, so every stored file has a complete time.
   assert.ok(first.json.files.every((f) => Number.isInteger(f.ms.complete) && f.ms.complete >= 0));
 

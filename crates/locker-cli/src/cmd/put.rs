@@ -333,10 +333,16 @@ async fn transfer(client: &Client, ready: Ready, options: &PutOptions, bar: &Pro
     }
 }
 
-/// The completer: takes sent files as they come and completes them in batches, Nagle-style:
-/// whatever is waiting goes at once (the first file is not held back), and files sent while a
-/// batch is in flight wait for its answer and go together in the next (up to BATCH_MAX). A
-/// server without the batch route gets single completes, `jobs_at_once` at a time.
+/// Completes a batch waits for before it goes, while transfers still run, for at most
+/// [`GATHER_WAIT`]: as the browser module's Uploader gathers them.
+const GATHERED: usize = 32;
+const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The completer: takes sent files as they come and completes them in batches: files sent
+/// while a batch is in flight wait for its answer and go together in the next (up to
+/// BATCH_MAX), and when none is in flight the next waits for [`GATHERED`] files for up to
+/// [`GATHER_WAIT`] while transfers go on (the last files go as soon as the last transfer
+/// ended). A server without the batch route gets single completes, `jobs_at_once` at a time.
 async fn complete_all(
     client: &Client,
     mut sent_rx: mpsc::Receiver<Pending>,
@@ -353,6 +359,15 @@ async fn complete_all(
             match sent_rx.try_recv() {
                 Ok(p) => chunk.push(p),
                 Err(_) => break,
+            }
+        }
+        // Held back a moment for more while transfers go on (the channel stays open until the
+        // last one ended): each request costs the Worker far more than each id in it.
+        let until = tokio::time::Instant::now() + GATHER_WAIT;
+        while chunk.len() < GATHERED {
+            match tokio::time::timeout_at(until, sent_rx.recv()).await {
+                Ok(Some(p)) => chunk.push(p),
+                Ok(None) | Err(_) => break,
             }
         }
         let mut answers: Vec<Option<(Result<_, _>, u64)>> = Vec::new();
