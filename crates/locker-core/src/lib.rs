@@ -9,6 +9,7 @@ pub mod backup;
 pub mod bucket;
 pub mod client;
 pub mod credential;
+pub mod gather;
 pub mod hash;
 pub mod health;
 pub mod key;

@@ -333,10 +333,12 @@ async fn transfer(client: &Client, ready: Ready, options: &PutOptions, bar: &Pro
     }
 }
 
-/// Completes a batch waits for before it goes, while transfers still run, for at most
-/// [`GATHER_WAIT`]: as the browser module's Uploader gathers them.
-const GATHERED: usize = 32;
-const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// Completes a batch waits for before it goes, while transfers still run, and for at most how
+/// long: as the browser module's Uploader gathers them (`locker_core::gather`).
+const GATHERED: usize = locker_core::gather::GATHERED;
+const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(
+    locker_core::gather::linger_ms(locker_core::gather::Kind::Completes) as u64,
+);
 
 /// The completer: takes sent files as they come and completes them in batches: files sent
 /// while a batch is in flight wait for its answer and go together in the next (up to

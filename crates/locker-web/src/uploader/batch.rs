@@ -3,9 +3,9 @@
 //! is in flight, the first file's item leads the next request. It sends at once, by the single
 //! route when nothing else is queued (one file alone makes the requests it always made), unless
 //! holding back loses nothing: then it waits for more items, woken by every item queued and
-//! every change of the Uploader's slots (see `Inner::batch_ready`), until [`GATHERED`] are
+//! every change of the Uploader's slots (`locker_core::gather::send_now`), until 32 are
 //! queued, holding back would start to cost (transfers about to run out of reserved files, no
-//! transfer left to finish), nothing more is coming, or it has waited [`linger_ms`] (a timer
+//! transfer left to finish), nothing more is coming, or it has waited long enough (a timer
 //! ends the wait; a browser may stretch it to a second in a hidden tab). While a request is
 //! in flight the next files' items gather behind it (up to `BATCH_MAX`).
 //!
@@ -34,28 +34,8 @@ use crate::transfer::{refusal, Answer};
 /// One file's answer, as the single route would have given it.
 type Outcome = Result<Answer, LockerError>;
 
-/// Items a lead waits for before it sends, when waiting costs nothing: with a Worker's fixed
-/// cost per request far above its cost per item, 32 to a request takes most of what batching
-/// saves, and a reservation or a complete waits for at most that many others.
-pub(super) const GATHERED: usize = 32;
-
-/// The longest a lead holds its batch back for more items (milliseconds). For completes: a
-/// file's "stored" comes at most this much later than without batches. Reservations delay
-/// nothing while enough reserved files queue for the transfers (that is when they wait), so
-/// they may wait longer and fill their batches on a slow link too.
-pub(super) const fn linger_ms(kind: Kind) -> f64 {
-    match kind {
-        Kind::Reserves => 1000.0,
-        Kind::Completes => 250.0,
-    }
-}
-
-/// Which batch route a [`Gather`] feeds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Reserves,
-    Completes,
-}
+use locker_core::gather::linger_ms;
+pub(super) use locker_core::gather::Kind;
 
 /// An item of either batch route, already encoded: one type for both routes, so that the
 /// gathering below is compiled once (generic over the two item types it was compiled twice:

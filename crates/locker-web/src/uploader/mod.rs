@@ -80,24 +80,16 @@ pub struct Uploader {
 
 impl Inner {
     /// Whether a lead with `n` items gathered, the oldest queued `waited_ms` ago, should send
-    /// now: holding back is worth it only while it costs nothing. Reserves wait while enough
-    /// reserved files queue for the transfer slots (two rounds of transfers: the batch request
-    /// is answered before they run out) and more files
-    /// are still hashing or waiting to reserve; completes wait while a transfer is under way
-    /// (it will bring the next complete). Either sends at [`batch::GATHERED`] items or after
-    /// [`batch::linger_ms`].
+    /// now (`locker_core::gather::send_now`, with what this Uploader's slots show).
     fn batch_ready(&self, kind: batch::Kind, n: usize, waited_ms: f64) -> bool {
-        if n >= batch::GATHERED || waited_ms >= batch::linger_ms(kind) {
-            return true;
-        }
         let transfers = &self.upload_slots;
-        match kind {
-            batch::Kind::Reserves => {
-                let coming = self.to_reserve.get() + self.ahead_slots.waiting();
-                transfers.waiting() < 2 * transfers.limit() || coming == 0
-            }
-            batch::Kind::Completes => transfers.active() + transfers.waiting() == 0,
-        }
+        let pipeline = locker_core::gather::Pipeline {
+            transfer_slots: transfers.limit(),
+            transferring: transfers.active(),
+            reserved_waiting: transfers.waiting(),
+            to_reserve: self.to_reserve.get() + self.ahead_slots.waiting(),
+        };
+        locker_core::gather::send_now(kind, n, waited_ms, pipeline)
     }
 
     /// The job of one `upload()` call, its upload registered under its id (restarted if that
