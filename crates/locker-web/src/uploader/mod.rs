@@ -9,6 +9,7 @@
 mod batch;
 mod credential;
 mod events;
+mod hashing;
 mod memory;
 mod options;
 mod parts;
