@@ -1,6 +1,6 @@
-//! One file's way: hash (see `hashing`) -> reserve -> transfer -> complete, each remote step retried as
-//! `locker_core::upload_state` decides, and an expired signed URL replaced by a fresh
-//! reservation. [`Inner::transfer`] moves the bytes of one reservation; the steps around it do
+//! One file's way: hash (see `hashing`) -> reserve -> transfer -> complete, each remote step
+//! retried as `locker_core::upload_state` decides, and an expired signed URL replaced by a
+//! fresh reservation. [`Inner::transfer`] moves the bytes of one reservation; the steps around it do
 //! not depend on how it does.
 
 use std::future::Future;
