@@ -188,7 +188,12 @@ if (want("hash")) {
   if (digests.size !== 1 || !digests.has(oneGiB.sha256)) throw new Error(`digests disagree: ${[...digests]}`);
   // The kernels alone, in memory, beside native code in the same run (tests/bench/hash-bench.mjs).
   const { kernelBench, hashBench } = await import("./hash-bench.mjs");
-  const kernelNotes = await kernelBench({ page, run, opensslSha256, fileMbps: mbps(oneGiB.size, median(runs.ours)) });
+  const { notes: kernelNotes, kernelCpuMbps } = await kernelBench({
+    page,
+    run,
+    opensslSha256,
+    fileMbps: mbps(oneGiB.size, median(runs.ours)),
+  });
   const row = (label, xs, how) => {
     const speeds = xs.map((ms) => mbps(oneGiB.size, ms));
     return [
@@ -221,7 +226,7 @@ if (want("hash")) {
     ],
   );
   // By file size, a mixed set, the worker pool and the read size (tests/bench/hash-bench.mjs).
-  await hashBench({ page, writeFile, section, oneGiB, hashWasmUmd });
+  await hashBench({ page, writeFile, section, oneGiB, hashWasmUmd, kernelCpuMbps });
 }
 
 // ---------- 2. memory ----------

@@ -87,8 +87,8 @@ function lockedVersion(name) {
 /**
  * The SHA-256 kernels alone, in memory, side by side in one run: locker-web's wasm `Sha256`
  * and hash-wasm in the page, sha2 built natively for this host (crates/native-sha256, built by
- * xtask, handed over in NATIVE_SHA256_*) and `openssl speed`. Returns the notes of section 1:
- * the table, the two goals and what was tried.
+ * xtask, handed over in NATIVE_SHA256_*) and `openssl speed`. Returns the notes of section 1
+ * (the table, the two goals and what was tried) and locker's kernel's MB per CPU-second.
  */
 export async function kernelBench({ page, run, opensslSha256, fileMbps }) {
   const TOTAL = 256 * MiB;
@@ -194,7 +194,7 @@ export async function kernelBench({ page, run, opensslSha256, fileMbps }) {
   const shaNiNote = natives.every((n) => n.shaNi !== null)
     ? `objdump finds ${natives.map((n) => `${n.shaNi} \`sha256rnds2\` in the ${n.key} build`).join(", ")}`
     : "objdump is missing here, so the builds' instructions were not checked";
-  return [
+  const notes = [
     table(
       [
         "SHA-256 kernel alone, in memory",
@@ -227,10 +227,12 @@ export async function kernelBench({ page, run, opensslSha256, fileMbps }) {
       `kernel at least 1.3x hash-wasm's, in memory: ${f3(vsHashWasm)}x, the median of ${PASSES} per-pass ratios by CPU time (${spread(perPass("ours", "hashwasm"))}); by wall clock ${f2(wallVsHashWasm)}x.`,
     ),
   ];
+  return { notes, kernelCpuMbps: median(cpu.ours) };
 }
 
 /**
- * `h`: bench.mjs's helpers and state ({page, writeFile, section, oneGiB, hashWasmUmd}).
+ * `h`: bench.mjs's helpers and state ({page, writeFile, section, oneGiB, hashWasmUmd,
+ * kernelCpuMbps}).
  */
 export async function hashBench(h) {
   const { page, writeFile, section } = h;
@@ -505,7 +507,7 @@ export async function hashBench(h) {
       ]),
     ),
     [
-      `${POOL_FILES} files of 96 MiB (over the WebCrypto threshold: all hashed by the wasm worker), \`hashFile\` with W files in flight, so W workers from the page's pool. ${cores} cores on this machine, shared with the browser's own threads (reading the files) and whatever else runs; one untimed pass, then ${POOL_PASSES} passes, interleaved in alternating order. The last two columns: the CPU time of this benchmark's processes (node, Chromium's browser, renderer and its workers: the hashing and the reading of the files), and the rest of the machine's busy time (/proc/stat), over each pass's wall clock. ${widths.at(-1)} workers spent ${f2(cpuCost)}x the CPU per byte of one: ${cpuCost < 1.1 ? "running them side by side costs next to nothing more, so a speed-up short of the goal is cores the workers did not get (the other processes' column)" : "running them side by side costs CPU of its own"}.`,
+      `${POOL_FILES} files of 96 MiB (over the WebCrypto threshold: all hashed by the wasm worker), \`hashFile\` with W files in flight, so W workers from the page's pool. ${cores} cores on this machine, shared with the browser's own threads (reading the files) and whatever else runs; one untimed pass, then ${POOL_PASSES} passes, interleaved in alternating order. The last three columns: the CPU time of this benchmark's processes (node, Chromium's browser, renderer and its workers: the hashing and the reading of the files) and the rest of the machine's busy time (/proc/stat), each over the pass's wall clock, and the bytes hashed per second of the former. ${widths.at(-1)} workers spent ${f2(cpuCost)}x the CPU per byte of one: ${cpuCost < 1.1 ? "running them side by side costs next to nothing more, so a speed-up short of the goal is cores the workers did not get (the other processes' column)" : "running them side by side costs CPU of its own"}. locker's kernel alone hashes ${f0(h.kernelCpuMbps)} MB per CPU-second (section 1), so about ${f0(100 * (1 - median(perCpu(1)) / h.kernelCpuMbps))} % of the CPU a file takes goes to reading it and the browser around the hash, and ${cores} cores can hash at most ${f0(cores * median(perCpu(1)))} MB/s of files this way (the goal's 1.6x one worker's median here: ${f0(1.6 * mbps(POOL_FILES * 96 * MiB, median(poolRuns[1])))} MB/s).`,
       goal(
         speedup(2) >= 1.6,
         `2 workers at least 1.6x one worker on this ${cores}-core machine: ${f2(speedup(2))}x (median of ${POOL_PASSES} per-pass ratios, ${spread(perPass(2))}).`,
