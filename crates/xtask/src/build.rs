@@ -133,3 +133,42 @@ pub(crate) fn cli(root: &Path, release: bool) -> Result<PathBuf> {
     let profile = if release { "release" } else { "debug" };
     Ok(root.join("target").join(profile).join("locker"))
 }
+
+/// The builds of crates/native-sha256 the hash benchmark compares the wasm kernel with: the
+/// same `sha2` (Cargo.lock's version) for this host, named by the environment variable that
+/// hands each binary to tests/bench/bench.mjs, and built with these rustc flags.
+const NATIVE_SHA256: [(&str, &[&str]); 3] = [
+    // sha2's portable Rust backend (no SHA-NI), for plain x86-64.
+    ("NATIVE_SHA256_SOFT", &["--cfg", "sha2_backend=\"soft\""]),
+    // The same code with every instruction this CPU has (BMI2's rorx, AVX2, ...): the
+    // reference of the kernel's goal, the faster and steadier of the two here.
+    (
+        "NATIVE_SHA256_SOFT_NATIVE",
+        &["--cfg", "sha2_backend=\"soft\"", "-C", "target-cpu=native"],
+    ),
+    // sha2 as it builds by default: SHA-NI when the CPU has it (checked at run time).
+    ("NATIVE_SHA256_AUTO", &[]),
+];
+
+/// Builds crates/native-sha256 (release, from the lockfile) once per entry of [`NATIVE_SHA256`],
+/// each in a target directory of its own so the flags do not rebuild the rest of the workspace;
+/// returns each binary with the variable that names it. Cargo skips a build when nothing changed.
+pub(crate) fn native_sha256(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
+    step("cargo build -p native-sha256 --release (three ways)")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut built = Vec::new();
+    for (var, flags) in NATIVE_SHA256 {
+        let dir = root
+            .join("target/native-sha256")
+            .join(var.to_ascii_lowercase());
+        // CARGO_ENCODED_RUSTFLAGS wins over RUSTFLAGS and any configured rustflags, so each
+        // build has exactly these flags (none at all for the default build).
+        run(Command::new(&cargo)
+            .current_dir(root)
+            .args(["build", "--release", "--locked", "-p", "native-sha256"])
+            .env("CARGO_TARGET_DIR", &dir)
+            .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}")))?;
+        built.push((var, dir.join("release/native-sha256")));
+    }
+    Ok(built)
+}

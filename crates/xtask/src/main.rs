@@ -183,6 +183,9 @@ fn test(args: &[String]) -> Result<()> {
             "locker-client",
             "--exclude",
             "locker-cli",
+            // The hash benchmark's native SHA-256: a host binary.
+            "--exclude",
+            "native-sha256",
             "--target",
             build::WASM_TARGET,
             "--",

@@ -153,6 +153,12 @@ pub(crate) fn bench(root: &Path, tools: &Tools, sections: &[String]) -> Result<(
     } else {
         None
     };
+    let with_hash = sections.is_empty() || sections.iter().any(|s| s == "hash");
+    let natives = if with_hash {
+        crate::build::native_sha256(root)?
+    } else {
+        Vec::new()
+    };
     let page: Vec<&str> = sections
         .iter()
         .map(String::as_str)
@@ -168,7 +174,8 @@ pub(crate) fn bench(root: &Path, tools: &Tools, sections: &[String]) -> Result<(
                 .env("BENCH_ONLY", page.join(","))
                 .env("WASM_BINDGEN", &tools.wasm_bindgen)
                 .env("WASM_OPT", &tools.wasm_opt)
-                .env("BENCH_COMMAND", "cargo xtask bench");
+                .env("BENCH_COMMAND", "cargo xtask bench")
+                .envs(natives.iter().map(|(var, path)| (var, path)));
             Ok(())
         })?;
     }
