@@ -14,7 +14,7 @@ import { api, createKey, sha256hex, tenantName } from "../support/api.mjs";
 import { withPeakRss } from "../support/widget.mjs";
 import { S3_BUCKET, corsProxy } from "../support/s3.mjs";
 import { multipartSection } from "./multipart-bench.mjs";
-import { f0, f1, f2, goal, mbps, median, table } from "./common.mjs";
+import { READ_INTO, f0, f1, f2, goal, mbps, median, table } from "./common.mjs";
 
 const OUT = process.env.BENCH_OUT ?? "target/bench";
 // `cargo xtask bench [SECTION...]` runs only the named sections (BENCH_ONLY, comma-separated)
@@ -79,61 +79,57 @@ const page = await browser.newPage();
 await page.goto(`${BASE}/`);
 // hash-wasm in the page too (the global `hashwasm`), for the in-memory kernel comparison.
 await page.addScriptTag({ content: hashWasmUmd });
-await page.evaluate(async (hashWasm) => {
-  await (await import("/locker-upload.js")).loadModule();
-  window.locker = await import("/pkg/locker_web.js");
-  const input = Object.assign(document.createElement("input"), { type: "file", id: "files", multiple: true });
-  document.body.append(input);
-  window.byName = (name) => [...input.files].find((f) => f.name === name);
-  // hash-wasm's streaming SHA-256 in a Web Worker, reading the file exactly as ours does
-  // (a BYOB reader into reused 4 MiB buffers), so only the hashing differs.
-  const source = `${hashWasm}
+await page.evaluate(
+  async ([hashWasm, readIntoSource]) => {
+    await (await import("/locker-upload.js")).loadModule();
+    window.locker = await import("/pkg/locker_web.js");
+    const input = Object.assign(document.createElement("input"), { type: "file", id: "files", multiple: true });
+    document.body.append(input);
+    window.byName = (name) => [...input.files].find((f) => f.name === name);
+    // hash-wasm's streaming SHA-256 in a Web Worker, reading the file exactly as ours does
+    // (a BYOB reader into reused 4 MiB buffers), so only the hashing differs.
+    const source = `${hashWasm}
+    ${readIntoSource}
     onmessage = async (e) => {
       const hasher = await hashwasm.createSHA256();
       hasher.init();
-      const reader = e.data.stream();
-      const byob = reader.getReader({ mode: "byob" });
-      let buffer = new ArrayBuffer(4 << 20);
-      for (;;) {
-        const { value, done } = await byob.read(new Uint8Array(buffer));
-        if (done) break;
-        hasher.update(value);
-        buffer = value.buffer;
-      }
+      await readInto(e.data, (bytes) => hasher.update(bytes));
       postMessage(hasher.digest("hex"));
     };`;
-  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  window.hashWasmFile = (file) =>
-    new Promise((resolve, reject) => {
-      const w = new Worker(url);
-      w.onmessage = (e) => {
-        w.terminate();
-        resolve(e.data);
-      };
-      w.onerror = (e) => {
-        w.terminate();
-        reject(new Error(e.message));
-      };
-      w.postMessage(file);
-    });
-  // One hasher over `total` bytes of memory, fed in 4 MiB updates: the kernel alone, no reading.
-  const memory = new Uint8Array(64 << 20).map((_, i) => (i * 31 + 7) & 255);
-  window.kernel = async (which, total) => {
-    const h = which === "ours" ? new window.locker.Sha256() : await window.hashwasm.createSHA256();
-    if (which !== "ours") h.init();
-    const t = performance.now();
-    for (let done = 0; done < total; done += memory.length) {
-      for (let at = 0; at < memory.length; at += 4 << 20) h.update(memory.subarray(at, at + (4 << 20)));
-    }
-    const out = which === "ours" ? h.hex() : h.digest("hex");
-    return { ms: performance.now() - t, out };
-  };
-  window.timed = async (f) => {
-    const t = performance.now();
-    const out = await f();
-    return { ms: performance.now() - t, out };
-  };
-}, hashWasmUmd);
+    const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+    window.hashWasmFile = (file) =>
+      new Promise((resolve, reject) => {
+        const w = new Worker(url);
+        w.onmessage = (e) => {
+          w.terminate();
+          resolve(e.data);
+        };
+        w.onerror = (e) => {
+          w.terminate();
+          reject(new Error(e.message));
+        };
+        w.postMessage(file);
+      });
+    // One hasher over `total` bytes of memory, fed in 4 MiB updates: the kernel alone, no reading.
+    const memory = new Uint8Array(64 << 20).map((_, i) => (i * 31 + 7) & 255);
+    window.kernel = async (which, total) => {
+      const h = which === "ours" ? new window.locker.Sha256() : await window.hashwasm.createSHA256();
+      if (which !== "ours") h.init();
+      const t = performance.now();
+      for (let done = 0; done < total; done += memory.length) {
+        for (let at = 0; at < memory.length; at += 4 << 20) h.update(memory.subarray(at, at + (4 << 20)));
+      }
+      const out = which === "ours" ? h.hex() : h.digest("hex");
+      return { ms: performance.now() - t, out };
+    };
+    window.timed = async (f) => {
+      const t = performance.now();
+      const out = await f();
+      return { ms: performance.now() - t, out };
+    };
+  },
+  [hashWasmUmd, READ_INTO],
+);
 
 // ---------- inputs ----------
 console.log("writing input files");

@@ -3,7 +3,7 @@
 // hash workers, and the read size. Same page, same run as the first half's 1 GiB table.
 import { readFileSync, readdirSync } from "node:fs";
 import { cpus } from "node:os";
-import { f0, f2, goal, mbps, median, table } from "./common.mjs";
+import { READ_INTO, f0, f2, goal, mbps, median, table } from "./common.mjs";
 
 const MiB = 1 << 20;
 
@@ -238,54 +238,51 @@ export async function kernelBench({ page, run, opensslSha256, fileMbps }) {
  */
 export async function hashBench(h) {
   const { page, writeFile, section } = h;
-  await page.evaluate((hashWasm) => {
-    // hash-wasm in one Web Worker kept for all files (none started per file: the fairest
-    // baseline for many files), streaming each exactly as `hashWasmFile` does.
-    const source = `${hashWasm}
+  await page.evaluate(
+    ([hashWasm, readIntoSource]) => {
+      // hash-wasm in one Web Worker kept for all files (none started per file: the fairest
+      // baseline for many files), streaming each exactly as `hashWasmFile` does.
+      const source = `${hashWasm}
+      ${readIntoSource}
       let hasher;
       onmessage = async (e) => {
         const [id, file] = e.data;
         hasher ??= await hashwasm.createSHA256();
         hasher.init();
-        const byob = file.stream().getReader({ mode: "byob" });
-        let buffer = new ArrayBuffer(4 << 20);
-        for (;;) {
-          const { value, done } = await byob.read(new Uint8Array(buffer));
-          if (done) break;
-          hasher.update(value);
-          buffer = value.buffer;
-        }
+        await readInto(file, (bytes) => hasher.update(bytes));
         postMessage([id, hasher.digest("hex")]);
       };`;
-    const w = new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })));
-    let next = 0;
-    const waiting = new Map();
-    w.onmessage = (e) => {
-      const [id, digest] = e.data;
-      waiting.get(id)(digest);
-      waiting.delete(id);
-    };
-    window.hashWasmKept = (file) =>
-      new Promise((resolve) => {
-        next += 1;
-        waiting.set(next, resolve);
-        w.postMessage([next, file]);
-      });
-    /** Runs `f` over `items` with at most `n` in flight; resolves to the results in order. */
-    window.inFlight = async (items, n, f) => {
-      const out = new Array(items.length);
-      let at = 0;
-      const lane = async () => {
-        while (at < items.length) {
-          const i = at;
-          at += 1;
-          out[i] = await f(items[i]);
-        }
+      const w = new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })));
+      let next = 0;
+      const waiting = new Map();
+      w.onmessage = (e) => {
+        const [id, digest] = e.data;
+        waiting.get(id)(digest);
+        waiting.delete(id);
       };
-      await Promise.all(Array.from({ length: n }, lane));
-      return out;
-    };
-  }, h.hashWasmUmd);
+      window.hashWasmKept = (file) =>
+        new Promise((resolve) => {
+          next += 1;
+          waiting.set(next, resolve);
+          w.postMessage([next, file]);
+        });
+      /** Runs `f` over `items` with at most `n` in flight; resolves to the results in order. */
+      window.inFlight = async (items, n, f) => {
+        const out = new Array(items.length);
+        let at = 0;
+        const lane = async () => {
+          while (at < items.length) {
+            const i = at;
+            at += 1;
+            out[i] = await f(items[i]);
+          }
+        };
+        await Promise.all(Array.from({ length: n }, lane));
+        return out;
+      };
+    },
+    [h.hashWasmUmd, READ_INTO],
+  );
 
   // ---------- a. by size: WebCrypto, the wasm worker, hash-wasm ----------
   const SIZES = [4 * 1024, 64 * 1024, MiB, 8 * MiB, 64 * MiB];
