@@ -43,6 +43,17 @@ async function curlOne(key, f) {
   await curlPut(r.data.url, r.data.headers, f.path);
   const c = await api("POST", `/v1/uploads/${r.data.upload_id}/complete`, { key });
   if (c.status !== 200) throw new Error(`complete after curl: ${c.text}`);
+  committed(c.data, f, `curl/${f.name}`);
+}
+
+/**
+ * Throws unless `answer` (a complete's or the Uploader's result) committed `f` as node hashed
+ * it: its SHA-256 and size, at `path` in the bench namespace unless `namespace` is given.
+ */
+function committed(answer, f, path, namespace = NAMESPACE) {
+  const ref = `locker://${namespace}/${path}`;
+  if (answer?.sha256 !== f.sha256 || answer.size !== f.size || answer.ref !== ref)
+    throw new Error(`${f.name}: committed ${JSON.stringify(answer)}, expected ${f.sha256}, ${f.size} bytes, ${ref}`);
 }
 
 async function curlPut(url, headers, path) {
@@ -170,6 +181,7 @@ async function curlInParts(key, file, parts) {
   );
   const c = await api("POST", `/v1/uploads/${r.data.upload_id}/complete`, { key });
   if (c.status !== 200) throw new Error(`complete in parts: ${c.text}`);
+  committed(c.data, file, `curl/${file.name}`);
 }
 
 /**
@@ -212,8 +224,8 @@ export async function uppyBench({ page, writeFile, section, table, goal }) {
         });
 
       // locker: the Uploader, one `upload` per file, as the widget does.
-      window.lockerBatch = async (names, token, concurrency) => {
-        const up = new window.locker.Uploader({ endpoint, token, namespace, concurrency, resume: false });
+      window.lockerBatch = async (names, token, concurrency, where = namespace) => {
+        const up = new window.locker.Uploader({ endpoint, token, namespace: where, concurrency, resume: false });
         let firstByte = null;
         up.addEventListener("upload-progress", () => {
           firstByte ??= performance.now();
@@ -221,7 +233,12 @@ export async function uppyBench({ page, writeFile, section, table, goal }) {
         const t = performance.now();
         const results = await Promise.all(names.map((n) => up.upload(file(n))));
         const total = performance.now() - t;
-        return { total, firstByte: (firstByte ?? t) - t, dedup: results.filter((r) => r.deduplicated).length };
+        return {
+          total,
+          firstByte: (firstByte ?? t) - t,
+          dedup: results.filter((r) => r.deduplicated).length,
+          results: results.map(({ ref, sha256, size, deduplicated }) => ({ ref, sha256, size, deduplicated })),
+        };
       };
 
       // Uppy 6, wired against locker's API the way its documentation suggests for a custom
@@ -264,17 +281,17 @@ export async function uppyBench({ page, writeFile, section, table, goal }) {
           firstByte ??= performance.now();
         });
         uppy.on("upload-success", (f) => {
-          completes.push(json("POST", `/v1/uploads/${reserved.get(f.id)}/complete`, token));
+          completes.push(json("POST", `/v1/uploads/${reserved.get(f.id)}/complete`, token).then((c) => [f.name, c]));
         });
         for (const n of names) uppy.addFile({ name: n, type, data: file(n), source: "bench" });
         const t = performance.now();
         const result = await uppy.upload();
-        await Promise.all(completes);
+        const committed = await Promise.all(completes);
         const total = performance.now() - t;
         const failed = (result?.failed ?? []).length;
         if (failed !== dedup) throw new Error(`uppy: ${failed} failed, ${dedup} deduplicated`);
         uppy.destroy();
-        return { total, firstByte: (firstByte ?? t) - t, dedup };
+        return { total, firstByte: (firstByte ?? t) - t, dedup, committed };
       };
     },
     { endpoint: BASE, namespace: NAMESPACE, type: TYPE },
@@ -284,6 +301,7 @@ export async function uppyBench({ page, writeFile, section, table, goal }) {
     [...batch, big].map((f) => f.path),
   );
   const names = batch.map((f) => f.name);
+  const byName = new Map(batch.map((f) => [f.name, f]));
   const batchBytes = batch.reduce((a, f) => a + f.size, 0);
 
   // Interleaved passes, each side in a fresh tenant; the re-runs in the same tenant again.
@@ -331,7 +349,11 @@ export async function uppyBench({ page, writeFile, section, table, goal }) {
           });
           const t = performance.now();
           const results = await Promise.all(names.map((n) => up.upload(file(n))));
-          return { total: performance.now() - t, dedup: results.filter((r) => r.deduplicated).length };
+          return {
+            total: performance.now() - t,
+            dedup: results.filter((r) => r.deduplicated).length,
+            results: results.map(({ ref, sha256, size }) => ({ ref, sha256, size })),
+          };
         },
         { endpoint: BASE, namespace: NAMESPACE, names, token, concurrency: CONCURRENCY },
       );
@@ -366,6 +388,10 @@ export async function uppyBench({ page, writeFile, section, table, goal }) {
     const a3 = await rememberingRun(names, ours.token);
     const a4 = await timedRun("locker remembered", () => rememberingRun(names, ours.token));
     if ([a2, b2, a3, a4].some((r) => r.dedup !== names.length)) throw new Error("a re-run sent bytes");
+    // What was committed is what node wrote: every result of locker's runs, every complete of Uppy's.
+    for (const r of [a, a2, a3, a4]) for (const [i, x] of r.results.entries()) committed(x, batch[i], names[i]);
+    if (b.committed.length !== names.length) throw new Error(`uppy committed ${b.committed.length} files`);
+    for (const [name, c] of b.committed) committed(c, byName.get(name), `uppy/${name}`);
     m.locker.push(a.total);
     m.uppy.push(b.total);
     m.curl.push(c.ms);
@@ -382,6 +408,7 @@ export async function uppyBench({ page, writeFile, section, table, goal }) {
     const e = await timedRun("curl 256", () => curlInParts(bigPlain.key, big, bigParts));
     const d2 = await inPage("lockerBatch", [big.name], bigOurs.token);
     if (d.dedup !== 0 || d2.dedup !== 1) throw new Error("256 MiB: wrong dedup");
+    for (const r of [d, d2]) committed(r.results[0], big, big.name);
     big1.locker.push(d.total);
     big1.curl.push(e.ms);
     big1.lockerAgain.push(d2.total);
