@@ -900,7 +900,15 @@ if (want("start")) {
 if (want("multipart")) await multipartSection({ page, s3BucketId: s3Bucket.data.id, inputs: INPUTS, section });
 
 // ---------- 9. against Uppy 6 (tests/bench/uppy-bench.mjs) ----------
-if (want("uppy")) await (await import("./uppy-bench.mjs")).uppyBench({ page, writeFile, section, table, goal });
+if (want("uppy"))
+  await (await import("./uppy-bench.mjs")).uppyBench({
+    page,
+    writeFile,
+    section,
+    table,
+    goal,
+    s3BucketId: s3Bucket.data.id,
+  });
 
 // ---------- 10. many small files (tests/bench/many-bench.mjs) ----------
 if (want("many")) await (await import("./many-bench.mjs")).manySection({ page, section, table, goal });
