@@ -260,34 +260,134 @@ const PROGRESS_STEP: f64 = 4.0 * 1024.0 * 1024.0;
 
 /// The SHA-256 of each part of `part_size` bytes, fed the same pieces as the whole file's hash
 /// (pieces and parts need not line up: a piece is split where a part ends).
+///
+/// Where WebCrypto is there (a secure context, which a worker started by a secure page is),
+/// each part is gathered into one reused buffer and handed to `crypto.subtle.digest`, which
+/// copies it and hashes it natively on a thread of the browser's own while the wasm hash goes on
+/// with the whole file: a file in parts is then hashed once on this thread, not twice.
+/// Elsewhere the parts are hashed here by the wasm SHA-256, as the whole file is.
 struct PartHashes {
     part_size: u64,
-    state: Sha256State,
     filled: u64,
     done: Vec<String>,
+    by: PartHasher,
 }
 
+enum PartHasher {
+    Wasm(Sha256State),
+    WebCrypto {
+        subtle: JsValue,
+        digest: Function,
+        /// The part being gathered (`part_size` bytes).
+        buffer: Uint8Array,
+        /// Digests under way, oldest first.
+        pending: std::collections::VecDeque<Promise>,
+    },
+}
+
+/// Part digests under way at most: each holds WebCrypto's copy of a part, so memory stays
+/// bounded if the native digest falls behind the reading (it is far faster, so it never waits
+/// in practice).
+const PENDING_PARTS: usize = 4;
+
 impl PartHashes {
-    fn update(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
+    fn new(part_size: u64) -> Self {
+        let by = crate::hash_worker::subtle()
+            .and_then(|subtle| {
+                let digest = get(&subtle, "digest").dyn_into::<Function>().ok()?;
+                // A part size is a whole number of MiB, far below 4 GiB.
+                let buffer = Uint8Array::new_with_length(u32::try_from(part_size).ok()?);
+                Some(PartHasher::WebCrypto {
+                    subtle,
+                    digest,
+                    buffer,
+                    pending: std::collections::VecDeque::new(),
+                })
+            })
+            .unwrap_or_else(|| PartHasher::Wasm(Sha256State::new()));
+        Self {
+            part_size,
+            filled: 0,
+            done: Vec::new(),
+            by,
+        }
+    }
+
+    /// Adds `piece`, whose bytes are also in `bytes` (wasm memory): the WebCrypto path copies
+    /// from the JavaScript piece, the wasm path hashes the copy in wasm memory.
+    async fn update(&mut self, piece: &Uint8Array, bytes: &[u8]) -> Result<(), LockerError> {
+        let mut at: usize = 0;
+        while at < bytes.len() {
             let room = usize::try_from(self.part_size - self.filled).unwrap_or(usize::MAX);
-            let (now, rest) = bytes.split_at(room.min(bytes.len()));
-            self.state.update(now);
-            self.filled += now.len() as u64;
-            bytes = rest;
+            let n = room.min(bytes.len() - at);
+            match &mut self.by {
+                PartHasher::Wasm(state) => state.update(&bytes[at..at + n]),
+                PartHasher::WebCrypto { buffer, .. } => {
+                    // Offsets within one 4 MiB piece and one part: far below 2^32.
+                    let (from, to) = (at as u32, (at + n) as u32);
+                    buffer.set(&piece.subarray(from, to), self.filled as u32);
+                }
+            }
+            self.filled += n as u64;
+            at += n;
             if self.filled == self.part_size {
-                self.done.push(to_hex(&self.state.finalize_reset()));
-                self.filled = 0;
+                self.end_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The part gathered so far is done: hashed, or handed to WebCrypto.
+    async fn end_part(&mut self) -> Result<(), LockerError> {
+        let filled = self.filled;
+        self.filled = 0;
+        match &mut self.by {
+            PartHasher::Wasm(state) => {
+                self.done.push(to_hex(&state.finalize_reset()));
+                Ok(())
+            }
+            PartHasher::WebCrypto {
+                subtle,
+                digest,
+                buffer,
+                pending,
+            } => {
+                // The part's bytes: the whole buffer, or the first `filled` of it (the last).
+                let part = buffer.subarray(0, filled as u32);
+                let hashing: Promise = digest
+                    .call2(subtle, &"SHA-256".into(), &part)
+                    .and_then(JsCast::dyn_into)
+                    .map_err(|e| LockerError::from_js("WebCrypto could not hash a part", e))?;
+                pending.push_back(hashing);
+                if pending.len() > PENDING_PARTS {
+                    if let Some(oldest) = pending.pop_front() {
+                        self.done.push(settled_hex(oldest).await?);
+                    }
+                }
+                Ok(())
             }
         }
     }
 
-    fn finish(mut self) -> Vec<String> {
+    async fn finish(mut self) -> Result<Vec<String>, LockerError> {
         if self.filled > 0 {
-            self.done.push(to_hex(&self.state.finalize()));
+            self.end_part().await?;
         }
-        self.done
+        if let PartHasher::WebCrypto { pending, .. } = &mut self.by {
+            while let Some(p) = pending.pop_front() {
+                self.done.push(settled_hex(p).await?);
+            }
+        }
+        Ok(self.done)
     }
+}
+
+/// The hex of the digest a WebCrypto promise settles with.
+async fn settled_hex(digest: Promise) -> Result<String, LockerError> {
+    let bytes = wasm_bindgen_futures::JsFuture::from(digest)
+        .await
+        .map_err(|e| LockerError::from_js("WebCrypto could not hash a part", e))?;
+    Ok(to_hex(&Uint8Array::new(&bytes).to_vec()))
 }
 
 /// Hashes `blob` piece by piece. `progress(bytes_hashed)` is called every few MiB and at the end.
@@ -311,12 +411,7 @@ pub(crate) async fn hash_blob_parts(
     mut progress: impl FnMut(f64),
 ) -> Result<(String, Vec<String>), LockerError> {
     let size = blob.size();
-    let mut parts = part_size.filter(|&p| p > 0).map(|part_size| PartHashes {
-        part_size,
-        state: Sha256State::new(),
-        filled: 0,
-        done: Vec::new(),
-    });
+    let mut parts = part_size.filter(|&p| p > 0).map(PartHashes::new);
     let mut state = Sha256State::new();
     let mut buffer = vec![0u8; reading.chunk as usize];
     let mut done = 0.0;
@@ -331,11 +426,11 @@ pub(crate) async fn hash_blob_parts(
             ));
         };
         piece.copy_to(dest);
+        if let Some(parts) = parts.as_mut() {
+            parts.update(&piece, dest).await?;
+        }
         source.recycle(piece)?;
         state.update(&*dest);
-        if let Some(parts) = parts.as_mut() {
-            parts.update(dest);
-        }
         done += len as f64;
         if done - reported >= PROGRESS_STEP {
             reported = done;
@@ -349,7 +444,10 @@ pub(crate) async fn hash_blob_parts(
         ));
     }
     progress(done);
-    let parts = parts.map(PartHashes::finish).unwrap_or_default();
+    let parts = match parts {
+        Some(p) => p.finish().await?,
+        None => Vec::new(),
+    };
     Ok((to_hex(&state.finalize()), parts))
 }
 

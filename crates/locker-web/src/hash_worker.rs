@@ -309,7 +309,7 @@ async fn hash_in_worker(
 
 /// `crypto.subtle` if this is a secure context that has it (an `http:` page on another host
 /// than localhost has neither).
-fn subtle() -> Option<JsValue> {
+pub(crate) fn subtle() -> Option<JsValue> {
     let global = js_sys::global();
     if get(&global, "isSecureContext").as_bool() != Some(true) {
         return None;
