@@ -181,6 +181,12 @@ pub(crate) enum BucketsCommand {
         /// Path-style URLs (endpoint/bucket/key); default true for s3 endpoints.
         #[arg(long)]
         path_style: Option<bool>,
+        /// How complete verifies a single PUT into an s3-transport bucket: read_back (the
+        /// default: read the object back and hash it) or checksum (take the SHA-256 the server
+        /// reports, only for servers that refuse a PUT with the wrong checksum and honour
+        /// If-None-Match atomically, such as AWS S3 and R2).
+        #[arg(long, value_enum)]
+        verify: Option<VerifyArg>,
     },
     Ls,
     Activate {
@@ -201,6 +207,14 @@ pub(crate) enum ProviderArg {
 pub(crate) enum TransportArg {
     Worker,
     S3,
+}
+
+/// The API's names (`read_back`, `checksum`), not clap's kebab-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum VerifyArg {
+    #[value(name = "read_back")]
+    ReadBack,
+    Checksum,
 }
 
 #[derive(Debug, Subcommand)]
@@ -396,6 +410,43 @@ mod tests {
             ErrorKind::InvalidValue
         );
         assert!(parse(&["buckets", "add", "x", "--provider", "gcs"]).is_err());
+        let cli = parse(&[
+            "buckets",
+            "add",
+            "x",
+            "--provider",
+            "s3",
+            "--verify",
+            "checksum",
+        ]);
+        let Ok(Cli {
+            command: Command::Buckets(BucketsCommand::Add { verify, .. }),
+            ..
+        }) = cli
+        else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(verify, Some(VerifyArg::Checksum));
+        assert!(parse(&[
+            "buckets",
+            "add",
+            "x",
+            "--provider",
+            "s3",
+            "--verify",
+            "read_back"
+        ])
+        .is_ok());
+        assert!(parse(&[
+            "buckets",
+            "add",
+            "x",
+            "--provider",
+            "s3",
+            "--verify",
+            "trust"
+        ])
+        .is_err());
         assert!(parse(&["routes", "set", "eu", "abc"]).is_ok());
         let cli = parse(&["logs", "--since", "2h", "--op", "dedup", "-f"]).unwrap();
         let Command::Logs(logs) = cli.command else {
