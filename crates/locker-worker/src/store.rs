@@ -127,6 +127,13 @@ impl Store {
         }
     }
 
+    /// The most bytes one request into this store carries if complete verifies such a request
+    /// at no cost (an `s3` bucket with [`Verify::Checksum`]); `None` where one request is read
+    /// back like parts (or R2 checks both itself).
+    pub(crate) fn one_request_free(&self) -> Option<u64> {
+        matches!(self, Self::S3(_, Verify::Checksum)).then(|| self.max_single_put())
+    }
+
     pub(crate) fn binding(&self) -> Option<&Bucket> {
         match self {
             Self::Binding(b) => Some(b),
