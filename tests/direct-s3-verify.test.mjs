@@ -6,8 +6,10 @@
 // to exercise the path).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { ADMIN_KEY, api, bytes, sha256hex } from "./support/api.mjs";
-import { locker } from "./support/cli.mjs";
+import { locker, scratch } from "./support/cli.mjs";
 import { directBucket, objectKey, reserveDirect, routedTenant } from "./support/direct.mjs";
 import { S3_BUCKET, corsProxy, objectOnDisk } from "./support/s3.mjs";
 
@@ -236,4 +238,66 @@ test("a checksum bucket whose server reports another checksum is read back: righ
   } finally {
     checked.proxy.alter = null;
   }
+});
+
+test("left to the Worker, a file above the threshold is one request into a checksum bucket and parts into a read_back one", async () => {
+  const size = 100 * MIB;
+  const sha256 = sha256hex(Buffer.from("a 100 MiB file that is never sent"));
+  const plans = [];
+  for (const [s3, multipart] of [
+    [checked, undefined],
+    [checked, true],
+    [checked, false],
+    [readBack, undefined],
+    [readBack, false],
+  ]) {
+    const { key } = await routedTenant(s3.bucket, "verify-plan");
+    const r = await api("POST", "/v1/uploads", {
+      key,
+      json: { namespace: "direct", path: "p.bin", sha256, size, content_type: "application/octet-stream", multipart },
+    });
+    assert.equal(r.status, 201, r.text);
+    plans.push(r.data.status);
+    assert.equal((await api("DELETE", `/v1/uploads/${r.data.upload_id}`, { key })).status, 200);
+  }
+  assert.deepEqual(plans, ["upload", "multipart", "upload", "multipart", "upload"]);
+  // Beyond what one request carries (5 GB), parts even there.
+  const { key } = await routedTenant(checked.bucket, "verify-plan-huge");
+  const huge = await api("POST", "/v1/uploads", {
+    key,
+    json: { namespace: "direct", path: "h.bin", sha256, size: 5_000_000_001, content_type: "application/octet-stream" },
+  });
+  assert.equal(huge.status, 201, huge.text);
+  assert.equal(huge.data.status, "multipart");
+  await api("DELETE", `/v1/uploads/${huge.data.upload_id}`, { key });
+});
+
+test("`locker put` of a 70 MiB file into a checksum bucket: one PUT, committed without a read-back", async () => {
+  const { key } = await routedTenant(checked.bucket, "verify-cli");
+  const dir = scratch("verify-cli");
+  const data = bytes(70 * MIB, "verify-cli-");
+  writeFileSync(join(dir, "big.bin"), data);
+  const from = checked.proxy.seen.length;
+  const put = await locker(["put", join(dir, "big.bin"), "locker://direct/cli/big.bin", "--json"], { key });
+  assert.equal(put.code, 0, put.stderr);
+  assert.equal(put.json.stored, 1, put.stdout);
+  assert.equal(put.json.files[0].sha256, sha256hex(data));
+  const seen = checked.proxy.seen.slice(from);
+  const puts = seen.filter((r) => r.method === "PUT");
+  assert.equal(puts.length, 1, JSON.stringify(puts));
+  assert.doesNotMatch(puts[0].url, /partNumber|uploadId/);
+  assert.deepEqual(readsBack(seen.filter((r) => r.method === "GET")), []);
+  // An explicit threshold still means parts, whatever the bucket.
+  const again = bytes(20 * MIB, "verify-cli-parts-");
+  writeFileSync(join(dir, "parts.bin"), again);
+  const before = checked.proxy.seen.length;
+  const parts = await locker(
+    ["put", join(dir, "parts.bin"), "locker://direct/cli/parts.bin", "--multipart-threshold", String(MIB), "--json"],
+    { key },
+  );
+  assert.equal(parts.code, 0, parts.stderr);
+  assert.equal(parts.json.stored, 1, parts.stdout);
+  const sent = checked.proxy.seen.slice(before).filter((r) => r.method === "PUT");
+  assert.equal(sent.length, 3, JSON.stringify(sent));
+  assert.ok(sent.every((r) => /partNumber=/.test(r.url)));
 });

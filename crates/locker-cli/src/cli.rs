@@ -96,9 +96,11 @@ pub(crate) struct PutArgs {
     /// Lifetime of each signed upload URL (1s to 1h).
     #[arg(long, value_parser = duration)]
     pub(crate) url_expires: Option<u64>,
-    /// Files of this many bytes or more are sent in parts (default 64 MiB, the Worker's).
-    #[arg(long, default_value_t = locker_core::multipart::DEFAULT_THRESHOLD, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) multipart_threshold: u64,
+    /// Files of this many bytes or more are sent in parts, smaller ones in one request.
+    /// Without it the Worker plans: parts from 64 MiB (its default threshold), except into an
+    /// s3 bucket with verify=checksum, where files up to 5 GB are one request (no read-back).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) multipart_threshold: Option<u64>,
     /// Parts of one file in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) part_concurrency: u16,
