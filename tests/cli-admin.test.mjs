@@ -42,7 +42,8 @@ test("buckets add and ls; a second registration is the server's 409", async () =
   assert.equal(ls.code, 0, ls.stderr);
   assert.ok(ls.json.buckets.some((b) => b.id === bucket.id && b.endpoint === S3_URL));
   const plain = await locker(["buckets", "ls"], { key: ADMIN_KEY });
-  assert.match(plain.stdout, new RegExp(`${bucket.id}  active +s3 s3 +${BUCKET} \\(${S3_URL}\\)`));
+  // The verification policy between the transport and the name: the default, read_back.
+  assert.match(plain.stdout, new RegExp(`${bucket.id}  active +s3 s3 +read_back +${BUCKET} \\(${S3_URL}\\)`));
   const again = await locker(["buckets", "add", BUCKET, "--provider", "s3", "--endpoint", S3_URL], {
     key: ADMIN_KEY,
   });

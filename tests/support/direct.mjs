@@ -9,17 +9,18 @@ import { S3_BUCKET, corsProxy } from "./s3.mjs";
 /**
  * Registers s3s-fs (behind a fresh CORS proxy) as an s3 bucket before the file's tests, and
  * stops the proxy after them. The bucket's id derives from the proxy's origin, so each test file
- * registers its own bucket and never sees another file's. Returns an object whose `proxy`,
- * `bucket` (the registration's answer) and, with `{ browser: true }`, `browser` are set once the
- * `before` hook has run.
+ * registers its own bucket and never sees another file's. `verify` names the bucket's
+ * verification policy (`read_back`, `checksum`; left out: the default). Returns an object whose
+ * `proxy`, `bucket` (the registration's answer) and, with `{ browser: true }`, `browser` are set
+ * once the `before` hook has run.
  */
-export function directBucket({ browser = false } = {}) {
+export function directBucket({ browser = false, verify } = {}) {
   const s3 = {};
   before(async () => {
     s3.proxy = await corsProxy();
     const res = await api("POST", "/v1/buckets", {
       key: ADMIN_KEY,
-      json: { name: S3_BUCKET, provider: "s3", endpoint: s3.proxy.url, region: "us-east-1" },
+      json: { name: S3_BUCKET, provider: "s3", endpoint: s3.proxy.url, region: "us-east-1", verify },
     });
     assert.equal(res.status, 201, res.text);
     s3.bucket = res.data;

@@ -37,11 +37,15 @@ export async function registerS3Bucket() {
  * request byte for byte, Host header included, so s3s-fs checks the same signature the
  * browser's request carries. `target` is s3s-fs unless given (a test may put the Worker behind
  * another origin the same way). Returns its origin, the requests it forwarded (`seen`:
- * `{method, url}`, preflights left out) and a close function.
+ * `{method, url, range, checksumMode}` with the request's Range and x-amz-checksum-mode
+ * headers, preflights left out), `alter` (unset; a test may set it to a function of the
+ * request and the upstream answer's headers that changes those headers, standing in for a
+ * server that answers otherwise) and a close function.
  */
 export async function corsProxy(target = new URL(S3_URL)) {
   target = new URL(target);
   const seen = [];
+  const proxy = { alter: null };
   const server = http.createServer((req, res) => {
     const origin = req.headers.origin;
     const cors = origin
@@ -61,10 +65,16 @@ export async function corsProxy(target = new URL(S3_URL)) {
       res.end();
       return;
     }
-    seen.push({ method: req.method, url: req.url });
+    seen.push({
+      method: req.method,
+      url: req.url,
+      range: req.headers.range,
+      checksumMode: req.headers["x-amz-checksum-mode"],
+    });
     const upstream = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
+        proxy.alter?.(req, answer.headers);
         res.writeHead(answer.statusCode, { ...answer.headers, ...cors });
         answer.pipe(res);
       },
@@ -79,7 +89,7 @@ export async function corsProxy(target = new URL(S3_URL)) {
     req.pipe(upstream);
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
+  return Object.assign(proxy, {
     url: `http://127.0.0.1:${server.address().port}`,
     seen,
     close: () =>
@@ -87,5 +97,5 @@ export async function corsProxy(target = new URL(S3_URL)) {
         server.close(resolve);
         server.closeAllConnections();
       }),
-  };
+  });
 }

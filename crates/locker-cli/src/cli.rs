@@ -96,9 +96,11 @@ pub(crate) struct PutArgs {
     /// Lifetime of each signed upload URL (1s to 1h).
     #[arg(long, value_parser = duration)]
     pub(crate) url_expires: Option<u64>,
-    /// Files of this many bytes or more are sent in parts (default 64 MiB, the Worker's).
-    #[arg(long, default_value_t = locker_core::multipart::DEFAULT_THRESHOLD, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) multipart_threshold: u64,
+    /// Files of this many bytes or more are sent in parts, smaller ones in one request.
+    /// Without it the Worker plans: parts from 64 MiB (its default threshold), except into an
+    /// s3 bucket with verify=checksum, where files up to 5 GB are one request (no read-back).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) multipart_threshold: Option<u64>,
     /// Parts of one file in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) part_concurrency: u16,
@@ -181,6 +183,12 @@ pub(crate) enum BucketsCommand {
         /// Path-style URLs (endpoint/bucket/key); default true for s3 endpoints.
         #[arg(long)]
         path_style: Option<bool>,
+        /// How complete verifies a single PUT into an s3-transport bucket: read_back (the
+        /// default: read the object back and hash it) or checksum (take the SHA-256 the server
+        /// reports, only for servers that refuse a PUT with the wrong checksum and honour
+        /// If-None-Match atomically, such as AWS S3 and R2).
+        #[arg(long, value_enum)]
+        verify: Option<VerifyArg>,
     },
     Ls,
     Activate {
@@ -201,6 +209,14 @@ pub(crate) enum ProviderArg {
 pub(crate) enum TransportArg {
     Worker,
     S3,
+}
+
+/// The API's names (`read_back`, `checksum`), not clap's kebab-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum VerifyArg {
+    #[value(name = "read_back")]
+    ReadBack,
+    Checksum,
 }
 
 #[derive(Debug, Subcommand)]
@@ -396,6 +412,43 @@ mod tests {
             ErrorKind::InvalidValue
         );
         assert!(parse(&["buckets", "add", "x", "--provider", "gcs"]).is_err());
+        let cli = parse(&[
+            "buckets",
+            "add",
+            "x",
+            "--provider",
+            "s3",
+            "--verify",
+            "checksum",
+        ]);
+        let Ok(Cli {
+            command: Command::Buckets(BucketsCommand::Add { verify, .. }),
+            ..
+        }) = cli
+        else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(verify, Some(VerifyArg::Checksum));
+        assert!(parse(&[
+            "buckets",
+            "add",
+            "x",
+            "--provider",
+            "s3",
+            "--verify",
+            "read_back"
+        ])
+        .is_ok());
+        assert!(parse(&[
+            "buckets",
+            "add",
+            "x",
+            "--provider",
+            "s3",
+            "--verify",
+            "trust"
+        ])
+        .is_err());
         assert!(parse(&["routes", "set", "eu", "abc"]).is_ok());
         let cli = parse(&["logs", "--since", "2h", "--op", "dedup", "-f"]).unwrap();
         let Command::Logs(logs) = cli.command else {

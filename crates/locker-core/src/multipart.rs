@@ -92,6 +92,19 @@ pub fn is_multipart(size: u64, requested: Option<bool>, threshold: u64) -> bool 
     size > 0 && requested.unwrap_or(size >= threshold)
 }
 
+/// The threshold the Worker applies to a reservation that leaves `multipart` out: its own
+/// (`threshold`), or, for a bucket where one request is verified at no cost (`one_request_free`:
+/// the most bytes one request into it carries), the first size one request cannot carry, so
+/// that every file up to it is one request. Such a bucket is an `s3` bucket with
+/// `verify: checksum`: a single PUT is committed from the server's checksum, while parts are
+/// read back and hashed at complete (seconds per GiB).
+pub fn planned_threshold(threshold: u64, one_request_free: Option<u64>) -> u64 {
+    match one_request_free {
+        Some(max) => max.saturating_add(1).max(threshold),
+        None => threshold,
+    }
+}
+
 /// A file cut into parts: `part_count - 1` parts of `part_size` bytes and a last one of the rest
 /// (1 to `part_size` bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,5 +346,25 @@ mod tests {
         ));
         assert!(!is_multipart(0, Some(true), DEFAULT_THRESHOLD));
         assert!(!is_multipart(0, None, 0));
+    }
+
+    #[test]
+    fn a_bucket_verifying_one_request_free_plans_one_request_up_to_its_limit() {
+        let gib = 1024 * MIB;
+        let five_gb = 5_000_000_000;
+        let free = planned_threshold(DEFAULT_THRESHOLD, Some(five_gb));
+        assert!(!is_multipart(gib, None, free));
+        assert!(!is_multipart(five_gb, None, free));
+        assert!(is_multipart(five_gb + 1, None, free));
+        // Asked for, parts are parts, and one request is one request.
+        assert!(is_multipart(gib, Some(true), free));
+        assert!(!is_multipart(gib, Some(false), free));
+        // Other buckets keep the Worker's threshold.
+        let plain = planned_threshold(DEFAULT_THRESHOLD, None);
+        assert_eq!(plain, DEFAULT_THRESHOLD);
+        assert!(is_multipart(gib, None, plain));
+        // A threshold above the single-request limit stays as it is.
+        assert_eq!(planned_threshold(8 * gib, Some(five_gb)), 8 * gib);
+        assert_eq!(planned_threshold(1, Some(u64::MAX)), u64::MAX);
     }
 }

@@ -116,6 +116,16 @@ pub struct PutSpec<'a> {
     pub sha256: &'a Sha256Hex,
 }
 
+/// The SHA-256 an `x-amz-checksum-sha256` answer header reports for a whole object: exactly
+/// 32 bytes in standard base64. `None` for anything else, such as the checksum of an object in
+/// parts (`{base64}-{parts}`, a digest of its parts' digests, not of its bytes).
+pub fn reported_sha256(header: &str) -> Option<Sha256Hex> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(header.trim())
+        .ok()?;
+    Some(Sha256Hex::from_bytes(bytes.try_into().ok()?))
+}
+
 /// An S3 bucket and the credentials that sign for it.
 #[derive(Debug, Clone)]
 pub struct S3Bucket {
@@ -260,6 +270,22 @@ impl S3Bucket {
             .bucket
             .head_object(Some(&self.credentials), object_key(key)?);
         signed(&action, now_s, expires_s)
+    }
+
+    /// A `HEAD` of the object that asks for its checksums (`x-amz-checksum-mode: ENABLED`,
+    /// signed, so the request must carry it): AWS S3 reports `x-amz-checksum-sha256` only
+    /// when asked. The answer's value is read with [`reported_sha256`].
+    pub fn presign_head_checksum(
+        &self,
+        key: &str,
+        now_s: u64,
+        expires_s: u64,
+    ) -> Result<Presigned, S3Error> {
+        let action = self
+            .bucket
+            .head_object(Some(&self.credentials), object_key(key)?);
+        let headers = vec![("x-amz-checksum-mode".to_owned(), "ENABLED".to_owned())];
+        presigned(action, headers, now_s, expires_s)
     }
 
     /// A `DELETE` of the object, for the Worker's own clean-up.

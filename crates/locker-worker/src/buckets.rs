@@ -1,7 +1,9 @@
 //! The bucket registry: the default bucket (the `BLOBS` binding, registered under its derived
 //! id on first use), the admin API for more buckets, and which bucket a namespace uploads to.
 
-use locker_core::api::{Bucket, BucketList, Provider, RouteList, RouteSet, SetRoute, Transport};
+use locker_core::api::{
+    Bucket, BucketList, Provider, RouteList, RouteSet, SetRoute, Transport, Verify,
+};
 use locker_core::{BucketId, BucketIdentity, Namespace, Tenant};
 use serde::Deserialize;
 
@@ -40,6 +42,10 @@ pub(crate) struct RegisterBucket {
     /// `https://host/bucket/key` (default) rather than `https://bucket.host/key`.
     #[serde(default)]
     pub path_style: Option<bool>,
+    /// `read_back` (default) or `checksum`: how complete verifies a single PUT (see
+    /// [`Verify`]); `s3` transport only.
+    #[serde(default)]
+    pub verify: Option<String>,
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -91,6 +97,7 @@ fn public(row: &BucketRow) -> Bucket {
         endpoint: row.endpoint.clone(),
         region: row.region.clone(),
         path_style: row.path_style,
+        verify: (row.transport == Transport::S3).then_some(row.verify),
         active: row.active,
         created_at: row.created_at,
         secrets,
@@ -112,6 +119,25 @@ fn kinds(body: &RegisterBucket) -> ApiResult<(Provider, Transport)> {
         (Provider::R2, Some(_)) => return Err(invalid("transport must be 'worker' or 's3'")),
     };
     Ok((provider, transport))
+}
+
+/// The verification policy a registration names: `read_back` unless an `s3` transport bucket
+/// asks for `checksum`. A `worker` transport bucket has none to choose: R2 checks the SHA-256
+/// of every write through the binding.
+fn verify_policy(body: &RegisterBucket, transport: Transport) -> ApiResult<Verify> {
+    let Some(name) = body.verify.as_deref() else {
+        return Ok(Verify::ReadBack);
+    };
+    if transport == Transport::Worker {
+        return Err(invalid(
+            "verify applies to s3 transport buckets only; R2 checks every write through a binding itself",
+        ));
+    }
+    match name {
+        "read_back" => Ok(Verify::ReadBack),
+        "checksum" => Ok(Verify::Checksum),
+        _ => Err(invalid("verify must be 'read_back' or 'checksum'")),
+    }
 }
 
 /// Where an r2 bucket is: its account (and jurisdiction), and the binding of the `worker`
@@ -187,6 +213,7 @@ fn s3_place(body: &RegisterBucket, row: &mut BucketRow) -> ApiResult<()> {
 fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
     check_name(&body.name)?;
     let (provider, transport) = kinds(&body)?;
+    let verify = verify_policy(&body, transport)?;
     let jurisdiction = body
         .jurisdiction
         .clone()
@@ -202,6 +229,7 @@ fn registration(app: &App, body: RegisterBucket) -> ApiResult<BucketRow> {
         endpoint: None,
         region: "auto".into(),
         path_style: body.path_style.unwrap_or(true),
+        verify,
         active: true,
         created_at: app.now_ms,
     };

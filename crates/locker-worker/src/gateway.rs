@@ -106,7 +106,7 @@ pub(crate) async fn put(
             let stored = uploads::store(bucket, &spec, data).await?;
             if !stored {
                 // Someone else's write of these bytes won the race; check what is there.
-                uploads::verify_stored(app, &store, &spec).await?;
+                uploads::verify_stored(app, &store, &spec, uploads::Written::OnePut).await?;
             }
             stored
         }
@@ -116,7 +116,7 @@ pub(crate) async fn put(
             // An S3 server's acceptance is not proof, and some keep the bytes of a PUT they
             // refused: check the stored bytes themselves, and take back what fails.
             let checked = match store.put_s3(app, &put, data).await {
-                Ok(stored) => uploads::verify_stored(app, &store, &spec)
+                Ok(stored) => uploads::verify_stored(app, &store, &spec, uploads::Written::OnePut)
                     .await
                     .map(|()| stored),
                 Err(e) => Err(e),

@@ -7,7 +7,7 @@
 //! (`LOCKER_S3_{NAME}_ACCESS_KEY_ID`, `LOCKER_S3_{NAME}_SECRET_ACCESS_KEY`, NAME upper-cased with
 //! anything but A-Z and 0-9 as `_`), never in D1 and never in a log.
 
-use locker_core::api::Transport;
+use locker_core::api::{Transport, Verify};
 use locker_core::request::EMPTY_SHA256;
 use locker_core::s3::{Presigned, PutSpec, S3Bucket};
 use locker_core::validate::SNIFF_LEN;
@@ -18,6 +18,8 @@ use worker::{Bucket, Fetch, Headers, Method, Range, Request, RequestInit, Respon
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::registry::{BucketRow, Buckets};
+
+mod readback;
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
@@ -45,7 +47,8 @@ pub(crate) struct Whole {
 
 pub(crate) enum Store {
     Binding(Bucket),
-    S3(Box<S3Bucket>),
+    /// An `s3` transport bucket and how a single PUT into it is verified.
+    S3(Box<S3Bucket>, Verify),
 }
 
 /// A bucket this Worker cannot use as configured: an operator's fix (a secret, a binding, a
@@ -112,7 +115,7 @@ impl Store {
             &key,
             &secret,
         )
-        .map(|b| Self::S3(Box::new(b)))
+        .map(|b| Self::S3(Box::new(b), row.verify))
         .map_err(s3_error)
     }
 
@@ -120,14 +123,21 @@ impl Store {
     pub(crate) fn max_single_put(&self) -> u64 {
         match self {
             Self::Binding(_) => locker_core::validate::MAX_SINGLE_UPLOAD,
-            Self::S3(_) => locker_core::validate::MAX_DIRECT_PUT,
+            Self::S3(..) => locker_core::validate::MAX_DIRECT_PUT,
         }
+    }
+
+    /// The most bytes one request into this store carries if complete verifies such a request
+    /// at no cost (an `s3` bucket with [`Verify::Checksum`]); `None` where one request is read
+    /// back like parts (or R2 checks both itself).
+    pub(crate) fn one_request_free(&self) -> Option<u64> {
+        matches!(self, Self::S3(_, Verify::Checksum)).then(|| self.max_single_put())
     }
 
     pub(crate) fn binding(&self) -> Option<&Bucket> {
         match self {
             Self::Binding(b) => Some(b),
-            Self::S3(_) => None,
+            Self::S3(..) => None,
         }
     }
 
@@ -140,7 +150,7 @@ impl Store {
     ) -> ApiResult<Option<Presigned>> {
         match self {
             Self::Binding(_) => Ok(None),
-            Self::S3(b) => b
+            Self::S3(b, _) => b
                 .presign_put(spec, app.now_s(), ttl)
                 .map(Some)
                 .map_err(s3_error),
@@ -158,17 +168,19 @@ impl Store {
     ) -> ApiResult<Option<String>> {
         match self {
             Self::Binding(_) => Ok(None),
-            Self::S3(b) => b
+            Self::S3(b, _) => b
                 .presign_get(key, app.now_s(), ttl, Some(disposition), Some(content_type))
                 .map(Some)
                 .map_err(s3_error),
         }
     }
 
-    async fn s3_send(method: Method, url: &str, range: Option<&str>) -> ApiResult<Response> {
+    /// Sends one of the Worker's own presigned requests, with `headers` (a Range, or the
+    /// signed headers of a [`Presigned`]).
+    async fn s3_send(method: Method, url: &str, with: &[(&str, &str)]) -> ApiResult<Response> {
         let headers = Headers::new();
-        if let Some(r) = range {
-            headers.set("range", r)?;
+        for (name, value) in with {
+            headers.set(name, value)?;
         }
         let mut init = RequestInit::new();
         init.with_method(method).with_headers(headers);
@@ -191,7 +203,7 @@ impl Store {
         spec: &PutSpec<'_>,
         body: worker::Data,
     ) -> ApiResult<bool> {
-        let Self::S3(b) = self else {
+        let Self::S3(b, _) = self else {
             return Err(ApiError::new(
                 ErrorKind::Internal,
                 "put_s3 on an R2 binding",
@@ -248,7 +260,8 @@ impl Store {
         let url = b
             .presign_get(key, app.now_s(), OWN_REQUEST_TTL_S, None, None)
             .map_err(s3_error)?;
-        Self::s3_send(Method::Get, &url, range).await
+        let range: Vec<(&str, &str)> = range.map(|r| ("range", r)).into_iter().collect();
+        Self::s3_send(Method::Get, &url, &range).await
     }
 
     /// The stored object's size and, where storage verified it on write (R2), its SHA-256;
@@ -261,11 +274,11 @@ impl Store {
     ) -> ApiResult<Option<(u64, Option<Vec<u8>>)>> {
         match self {
             Self::Binding(b) => Ok(b.head(key).await?.map(|o| (o.size(), o.checksum().sha256))),
-            Self::S3(b) => {
+            Self::S3(b, _) => {
                 let url = b
                     .presign_head(key, app.now_s(), OWN_REQUEST_TTL_S)
                     .map_err(s3_error)?;
-                let response = Self::s3_send(Method::Head, &url, None).await?;
+                let response = Self::s3_send(Method::Head, &url, &[]).await?;
                 match response.status_code() {
                     200 => Ok(response
                         .headers()
@@ -277,6 +290,44 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// As [`Store::head`], for an object a client wrote with one PUT: in an `s3` bucket whose
+    /// policy is [`Verify::Checksum`], the SHA-256 its server reports (a HEAD with checksum
+    /// mode), which such a server computed over the bytes it kept; `None` there when it reports
+    /// none, or one that is not of a whole object's bytes. Other stores answer as [`Store::head`].
+    pub(crate) async fn head_one_put(
+        &self,
+        app: &App,
+        key: &str,
+    ) -> ApiResult<Option<(u64, Option<Vec<u8>>)>> {
+        let Self::S3(b, Verify::Checksum) = self else {
+            return self.head(app, key).await;
+        };
+        let presigned = b
+            .presign_head_checksum(key, app.now_s(), OWN_REQUEST_TTL_S)
+            .map_err(s3_error)?;
+        let headers: Vec<(&str, &str)> = presigned
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let response = Self::s3_send(Method::Head, &presigned.url, &headers).await?;
+        match response.status_code() {
+            200 => {}
+            404 => return Ok(None),
+            status => return Err(storage_failed(status, "HEAD")),
+        }
+        let size = response
+            .headers()
+            .get("content-length")?
+            .and_then(|l| l.parse().ok());
+        let reported = response
+            .headers()
+            .get("x-amz-checksum-sha256")?
+            .and_then(|h| locker_core::s3::reported_sha256(&h))
+            .map(|d| d.as_bytes().to_vec());
+        Ok(size.map(|size| (size, reported)))
     }
 
     /// The whole stored object in one read, for an object small enough to hold in memory
@@ -307,7 +358,7 @@ impl Store {
                     bytes,
                 }))
             }
-            Self::S3(b) => {
+            Self::S3(b, _) => {
                 let mut response = Self::s3_get(b, app, key, None).await?;
                 match response.status_code() {
                     200 => {}
@@ -337,7 +388,10 @@ impl Store {
 
     /// The SHA-256 of the stored bytes (`size` of them, as a HEAD just said), streamed through
     /// the runtime's native digest. 0 bytes have one digest and nothing to read: storage
-    /// answers an empty object without a body stream, or not at all to a ranged read.
+    /// answers an empty object without a body stream, or not at all to a ranged read. A large
+    /// object of an S3 server is read in ranged GETs side by side (see [`readback`]); an R2
+    /// binding's is one stream (this Worker reads it from R2 itself, and R2 verified its
+    /// SHA-256 on write, so [`Store::head`] gives that and this is rarely called for one).
     pub(crate) async fn digest(&self, app: &App, key: &str, size: u64) -> ApiResult<Vec<u8>> {
         if size == 0 {
             return Ok(EMPTY_SHA256.as_bytes().to_vec());
@@ -348,7 +402,12 @@ impl Store {
                 let object = b.get(key).execute().await?.ok_or_else(missing)?;
                 object.body().ok_or_else(missing)?.response_body()?
             }
-            Self::S3(b) => {
+            Self::S3(b, _) => {
+                if size >= readback::RANGED_FROM {
+                    if let Some(buffers) = readback::RangeBuffers::take() {
+                        return readback::digest_ranges(b, app, key, size, buffers).await;
+                    }
+                }
                 let response = Self::s3_get(b, app, key, None).await?;
                 match response.status_code() {
                     200 => {}
@@ -395,7 +454,7 @@ impl Store {
                     None => Ok(Vec::new()),
                 }
             }
-            Self::S3(b) => {
+            Self::S3(b, _) => {
                 let range = format!("bytes=0-{}", SNIFF_LEN - 1);
                 let mut response = Self::s3_get(b, app, key, Some(&range)).await?;
                 match response.status_code() {
@@ -421,7 +480,7 @@ impl Store {
                     None => Ok(Some(ResponseBody::Empty)),
                 },
             },
-            Self::S3(b) => {
+            Self::S3(b, _) => {
                 let response = Self::s3_get(b, app, key, None).await?;
                 match response.status_code() {
                     200 => Ok(Some(match response.body() {
@@ -446,7 +505,7 @@ impl Store {
         spec: &PutSpec<'_>,
         body: ResponseBody,
     ) -> ApiResult<bool> {
-        if let Self::S3(_) = self {
+        if let Self::S3(..) = self {
             // put_s3 gives a stream its fixed length itself.
             let data = match body {
                 ResponseBody::Stream(stream) if spec.size > 0 => {
@@ -527,11 +586,11 @@ impl Store {
     pub(crate) async fn delete(&self, app: &App, key: &str) -> ApiResult<()> {
         match self {
             Self::Binding(b) => Ok(b.delete(key).await?),
-            Self::S3(b) => {
+            Self::S3(b, _) => {
                 let url = b
                     .presign_delete(key, app.now_s(), OWN_REQUEST_TTL_S)
                     .map_err(s3_error)?;
-                let response = Self::s3_send(Method::Delete, &url, None).await?;
+                let response = Self::s3_send(Method::Delete, &url, &[]).await?;
                 match response.status_code() {
                     200 | 204 | 404 => Ok(()),
                     status => Err(storage_failed(status, "DELETE")),

@@ -2,12 +2,13 @@
 
 use locker_client::Client;
 use locker_core::api::{
-    CreateKey, KeyInfo, KeyList, MintToken, Op, Provider, RegisterBucket, Transport,
+    CreateKey, KeyInfo, KeyList, MintToken, Op, Provider, RegisterBucket, Transport, Verify,
 };
 
 use super::logs::now_ms;
 use crate::cli::{
     BucketsCommand, KeysCommand, OpArg, ProviderArg, RoutesCommand, TokenArgs, TransportArg,
+    VerifyArg,
 };
 use crate::out::{time, Out};
 use crate::Fail;
@@ -146,6 +147,7 @@ pub(crate) async fn buckets(
             endpoint,
             region,
             path_style,
+            verify,
         } => {
             let request = RegisterBucket {
                 name,
@@ -163,6 +165,10 @@ pub(crate) async fn buckets(
                 endpoint,
                 region,
                 path_style,
+                verify: verify.map(|v| match v {
+                    VerifyArg::ReadBack => Verify::ReadBack,
+                    VerifyArg::Checksum => Verify::Checksum,
+                }),
             };
             client.register_bucket(&request).await?
         }
@@ -175,11 +181,12 @@ pub(crate) async fn buckets(
             } else {
                 for b in &list.buckets {
                     println!(
-                        "{}  {:<8} {:<2} {:<6} {}{}",
+                        "{}  {:<8} {:<2} {:<6} {:<9} {}{}",
                         b.id,
                         if b.active { "active" } else { "inactive" },
                         b.provider.as_str(),
                         b.transport.as_str(),
+                        b.verify.map_or("-", Verify::as_str),
                         b.name,
                         b.endpoint
                             .as_deref()

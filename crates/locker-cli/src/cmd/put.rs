@@ -96,7 +96,7 @@ pub(crate) async fn run(client: &Client, args: PutArgs, out: &Out) -> Result<(),
     let hashing = async move {
         let mut hashed = futures_util::stream::iter(jobs)
             .map(|job| {
-                let threshold = options(&job.src).multipart_threshold;
+                let threshold = options(&job.src).hash_threshold();
                 async move {
                     let started = std::time::Instant::now();
                     let digest = hash_file_parts(&job.src, threshold, None).await;

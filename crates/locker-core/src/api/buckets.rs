@@ -43,6 +43,35 @@ impl Transport {
     }
 }
 
+/// How `complete` verifies what a client stored in an `s3` transport bucket with one PUT.
+/// Uploads in parts are read back and hashed whatever the policy (S3's checksum of an object
+/// in parts is one of its parts' checksums, not of its bytes), and `worker` transport buckets
+/// have none: R2 checks the SHA-256 of every write through the binding itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verify {
+    /// Read the stored object back and hash it (the default): right on any S3 server, also
+    /// one that keeps bytes after refusing their checksum (s3s-fs does).
+    #[default]
+    ReadBack,
+    /// Take the SHA-256 the server reports for the object (a HEAD with checksum mode) when it
+    /// is the reserved one and the size is right; read back as [`Verify::ReadBack`] when it
+    /// reports none or another. Only for a server that refuses a PUT whose
+    /// `x-amz-checksum-sha256` does not match, keeping nothing, and honours `If-None-Match: *`
+    /// atomically (AWS S3, R2): the Worker then trusts its report instead of the bytes.
+    Checksum,
+}
+
+impl Verify {
+    /// The stored and serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadBack => "read_back",
+            Self::Checksum => "checksum",
+        }
+    }
+}
+
 /// `POST /v1/buckets` (the deployment's admin key). `provider` and `transport` are typed: a
 /// name outside the set is refused when the body is read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +101,10 @@ pub struct RegisterBucket {
     /// `https://host/bucket/key` (default `true`) rather than `https://bucket.host/key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_style: Option<bool>,
+    /// The `s3` transport's verification policy (default `read_back`); refused for the
+    /// `worker` transport, which has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
 }
 
 /// A registered bucket: the answer to `POST /v1/buckets` (201) and to activate/deactivate
@@ -93,6 +126,11 @@ pub struct Bucket {
     pub endpoint: Option<String>,
     pub region: String,
     pub path_style: bool,
+    /// How complete verifies a single PUT into an `s3` transport bucket; `null` for the
+    /// `worker` transport (R2 checks every write itself). Absent in answers of a Worker
+    /// from before the policy, which read back.
+    #[serde(default)]
+    pub verify: Option<Verify>,
     pub active: bool,
     /// Milliseconds since the epoch.
     pub created_at: u64,
@@ -169,6 +207,15 @@ mod tests {
             "name": "more", "provider": "r2", "transport": "worker", "binding": "MORE",
             "account_id": "local",
         }));
+        let checked: RegisterBucket = round_trip(&json!({
+            "name": "aws", "provider": "s3", "endpoint": "https://s3.us-east-1.amazonaws.com",
+            "verify": "checksum",
+        }));
+        assert_eq!(checked.verify, Some(Verify::Checksum));
+        refused::<RegisterBucket>(
+            &json!({"name": "x", "provider": "s3", "verify": "trust"}),
+            "trust",
+        );
         refused::<RegisterBucket>(&json!({"name": "x", "provider": "gcs"}), "gcs");
         refused::<RegisterBucket>(
             &json!({"name": "x", "provider": "s3", "bucket": "y"}),
@@ -183,19 +230,25 @@ mod tests {
             "id": S3_ID, "name": "e2e-direct", "provider": "s3", "transport": "s3",
             "binding": null, "account_id": "127.0.0.1", "jurisdiction": "default",
             "endpoint": "http://127.0.0.1:8014", "region": "us-east-1", "path_style": true,
-            "active": true, "created_at": 1_764_000_000_123u64,
+            "verify": "read_back", "active": true, "created_at": 1_764_000_000_123u64,
             "secrets": ["LOCKER_S3_E2E_DIRECT_ACCESS_KEY_ID", "LOCKER_S3_E2E_DIRECT_SECRET_ACCESS_KEY"],
         }));
         assert!(direct.secrets.is_some());
         let default = json!({
             "id": R2_ID, "name": "locker-blobs", "provider": "r2", "transport": "worker",
             "binding": "BLOBS", "account_id": "local", "jurisdiction": "default",
-            "endpoint": null, "region": "auto", "path_style": true, "active": true,
-            "created_at": 1_764_000_000_000u64,
+            "endpoint": null, "region": "auto", "path_style": true, "verify": null,
+            "active": true, "created_at": 1_764_000_000_000u64,
         });
         let list: BucketList = round_trip(&json!({"buckets": [default]}));
         assert_eq!(list.buckets[0].secrets, None);
         assert_eq!(list.buckets[0].endpoint, None);
+        assert_eq!(direct.verify, Some(Verify::ReadBack));
+        // A Worker from before the policy answers no `verify`: such a bucket reads back.
+        let mut old = default.clone();
+        old.as_object_mut().unwrap().remove("verify");
+        let old: Bucket = serde_json::from_value(old).unwrap();
+        assert_eq!(old.verify.unwrap_or_default(), Verify::ReadBack);
     }
 
     #[test]
@@ -220,6 +273,9 @@ mod tests {
         }
         for t in [Transport::Worker, Transport::S3] {
             assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
+        }
+        for v in [Verify::ReadBack, Verify::Checksum] {
+            assert_eq!(serde_json::to_value(v).unwrap(), json!(v.as_str()));
         }
     }
 }

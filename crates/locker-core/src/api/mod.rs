@@ -21,9 +21,10 @@
 //!   with its own error codes (`invalid_ref`, `invalid_sha256`, ...), which a failed decode here
 //!   would replace by `invalid_json`; and the log records refused input as it came. A caller
 //!   who needs a [`crate::LockerRef`] or a [`crate::Sha256Hex`] parses the string. Only
-//!   [`RegisterBucket`]'s `provider` and `transport` are enums in a request: a name outside
-//!   their set is then refused as `invalid_json` (today: `invalid_bucket`), 400 either way.
-//! - Closed sets are enums: [`Op`], [`Provider`], [`Transport`], [`UploadState`],
+//!   [`RegisterBucket`]'s `provider`, `transport` and `verify` are enums in a request: a name
+//!   outside their set is then refused as `invalid_json` (today: `invalid_bucket`), 400 either
+//!   way.
+//! - Closed sets are enums: [`Op`], [`Provider`], [`Transport`], [`Verify`], [`UploadState`],
 //!   [`Operation`], and each answer's `status`.
 //!
 //! Plain derives only: the browser module ships this code, and every generic helper would be
@@ -41,6 +42,7 @@ mod uploads;
 
 pub use buckets::{
     Bucket, BucketList, Provider, RegisterBucket, Route, RouteList, RouteSet, SetRoute, Transport,
+    Verify,
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use files::{Delete, FileInfo, FileList};

@@ -26,9 +26,12 @@ pub struct ReserveRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<u64>,
     /// `true`: upload in parts whatever the size (any size above 0); `false`: in one request
-    /// (refused with 413 above the transport's single-request limit); unset: in parts from the
-    /// Worker's threshold on (`LOCKER_MULTIPART_THRESHOLD`, default
-    /// [`crate::multipart::DEFAULT_THRESHOLD`]). An empty file is always one request.
+    /// (refused with 413 above the transport's single-request limit); unset: the Worker plans,
+    /// in parts from its threshold on (`LOCKER_MULTIPART_THRESHOLD`, default
+    /// [`crate::multipart::DEFAULT_THRESHOLD`]), except into an `s3` bucket with
+    /// `verify: checksum`, where every file one request carries (5 GB) is one request
+    /// ([`crate::multipart::planned_threshold`]); a client leaving it unset follows either
+    /// plan. An empty file is always one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipart: Option<bool>,
 }

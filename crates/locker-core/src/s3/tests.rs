@@ -333,3 +333,77 @@ fn r2_endpoints() {
     ));
     assert!(query(&url, "X-Amz-Credential").ends_with("/auto/s3/aws4_request"));
 }
+
+/// The Worker's own HEAD of a `checksum` bucket's object: `x-amz-checksum-mode: ENABLED` is
+/// a signed header the request carries, so the server reports the object's checksums (AWS
+/// answers them only when asked). The whole URL at a fixed time, and the reference signer's
+/// signature for the same request with that header.
+#[test]
+fn the_checksum_head_signs_checksum_mode() {
+    let bucket = S3Bucket::new(
+        "http://127.0.0.1:8014",
+        "blobs",
+        "us-east-1",
+        true,
+        KEY,
+        SECRET,
+    )
+    .unwrap();
+    let p = bucket
+        .presign_head_checksum("t/acme/sha256/abc", MAY_24_2013, 60)
+        .unwrap();
+    assert_eq!(p.method, "HEAD");
+    assert_eq!(
+        p.headers,
+        vec![("x-amz-checksum-mode".to_owned(), "ENABLED".to_owned())]
+    );
+    assert_eq!(
+        p.url,
+        "http://127.0.0.1:8014/blobs/t/acme/sha256/abc?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+         &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
+         &X-Amz-Date=20130524T000000Z&X-Amz-Expires=60\
+         &X-Amz-SignedHeaders=host%3Bx-amz-checksum-mode\
+         &X-Amz-Signature=01777f02eb21367e381f4c46fcb8fa2ad16d646ef567622e2f637aeac11bb4f9"
+    );
+    let (host, path, pairs) = split(&p.url);
+    assert_eq!(
+        reference_signature(
+            "HEAD",
+            &host,
+            &path,
+            &pairs,
+            &[("x-amz-checksum-mode", "ENABLED")],
+            "20130524T000000Z",
+            "us-east-1"
+        ),
+        query(&p.url, "X-Amz-Signature")
+    );
+    // The plain HEAD is another request: without the header, another signature.
+    let plain = bucket
+        .presign_head("t/acme/sha256/abc", MAY_24_2013, 60)
+        .unwrap();
+    assert_eq!(query(&plain, "X-Amz-SignedHeaders"), "host");
+    assert_ne!(
+        query(&plain, "X-Amz-Signature"),
+        query(&p.url, "X-Amz-Signature")
+    );
+}
+
+#[test]
+fn reported_checksums_of_whole_objects_only() {
+    let sha = Sha256Hex::digest(b"hello");
+    assert_eq!(
+        reported_sha256("LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="),
+        Some(sha)
+    );
+    assert_eq!(reported_sha256(&checksum_b64(&sha)), Some(sha));
+    // An object in parts: the digest of its parts' digests, with their count.
+    assert_eq!(
+        reported_sha256("LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=-3"),
+        None
+    );
+    // Another algorithm's length, no value, not base64.
+    assert_eq!(reported_sha256("AAAAAA=="), None);
+    assert_eq!(reported_sha256(""), None);
+    assert_eq!(reported_sha256("not base64!"), None);
+}

@@ -228,7 +228,7 @@ async fn s3_orphans(app: &App) -> ApiResult<()> {
 }
 
 async fn s3_orphan_page(app: &App, bucket_id: &str, store: &Store) -> ApiResult<()> {
-    let Store::S3(bucket) = store else {
+    let Store::S3(bucket, _) = store else {
         return Ok(());
     };
     let registry = app.registry();

@@ -1,6 +1,6 @@
 //! The typed rows the registry reads and the values it writes.
 
-use locker_core::api::{Operation, Provider, Transport, UploadState};
+use locker_core::api::{Operation, Provider, Transport, UploadState, Verify};
 use locker_core::scope::Scopes;
 use locker_core::{LogicalPath, Namespace, ObjectKey, Sha256Hex, Tenant};
 use serde::Deserialize;
@@ -218,6 +218,8 @@ pub(crate) struct BucketRow {
     pub endpoint: Option<String>,
     pub region: String,
     pub path_style: bool,
+    /// How a single PUT into an `s3` transport bucket is verified; unused for `worker`.
+    pub verify: Verify,
     pub active: bool,
     pub created_at: u64,
 }

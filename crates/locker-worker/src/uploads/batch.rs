@@ -136,6 +136,7 @@ pub(crate) async fn reserve_batch(
             continue;
         };
         item.log.bucket_id = Some(bucket_id.clone());
+        let threshold = multipart::planned_threshold(threshold, store.one_request_free());
         item.step = if multipart::is_multipart(spec.size, *in_parts, threshold) {
             let answer =
                 super::multipart::reserve(app, who, spec, *ttl, (bucket_id, store), &mut item.log)

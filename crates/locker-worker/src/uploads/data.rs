@@ -137,29 +137,60 @@ pub(crate) enum Checked {
     SizeOnly,
 }
 
-/// Size and SHA-256 of the stored object: one HEAD, and the bytes hashed only where storage
-/// did not verify a checksum itself (see [`Store::head`]).
-pub(crate) async fn verify_stored(app: &App, store: &Store, spec: &FileSpec) -> ApiResult<()> {
-    check_stored(app, store, spec, u64::MAX).await.map(|_| ())
+/// How the object being checked came to be, which decides whose checksum may stand in for
+/// hashing its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// By one PUT of the client's (or the gateway's): a `checksum` bucket's server reports
+    /// the SHA-256 of what it kept (see [`Store::head_one_put`]).
+    OnePut,
+    /// By storage combining parts: only R2's own checksum counts (an S3 server's checksum of
+    /// such an object is one of its parts' checksums), so an S3 object is read back.
+    InParts,
+}
+
+/// Size and SHA-256 of the stored object: one HEAD, and the bytes hashed unless storage vouches
+/// for the reserved SHA-256 itself (see [`check_stored`]).
+pub(crate) async fn verify_stored(
+    app: &App,
+    store: &Store,
+    spec: &FileSpec,
+    written: Written,
+) -> ApiResult<()> {
+    check_stored(app, store, spec, u64::MAX, written)
+        .await
+        .map(|_| ())
 }
 
 /// As [`verify_stored`], but an object of more than `hash_max` bytes is not hashed: its size
 /// checked, it answers [`Checked::SizeOnly`].
+///
+/// Storage vouches for the bytes it kept when R2 checked them on write (a binding) or, for an
+/// object of [`Written::OnePut`], a `checksum` bucket's server reports their SHA-256. A report
+/// of the reserved digest is taken; R2's of another digest means other bytes; an S3 server's
+/// of another digest, or none, is not taken either way: the stored bytes are hashed, so wrong
+/// bytes are refused (and a server that misreports is caught) exactly as under `read_back`.
 pub(crate) async fn check_stored(
     app: &App,
     store: &Store,
     spec: &FileSpec,
     hash_max: u64,
+    written: Written,
 ) -> ApiResult<Checked> {
     let key = spec.key();
-    let Some((size, checksum)) = store.head(app, key.as_str()).await? else {
+    let head = match written {
+        Written::OnePut => store.head_one_put(app, key.as_str()).await?,
+        Written::InParts => store.head(app, key.as_str()).await?,
+    };
+    let Some((size, checksum)) = head else {
         return Err(not_uploaded());
     };
     check_size(size, spec)?;
     let digest = match checksum {
-        Some(d) => d,
-        None if size > hash_max => return Ok(Checked::SizeOnly),
-        None => store.digest(app, key.as_str(), size).await?,
+        Some(d) if d == spec.sha256.as_bytes() => return Ok(Checked::Verified),
+        Some(d) if store.binding().is_some() => d,
+        _ if size > hash_max => return Ok(Checked::SizeOnly),
+        _ => store.digest(app, key.as_str(), size).await?,
     };
     check_digest(&digest, spec)?;
     Ok(Checked::Verified)
@@ -170,9 +201,10 @@ pub(crate) async fn check_stored(
 /// request costs a round trip; 1 MiB is held in memory without concern.
 const READ_WHOLE_MAX: u64 = 1 << 20;
 
-/// As [`verify_stored`], and answers the object's leading bytes (at most
-/// [`validate::SNIFF_LEN`]) for the magic-number check. An object of at most
-/// [`READ_WHOLE_MAX`] bytes is read once, and its size, digest and leading bytes all come from
+/// As [`verify_stored`] for an object written by one PUT, and answers the object's leading
+/// bytes (at most [`validate::SNIFF_LEN`]) for the magic-number check. An object of at most
+/// [`READ_WHOLE_MAX`] bytes is read once, whatever the bucket's policy (one request either
+/// way, and it brings the leading bytes), and its size, digest and leading bytes all come from
 /// that read (R2's verified checksum still preferred to hashing, as [`Store::head`] says).
 pub(crate) async fn verify_and_sniff(
     app: &App,
@@ -181,7 +213,7 @@ pub(crate) async fn verify_and_sniff(
 ) -> ApiResult<Vec<u8>> {
     let key = spec.key();
     if spec.size > READ_WHOLE_MAX {
-        verify_stored(app, store, spec).await?;
+        verify_stored(app, store, spec, Written::OnePut).await?;
         return store.sniff(app, key.as_str(), spec.size).await;
     }
     let Some(whole) = store.read_whole(app, key.as_str(), spec.size).await? else {

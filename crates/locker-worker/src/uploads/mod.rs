@@ -23,7 +23,7 @@ mod verify;
 pub(crate) use batch::reserve_batch;
 pub(crate) use commit::{commit, release_blob, remove_unclaimed};
 pub(crate) use complete_batch::complete_batch;
-pub(crate) use data::{body_data, data_put, store, verify_stored};
+pub(crate) use data::{body_data, data_put, store, verify_stored, Written};
 pub(crate) use finish::{abort, complete};
 pub(crate) use locker_core::api::ReserveRequest;
 pub(crate) use multipart::{info, part_put, parts};

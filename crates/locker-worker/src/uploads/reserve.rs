@@ -163,7 +163,10 @@ pub(crate) async fn reserve(
         }
     }
     let (bucket_id, store) = buckets::routed(app, &spec.namespace, route).await?;
-    let threshold = crate::config::multipart_threshold(&app.env);
+    let threshold = multipart::planned_threshold(
+        crate::config::multipart_threshold(&app.env),
+        store.one_request_free(),
+    );
     if multipart::is_multipart(spec.size, body.multipart, threshold) {
         return super::multipart::reserve(app, who, &spec, ttl, (&bucket_id, &store), log).await;
     }

@@ -6,7 +6,7 @@
 use locker_core::api::{Operation, UploadState};
 
 use super::commit::commit;
-use super::data::verify_stored;
+use super::data::{verify_stored, Written};
 use super::multipart::COMPLETION_LOCK_MS;
 use super::FileSpec;
 use crate::app::App;
@@ -66,7 +66,7 @@ async fn check_and_end(app: &App, row: &UploadRow) -> ApiResult<bool> {
         ..LogEntry::default()
     };
     let store = Store::open(app, &row.bucket_id).await?;
-    match verify_stored(app, &store, &spec).await {
+    match verify_stored(app, &store, &spec, Written::InParts).await {
         Ok(()) => {
             log.bytes = spec.size;
             commit(app, &spec, &row.bucket_id, Some(&row.id), &mut log).await?;

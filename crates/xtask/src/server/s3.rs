@@ -26,9 +26,17 @@ pub(crate) const E2E_S3_BUCKET: &str = "e2e-direct";
 /// own CORS proxy, which is gone when that file ends.
 pub(crate) const E2E_CLI_BUCKET: &str = "e2e-cli";
 
+/// A third bucket of the same server, for the CLI benchmark's registration with the `checksum`
+/// verification policy beside `e2e-cli`'s `read_back` one (each bucket name is registered once
+/// per server; a folder of its own keeps the two policies' objects apart).
+pub(crate) const E2E_CHECKSUM_BUCKET: &str = "e2e-checksum";
+
+/// Every bucket (folder) the server is started with, each with the Worker's secrets for it.
+const BUCKETS: [&str; 3] = [E2E_S3_BUCKET, E2E_CLI_BUCKET, E2E_CHECKSUM_BUCKET];
+
 impl S3Server {
     pub(crate) fn start(bin: &Path, root: &Path, log: &Path) -> Result<Self> {
-        for bucket in [E2E_S3_BUCKET, E2E_CLI_BUCKET] {
+        for bucket in BUCKETS {
             std::fs::create_dir_all(root.join(bucket))?;
         }
         let port = free_port()?;
@@ -62,7 +70,7 @@ impl S3Server {
     ) -> Result<Self> {
         let s3 = Self::start(&tools.s3s_fs, root, log)?;
         let mut env_file = std::fs::read_to_string(secrets)?;
-        for bucket in [E2E_S3_BUCKET, E2E_CLI_BUCKET] {
+        for bucket in BUCKETS {
             let (key, secret) = locker_core::s3::credential_secrets(bucket);
             env_file.push_str(&format!(
                 "{key}={}\n{secret}={}\n",
@@ -78,6 +86,7 @@ impl S3Server {
         cmd.env("LOCKER_S3_URL", &self.url)
             .env("LOCKER_S3_BUCKET", E2E_S3_BUCKET)
             .env("LOCKER_S3_CLI_BUCKET", E2E_CLI_BUCKET)
+            .env("LOCKER_S3_CHECKSUM_BUCKET", E2E_CHECKSUM_BUCKET)
             .env("LOCKER_S3_ROOT", root)
             .env("LOCKER_S3_ACCESS_KEY", &self.access_key)
             .env("LOCKER_S3_SECRET_KEY", &self.secret_key);

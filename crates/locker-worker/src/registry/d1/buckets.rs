@@ -1,6 +1,6 @@
 //! `buckets` and `routes`: where bytes go.
 
-use locker_core::api::{Provider, Route, Transport};
+use locker_core::api::{Provider, Route, Transport, Verify};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 
@@ -9,7 +9,7 @@ use crate::error::ApiResult;
 use crate::registry::{BucketRow, Buckets, LogRecord, Reach};
 
 const BUCKET_COLUMNS: &str = "id, name, provider, transport, binding, account_id, \
-    jurisdiction, endpoint, region, path_style, active, created_at";
+    jurisdiction, endpoint, region, path_style, active, created_at, verify";
 
 /// The routes a tenant admin sees; `{scope}` is [`Reach::rows`] on `x`. A key limited to
 /// some namespaces sees only their routes, not the tenant's default (`*`), which it may not set.
@@ -38,6 +38,7 @@ struct Stored {
     path_style: u8,
     active: u8,
     created_at: u64,
+    verify: Verify,
 }
 
 impl From<Stored> for BucketRow {
@@ -53,6 +54,7 @@ impl From<Stored> for BucketRow {
             endpoint: r.endpoint,
             region: r.region,
             path_style: r.path_style != 0,
+            verify: r.verify,
             active: r.active != 0,
             created_at: r.created_at,
         }
@@ -122,7 +124,7 @@ impl Buckets for D1Registry {
     }
 
     async fn register_bucket(&self, row: &BucketRow, log: &LogRecord) -> ApiResult<()> {
-        let args: [JsValue; 12] = [
+        let args: [JsValue; 13] = [
             s(&row.id),
             s(&row.name),
             s(row.provider.as_str()),
@@ -135,12 +137,13 @@ impl Buckets for D1Registry {
             n(u64::from(row.path_style)),
             n(row.created_at),
             n(u64::from(row.active)),
+            s(row.verify.as_str()),
         ];
         self.batch(vec![
             self.stmt(
                 &format!(
                     "INSERT INTO buckets ({BUCKET_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?11, ?13)"
                 ),
                 &args,
             )?,

@@ -16,7 +16,7 @@ use crate::log::LogEntry;
 use crate::registry::{Parts, UploadRow, Uploads};
 use crate::store::Store;
 use crate::uploads::commit::{commit, discard};
-use crate::uploads::data::{check_stored, Checked};
+use crate::uploads::data::{check_stored, Checked, Written};
 use crate::uploads::finish::{committed_answer, verifying_answer};
 use crate::uploads::{load_upload, FileSpec};
 
@@ -110,7 +110,7 @@ async fn complete_locked(
                 storage::complete_r2(bucket, key.as_str(), multipart_id, list).await?;
                 true
             }
-            Store::S3(b) => {
+            Store::S3(b, _) => {
                 let mut list = Vec::with_capacity(parts.len());
                 for (p, etag) in &parts {
                     list.push(CompletedPart {
@@ -134,6 +134,7 @@ async fn complete_locked(
         &store,
         spec,
         crate::config::verify_inline_max(&app.env),
+        Written::InParts,
     )
     .await
     {

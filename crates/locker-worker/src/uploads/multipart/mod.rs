@@ -55,7 +55,7 @@ impl From<PlanError> for ApiError {
 fn transport(store: &Store) -> Transport {
     match store {
         Store::Binding(_) => Transport::Worker,
-        Store::S3(_) => Transport::S3,
+        Store::S3(..) => Transport::S3,
     }
 }
 
@@ -119,7 +119,7 @@ async fn stored_parts(
                 (p, etag)
             })
             .collect()),
-        Store::S3(b) => {
+        Store::S3(b, _) => {
             let listed = storage::list_parts(app, &b, &row.key, multipart_id).await?;
             let by_number: BTreeMap<u32, &PartRow> =
                 declared.iter().map(|p| (p.number, p)).collect();

@@ -97,7 +97,7 @@ pub(crate) async fn parts(
                     BTreeMap::new(),
                 )
             }
-            Store::S3(b) => {
+            Store::S3(b, _) => {
                 let part = PartSpec {
                     key: key.as_str(),
                     upload_id: multipart_id,

@@ -113,7 +113,7 @@ pub(crate) async fn create(
                 .map_err(|e| r2_failed(&e, "start a multipart upload"))?;
             Ok(upload.upload_id().await)
         }
-        Store::S3(b) => {
+        Store::S3(b, _) => {
             let p = b
                 .presign_create_multipart(key, content_type, app.now_s(), OWN_REQUEST_TTL_S)
                 .map_err(|e| s3_error(&e))?;
@@ -141,7 +141,7 @@ pub(crate) async fn abort(app: &App, store: &Store, key: &str, upload_id: &str) 
                 .await
                 .map_err(|e| r2_failed(&e, "abort the multipart upload"))
         }
-        Store::S3(b) => {
+        Store::S3(b, _) => {
             let url = b
                 .presign_abort_multipart(key, upload_id, app.now_s(), OWN_REQUEST_TTL_S)
                 .map_err(|e| s3_error(&e))?;
