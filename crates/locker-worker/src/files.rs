@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::params::Params;
 use crate::registry::{FilePage, FileRow, Files};
-use crate::store::Store;
+use crate::store::{r2_failed, Store};
 use crate::uploads::release_blob;
 
 /// Default and largest lifetime of a signed download URL, seconds.
@@ -237,7 +237,8 @@ pub(crate) async fn serve(
     };
     let head = bucket
         .head(key.as_str())
-        .await?
+        .await
+        .map_err(r2_failed("read a file's metadata"))?
         .ok_or_else(|| ApiError::not_found("no such file"))?;
     let size = head.size();
     // Every range of 0 bytes is unsatisfiable, so an empty file is only ever served whole.
@@ -257,12 +258,14 @@ pub(crate) async fn serve(
         }
         let object = get
             .execute()
-            .await?
+            .await
+            .map_err(r2_failed("read a file"))?
             .ok_or_else(|| ApiError::not_found("no such file"))?;
         object
             .body()
             .ok_or_else(|| ApiError::not_found("no such file"))?
-            .response_body()?
+            .response_body()
+            .map_err(r2_failed("read a file"))?
     };
     let mut response = Response::from_body(body)?;
     let headers = response.headers_mut();

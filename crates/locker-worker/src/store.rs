@@ -62,6 +62,18 @@ fn s3_error(e: locker_core::s3::S3Error) -> ApiError {
     misconfigured(e.to_string())
 }
 
+/// A failure of the R2 binding itself (its own error, not an answer about the object): storage
+/// failed, 502 `storage_failed`, not an internal error of the Worker.
+pub(crate) fn r2_failed(what: &'static str) -> impl Fn(worker::Error) -> ApiError {
+    move |e| {
+        worker::console_error!("R2 failed to {what}: {e}");
+        ApiError::new(
+            ErrorKind::StorageFailed,
+            format!("storage (R2) failed to {what}; try again"),
+        )
+    }
+}
+
 fn storage_failed(status: u16, what: &str) -> ApiError {
     worker::console_error!("storage answered {status} to {what}");
     ApiError::new(
@@ -273,7 +285,11 @@ impl Store {
         key: &str,
     ) -> ApiResult<Option<(u64, Option<Vec<u8>>)>> {
         match self {
-            Self::Binding(b) => Ok(b.head(key).await?.map(|o| (o.size(), o.checksum().sha256))),
+            Self::Binding(b) => Ok(b
+                .head(key)
+                .await
+                .map_err(r2_failed("read an object's metadata"))?
+                .map(|o| (o.size(), o.checksum().sha256))),
             Self::S3(b, _) => {
                 let url = b
                     .presign_head(key, app.now_s(), OWN_REQUEST_TTL_S)
@@ -343,13 +359,20 @@ impl Store {
     ) -> ApiResult<Option<Whole>> {
         match self {
             Self::Binding(b) => {
-                let Some(object) = b.get(key).execute().await? else {
+                let Some(object) = b
+                    .get(key)
+                    .execute()
+                    .await
+                    .map_err(r2_failed("read an object"))?
+                else {
                     return Ok(None);
                 };
                 let size = object.size();
                 let sha256 = object.checksum().sha256;
                 let bytes = match object.body() {
-                    Some(body) if size == expected && size > 0 => body.bytes().await?,
+                    Some(body) if size == expected && size > 0 => {
+                        body.bytes().await.map_err(r2_failed("read an object"))?
+                    }
                     _ => Vec::new(),
                 };
                 Ok(Some(Whole {
@@ -399,8 +422,17 @@ impl Store {
         let missing = || ApiError::new(ErrorKind::NotUploaded, "the stored object vanished");
         let body = match self {
             Self::Binding(b) => {
-                let object = b.get(key).execute().await?.ok_or_else(missing)?;
-                object.body().ok_or_else(missing)?.response_body()?
+                let object = b
+                    .get(key)
+                    .execute()
+                    .await
+                    .map_err(r2_failed("read an object"))?
+                    .ok_or_else(missing)?;
+                object
+                    .body()
+                    .ok_or_else(missing)?
+                    .response_body()
+                    .map_err(r2_failed("read an object"))?
             }
             Self::S3(b, _) => {
                 if size >= readback::RANGED_FROM {
@@ -448,9 +480,10 @@ impl Store {
                         length: SNIFF_LEN as u64,
                     })
                     .execute()
-                    .await?;
+                    .await
+                    .map_err(r2_failed("read an object"))?;
                 match object.as_ref().and_then(worker::Object::body) {
-                    Some(body) => Ok(body.bytes().await?),
+                    Some(body) => Ok(body.bytes().await.map_err(r2_failed("read an object"))?),
                     None => Ok(Vec::new()),
                 }
             }
@@ -473,10 +506,17 @@ impl Store {
     /// The stored object's body, to copy elsewhere; `None` when there is no object.
     pub(crate) async fn body(&self, app: &App, key: &str) -> ApiResult<Option<ResponseBody>> {
         match self {
-            Self::Binding(b) => match b.get(key).execute().await? {
+            Self::Binding(b) => match b
+                .get(key)
+                .execute()
+                .await
+                .map_err(r2_failed("read an object"))?
+            {
                 None => Ok(None),
                 Some(object) => match object.body() {
-                    Some(body) => Ok(Some(body.response_body()?)),
+                    Some(body) => Ok(Some(
+                        body.response_body().map_err(r2_failed("read an object"))?,
+                    )),
                     None => Ok(Some(ResponseBody::Empty)),
                 },
             },
@@ -585,7 +625,7 @@ impl Store {
     /// Deletes the object (nothing to delete is fine).
     pub(crate) async fn delete(&self, app: &App, key: &str) -> ApiResult<()> {
         match self {
-            Self::Binding(b) => Ok(b.delete(key).await?),
+            Self::Binding(b) => Ok(b.delete(key).await.map_err(r2_failed("delete an object"))?),
             Self::S3(b, _) => {
                 let url = b
                     .presign_delete(key, app.now_s(), OWN_REQUEST_TTL_S)

@@ -24,6 +24,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::log::LogEntry;
 use crate::registry::{AccessLog, BackupRow, Backups, Cursor};
+use crate::store::r2_failed;
 
 /// How long a backup's download URL lives.
 const DOWNLOAD_TTL_S: u64 = 600;
@@ -114,7 +115,8 @@ async fn write_part(
         .put(backup::object_key(id, &name), gz)
         .sha256(digest.as_bytes().to_vec())
         .execute()
-        .await?;
+        .await
+        .map_err(r2_failed("write a backup part"))?;
     Ok(Part {
         name,
         table: table.to_owned(),
@@ -563,13 +565,15 @@ pub(crate) async fn download(
         .blobs
         .get(backup::object_key(id, part))
         .execute()
-        .await?
+        .await
+        .map_err(r2_failed("read a backup part"))?
         .ok_or_else(|| ApiError::not_found("this part is missing from storage"))?;
     log.bytes = object.size();
     let body = object
         .body()
         .ok_or_else(|| ApiError::not_found("this part is missing from storage"))?
-        .response_body()?;
+        .response_body()
+        .map_err(r2_failed("read a backup part"))?;
     let mut response = Response::from_body(body)?;
     let headers = response.headers_mut();
     let content_type = if part == MANIFEST {
