@@ -15,7 +15,7 @@ import * as esbuild from "esbuild";
 import { BASE } from "../support/env.mjs";
 import { api, createKey, tenantName } from "../support/api.mjs";
 import { S3_BUCKET, S3_ROOT } from "../support/s3.mjs";
-import { f2, median } from "./common.mjs";
+import { READ_INTO, f2, median } from "./common.mjs";
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -234,7 +234,7 @@ export async function uppyBench({ page, writeFile, section, table, goal, s3Bucke
   });
   await page.addScriptTag({ content: bundle.outputFiles[0].text });
   await page.evaluate(
-    ({ endpoint, namespace, type, hashWasm }) => {
+    ({ endpoint, namespace, type, hashWasm, readIntoSource }) => {
       const input = Object.assign(document.createElement("input"), { type: "file", id: "uppy-files", multiple: true });
       document.body.append(input);
       const file = (name) => [...input.files].find((f) => f.name === name);
@@ -341,6 +341,7 @@ export async function uppyBench({ page, writeFile, section, table, goal, s3Bucke
         new Blob(
           [
             `${hashWasm}
+            ${readIntoSource}
             onmessage = async (e) => {
               const { file, partSize } = e.data;
               const whole = await hashwasm.createSHA256();
@@ -349,11 +350,7 @@ export async function uppyBench({ page, writeFile, section, table, goal, s3Bucke
               part.init();
               const parts = [];
               let inPart = 0;
-              const byob = file.stream().getReader({ mode: "byob" });
-              let buffer = new ArrayBuffer(4 << 20);
-              for (;;) {
-                const { value, done } = await byob.read(new Uint8Array(buffer));
-                if (done) break;
+              await readInto(file, (value) => {
                 whole.update(value);
                 for (let at = 0; at < value.length; ) {
                   const n = Math.min(value.length - at, partSize - inPart);
@@ -366,8 +363,7 @@ export async function uppyBench({ page, writeFile, section, table, goal, s3Bucke
                     inPart = 0;
                   }
                 }
-                buffer = value.buffer;
-              }
+              });
               if (inPart > 0) parts.push(part.digest("hex"));
               postMessage({ sha256: whole.digest("hex"), parts });
             };`,
@@ -511,6 +507,7 @@ export async function uppyBench({ page, writeFile, section, table, goal, s3Bucke
       namespace: NAMESPACE,
       type: TYPE,
       hashWasm: readFileSync("node_modules/hash-wasm/dist/sha256.umd.min.js", "utf8"),
+      readIntoSource: READ_INTO,
     },
   );
   await page.setInputFiles(
